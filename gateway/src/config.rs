@@ -1,0 +1,282 @@
+//! Configuration: built-in defaults, then an optional TOML file, then `WAG_*` environment
+//! variables; validated once at start so a bad value stops the process with a clear message.
+use std::{net::SocketAddr, path::PathBuf};
+
+use serde::Deserialize;
+
+use crate::plans::Plan;
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub database_url: String,
+    pub data_dir: PathBuf,
+    pub public_base_url: String,
+    pub master_key: MasterKey,
+    pub registration_enabled: bool,
+    pub default_plan: Plan,
+    pub sandbox_enabled: bool,
+    pub allow_private_webhook_targets: bool,
+    pub log_format: LogFormat,
+    pub session_days: i64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// 32 bytes that encrypt secrets at rest. Never printed: `Debug` shows a placeholder.
+#[derive(Clone)]
+pub struct MasterKey(pub [u8; 32]);
+
+impl std::fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MasterKey(***)")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct ConfigError(pub String);
+
+/// The raw layer: every field optional so that file and environment can each set a part.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    listen: Option<String>,
+    database_url: Option<String>,
+    data_dir: Option<String>,
+    public_base_url: Option<String>,
+    master_key: Option<String>,
+    registration_enabled: Option<bool>,
+    default_plan: Option<String>,
+    sandbox_enabled: Option<bool>,
+    allow_private_webhook_targets: Option<bool>,
+    log_format: Option<String>,
+    session_days: Option<i64>,
+}
+
+/// Environment variables read, in the order the README lists them.
+pub const ENV_VARS: &[&str] = &[
+    "WAG_LISTEN",
+    "WAG_DATABASE_URL",
+    "WAG_DATA_DIR",
+    "WAG_PUBLIC_BASE_URL",
+    "WAG_MASTER_KEY",
+    "WAG_REGISTRATION_ENABLED",
+    "WAG_DEFAULT_PLAN",
+    "WAG_SANDBOX_ENABLED",
+    "WAG_ALLOW_PRIVATE_WEBHOOK_TARGETS",
+    "WAG_LOG_FORMAT",
+    "WAG_SESSION_DAYS",
+];
+
+impl Config {
+    /// Loads from `file` (if given) and the process environment.
+    pub fn load(file: Option<&std::path::Path>) -> Result<Config, ConfigError> {
+        let env: Vec<(String, String)> = std::env::vars().filter(|(k, _)| k.starts_with("WAG_")).collect();
+        Self::load_from(file, &env)
+    }
+
+    /// Same as [`Config::load`] with an explicit environment, so tests need not touch the process's.
+    pub fn load_from(file: Option<&std::path::Path>, env: &[(String, String)]) -> Result<Config, ConfigError> {
+        let mut raw = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| ConfigError(format!("cannot read config file {}: {e}", path.display())))?;
+                toml::from_str::<RawConfig>(&text)
+                    .map_err(|e| ConfigError(format!("config file {}: {e}", path.display())))?
+            }
+            None => RawConfig::default(),
+        };
+        for (key, value) in env {
+            let v = value.clone();
+            match key.as_str() {
+                "WAG_LISTEN" => raw.listen = Some(v),
+                "WAG_DATABASE_URL" => raw.database_url = Some(v),
+                "WAG_DATA_DIR" => raw.data_dir = Some(v),
+                "WAG_PUBLIC_BASE_URL" => raw.public_base_url = Some(v),
+                "WAG_MASTER_KEY" => raw.master_key = Some(v),
+                "WAG_REGISTRATION_ENABLED" => raw.registration_enabled = Some(parse_bool(key, &v)?),
+                "WAG_DEFAULT_PLAN" => raw.default_plan = Some(v),
+                "WAG_SANDBOX_ENABLED" => raw.sandbox_enabled = Some(parse_bool(key, &v)?),
+                "WAG_ALLOW_PRIVATE_WEBHOOK_TARGETS" => raw.allow_private_webhook_targets = Some(parse_bool(key, &v)?),
+                "WAG_LOG_FORMAT" => raw.log_format = Some(v),
+                "WAG_SESSION_DAYS" => {
+                    raw.session_days = Some(v.parse().map_err(|_| ConfigError(format!("{key} must be a whole number of days")))?)
+                }
+                _ => {}
+            }
+        }
+        raw.validate()
+    }
+}
+
+fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(ConfigError(format!("{key} must be true or false, not {value:?}"))),
+    }
+}
+
+impl RawConfig {
+    fn validate(self) -> Result<Config, ConfigError> {
+        let listen_text = self.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
+        let listen: SocketAddr = listen_text
+            .parse()
+            .map_err(|_| ConfigError(format!("WAG_LISTEN must be an address like 127.0.0.1:8080, not {listen_text:?}")))?;
+        let data_dir = PathBuf::from(self.data_dir.unwrap_or_else(|| "./data".into()));
+        let database_url = match self.database_url {
+            Some(url) => {
+                if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://") || url.starts_with("mysql://") || url.starts_with("mariadb://")) {
+                    return Err(ConfigError("WAG_DATABASE_URL must start with sqlite:, postgres://, postgresql:// or mysql://".into()));
+                }
+                url.replacen("mariadb://", "mysql://", 1)
+            }
+            None => format!("sqlite://{}?mode=rwc", data_dir.join("wag.db").display()),
+        };
+        let public_base_url = self
+            .public_base_url
+            .unwrap_or_else(|| format!("http://{listen}"))
+            .trim_end_matches('/')
+            .to_string();
+        if !(public_base_url.starts_with("http://") || public_base_url.starts_with("https://")) {
+            return Err(ConfigError("WAG_PUBLIC_BASE_URL must start with http:// or https://".into()));
+        }
+        let master_key = match self.master_key {
+            Some(text) => Some(parse_master_key(&text)?),
+            None => None,
+        };
+        let default_plan_text = self.default_plan.unwrap_or_else(|| "starter".into());
+        let default_plan = Plan::parse(&default_plan_text)
+            .ok_or_else(|| ConfigError(format!("WAG_DEFAULT_PLAN must be starter, growth, scale or none, not {default_plan_text:?}")))?;
+        let log_format = match self.log_format.as_deref().unwrap_or("text") {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => return Err(ConfigError(format!("WAG_LOG_FORMAT must be text or json, not {other:?}"))),
+        };
+        let session_days = self.session_days.unwrap_or(7);
+        if !(1..=365).contains(&session_days) {
+            return Err(ConfigError("WAG_SESSION_DAYS must be between 1 and 365".into()));
+        }
+        let master_key = match master_key {
+            Some(key) => key,
+            None => load_or_create_master_key(&data_dir)?,
+        };
+        Ok(Config {
+            listen,
+            database_url,
+            data_dir,
+            public_base_url,
+            master_key,
+            registration_enabled: self.registration_enabled.unwrap_or(true),
+            default_plan,
+            sandbox_enabled: self.sandbox_enabled.unwrap_or(true),
+            allow_private_webhook_targets: self.allow_private_webhook_targets.unwrap_or(false),
+            log_format,
+            session_days,
+        })
+    }
+}
+
+fn parse_master_key(text: &str) -> Result<MasterKey, ConfigError> {
+    let bytes = hex::decode(text.trim())
+        .map_err(|_| ConfigError("WAG_MASTER_KEY must be 64 hexadecimal characters (32 bytes)".into()))?;
+    let key: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| ConfigError("WAG_MASTER_KEY must be 64 hexadecimal characters (32 bytes)".into()))?;
+    Ok(MasterKey(key))
+}
+
+/// Keeps a generated key in `<data dir>/master.key` so that restarts can still decrypt.
+fn load_or_create_master_key(data_dir: &std::path::Path) -> Result<MasterKey, ConfigError> {
+    let path = data_dir.join("master.key");
+    if path.exists() {
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
+        return parse_master_key(&text).map_err(|_| ConfigError(format!("{} is not a valid master key", path.display())));
+    }
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| ConfigError(format!("cannot create data directory {}: {e}", data_dir.display())))?;
+    let key: [u8; 32] = rand::random();
+    write_private_file(&path, &hex::encode(key))
+        .map_err(|e| ConfigError(format!("cannot write {}: {e}", path.display())))?;
+    Ok(MasterKey(key))
+}
+
+fn write_private_file(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(contents.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_then_env_override_file() {
+        let dir = std::env::temp_dir().join(format!("wag-config-{}", ulid::Ulid::new()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("wag.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:9000\"\nregistration_enabled = false\n").unwrap();
+        let data = dir.join("data");
+        let cfg = Config::load_from(
+            Some(&file),
+            &env(&[("WAG_DATA_DIR", data.to_str().unwrap()), ("WAG_LISTEN", "0.0.0.0:7000")]),
+        )
+        .unwrap();
+        assert_eq!(cfg.listen.port(), 7000);
+        assert!(!cfg.registration_enabled);
+        assert!(cfg.sandbox_enabled);
+        assert_eq!(cfg.default_plan, Plan::Starter);
+        assert!(cfg.database_url.starts_with("sqlite://"));
+        // The generated master key is kept and read back the same.
+        let again = Config::load_from(None, &env(&[("WAG_DATA_DIR", data.to_str().unwrap())])).unwrap();
+        assert_eq!(cfg.master_key.0, again.master_key.0);
+        assert_eq!(format!("{:?}", cfg.master_key), "MasterKey(***)");
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_the_variable_name() {
+        let cases = [
+            ("WAG_LISTEN", "nowhere"),
+            ("WAG_DEFAULT_PLAN", "gold"),
+            ("WAG_LOG_FORMAT", "xml"),
+            ("WAG_SANDBOX_ENABLED", "maybe"),
+            ("WAG_MASTER_KEY", "abc"),
+            ("WAG_DATABASE_URL", "oracle://x"),
+        ];
+        for (key, value) in cases {
+            let good_key = "00".repeat(32);
+            // Later pairs override earlier ones, as the environment overrides the file.
+            let err = Config::load_from(None, &env(&[("WAG_MASTER_KEY", good_key.as_str()), (key, value)]));
+            let message = err.expect_err(key).to_string();
+            assert!(message.contains(key), "{message}");
+        }
+    }
+
+    #[test]
+    fn unknown_file_keys_are_refused() {
+        let dir = std::env::temp_dir().join(format!("wag-config-{}", ulid::Ulid::new()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("wag.toml");
+        std::fs::write(&file, "lisen = \"x\"\n").unwrap();
+        let err = Config::load_from(Some(&file), &[]).unwrap_err().to_string();
+        assert!(err.contains("lisen"), "{err}");
+    }
+}

@@ -1,0 +1,173 @@
+//! Owns the live connector session of every instance in this process and records what the
+//! sessions report. Sessions are opened lazily on first use, so an instance created by another
+//! process (the `wag admin` CLI, a second server) works here without a restart.
+use std::{collections::HashMap, sync::Arc};
+
+use sea_orm::DatabaseConnection;
+use tokio::sync::{mpsc, Mutex};
+
+use super::{
+    sandbox::{self, SandboxSession},
+    Connector, ConnectorError, ConnectorEvent, ConnectorSession, EventKind, InstanceBoot, LinkState,
+};
+use crate::{
+    error::{Error, Result},
+    instances::{self, Instance, InstanceStatus},
+};
+
+const EVENT_BUFFER: usize = 1024;
+
+pub struct Registry {
+    db: DatabaseConnection,
+    connectors: HashMap<&'static str, Arc<dyn Connector>>,
+    sessions: Mutex<HashMap<String, Arc<dyn ConnectorSession>>>,
+    events: mpsc::Sender<ConnectorEvent>,
+}
+
+impl Registry {
+    /// Builds the registry and the receiver its event loop ([`Registry::run_events`]) drains.
+    pub fn new(db: DatabaseConnection, connectors: Vec<Arc<dyn Connector>>) -> (Arc<Registry>, mpsc::Receiver<ConnectorEvent>) {
+        let (tx, rx) = mpsc::channel(EVENT_BUFFER);
+        let connectors = connectors.into_iter().map(|c| (c.name(), c)).collect();
+        (Arc::new(Registry { db, connectors, sessions: Mutex::new(HashMap::new()), events: tx }), rx)
+    }
+
+    pub fn connector_names(&self) -> Vec<&'static str> {
+        let mut names: Vec<_> = self.connectors.keys().copied().collect();
+        names.sort_unstable();
+        names
+    }
+
+    pub fn has_connector(&self, name: &str) -> bool {
+        self.connectors.contains_key(name)
+    }
+
+    /// Records events until every sender is gone or `shutdown` fires.
+    pub async fn run_events(self: Arc<Self>, mut rx: mpsc::Receiver<ConnectorEvent>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        loop {
+            tokio::select! {
+                event = rx.recv() => match event {
+                    Some(event) => {
+                        if let Err(e) = self.handle_event(&event).await {
+                            tracing::error!(instance_id = %event.instance_id, error = %e, "recording a connector event failed");
+                        }
+                    }
+                    None => return,
+                },
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+
+    /// The one place connector events change stored state.
+    pub async fn handle_event(&self, event: &ConnectorEvent) -> Result<()> {
+        let id = event.instance_id.as_str();
+        match &event.kind {
+            EventKind::Connected { phone } => {
+                instances::record_status(&self.db, id, InstanceStatus::Connected, Some(phone.clone()), Some("connected")).await?;
+            }
+            EventKind::Disconnected { reason } => {
+                instances::record_status(&self.db, id, InstanceStatus::Disconnected, None, Some(reason)).await?;
+            }
+            EventKind::LoggedOut { reason } => {
+                instances::record_status(&self.db, id, InstanceStatus::Unlinked, Some(None), Some(reason)).await?;
+            }
+            // Link codes are read live from the session; message, receipt, call and group
+            // events are stored by the inbound path.
+            other => tracing::debug!(instance_id = %id, event = ?std::mem::discriminant(other), "connector event"),
+        }
+        Ok(())
+    }
+
+    /// The instance's session in this process, opened on first use.
+    pub async fn session(&self, instance: &Instance) -> Result<Arc<dyn ConnectorSession>> {
+        let mut sessions = self.sessions.lock().await;
+        if let Some(session) = sessions.get(&instance.id) {
+            return Ok(session.clone());
+        }
+        let connector = self
+            .connectors
+            .get(instance.connector.as_str())
+            .ok_or_else(|| Error::invalid(format!("The {} connector is not enabled on this server.", instance.connector)))?;
+        let boot = InstanceBoot {
+            instance_id: instance.id.clone(),
+            status: instance.status,
+            linked_phone: instance.linked_phone.clone(),
+        };
+        let session = connector.open(boot, self.events.clone()).await.map_err(connector_error)?;
+        sessions.insert(instance.id.clone(), session.clone());
+        Ok(session)
+    }
+
+    /// Opens the sessions of linked instances, so real connectors reconnect after a restart.
+    pub async fn start_linked(&self) -> Result<()> {
+        for instance in instances::list_linked(&self.db).await? {
+            if !self.has_connector(&instance.connector) {
+                continue;
+            }
+            if let Err(e) = self.session(&instance).await {
+                tracing::warn!(instance_id = %instance.id, error = %e, "could not resume instance");
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn link_state(&self, instance: &Instance) -> Result<LinkState> {
+        Ok(self.session(instance).await?.link_state().await)
+    }
+
+    pub async fn disconnect(&self, instance: &Instance) -> Result<()> {
+        let kind = self.session(instance).await?.disconnect().await.map_err(connector_error)?;
+        self.apply(instance, kind).await
+    }
+
+    pub async fn reconnect(&self, instance: &Instance) -> Result<()> {
+        let kind = self.session(instance).await?.reconnect().await.map_err(connector_error)?;
+        self.apply(instance, kind).await
+    }
+
+    pub async fn logout(&self, instance: &Instance) -> Result<()> {
+        let kind = self.session(instance).await?.logout().await.map_err(connector_error)?;
+        self.apply(instance, kind).await
+    }
+
+    /// The sandbox's stand-in for scanning the QR code with a phone.
+    pub async fn simulate_scan(&self, instance: &Instance) -> Result<()> {
+        if instance.connector != sandbox::NAME {
+            return Err(Error::invalid("Only sandbox instances can be linked without a phone."));
+        }
+        let session = self.session(instance).await?;
+        let sandbox = session
+            .as_any()
+            .downcast_ref::<SandboxSession>()
+            .ok_or_else(|| Error::Internal("sandbox instance without a sandbox session".into()))?;
+        let kind = sandbox.simulate_scan().await.map_err(connector_error)?;
+        self.apply(instance, kind).await
+    }
+
+    /// Ends the instance's session here (the instance was deleted).
+    pub async fn remove(&self, instance_id: &str) {
+        if let Some(session) = self.sessions.lock().await.remove(instance_id) {
+            session.close().await;
+        }
+    }
+
+    pub async fn shutdown(&self) {
+        let sessions: Vec<_> = self.sessions.lock().await.drain().map(|(_, s)| s).collect();
+        for session in sessions {
+            session.close().await;
+        }
+    }
+
+    async fn apply(&self, instance: &Instance, kind: EventKind) -> Result<()> {
+        self.handle_event(&ConnectorEvent { instance_id: instance.id.clone(), kind }).await
+    }
+}
+
+fn connector_error(e: ConnectorError) -> Error {
+    match e {
+        ConnectorError::NotConnected => Error::invalid("The instance is not linked to a phone yet."),
+        ConnectorError::Unsupported(_) => Error::invalid(e.to_string()),
+        other => Error::Refused(format!("The WhatsApp connection reported a problem: {other}")),
+    }
+}

@@ -1,0 +1,207 @@
+//! The sandbox: a simulated WhatsApp inside the process, so every path can be tried without a
+//! phone. An instance starts unlinked with a QR code that changes every 30 seconds; a simulated
+//! scan links it to a made-up number. Recipients whose number ends in `0000` are refused and
+//! ones ending in `0001` make the provider look unavailable, so failure paths can be tried.
+use std::{any::Any, sync::Arc};
+
+use sha2::{Digest, Sha256};
+use tokio::{sync::Mutex, task::JoinHandle};
+
+use super::{
+    Connector, ConnectorError, ConnectorEvent, ConnectorSession, EventKind, EventSink, InstanceBoot, LinkState,
+    OutgoingMessage, SentMessage,
+};
+use crate::{ids, instances::InstanceStatus, time};
+
+pub const NAME: &str = "sandbox";
+pub const QR_ROTATION_SECS: i64 = 30;
+
+pub struct SandboxConnector;
+
+#[async_trait::async_trait]
+impl Connector for SandboxConnector {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    async fn open(&self, boot: InstanceBoot, events: EventSink) -> Result<Arc<dyn ConnectorSession>, ConnectorError> {
+        let linked = match boot.status {
+            InstanceStatus::Unlinked => None,
+            _ => Some(boot.linked_phone.clone().unwrap_or_else(|| sandbox_phone(&boot.instance_id))),
+        };
+        let state = SandboxState { connected: boot.status == InstanceStatus::Connected, linked };
+        let session = Arc::new(SandboxSession {
+            instance_id: boot.instance_id.clone(),
+            seed: rand::random(),
+            state: Mutex::new(state),
+            ticker: Mutex::new(None),
+        });
+        let ticker = tokio::spawn(rotate_codes(Arc::downgrade(&session), events));
+        *session.ticker.lock().await = Some(ticker);
+        Ok(session)
+    }
+}
+
+struct SandboxState {
+    linked: Option<String>,
+    connected: bool,
+}
+
+pub struct SandboxSession {
+    instance_id: String,
+    seed: [u8; 16],
+    state: Mutex<SandboxState>,
+    ticker: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// A stable made-up number per instance, in the +1 555 range reserved for fiction.
+pub fn sandbox_phone(instance_id: &str) -> String {
+    let digest = Sha256::digest(instance_id.as_bytes());
+    let n = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]) % 10_000_000;
+    format!("+1555{n:07}")
+}
+
+impl SandboxSession {
+    fn code_at(&self, unix: i64) -> (String, i64) {
+        let window = unix.div_euclid(QR_ROTATION_SECS);
+        let mut hasher = Sha256::new();
+        hasher.update(self.seed);
+        hasher.update(self.instance_id.as_bytes());
+        hasher.update(window.to_be_bytes());
+        let code = format!("wag-sandbox:{}:{}", self.instance_id, &hex::encode(hasher.finalize())[..24]);
+        (code, (window + 1) * QR_ROTATION_SECS)
+    }
+
+    /// What the phone's camera would do: links the instance and connects it.
+    pub async fn simulate_scan(&self) -> Result<EventKind, ConnectorError> {
+        let mut state = self.state.lock().await;
+        let phone = state.linked.clone().unwrap_or_else(|| sandbox_phone(&self.instance_id));
+        state.linked = Some(phone.clone());
+        state.connected = true;
+        Ok(EventKind::Connected { phone: Some(phone) })
+    }
+}
+
+async fn rotate_codes(session: std::sync::Weak<SandboxSession>, events: EventSink) {
+    loop {
+        let Some(s) = session.upgrade() else { return };
+        let now = time::now();
+        let waiting = s.state.lock().await.linked.is_none();
+        let (code, expires_at) = s.code_at(now);
+        let instance_id = s.instance_id.clone();
+        drop(s);
+        if waiting {
+            let event = ConnectorEvent { instance_id, kind: EventKind::QrUpdated { code, expires_at } };
+            if events.send(event).await.is_err() {
+                return;
+            }
+        }
+        let wait = (expires_at - now).max(1) as u64;
+        tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+    }
+}
+
+#[async_trait::async_trait]
+impl ConnectorSession for SandboxSession {
+    async fn link_state(&self) -> LinkState {
+        let state = self.state.lock().await;
+        match (&state.linked, state.connected) {
+            (Some(phone), true) => LinkState::Connected { phone: Some(phone.clone()) },
+            (Some(_), false) => LinkState::Disconnected { reason: "Disconnected from the portal.".into() },
+            (None, _) => {
+                let (code, expires_at) = self.code_at(time::now());
+                LinkState::AwaitingScan { code, expires_at }
+            }
+        }
+    }
+
+    async fn send(&self, message: OutgoingMessage) -> Result<SentMessage, ConnectorError> {
+        if !self.state.lock().await.connected {
+            return Err(ConnectorError::NotConnected);
+        }
+        if message.to.ends_with("0000") {
+            return Err(ConnectorError::Rejected("the number is not on WhatsApp (sandbox test number)".into()));
+        }
+        if message.to.ends_with("0001") {
+            return Err(ConnectorError::Unavailable("simulated provider outage (sandbox test number)".into()));
+        }
+        Ok(SentMessage { provider_message_id: ids::new_id("sbx") })
+    }
+
+    async fn disconnect(&self) -> Result<EventKind, ConnectorError> {
+        let mut state = self.state.lock().await;
+        if state.linked.is_none() {
+            return Err(ConnectorError::NotConnected);
+        }
+        state.connected = false;
+        Ok(EventKind::Disconnected { reason: "Disconnected from the portal.".into() })
+    }
+
+    async fn reconnect(&self) -> Result<EventKind, ConnectorError> {
+        let mut state = self.state.lock().await;
+        let Some(phone) = state.linked.clone() else {
+            return Err(ConnectorError::NotConnected);
+        };
+        state.connected = true;
+        Ok(EventKind::Connected { phone: Some(phone) })
+    }
+
+    async fn logout(&self) -> Result<EventKind, ConnectorError> {
+        let mut state = self.state.lock().await;
+        state.linked = None;
+        state.connected = false;
+        Ok(EventKind::LoggedOut { reason: "Logged out from the portal.".into() })
+    }
+
+    async fn close(&self) {
+        if let Some(ticker) = self.ticker.lock().await.take() {
+            ticker.abort();
+        }
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connectors::OutgoingContent;
+
+    fn boot(status: InstanceStatus) -> InstanceBoot {
+        InstanceBoot { instance_id: "inst_test".into(), status, linked_phone: None }
+    }
+
+    #[tokio::test]
+    async fn starts_unlinked_with_rotating_code_and_links_on_scan() {
+        let (tx, _rx) = tokio::sync::mpsc::channel(8);
+        let session = SandboxConnector.open(boot(InstanceStatus::Unlinked), tx).await.unwrap();
+        let LinkState::AwaitingScan { code, expires_at } = session.link_state().await else { panic!("not awaiting") };
+        assert!(code.starts_with("wag-sandbox:inst_test:"));
+        assert_eq!(expires_at % QR_ROTATION_SECS, 0);
+        let sandbox = session.as_any().downcast_ref::<SandboxSession>().unwrap();
+        let (now_code, _) = sandbox.code_at(expires_at - 1);
+        let (next_code, _) = sandbox.code_at(expires_at);
+        assert_eq!(now_code, code);
+        assert_ne!(next_code, code, "the code changes every {QR_ROTATION_SECS} s");
+        assert!(matches!(sandbox.simulate_scan().await.unwrap(), EventKind::Connected { phone: Some(_) }));
+        assert!(matches!(session.link_state().await, LinkState::Connected { .. }));
+        session.close().await;
+    }
+
+    #[tokio::test]
+    async fn magic_numbers_fail_and_unlinked_cannot_send() {
+        let (tx, _rx) = tokio::sync::mpsc::channel(8);
+        let session = SandboxConnector.open(boot(InstanceStatus::Unlinked), tx).await.unwrap();
+        let msg = |to: &str| OutgoingMessage { to: to.into(), content: OutgoingContent::Text("hi".into()) };
+        assert_eq!(session.send(msg("+15551234567")).await, Err(ConnectorError::NotConnected));
+        session.as_any().downcast_ref::<SandboxSession>().unwrap().simulate_scan().await.unwrap();
+        assert!(session.send(msg("+15551234567")).await.unwrap().provider_message_id.starts_with("sbx_"));
+        assert!(matches!(session.send(msg("+15550000000")).await, Err(ConnectorError::Rejected(_))));
+        assert!(matches!(session.send(msg("+15550000001")).await, Err(ConnectorError::Unavailable(_))));
+        assert!(matches!(session.logout().await.unwrap(), EventKind::LoggedOut { .. }));
+        assert!(matches!(session.link_state().await, LinkState::AwaitingScan { .. }));
+        session.close().await;
+    }
+}

@@ -1,0 +1,252 @@
+//! WhatsApp instances: one connected number each, owned by one account. Every lookup that a
+//! customer can reach takes the account id, so another account's instance is `NotFound`.
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    TransactionTrait,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    entities::{instance, instance_status_change},
+    error::{Error, Result},
+    ids, time,
+};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InstanceStatus {
+    /// Not linked to a phone yet (or logged out): the connect tab offers a QR code.
+    Unlinked,
+    Connected,
+    /// Linked, but the session is down (disconnected by the customer or by the network).
+    Disconnected,
+}
+
+impl InstanceStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstanceStatus::Unlinked => "unlinked",
+            InstanceStatus::Connected => "connected",
+            InstanceStatus::Disconnected => "disconnected",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            InstanceStatus::Unlinked => "Not linked",
+            InstanceStatus::Connected => "Connected",
+            InstanceStatus::Disconnected => "Disconnected",
+        }
+    }
+
+    pub fn from_db(text: &str) -> InstanceStatus {
+        match text {
+            "connected" => InstanceStatus::Connected,
+            "disconnected" => InstanceStatus::Disconnected,
+            _ => InstanceStatus::Unlinked,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Instance {
+    pub id: String,
+    pub account_id: i64,
+    pub name: String,
+    pub connector: String,
+    pub status: InstanceStatus,
+    pub linked_phone: Option<String>,
+    pub paused: bool,
+    pub created_at: i64,
+    pub status_changed_at: i64,
+}
+
+impl From<instance::Model> for Instance {
+    fn from(m: instance::Model) -> Self {
+        Instance {
+            status: InstanceStatus::from_db(&m.status),
+            id: m.id,
+            account_id: m.account_id,
+            name: m.name,
+            connector: m.connector,
+            linked_phone: m.linked_phone,
+            paused: m.paused,
+            created_at: m.created_at,
+            status_changed_at: m.status_changed_at,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusChange {
+    pub status: InstanceStatus,
+    pub detail: Option<String>,
+    pub changed_at: i64,
+}
+
+pub fn parse_name(text: &str) -> Result<String> {
+    let name = text.trim();
+    if name.is_empty() {
+        return Err(Error::invalid("Give the instance a name, such as \"Support line\"."));
+    }
+    if name.chars().count() > 60 || name.chars().any(char::is_control) {
+        return Err(Error::invalid("Instance names are at most 60 characters, without control characters."));
+    }
+    Ok(name.to_string())
+}
+
+pub async fn create(db: &DatabaseConnection, account_id: i64, name: &str, connector: &str) -> Result<Instance> {
+    let name = parse_name(name)?;
+    let now = time::now();
+    let id = ids::new_id("inst");
+    let txn = db.begin().await?;
+    let model = instance::ActiveModel {
+        id: Set(id.clone()),
+        account_id: Set(account_id),
+        name: Set(name),
+        connector: Set(connector.to_string()),
+        status: Set(InstanceStatus::Unlinked.as_str().into()),
+        linked_phone: Set(None),
+        paused: Set(false),
+        created_at: Set(now),
+        status_changed_at: Set(now),
+    }
+    .insert(&txn)
+    .await?;
+    insert_change(&txn, &id, InstanceStatus::Unlinked, Some("created"), now).await?;
+    txn.commit().await?;
+    Ok(model.into())
+}
+
+pub async fn list(db: &DatabaseConnection, account_id: i64) -> Result<Vec<Instance>> {
+    Ok(instance::Entity::find()
+        .filter(instance::Column::AccountId.eq(account_id))
+        .order_by_asc(instance::Column::Id)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(Instance::from)
+        .collect())
+}
+
+/// The account's instance with this id, or `NotFound` (also for another account's instance).
+pub async fn find(db: &DatabaseConnection, account_id: i64, id: &str) -> Result<Instance> {
+    if !ids::is_id("inst", id) {
+        return Err(Error::NotFound);
+    }
+    instance::Entity::find_by_id(id.to_string())
+        .filter(instance::Column::AccountId.eq(account_id))
+        .one(db)
+        .await?
+        .map(Instance::from)
+        .ok_or(Error::NotFound)
+}
+
+/// For connectors and workers, which act for the instance itself rather than for a customer.
+pub async fn find_for_connector(db: &DatabaseConnection, id: &str) -> Result<Option<Instance>> {
+    Ok(instance::Entity::find_by_id(id.to_string()).one(db).await?.map(Instance::from))
+}
+
+/// Instances a starting server should bring back up (linked ones).
+pub async fn list_linked(db: &DatabaseConnection) -> Result<Vec<Instance>> {
+    Ok(instance::Entity::find()
+        .filter(instance::Column::Status.ne(InstanceStatus::Unlinked.as_str()))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(Instance::from)
+        .collect())
+}
+
+pub async fn rename(db: &DatabaseConnection, account_id: i64, id: &str, name: &str) -> Result<Instance> {
+    let name = parse_name(name)?;
+    let current = find(db, account_id, id).await?;
+    let mut active: instance::ActiveModel = instance::ActiveModel { id: Set(current.id), ..Default::default() };
+    active.name = Set(name);
+    Ok(active.update(db).await?.into())
+}
+
+pub async fn set_paused(db: &DatabaseConnection, account_id: i64, id: &str, paused: bool) -> Result<Instance> {
+    let current = find(db, account_id, id).await?;
+    let mut active: instance::ActiveModel = instance::ActiveModel { id: Set(current.id), ..Default::default() };
+    active.paused = Set(paused);
+    Ok(active.update(db).await?.into())
+}
+
+pub async fn delete(db: &DatabaseConnection, account_id: i64, id: &str) -> Result<()> {
+    let current = find(db, account_id, id).await?;
+    let txn = db.begin().await?;
+    instance_status_change::Entity::delete_many()
+        .filter(instance_status_change::Column::InstanceId.eq(current.id.clone()))
+        .exec(&txn)
+        .await?;
+    instance::Entity::delete_by_id(current.id).exec(&txn).await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// Records a status change reported by the instance's connector, with its time, in one
+/// transaction. Returns `None` when the instance is gone or the status is unchanged.
+pub async fn record_status(
+    db: &DatabaseConnection,
+    id: &str,
+    status: InstanceStatus,
+    linked_phone: Option<Option<String>>,
+    detail: Option<&str>,
+) -> Result<Option<Instance>> {
+    let txn = db.begin().await?;
+    let Some(current) = instance::Entity::find_by_id(id.to_string()).one(&txn).await? else {
+        return Ok(None);
+    };
+    let phone_changes = linked_phone.as_ref().is_some_and(|p| p != &current.linked_phone);
+    if current.status == status.as_str() && !phone_changes {
+        return Ok(None);
+    }
+    let now = time::now();
+    let mut active: instance::ActiveModel = current.into();
+    active.status = Set(status.as_str().into());
+    active.status_changed_at = Set(now);
+    if let Some(phone) = linked_phone {
+        active.linked_phone = Set(phone);
+    }
+    let updated = active.update(&txn).await?;
+    insert_change(&txn, id, status, detail, now).await?;
+    txn.commit().await?;
+    Ok(Some(updated.into()))
+}
+
+async fn insert_change<C: sea_orm::ConnectionTrait>(
+    conn: &C,
+    id: &str,
+    status: InstanceStatus,
+    detail: Option<&str>,
+    at: i64,
+) -> Result<()> {
+    instance_status_change::ActiveModel {
+        instance_id: Set(id.to_string()),
+        status: Set(status.as_str().into()),
+        detail: Set(detail.map(|d| d.chars().take(255).collect())),
+        changed_at: Set(at),
+        ..Default::default()
+    }
+    .insert(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn status_history(db: &DatabaseConnection, account_id: i64, id: &str, limit: u64) -> Result<Vec<StatusChange>> {
+    let instance = find(db, account_id, id).await?;
+    Ok(instance_status_change::Entity::find()
+        .filter(instance_status_change::Column::InstanceId.eq(instance.id))
+        .order_by_desc(instance_status_change::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|m| StatusChange {
+            status: InstanceStatus::from_db(&m.status),
+            detail: m.detail,
+            changed_at: m.changed_at,
+        })
+        .collect())
+}

@@ -1,0 +1,20 @@
+//! WA Gateway's domain: accounts, API keys, instances, connectors and configuration.
+//! Nothing here knows about HTML or HTTP; `app` and `server` call into it.
+pub mod accounts;
+pub mod api_keys;
+pub mod config;
+pub mod connectors;
+pub mod db;
+pub mod entities;
+pub mod error;
+pub mod ids;
+pub mod instances;
+pub mod login_throttle;
+pub mod plans;
+pub mod session_store;
+pub mod state;
+pub mod time;
+pub mod usage;
+
+pub use error::{Error, Result};
+pub use sea_orm::DatabaseConnection;

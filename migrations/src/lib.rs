@@ -1,0 +1,14 @@
+//! Database schema, one file per change. A migration that has landed is never edited:
+//! add a new one instead.
+pub use sea_orm_migration::prelude::*;
+
+mod m20261124_000001_foundation;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261124_000001_foundation::Migration)]
+    }
+}
