@@ -1,0 +1,138 @@
+//! The page frames: the portal's sidebar layout, the plain layout for public pages, the
+//! banner left by the last form, and the hidden CSRF field every form carries.
+use leptos::prelude::*;
+use leptos_meta::Title;
+
+use crate::context::{page_context, FlashKind, CSRF_FIELD};
+
+/// The hidden field that proves a form came from our own page.
+#[component]
+pub fn CsrfField() -> impl IntoView {
+    view! { <input type="hidden" name=CSRF_FIELD value=page_context().csrf_token/> }
+}
+
+/// The one-shot banner of the last form post, if any.
+#[component]
+pub fn FlashBanner() -> impl IntoView {
+    page_context().flash.map(|flash| {
+        let (class, role) = match flash.kind {
+            FlashKind::Success => ("banner banner-success", "status"),
+            FlashKind::Error => ("banner banner-error", "alert"),
+        };
+        view! {
+            <div class=class role=role>
+                <p>{flash.message}</p>
+                {flash.secret.map(|secret| view! {
+                    <div class="secret">
+                        <label class="visually-hidden" for="new-api-key">"New API key"</label>
+                        <input class="secret-value" id="new-api-key" readonly value=secret/>
+                        <button type="button" class="btn btn-secondary copy-button" data-copy-target="#new-api-key" hidden>"Copy"</button>
+                    </div>
+                })}
+            </div>
+        }
+    })
+}
+
+struct NavItem {
+    href: &'static str,
+    label: &'static str,
+}
+
+struct NavGroup {
+    title: &'static str,
+    items: &'static [NavItem],
+}
+
+/// The sidebar follows the spec's "Customer Integration Areas"; an area appears once it exists.
+const NAV: &[NavGroup] = &[
+    NavGroup { title: "Overview", items: &[NavItem { href: "/dashboard", label: "Dashboard" }] },
+    NavGroup { title: "Customer Access", items: &[NavItem { href: "/api-keys", label: "API Keys" }] },
+    NavGroup { title: "Connection", items: &[NavItem { href: "/instances", label: "Instances" }] },
+    NavGroup {
+        title: "Help",
+        items: &[
+            NavItem { href: "/docs", label: "Documentation" },
+            NavItem { href: "/acceptable-use", label: "Acceptable use" },
+        ],
+    },
+    NavGroup { title: "Settings", items: &[NavItem { href: "/account", label: "Account" }] },
+];
+
+#[component]
+pub fn PortalLayout(
+    #[prop(into)] title: String,
+    /// The sidebar entry to mark as current.
+    current: &'static str,
+    #[prop(optional, into)] lead: Option<String>,
+    children: Children,
+) -> impl IntoView {
+    let ctx = page_context();
+    let email = ctx.user.as_ref().map(|u| u.email.clone()).unwrap_or_default();
+    view! {
+        <Title text=title.clone()/>
+        <div class="layout">
+            <aside class="sidebar">
+                <a class="brand" href="/dashboard"><span class="brand-mark" aria-hidden="true"></span>"WA Gateway"</a>
+                <nav class="nav" aria-label="Portal">
+                    {NAV.iter().map(|group| view! {
+                        <div class="nav-group">
+                            <div class="nav-group-title">{group.title}</div>
+                            {group.items.iter().map(|item| {
+                                let is_current = item.href == current;
+                                view! {
+                                    <a class="nav-link" href=item.href aria-current=is_current.then_some("page")>{item.label}</a>
+                                }
+                            }).collect_view()}
+                        </div>
+                    }).collect_view()}
+                </nav>
+                <div class="sidebar-footer">
+                    <span class="user-email">{email}</span>
+                    <LogoutForm/>
+                </div>
+            </aside>
+            <main class="content">
+                <header class="page-header">
+                    <h1>{title}</h1>
+                    {lead.map(|text| view! { <p class="lead">{text}</p> })}
+                </header>
+                <FlashBanner/>
+                {children()}
+            </main>
+        </div>
+    }
+}
+
+#[component]
+pub fn PlainLayout(#[prop(into)] title: String, children: Children) -> impl IntoView {
+    view! {
+        <Title text=title/>
+        <div class="layout layout-plain">
+            <main class="content">
+                <FlashBanner/>
+                {children()}
+            </main>
+        </div>
+    }
+}
+
+#[component]
+fn LogoutForm() -> impl IntoView {
+    view! {
+        <form class="inline" method="post" action={fn_path::<crate::pages::auth::Logout>()}>
+            <CsrfField/>
+            <button type="submit" class="link-button">"Log out"</button>
+        </form>
+    }
+}
+
+/// A table cell's "when" text, or a dash.
+pub fn when(text: Option<String>) -> String {
+    text.unwrap_or_else(|| "—".into())
+}
+
+/// The URL a plain form posts to for server function `F`.
+pub fn fn_path<F: leptos::server_fn::ServerFn>() -> &'static str {
+    F::PATH
+}

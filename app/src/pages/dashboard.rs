@@ -1,0 +1,123 @@
+//! The dashboard: plan, today's and this month's usage against the limits, instances.
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    layout::PortalLayout,
+    pages::instances::{InstanceRow, InstanceTable},
+};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DashboardData {
+    pub plan_name: String,
+    /// (daily, monthly); `None` without an active plan.
+    pub limits: Option<(i64, i64)>,
+    pub used_today: i64,
+    pub used_this_month: i64,
+    pub api_enabled: bool,
+    pub threecx_enabled: bool,
+    pub instances: Vec<InstanceRow>,
+}
+
+#[server(prefix = "/_fn", endpoint = "dashboard")]
+pub async fn get_dashboard() -> Result<DashboardData, ServerFnError> {
+    use crate::server_util::*;
+    let user = require_user()?;
+    let state = app_state()?;
+    let account = gateway::accounts::find_by_id(&state.db, user.account_id)
+        .await
+        .map_err(|e| read_error("load account", e))?
+        .ok_or_else(|| ServerFnError::new("Please log in."))?;
+    let usage = gateway::usage::current(&state.db, account.id, chrono::Utc::now())
+        .await
+        .map_err(|e| read_error("load usage", e))?;
+    let instances = gateway::instances::list(&state.db, account.id).await.map_err(|e| read_error("list instances", e))?;
+    Ok(DashboardData {
+        plan_name: account.plan.display_name().into(),
+        limits: account.limits().map(|l| (l.daily, l.monthly)),
+        used_today: usage.today,
+        used_this_month: usage.this_month,
+        api_enabled: account.api_enabled,
+        threecx_enabled: account.threecx_enabled,
+        instances: instances.into_iter().map(InstanceRow::from).collect(),
+    })
+}
+
+#[component]
+pub fn DashboardPage() -> impl IntoView {
+    let data = Resource::new(|| (), |_| get_dashboard());
+    view! {
+        <PortalLayout title="Dashboard" current="/dashboard">
+            <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match data.await {
+                        Ok(d) => view! { <DashboardView d/> }.into_any(),
+                        Err(e) => view! { <div class="banner banner-error" role="alert">{e.to_string()}</div> }.into_any(),
+                    }
+                })}
+            </Suspense>
+        </PortalLayout>
+    }
+}
+
+#[component]
+fn UsageStat(label: &'static str, used: i64, limit: Option<i64>, period: &'static str) -> impl IntoView {
+    let (value, sub, percent) = match limit {
+        Some(limit) if limit > 0 => {
+            let percent = (used * 100 / limit).clamp(0, 100);
+            (format!("{used} / {limit}"), format!("{} left {period}", (limit - used).max(0)), percent)
+        }
+        _ => (used.to_string(), "No active plan".to_string(), 0),
+    };
+    let meter_class = if percent > 80 { "meter meter-warn" } else { "meter" };
+    view! {
+        <div class="stat">
+            <div class="stat-label">{label}</div>
+            <div class="stat-value">{value}</div>
+            <div class=meter_class role="meter" aria-valuemin="0" aria-valuemax="100" aria-valuenow=percent.to_string() aria-label=label>
+                <div class="meter-fill" style=format!("width:{percent}%")></div>
+            </div>
+            <div class="stat-sub">{sub}</div>
+        </div>
+    }
+}
+
+#[component]
+fn DashboardView(d: DashboardData) -> impl IntoView {
+    let connected = d.instances.iter().filter(|i| i.status == "connected").count();
+    let modules = match (d.api_enabled, d.threecx_enabled) {
+        (true, true) => "API and 3CX middleware",
+        (true, false) => "API",
+        (false, true) => "3CX middleware",
+        (false, false) => "None enabled",
+    };
+    view! {
+        <div class="grid">
+            <div class="stat">
+                <div class="stat-label">"Plan"</div>
+                <div class="stat-value">{d.plan_name.clone()}</div>
+                <div class="stat-sub">{format!("Modules: {modules}")}</div>
+            </div>
+            <UsageStat label="Messages today" used=d.used_today limit=d.limits.map(|l| l.0) period="today (UTC)"/>
+            <UsageStat label="Messages this month" used=d.used_this_month limit=d.limits.map(|l| l.1) period="this month (UTC)"/>
+            <div class="stat">
+                <div class="stat-label">"Instances"</div>
+                <div class="stat-value">{format!("{connected} / {}", d.instances.len())}</div>
+                <div class="stat-sub">"connected"</div>
+            </div>
+        </div>
+        <section class="card">
+            <h2>"Instances"</h2>
+            {if d.instances.is_empty() {
+                view! {
+                    <div class="empty-state">
+                        <p><strong>"No instances yet."</strong></p>
+                        <p><a href="/instances">"Create an instance"</a>" and link it, then "<a href="/api-keys">"create an API key"</a>" for your systems."</p>
+                    </div>
+                }.into_any()
+            } else {
+                view! { <InstanceTable rows=d.instances/> }.into_any()
+            }}
+        </section>
+    }
+}

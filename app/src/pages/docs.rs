@@ -1,0 +1,76 @@
+//! The built-in documentation, rendered from Markdown kept in the repository (app/docs).
+use leptos::prelude::*;
+use leptos_router::hooks::use_location;
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    context::page_context,
+    layout::{PlainLayout, PortalLayout},
+    pages::not_found::NotFoundBody,
+};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DocPage {
+    pub title: String,
+    pub html: String,
+    /// (path, title) of every page, in navigation order.
+    pub nav: Vec<(String, String)>,
+}
+
+#[server(prefix = "/_fn", endpoint = "docs/page")]
+pub async fn get_doc(path: String) -> Result<Option<DocPage>, ServerFnError> {
+    use crate::{docs_content, server_util::app_state};
+    let state = app_state()?;
+    Ok(docs_content::find(&path).map(|page| DocPage {
+        title: page.title.to_string(),
+        html: docs_content::render(page, &state.config.public_base_url),
+        nav: docs_content::PAGES.iter().map(|p| (p.path.to_string(), p.title.to_string())).collect(),
+    }))
+}
+
+#[component]
+pub fn DocsPage() -> impl IntoView {
+    let path = use_location().pathname.get_untracked();
+    let signed_in = page_context().user.is_some();
+    let doc = Resource::new(|| (), move |_| get_doc(path.clone()));
+    let current = use_location().pathname.get_untracked();
+    view! {
+        <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || {
+                let current = current.clone();
+                Suspend::new(async move {
+                    let body = match doc.await {
+                        Ok(Some(page)) => Some(page),
+                        _ => None,
+                    };
+                    let title = body.as_ref().map(|p| p.title.clone()).unwrap_or_else(|| "Not found".into());
+                    let inner = match body {
+                        Some(page) => view! { <DocsBody page current=current.clone()/> }.into_any(),
+                        None => view! { <NotFoundBody/> }.into_any(),
+                    };
+                    let nav_current = if current == "/acceptable-use" { "/acceptable-use" } else { "/docs" };
+                    if signed_in {
+                        view! { <PortalLayout title=title current=nav_current>{inner}</PortalLayout> }.into_any()
+                    } else {
+                        view! { <PlainLayout title=title><p><a href="/">"← WA Gateway"</a></p>{inner}</PlainLayout> }.into_any()
+                    }
+                })
+            }}
+        </Suspense>
+    }
+}
+
+#[component]
+fn DocsBody(page: DocPage, current: String) -> impl IntoView {
+    view! {
+        <div class="docs">
+            <nav class="docs-nav" aria-label="Documentation">
+                {page.nav.into_iter().map(|(path, title)| {
+                    let is_current = path == current;
+                    view! { <a href=path aria-current=is_current.then_some("page")>{title}</a> }
+                }).collect_view()}
+            </nav>
+            <article class="docs-body" inner_html=page.html></article>
+        </div>
+    }
+}

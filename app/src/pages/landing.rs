@@ -1,0 +1,33 @@
+//! GET /: the public landing page (also the spec's reachability check).
+use leptos::prelude::*;
+
+use crate::{context::page_context, layout::PlainLayout};
+
+#[component]
+pub fn LandingPage() -> impl IntoView {
+    let ctx = page_context();
+    let actions = if ctx.user.is_some() {
+        view! { <a class="btn btn-primary" href="/dashboard">"Go to your dashboard"</a> }.into_any()
+    } else {
+        view! {
+            {ctx.registration_enabled.then(|| view! { <a class="btn btn-primary" href="/signup">"Create an account"</a> })}
+            <a class="btn btn-secondary" href="/login">"Log in"</a>
+        }
+        .into_any()
+    };
+    view! {
+        <PlainLayout title="">
+            <section class="hero">
+                <h1>"WA Gateway"</h1>
+                <p class="lead">"A WhatsApp gateway for transactional, operational, support, authentication and internal-team messages — with responsible-messaging guardrails built in."</p>
+                <div class="hero-actions">{actions}<a class="btn btn-secondary" href="/docs">"Read the docs"</a></div>
+            </section>
+            <ul class="features">
+                <li><h3>"Your own numbers"</h3><p>"Link WhatsApp numbers as instances and watch their status from the portal."</p></li>
+                <li><h3>"API keys for your systems"</h3><p>"Create a key per system; WA Gateway keeps only a fingerprint and shows the key once."</p></li>
+                <li><h3>"A sandbox to start with"</h3><p>"Try every step without a phone: sandbox instances link with one click."</p></li>
+                <li><h3>"No spam cannon"</h3><p>"Marketing, cold outreach and bulk campaigns are not allowed. See the "<a href="/acceptable-use">"acceptable use policy"</a>"."</p></li>
+            </ul>
+        </PlainLayout>
+    }
+}

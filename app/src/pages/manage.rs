@@ -1,0 +1,374 @@
+//! One instance: overview, connect (QR code and link controls) and settings tabs.
+use leptos::prelude::*;
+use leptos_meta::Meta;
+use leptos_router::hooks::{use_params_map, use_query_map};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    layout::{fn_path, CsrfField, PortalLayout},
+    pages::{instances::{InstanceRow, StatusBadge}, not_found::NotFoundBody},
+};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryRow {
+    pub status_label: String,
+    pub detail: Option<String>,
+    pub at: String,
+}
+
+/// The link state as the connect tab shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LinkView {
+    AwaitingScan { qr_svg: String, expires_in_secs: i64 },
+    Starting,
+    Connected { phone: Option<String> },
+    Disconnected { reason: String },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManageData {
+    pub instance: InstanceRow,
+    pub history: Vec<HistoryRow>,
+    pub link: Option<LinkView>,
+    pub is_sandbox: bool,
+}
+
+#[cfg(feature = "ssr")]
+fn qr_svg(code: &str) -> Result<String, gateway::Error> {
+    let qr = qrcode::QrCode::new(code.as_bytes()).map_err(|e| gateway::Error::Internal(format!("QR code: {e}")))?;
+    Ok(qr.render::<qrcode::render::svg::Color>().min_dimensions(240, 240).quiet_zone(true).build())
+}
+
+/// `None` when the instance does not exist for this account.
+#[server(prefix = "/_fn", endpoint = "instances/manage")]
+pub async fn get_manage_data(id: String, with_link: bool) -> Result<Option<ManageData>, ServerFnError> {
+    use crate::server_util::*;
+    use gateway::{connectors::LinkState, instances, Error};
+    let user = require_user()?;
+    let state = app_state()?;
+    let instance = match instances::find(&state.db, user.account_id, &id).await {
+        Ok(i) => i,
+        Err(Error::NotFound) => return Ok(None),
+        Err(e) => return Err(read_error("load instance", e)),
+    };
+    let history = instances::status_history(&state.db, user.account_id, &id, 10)
+        .await
+        .map_err(|e| read_error("load instance history", e))?
+        .into_iter()
+        .map(|c| HistoryRow { status_label: c.status.label().into(), detail: c.detail, at: gateway::time::display(c.changed_at) })
+        .collect();
+    let link = if with_link {
+        let link_state = state.registry.link_state(&instance).await.map_err(|e| read_error("read link state", e))?;
+        Some(match link_state {
+            LinkState::AwaitingScan { code, expires_at } => LinkView::AwaitingScan {
+                qr_svg: qr_svg(&code).map_err(|e| read_error("render QR code", e))?,
+                expires_in_secs: (expires_at - gateway::time::now()).max(0),
+            },
+            LinkState::Starting => LinkView::Starting,
+            LinkState::Connected { phone } => LinkView::Connected { phone },
+            LinkState::Disconnected { reason } => LinkView::Disconnected { reason },
+        })
+    } else {
+        None
+    };
+    Ok(Some(ManageData {
+        is_sandbox: instance.connector == gateway::connectors::sandbox::NAME,
+        instance: instance.into(),
+        history,
+        link,
+    }))
+}
+
+/// The link-control actions of the connect tab.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkCommand {
+    SimulateScan,
+    Disconnect,
+    Reconnect,
+    Logout,
+}
+
+#[server(prefix = "/_fn", endpoint = "instances/link")]
+pub async fn link_action(id: String, action: LinkCommand) -> Result<(), ServerFnError> {
+    use crate::{context::Flash, server_util::*};
+    let user = require_user()?;
+    let state = app_state()?;
+    let back = format!("/instances/{id}/manage?tab=connect");
+    let instance = match gateway::instances::find(&state.db, user.account_id, &id).await {
+        Ok(i) => i,
+        Err(e) => return finish(Flash::error(user_message("link action", &e)), "/instances").await,
+    };
+    let registry = &state.registry;
+    let (result, done) = match action {
+        LinkCommand::SimulateScan => (registry.simulate_scan(&instance).await, "Scan simulated: the instance is connected."),
+        LinkCommand::Disconnect => (registry.disconnect(&instance).await, "Disconnected. The link is kept; reconnect at any time."),
+        LinkCommand::Reconnect => (registry.reconnect(&instance).await, "Reconnected."),
+        LinkCommand::Logout => (registry.logout(&instance).await, "Logged out. Scan a new QR code to link a phone again."),
+    };
+    match result {
+        Ok(()) => {
+            tracing::info!(account_id = user.account_id, instance_id = %instance.id, ?action, "instance link action");
+            finish(Flash::success(done), &back).await
+        }
+        Err(e) => finish(Flash::error(user_message("link action", &e)), &back).await,
+    }
+}
+
+#[server(prefix = "/_fn", endpoint = "instances/rename")]
+pub async fn rename_instance(id: String, name: String) -> Result<(), ServerFnError> {
+    use crate::{context::Flash, server_util::*};
+    let user = require_user()?;
+    let state = app_state()?;
+    match gateway::instances::rename(&state.db, user.account_id, &id, &name).await {
+        Ok(i) => finish(Flash::success(format!("Renamed to \"{}\".", i.name)), &format!("/instances/{id}/manage?tab=settings")).await,
+        Err(gateway::Error::NotFound) => finish(Flash::error("Not found."), "/instances").await,
+        Err(e) => finish(Flash::error(user_message("rename instance", &e)), &format!("/instances/{id}/manage?tab=settings")).await,
+    }
+}
+
+#[server(prefix = "/_fn", endpoint = "instances/pause")]
+pub async fn set_instance_paused(id: String, paused: bool) -> Result<(), ServerFnError> {
+    use crate::{context::Flash, server_util::*};
+    let user = require_user()?;
+    let state = app_state()?;
+    match gateway::instances::set_paused(&state.db, user.account_id, &id, paused).await {
+        Ok(_) => {
+            let text = if paused { "Instance paused: it sends nothing until you resume it." } else { "Instance resumed." };
+            finish(Flash::success(text), &format!("/instances/{id}/manage?tab=settings")).await
+        }
+        Err(e) => finish(Flash::error(user_message("pause instance", &e)), "/instances").await,
+    }
+}
+
+#[server(prefix = "/_fn", endpoint = "instances/delete")]
+pub async fn delete_instance(id: String) -> Result<(), ServerFnError> {
+    use crate::{context::Flash, server_util::*};
+    let user = require_user()?;
+    let state = app_state()?;
+    match gateway::instances::delete(&state.db, user.account_id, &id).await {
+        Ok(()) => {
+            state.registry.remove(&id).await;
+            tracing::info!(account_id = user.account_id, instance_id = %id, "instance deleted");
+            finish(Flash::success("Instance deleted."), "/instances").await
+        }
+        Err(e) => finish(Flash::error(user_message("delete instance", &e)), "/instances").await,
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Tab {
+    Overview,
+    Connect,
+    Settings,
+}
+
+impl Tab {
+    fn parse(text: Option<String>) -> Tab {
+        match text.as_deref() {
+            Some("connect") => Tab::Connect,
+            Some("settings") => Tab::Settings,
+            _ => Tab::Overview,
+        }
+    }
+}
+
+#[component]
+pub fn ManagePage() -> impl IntoView {
+    let id = use_params_map().with_untracked(|p| p.get("id")).unwrap_or_default();
+    let tab = Tab::parse(use_query_map().with_untracked(|q| q.get("tab")));
+    let data = Resource::new(move || (), {
+        let id = id.clone();
+        move |_| get_manage_data(id.clone(), tab == Tab::Connect)
+    });
+    view! {
+        <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match data.await {
+                    Ok(Some(data)) => view! { <ManageView data tab/> }.into_any(),
+                    Ok(None) => view! {
+                        <PortalLayout title="Not found" current="/instances"><NotFoundBody/></PortalLayout>
+                    }.into_any(),
+                    Err(e) => view! {
+                        <PortalLayout title="Instance" current="/instances">
+                            <div class="banner banner-error" role="alert">{e.to_string()}</div>
+                        </PortalLayout>
+                    }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn ManageView(data: ManageData, tab: Tab) -> impl IntoView {
+    let base = format!("/instances/{}/manage", data.instance.id);
+    let tab_link = move |t: Tab, href: String, label: &'static str| {
+        view! { <a class="tab" href=href aria-current=(t == tab).then_some("page")>{label}</a> }
+    };
+    let body = match tab {
+        Tab::Overview => view! { <OverviewTab data=data.clone()/> }.into_any(),
+        Tab::Connect => view! { <ConnectTab data=data.clone()/> }.into_any(),
+        Tab::Settings => view! { <SettingsTab row=data.instance.clone()/> }.into_any(),
+    };
+    view! {
+        <PortalLayout title=data.instance.name.clone() current="/instances">
+            <nav class="tabs" aria-label="Instance">
+                {tab_link(Tab::Overview, format!("{base}?tab=overview"), "Overview")}
+                {tab_link(Tab::Connect, format!("{base}?tab=connect"), "Connect")}
+                {tab_link(Tab::Settings, format!("{base}?tab=settings"), "Settings")}
+            </nav>
+            {body}
+        </PortalLayout>
+    }
+}
+
+#[component]
+fn OverviewTab(data: ManageData) -> impl IntoView {
+    let row = data.instance;
+    view! {
+        <section class="card">
+            <dl class="details">
+                <dt>"Status"</dt><dd><StatusBadge row=row.clone()/></dd>
+                <dt>"Instance ID"</dt><dd class="mono">{row.id.clone()}</dd>
+                <dt>"Linked number"</dt><dd class="mono">{row.linked_phone.clone().unwrap_or_else(|| "Not linked yet".into())}</dd>
+                <dt>"Connector"</dt><dd>{row.connector.clone()}</dd>
+                <dt>"Created"</dt><dd>{row.created.clone()}</dd>
+                <dt>"Status since"</dt><dd>{row.status_changed.clone()}</dd>
+            </dl>
+        </section>
+        <section class="card">
+            <h2>"Recent status changes"</h2>
+            <div class="table-wrap">
+                <table class="table">
+                    <thead><tr><th>"When"</th><th>"Status"</th><th>"Detail"</th></tr></thead>
+                    <tbody>
+                        {data.history.into_iter().map(|h| view! {
+                            <tr><td>{h.at}</td><td>{h.status_label}</td><td>{h.detail.unwrap_or_default()}</td></tr>
+                        }).collect_view()}
+                    </tbody>
+                </table>
+            </div>
+        </section>
+    }
+}
+
+#[component]
+fn LinkButton(id: String, action: &'static str, label: &'static str, class: &'static str) -> impl IntoView {
+    view! {
+        <form class="inline" method="post" action={fn_path::<LinkAction>()}>
+            <CsrfField/>
+            <input type="hidden" name="id" value=id/>
+            <input type="hidden" name="action" value=action/>
+            <button type="submit" class=class>{label}</button>
+        </form>
+    }
+}
+
+#[component]
+fn ConnectTab(data: ManageData) -> impl IntoView {
+    let id = data.instance.id.clone();
+    let here = format!("/instances/{id}/manage?tab=connect");
+    match data.link {
+        Some(LinkView::AwaitingScan { qr_svg, expires_in_secs }) => {
+            // Refresh a little after the code rotates, and often enough to notice the scan.
+            let refresh = (expires_in_secs + 1).clamp(2, 10);
+            view! {
+                <Meta http_equiv="refresh" content=refresh.to_string()/>
+                <section class="card">
+                    <h2>"Link a phone"</h2>
+                    <p>"On the phone: WhatsApp › Settings › Linked devices › Link a device, then scan this code."</p>
+                    <div class="qr" data-auto-refresh=refresh.to_string()>
+                        <div inner_html=qr_svg></div>
+                        <p class="qr-caption">{format!("This code changes in {expires_in_secs} s. The page refreshes by itself; ")}<a href=here.clone()>"reload now"</a>"."</p>
+                    </div>
+                    <p><span class="badge badge-unlinked">"Not linked"</span></p>
+                    {data.is_sandbox.then(|| view! {
+                        <p class="hint">"This is a sandbox instance: no phone is needed."</p>
+                        <LinkButton id=id.clone() action="simulate_scan" label="Simulate scan" class="btn btn-primary"/>
+                    })}
+                </section>
+            }.into_any()
+        }
+        Some(LinkView::Starting) => view! {
+            <Meta http_equiv="refresh" content="5"/>
+            <section class="card">
+                <p>"Preparing a link code… "<a href=here>"reload"</a></p>
+            </section>
+        }.into_any(),
+        Some(LinkView::Connected { phone }) => view! {
+            <section class="card">
+                <h2>"Linked"</h2>
+                <p><span class="badge badge-connected">"Connected"</span>" "{phone.map(|p| view! { <span class="mono">{p}</span> })}</p>
+                <div class="page-actions">
+                    <LinkButton id=id.clone() action="disconnect" label="Disconnect" class="btn btn-secondary"/>
+                    <LogoutConfirm id=id.clone()/>
+                </div>
+            </section>
+        }.into_any(),
+        Some(LinkView::Disconnected { reason }) => view! {
+            <section class="card">
+                <h2>"Disconnected"</h2>
+                <p><span class="badge badge-disconnected">"Disconnected"</span>" "{reason}</p>
+                <div class="page-actions">
+                    <LinkButton id=id.clone() action="reconnect" label="Reconnect" class="btn btn-primary"/>
+                    <LogoutConfirm id=id.clone()/>
+                </div>
+            </section>
+        }.into_any(),
+        None => view! { <p class="muted">"Link state unavailable."</p> }.into_any(),
+    }
+}
+
+#[component]
+fn LogoutConfirm(id: String) -> impl IntoView {
+    view! {
+        <details class="confirm">
+            <summary class="btn btn-danger">"Log out"</summary>
+            <p>"Log out unlinks this device from the phone. Linking again needs a new scan."</p>
+            <LinkButton id=id action="logout" label="Yes, log out" class="btn btn-danger"/>
+        </details>
+    }
+}
+
+#[component]
+fn SettingsTab(row: InstanceRow) -> impl IntoView {
+    let id = row.id.clone();
+    view! {
+        <section class="card">
+            <h2>"Name"</h2>
+            <form class="form form-inline" method="post" action={fn_path::<RenameInstance>()}>
+                <CsrfField/>
+                <input type="hidden" name="id" value=id.clone()/>
+                <div class="field">
+                    <label for="rename">"Instance name"</label>
+                    <input id="rename" name="name" maxlength="60" required value=row.name.clone()/>
+                </div>
+                <button type="submit" class="btn btn-primary">"Rename"</button>
+            </form>
+        </section>
+        <section class="card">
+            <h2>"Pause sending"</h2>
+            <p>{if row.paused { "This instance is paused: it sends nothing until you resume it." } else { "Pausing stops all sending from this instance; receiving continues." }}</p>
+            <form class="inline" method="post" action={fn_path::<SetInstancePaused>()}>
+                <CsrfField/>
+                <input type="hidden" name="id" value=id.clone()/>
+                <input type="hidden" name="paused" value=(!row.paused).to_string()/>
+                <button type="submit" class="btn btn-secondary">{if row.paused { "Resume instance" } else { "Pause instance" }}</button>
+            </form>
+        </section>
+        <section class="card">
+            <h2>"Delete"</h2>
+            <p>"Deleting removes the instance and its link. This cannot be undone."</p>
+            <details class="confirm">
+                <summary class="btn btn-danger">"Delete instance"</summary>
+                <form class="inline" method="post" action={fn_path::<DeleteInstance>()}>
+                    <CsrfField/>
+                    <input type="hidden" name="id" value=id/>
+                    <p>{format!("Delete \"{}\" for good?", row.name)}</p>
+                    <button type="submit" class="btn btn-danger">"Yes, delete this instance"</button>
+                </form>
+            </details>
+        </section>
+    }
+}

@@ -1,0 +1,9 @@
+pub mod account;
+pub mod api_keys;
+pub mod auth;
+pub mod dashboard;
+pub mod docs;
+pub mod instances;
+pub mod landing;
+pub mod manage;
+pub mod not_found;

@@ -1,0 +1,391 @@
+// Browser test for WA Gateway: starts `wag serve` on a free port with a fresh SQLite data
+// dir, then drives Debian's chromium (through playwright-core, which downloads no browser)
+// through signup, API keys, instances and the sandbox QR flow, with JavaScript OFF: every
+// page must work as plain HTML forms and links. A last step logs in again with JavaScript
+// ON to show the optional script does not get in the way.
+//
+//   WAG_BIN=/path/to/wag npm test
+//
+// Optional: CHROMIUM_BIN (default /usr/bin/chromium), WAG_E2E_KEEP_DATA=1 keeps the data dir.
+// Output: .tmp/wag.log (server log), screenshots/*.png (failure.png when a step fails).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const TMP_DIR = path.join(HERE, '.tmp');
+const LOG_PATH = path.join(TMP_DIR, 'wag.log');
+const SHOTS_DIR = path.join(HERE, 'screenshots');
+const CHROMIUM_BIN = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
+const TIMEOUT_MS = 10_000;
+const HEALTH_TIMEOUT_MS = 60_000;
+
+const EMAIL = `e2e-${Date.now()}@example.com`;
+const PASSWORD = 'correct horse battery';
+
+// ---------------------------------------------------------------------------------------
+// Preconditions: fail at once, with a message that says what to do.
+
+function die(message) {
+  console.error(`\nend2end: ${message}\n`);
+  process.exit(1);
+}
+
+if (!process.env.WAG_BIN) {
+  die('WAG_BIN is not set. Build the server (`cargo build -p server`) and run e.g.\n' +
+      '  WAG_BIN="${CARGO_TARGET_DIR:-../target}/debug/wag" npm test');
+}
+const WAG_BIN = path.resolve(process.env.WAG_BIN);
+try {
+  fs.accessSync(WAG_BIN, fs.constants.X_OK);
+  if (!fs.statSync(WAG_BIN).isFile()) throw new Error('not a file');
+} catch {
+  die(`WAG_BIN=${process.env.WAG_BIN} (${WAG_BIN}) is missing or not an executable file. ` +
+      'Build it with `cargo build -p server`.');
+}
+try {
+  fs.accessSync(CHROMIUM_BIN, fs.constants.X_OK);
+} catch {
+  die(`${CHROMIUM_BIN} not found: install Debian's chromium (apt-get install -y chromium) ` +
+      'or point CHROMIUM_BIN at a Chromium binary. Browsers are never downloaded by this test.');
+}
+
+// ---------------------------------------------------------------------------------------
+// The server.
+
+let server = null; // ChildProcess
+let dataDir = null;
+let baseUrl = null;
+let anyFailure = false;
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function logTail(lines = 50) {
+  try {
+    const text = fs.readFileSync(LOG_PATH, 'utf8');
+    return text.split('\n').slice(-lines - 1).join('\n');
+  } catch (e) {
+    return `(no log at ${LOG_PATH}: ${e.message})`;
+  }
+}
+
+function printLogTail() {
+  console.error(`\n----- last 50 lines of ${path.relative(process.cwd(), LOG_PATH) || LOG_PATH} -----`);
+  console.error(logTail(50));
+  console.error('----- end of wag log -----\n');
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** GET url → status code, on a connection of its own (no keep-alive socket left behind). */
+function httpStatus(url, timeoutMs = 2_000) {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { agent: false, timeout: timeoutMs }, (res) => {
+      res.resume();
+      resolve(res.statusCode);
+    });
+    req.on('timeout', () => req.destroy(new Error('timed out')));
+    req.on('error', reject);
+  });
+}
+
+async function startServer() {
+  fs.mkdirSync(TMP_DIR, { recursive: true });
+  const port = await freePort();
+  dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'wag-e2e-'));
+  baseUrl = `http://127.0.0.1:${port}`;
+
+  const env = {
+    ...process.env,
+    WAG_LISTEN: `127.0.0.1:${port}`,
+    WAG_DATA_DIR: dataDir,
+    WAG_PUBLIC_BASE_URL: baseUrl,
+    WAG_LOG_FORMAT: 'text',
+  };
+  delete env.WAG_DATABASE_URL; // SQLite in the data dir
+
+  const logFd = fs.openSync(LOG_PATH, 'w');
+  fs.writeSync(logFd, `# ${new Date().toISOString()} ${WAG_BIN} serve on ${baseUrl}, data dir ${dataDir}\n`);
+  server = spawn(WAG_BIN, ['serve'], { env, cwd: dataDir, stdio: ['ignore', logFd, logFd] });
+  fs.closeSync(logFd); // the child keeps its own copy
+  let spawnError = null;
+  server.on('error', (e) => { spawnError = e; });
+
+  const deadline = Date.now() + HEALTH_TIMEOUT_MS;
+  let last = 'no answer yet';
+  while (Date.now() < deadline) {
+    if (spawnError) throw new Error(`cannot start ${WAG_BIN}: ${spawnError.message}`);
+    if (server.exitCode !== null || server.signalCode !== null) {
+      throw new Error(`wag serve exited early (code ${server.exitCode}, signal ${server.signalCode})`);
+    }
+    try {
+      const status = await httpStatus(`${baseUrl}/healthz`);
+      if (status === 200) {
+        console.log(`# wag is up at ${baseUrl} (data dir ${dataDir})`);
+        return;
+      }
+      last = `HTTP ${status}`;
+    } catch (e) {
+      last = e.code || e.message;
+    }
+    await sleep(250);
+  }
+  throw new Error(`GET ${baseUrl}/healthz did not answer 200 within ${HEALTH_TIMEOUT_MS / 1000} s (last: ${last})`);
+}
+
+async function stopServer() {
+  if (!server || server.exitCode !== null || server.signalCode !== null) return;
+  const exited = new Promise((r) => server.once('exit', r));
+  server.kill('SIGTERM');
+  let timer;
+  const gaveUp = new Promise((r) => { timer = setTimeout(() => r(true), 5_000); });
+  const stuck = await Promise.race([exited.then(() => false), gaveUp]);
+  clearTimeout(timer);
+  if (stuck) {
+    console.error('# wag did not stop within 5 s of SIGTERM; killing it');
+    server.kill('SIGKILL');
+    await exited;
+  }
+}
+
+// Whatever happens (a crash, Ctrl-C), do not leave the server running.
+process.on('exit', () => {
+  if (server && server.exitCode === null && server.signalCode === null) server.kill('SIGKILL');
+});
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.on(sig, () => process.exit(130));
+}
+
+// ---------------------------------------------------------------------------------------
+// The browser.
+
+let browser = null;
+let currentPage = null; // the page a failure screenshot is taken of
+
+async function launchBrowser() {
+  browser = await chromium.launch({
+    executablePath: CHROMIUM_BIN,
+    headless: true,
+    timeout: 30_000,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+  console.log(`# chromium ${browser.version()} (${CHROMIUM_BIN})`);
+}
+
+async function newContext({ javaScriptEnabled }) {
+  const context = await browser.newContext({
+    javaScriptEnabled,
+    viewport: { width: 1280, height: 800 },
+    baseURL: baseUrl,
+  });
+  context.setDefaultTimeout(TIMEOUT_MS);
+  context.setDefaultNavigationTimeout(TIMEOUT_MS);
+  return context;
+}
+
+/** Navigates and insists on HTTP 200; returns the response. */
+async function open(page, url) {
+  const res = await page.goto(url);
+  assert.ok(res, `no response for ${url}`);
+  assert.equal(res.status(), 200, `GET ${url} answered ${res.status()}`);
+  return res;
+}
+
+/** Waits until the page's path (and optionally a query test) matches. */
+async function waitForPath(page, pathTest, what) {
+  try {
+    await page.waitForURL((u) => (typeof pathTest === 'string' ? u.pathname === pathTest : pathTest.test(u.pathname + u.search)));
+  } catch (e) {
+    throw new Error(`expected to be at ${what ?? pathTest}, but the page is at ${page.url()}\n${e.message}`);
+  }
+}
+
+async function failureReport(err, stepName) {
+  anyFailure = true;
+  console.error(`\n# step failed: ${stepName}: ${err?.message ?? err}`);
+  if (currentPage && !currentPage.isClosed()) {
+    try {
+      fs.mkdirSync(SHOTS_DIR, { recursive: true });
+      const shot = path.join(SHOTS_DIR, 'failure.png');
+      await currentPage.screenshot({ path: shot, fullPage: true, timeout: 5_000 });
+      console.error(`# page was at ${currentPage.url()}; screenshot: ${path.relative(process.cwd(), shot)}`);
+    } catch (e) {
+      console.error(`# could not take a failure screenshot: ${e.message}`);
+    }
+  }
+  printLogTail();
+}
+
+// ---------------------------------------------------------------------------------------
+// Set-up and tear-down.
+
+before(async () => {
+  try {
+    await startServer();
+  } catch (e) {
+    anyFailure = true;
+    printLogTail();
+    throw e;
+  }
+  await launchBrowser();
+});
+
+after(async () => {
+  if (browser) await browser.close().catch(() => {});
+  await stopServer();
+  if (dataDir) {
+    if (anyFailure || process.env.WAG_E2E_KEEP_DATA) {
+      console.log(`# kept data dir ${dataDir}`);
+    } else {
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    }
+  }
+});
+
+// ---------------------------------------------------------------------------------------
+// The test: one user's journey, step by step. A failed step skips the ones after it.
+
+test('WA Gateway works in a browser without JavaScript', { timeout: 5 * 60_000 }, async (t) => {
+  let failed = null;
+  const step = (name, fn) =>
+    t.test(name, { skip: failed ? `an earlier step failed (${failed})` : false }, async () => {
+      try {
+        await fn();
+      } catch (e) {
+        failed = name.split(' ')[0];
+        await failureReport(e, name);
+        throw e;
+      }
+    });
+
+  const context = await newContext({ javaScriptEnabled: false });
+  const page = await context.newPage();
+  currentPage = page;
+
+  let apiKey = null;
+  let manageUrl = null;
+
+  await step('a. the home page answers and names the product', async () => {
+    const res = await open(page, '/');
+    const html = await res.text();
+    assert.ok(html.includes('WA Gateway'), 'the home page does not contain "WA Gateway"');
+  });
+
+  await step('b. signup creates an account and lands on the dashboard', async () => {
+    await open(page, '/signup');
+    await page.getByLabel('Email', { exact: true }).fill(EMAIL);
+    await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
+    await page.getByRole('button', { name: 'Create account', exact: true }).click();
+    await waitForPath(page, '/dashboard');
+    await page.getByRole('heading', { level: 1, name: 'Dashboard', exact: true }).waitFor();
+  });
+
+  await step('c. an API key is shown once, then only its prefix', async () => {
+    await open(page, '/api-keys');
+    await page.getByLabel('Key name', { exact: true }).fill('ERP');
+    await page.getByRole('button', { name: 'Create API key', exact: true }).click();
+    await page.getByText('Copy this key now').first().waitFor();
+    const keyInput = page.locator('input#new-api-key');
+    await keyInput.waitFor();
+    apiKey = await keyInput.inputValue();
+    assert.ok(apiKey.startsWith('wag_'), `the new key should start with "wag_", got ${JSON.stringify(apiKey)}`);
+    assert.ok(apiKey.length > 12, `the new key is suspiciously short: ${JSON.stringify(apiKey)}`);
+
+    const res = await open(page, '/api-keys');
+    const rawHtml = await res.text();
+    const domHtml = await page.content();
+    assert.ok(!rawHtml.includes(apiKey), 'the full API key is still in the /api-keys HTML after a reload');
+    assert.ok(!domHtml.includes(apiKey), 'the full API key is still in the /api-keys page after a reload');
+    const prefix = apiKey.slice(0, 12);
+    const table = page.locator('table', { hasText: 'ERP' }).first();
+    await table.waitFor();
+    const tableText = await table.innerText();
+    assert.ok(tableText.includes('ERP'), 'the API key table does not list "ERP"');
+    assert.ok(tableText.includes(prefix), `the API key table does not show the key prefix ${prefix}`);
+  });
+
+  await step('d. an instance is created and its manage page shows "Not linked"', async () => {
+    await open(page, '/instances');
+    await page.getByLabel('Instance name', { exact: true }).fill('Support line');
+    await page.getByRole('button', { name: 'Create instance', exact: true }).click();
+    await page.locator('table').getByRole('row', { name: /Support line/ }).first().waitFor();
+    await page.getByRole('link', { name: 'Support line', exact: true }).first().click();
+    await waitForPath(page, /^\/instances\/inst_[^/?]+\/manage(\?|$)/, '/instances/inst_…/manage');
+    manageUrl = page.url();
+    await page.getByText('Not linked', { exact: true }).first().waitFor();
+  });
+
+  await step('e. the Connect tab shows a QR code and "Simulate scan" connects', async () => {
+    const tab = page
+      .getByRole('link', { name: 'Connect', exact: true })
+      .or(page.getByRole('tab', { name: 'Connect', exact: true }))
+      .first();
+    await tab.click();
+    await page.waitForURL((u) => u.searchParams.get('tab') === 'connect').catch((e) => {
+      throw new Error(`the Connect tab did not lead to ?tab=connect (at ${page.url()})\n${e.message}`);
+    });
+    await page.locator('div.qr svg').first().waitFor();
+    await page.getByRole('button', { name: 'Simulate scan', exact: true }).click();
+    const badge = page.locator('span.badge-connected').first();
+    await badge.waitFor();
+    assert.match(await badge.innerText(), /Connected/, 'the status badge does not say "Connected"');
+  });
+
+  await step('f. dashboard screenshots, desktop and phone', async () => {
+    fs.mkdirSync(SHOTS_DIR, { recursive: true });
+    await open(page, '/dashboard');
+    await page.getByRole('heading', { level: 1, name: 'Dashboard', exact: true }).waitFor();
+    await page.screenshot({ path: path.join(SHOTS_DIR, 'dashboard.png'), fullPage: true });
+    await page.setViewportSize({ width: 390, height: 844 });
+    await open(page, '/dashboard');
+    await page.screenshot({ path: path.join(SHOTS_DIR, 'dashboard-mobile.png'), fullPage: true });
+    await page.setViewportSize({ width: 1280, height: 800 });
+    console.log(`# screenshots in ${path.relative(process.cwd(), SHOTS_DIR) || SHOTS_DIR}/ (manage page was ${manageUrl})`);
+  });
+
+  await context.close();
+
+  // A context of its own; closed after the step so a failure screenshot can still be taken.
+  let jsContext = null;
+  await step('g. with JavaScript on, login reaches the dashboard too', async () => {
+    jsContext = await newContext({ javaScriptEnabled: true });
+    const jsPage = await jsContext.newPage();
+    currentPage = jsPage;
+    const pageErrors = [];
+    jsPage.on('pageerror', (e) => pageErrors.push(e.message));
+    await open(jsPage, '/login');
+    await jsPage.getByLabel('Email', { exact: true }).fill(EMAIL);
+    await jsPage.getByLabel('Password', { exact: true }).fill(PASSWORD);
+    await jsPage.getByRole('button', { name: 'Log in', exact: true }).click();
+    await waitForPath(jsPage, '/dashboard');
+    await jsPage.getByRole('heading', { level: 1, name: 'Dashboard', exact: true }).waitFor();
+    assert.deepEqual(pageErrors, [], `uncaught script errors on the page: ${pageErrors.join(' | ')}`);
+  });
+  if (jsContext) await jsContext.close();
+});

@@ -1,0 +1,156 @@
+//! `wag admin …`: operator commands. They work on the database directly, so they take effect
+//! on a running server at once (the server caches none of what they change).
+use clap::Subcommand;
+use gateway::{
+    accounts::{self, Email, Module, NewAccount, NewPassword, Role},
+    api_keys,
+    config::Config,
+    instances,
+    plans::Plan,
+    DatabaseConnection,
+};
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create an account.
+    CreateUser {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        password: String,
+        /// Make the account an operator (admin role).
+        #[arg(long)]
+        admin: bool,
+        /// starter, growth, scale or none (default: the server's default plan).
+        #[arg(long)]
+        plan: Option<String>,
+    },
+    /// Change an account's plan and, optionally, its reviewed limits (0 removes an override).
+    SetPlan {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        plan: String,
+        #[arg(long)]
+        daily_limit: Option<i64>,
+        #[arg(long)]
+        monthly_limit: Option<i64>,
+    },
+    /// Switch a module (api or 3cx) on or off for an account.
+    SetModule {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        module: String,
+        #[arg(long)]
+        enabled: String,
+    },
+    /// Create an API key; the key is printed alone on the last line.
+    CreateApiKey {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+    },
+    /// Revoke an API key given in full.
+    RevokeApiKey {
+        #[arg(long)]
+        key: String,
+    },
+    /// Create an instance; its id is printed alone on the last line.
+    CreateInstance {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "sandbox")]
+        connector: String,
+    },
+}
+
+pub async fn run(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
+    let db = gateway::db::connect(&config.database_url).await.map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?;
+    gateway::db::migrate(&db).await.map_err(|e| anyhow::anyhow!("migration failed: {e}"))?;
+    execute(&db, config, command).await.map_err(|e| match e {
+        gateway::Error::Db(db_err) => anyhow::anyhow!("database error: {db_err}"),
+        other => anyhow::anyhow!("{}", other.user_message()),
+    })
+}
+
+async fn execute(db: &DatabaseConnection, config: &Config, command: AdminCommand) -> gateway::Result<()> {
+    match command {
+        AdminCommand::CreateUser { email, password, admin, plan } => {
+            let plan = match plan {
+                Some(p) => parse_plan(&p)?,
+                None => config.default_plan,
+            };
+            let account = accounts::create(
+                db,
+                NewAccount {
+                    email: Email::parse(&email)?,
+                    password: NewPassword::parse(&password)?,
+                    role: if admin { Role::Admin } else { Role::Customer },
+                    plan,
+                    api_enabled: true,
+                    threecx_enabled: false,
+                },
+            )
+            .await?;
+            println!("created {} account {} (id {}) on plan {}", account.role.as_str(), account.email, account.id, account.plan.as_str());
+        }
+        AdminCommand::SetPlan { email, plan, daily_limit, monthly_limit } => {
+            let plan = parse_plan(&plan)?;
+            let account = accounts::set_plan(db, &email, plan, daily_limit, monthly_limit).await?;
+            let limits = account
+                .limits()
+                .map(|l| format!("{}/day, {}/month", l.daily, l.monthly))
+                .unwrap_or_else(|| "no sending".into());
+            println!("{} is on plan {} ({limits})", account.email, account.plan.as_str());
+        }
+        AdminCommand::SetModule { email, module, enabled } => {
+            let module_parsed =
+                Module::parse(&module).ok_or_else(|| gateway::Error::invalid(format!("Unknown module {module:?}: use api or 3cx.")))?;
+            let enabled = match enabled.trim().to_ascii_lowercase().as_str() {
+                "true" => true,
+                "false" => false,
+                _ => return Err(gateway::Error::invalid("--enabled must be true or false.")),
+            };
+            let account = accounts::set_module(db, &email, module_parsed, enabled).await?;
+            println!("{}: module {} {}", account.email, module.to_ascii_lowercase(), if enabled { "enabled" } else { "disabled" });
+        }
+        AdminCommand::CreateApiKey { email, name } => {
+            let account = require_account(db, &email).await?;
+            let created = api_keys::create(db, account.id, &name).await?;
+            println!("created API key {} ({}) for {}; it is shown once:", created.info.id, created.info.name, account.email);
+            println!("{}", created.secret);
+        }
+        AdminCommand::RevokeApiKey { key } => {
+            let info = api_keys::revoke_by_secret(db, &key).await?;
+            println!("revoked API key {} ({})", info.id, info.name);
+        }
+        AdminCommand::CreateInstance { email, name, connector } => {
+            let account = require_account(db, &email).await?;
+            let connector = connector.trim().to_ascii_lowercase();
+            if connector != gateway::connectors::sandbox::NAME {
+                return Err(gateway::Error::invalid(format!("Unknown connector {connector:?}: this server offers sandbox.")));
+            }
+            if !config.sandbox_enabled {
+                return Err(gateway::Error::invalid("The sandbox connector is disabled (WAG_SANDBOX_ENABLED=false)."));
+            }
+            let instance = instances::create(db, account.id, &name, &connector).await?;
+            println!("created instance {} for {} on the {} connector", instance.name, account.email, instance.connector);
+            println!("{}", instance.id);
+        }
+    }
+    Ok(())
+}
+
+fn parse_plan(text: &str) -> gateway::Result<Plan> {
+    Plan::parse(text).ok_or_else(|| gateway::Error::invalid(format!("Unknown plan {text:?}: use starter, growth, scale or none.")))
+}
+
+async fn require_account(db: &DatabaseConnection, email: &str) -> gateway::Result<accounts::Account> {
+    accounts::find_by_email(db, email)
+        .await?
+        .ok_or_else(|| gateway::Error::invalid(format!("No account has the email address {}.", email.trim().to_ascii_lowercase())))
+}

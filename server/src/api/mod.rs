@@ -1,0 +1,17 @@
+//! The JSON API: bearer-key authentication, the spec's error shape, and one module per
+//! resource exposing `router()`.
+pub mod auth;
+pub mod error;
+pub mod json;
+pub mod sandbox;
+
+use axum::Router;
+use gateway::state::AppState;
+
+pub fn router(state: &AppState) -> Router<AppState> {
+    let mut router = Router::new();
+    if state.config.sandbox_enabled {
+        router = router.merge(sandbox::router());
+    }
+    router
+}

@@ -1,0 +1,22 @@
+//! GET /healthz (the process answers) and GET /readyz (the database answers).
+use axum::{extract::State, http::StatusCode, routing::get, Json, Router};
+use gateway::state::AppState;
+use serde_json::{json, Value};
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz))
+}
+
+async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    match gateway::db::ping(&state.db).await {
+        Ok(()) => (StatusCode::OK, Json(json!({"status": "ready"}))),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check: database does not answer");
+            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "unavailable"})))
+        }
+    }
+}

@@ -1,0 +1,12 @@
+#![recursion_limit = "256"]
+//! The `wag` binary's library half: configuration loading, the HTTP router, background work and
+//! the operator CLI. Integration tests start the same router on port 0.
+pub mod admin;
+pub mod api;
+pub mod cli;
+pub mod health;
+pub mod portal;
+pub mod router;
+pub mod serve;
+pub mod static_assets;
+pub mod telemetry;

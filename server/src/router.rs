@@ -1,0 +1,89 @@
+//! The whole HTTP surface: portal pages and server functions (with sessions and CSRF), the JSON
+//! API (bearer keys, no cookies), health checks and static assets.
+use app::context::SERVER_FN_PREFIX;
+use axum::{
+    http::{header, HeaderValue, StatusCode},
+    middleware,
+    response::IntoResponse,
+    routing::any,
+    Json, Router,
+};
+use gateway::{session_store::DbSessionStore, state::AppState};
+use leptos::prelude::{provide_context, LeptosOptions};
+use leptos_axum::LeptosRoutes;
+use tower::ServiceBuilder;
+use tower_http::{
+    request_id::{PropagateRequestIdLayer, SetRequestIdLayer},
+    set_header::SetResponseHeaderLayer,
+    trace::TraceLayer,
+};
+use tower_sessions::{cookie::SameSite, Expiry, SessionManagerLayer};
+
+use crate::telemetry::{self, MakeId, REQUEST_ID_HEADER};
+
+pub const SESSION_COOKIE: &str = "wag_session";
+
+pub fn build(state: AppState) -> Router {
+    let portal = portal_router(state.clone());
+    let api = crate::api::router(&state)
+        .route("/api/{*rest}", any(api_not_found))
+        .merge(crate::health::router())
+        .merge(crate::static_assets::router())
+        .with_state(state);
+
+    Router::new()
+        .merge(api)
+        .merge(portal)
+        .layer(SetResponseHeaderLayer::if_not_present(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        .layer(SetResponseHeaderLayer::if_not_present(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
+        .layer(SetResponseHeaderLayer::if_not_present(header::REFERRER_POLICY, HeaderValue::from_static("same-origin")))
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(REQUEST_ID_HEADER, MakeId))
+                .layer(TraceLayer::new_for_http().make_span_with(telemetry::request_span::<axum::body::Body>))
+                .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER)),
+        )
+}
+
+fn portal_router(state: AppState) -> Router {
+    debug_assert!(SERVER_FN_PREFIX.starts_with('/'));
+    // Without cargo-leptos the options are built here; only the output name matters, as no
+    // wasm bundle is served.
+    let options = LeptosOptions::builder().output_name("wag").build();
+    let routes = leptos_axum::generate_route_list(app::App);
+    let context = {
+        let state = state.clone();
+        move || provide_context(state.clone())
+    };
+    let shell = {
+        let options = options.clone();
+        move || app::shell(options.clone())
+    };
+    let fallback = leptos_axum::render_app_to_stream_with_context(context.clone(), shell.clone());
+
+    let sessions = SessionManagerLayer::new(DbSessionStore::new(state.db.clone()))
+        .with_name(SESSION_COOKIE)
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_secure(state.config.public_base_url.starts_with("https://"))
+        .with_expiry(Expiry::OnInactivity(time::Duration::days(state.config.session_days)));
+
+    Router::<LeptosOptions>::new()
+        .leptos_routes_with_context(&options, routes, context, shell)
+        .fallback(fallback)
+        .with_state(options)
+        .layer(middleware::from_fn_with_state(state, crate::portal::page_context))
+        .layer(sessions)
+}
+
+async fn api_not_found() -> impl IntoResponse {
+    (
+        StatusCode::NOT_FOUND,
+        Json(serde_json::json!({
+            "success": false,
+            "error": "not_found",
+            "message": "No API endpoint at this path. See /docs/endpoints.",
+            "details": {}
+        })),
+    )
+}

@@ -1,0 +1,118 @@
+//! Starting and stopping the server: database, migrations, connectors, background workers,
+//! the listener, and a graceful shutdown on SIGTERM / Ctrl-C.
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use gateway::{
+    config::Config,
+    connectors::{registry::Registry, sandbox::SandboxConnector, Connector},
+    session_store::DbSessionStore,
+    state::AppState,
+};
+use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
+use tower_sessions::session_store::ExpiredDeletion;
+
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    crate::telemetry::init(config.log_format);
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+    let running = start(config, listener).await?;
+    tracing::info!(address = %running.addr, url = %running.state.config.public_base_url, "WA Gateway is listening");
+    shutdown_signal().await;
+    tracing::info!("shutting down: finishing in-flight requests");
+    running.stop().await;
+    Ok(())
+}
+
+/// A started server: what tests and `serve` hold to reach and stop it.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    shutdown: watch::Sender<bool>,
+    server: JoinHandle<()>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops accepting, lets in-flight requests finish, then stops the workers and sessions.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.server.await;
+        for worker in self.workers {
+            let _ = tokio::time::timeout(Duration::from_secs(10), worker).await;
+        }
+        self.state.registry.shutdown().await;
+    }
+}
+
+pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Running> {
+    let db = gateway::db::connect(&config.database_url)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?;
+    gateway::db::migrate(&db).await.map_err(|e| anyhow::anyhow!("database migration failed: {e}"))?;
+
+    let mut connectors: Vec<Arc<dyn Connector>> = Vec::new();
+    if config.sandbox_enabled {
+        connectors.push(Arc::new(SandboxConnector));
+    }
+    let (registry, events) = Registry::new(db.clone(), connectors);
+    let state = AppState { db: db.clone(), config: Arc::new(config), registry: registry.clone() };
+
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let mut workers = vec![tokio::spawn(registry.clone().run_events(events, shutdown_rx.clone()))];
+    workers.push(tokio::spawn(expire_sessions(DbSessionStore::new(db), shutdown_rx.clone())));
+    if let Err(e) = registry.start_linked().await {
+        tracing::warn!(error = %e, "resuming linked instances failed");
+    }
+
+    let addr = listener.local_addr()?;
+    let router = crate::router::build(state.clone());
+    let mut stop = shutdown_rx;
+    let server = tokio::spawn(async move {
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        let result = axum::serve(listener, service)
+            .with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|stopping| *stopping).await;
+            })
+            .await;
+        if let Err(e) = result {
+            tracing::error!(error = %e, "the HTTP server stopped with an error");
+        }
+    });
+    Ok(Running { addr, state, shutdown, server, workers })
+}
+
+async fn expire_sessions(store: DbSessionStore, mut shutdown: watch::Receiver<bool>) {
+    let mut every = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            _ = every.tick() => {
+                if let Err(e) = store.delete_expired().await {
+                    tracing::warn!(error = %e, "deleting expired sessions failed");
+                }
+            }
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}
