@@ -222,9 +222,11 @@ pub async fn change_password(db: &DatabaseConnection, account_id: i64, current: 
     }
     let new = NewPassword::parse(new)?;
     let hash = hash_password(new).await?;
+    // Strictly increasing, so sessions signed in during the same second are still told apart.
+    let changed_at = time::now().max(model.password_changed_at + 1);
     let mut active: account::ActiveModel = model.into();
     active.password_hash = Set(hash);
-    active.password_changed_at = Set(time::now());
+    active.password_changed_at = Set(changed_at);
     active.update(db).await?;
     Ok(())
 }

@@ -1,0 +1,11 @@
+//! One integration-test binary for the server: each test starts the whole app on port 0 with a
+//! fresh database, on SQLite, and on PostgreSQL and MariaDB when their URLs are set.
+#[macro_use]
+mod common;
+
+mod accounts;
+mod admin_cli;
+mod api;
+mod instances;
+mod session_store;
+mod tenancy;
