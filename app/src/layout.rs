@@ -46,17 +46,47 @@ struct NavGroup {
 
 /// The sidebar follows the spec's "Customer Integration Areas"; an area appears once it exists.
 const NAV: &[NavGroup] = &[
-    NavGroup { title: "Overview", items: &[NavItem { href: "/dashboard", label: "Dashboard" }] },
-    NavGroup { title: "Customer Access", items: &[NavItem { href: "/api-keys", label: "API Keys" }] },
-    NavGroup { title: "Connection", items: &[NavItem { href: "/instances", label: "Instances" }] },
+    NavGroup {
+        title: "Overview",
+        items: &[NavItem {
+            href: "/dashboard",
+            label: "Dashboard",
+        }],
+    },
+    NavGroup {
+        title: "Customer Access",
+        items: &[NavItem {
+            href: "/api-keys",
+            label: "API Keys",
+        }],
+    },
+    NavGroup {
+        title: "Connection",
+        items: &[NavItem {
+            href: "/instances",
+            label: "Instances",
+        }],
+    },
     NavGroup {
         title: "Help",
         items: &[
-            NavItem { href: "/docs", label: "Documentation" },
-            NavItem { href: "/acceptable-use", label: "Acceptable use" },
+            NavItem {
+                href: "/docs",
+                label: "Documentation",
+            },
+            NavItem {
+                href: "/acceptable-use",
+                label: "Acceptable use",
+            },
         ],
     },
-    NavGroup { title: "Settings", items: &[NavItem { href: "/account", label: "Account" }] },
+    NavGroup {
+        title: "Settings",
+        items: &[NavItem {
+            href: "/account",
+            label: "Account",
+        }],
+    },
 ];
 
 #[component]
@@ -68,7 +98,11 @@ pub fn PortalLayout(
     children: Children,
 ) -> impl IntoView {
     let ctx = page_context();
-    let email = ctx.user.as_ref().map(|u| u.email.clone()).unwrap_or_default();
+    let email = ctx
+        .user
+        .as_ref()
+        .map(|u| u.email.clone())
+        .unwrap_or_default();
     view! {
         <Title text=title.clone()/>
         <div class="layout">

@@ -3,13 +3,13 @@
 //! back with a banner.
 #![recursion_limit = "256"]
 
-pub mod context;
-pub mod layout;
-pub mod pages;
 #[cfg(feature = "ssr")]
 pub mod assets;
+pub mod context;
 #[cfg(feature = "ssr")]
 pub mod docs_content;
+pub mod layout;
+pub mod pages;
 #[cfg(feature = "ssr")]
 pub mod server_util;
 
@@ -21,8 +21,15 @@ use leptos_router::{
 };
 
 use crate::pages::{
-    account::AccountPage, api_keys::ApiKeysPage, auth::{LoginPage, SignupPage}, dashboard::DashboardPage,
-    docs::DocsPage, instances::InstancesPage, landing::LandingPage, manage::ManagePage, not_found::NotFound,
+    account::AccountPage,
+    api_keys::ApiKeysPage,
+    auth::{LoginPage, SignupPage},
+    dashboard::DashboardPage,
+    docs::DocsPage,
+    instances::InstancesPage,
+    landing::LandingPage,
+    manage::ManagePage,
+    not_found::NotFound,
 };
 
 /// The HTML document around every page.
@@ -31,7 +38,10 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     #[cfg(feature = "ssr")]
     let (style_href, script_href) = (assets::style_href(), assets::script_href());
     #[cfg(not(feature = "ssr"))]
-    let (style_href, script_href) = (String::from("/style/main.css"), String::from("/public/app.js"));
+    let (style_href, script_href) = (
+        String::from("/style/main.css"),
+        String::from("/public/app.js"),
+    );
     view! {
         <!DOCTYPE html>
         <html lang="en">

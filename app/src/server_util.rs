@@ -22,17 +22,16 @@ pub async fn session() -> Result<Session, ServerFnError> {
 
 /// The signed-in user; server functions that need one answer "sign in" otherwise.
 pub fn require_user() -> Result<UserInfo, ServerFnError> {
-    page_context().user.ok_or_else(|| ServerFnError::new("Please log in."))
+    page_context()
+        .user
+        .ok_or_else(|| ServerFnError::new("Please log in."))
 }
 
 pub async fn set_flash(flash: Flash) {
-    match session().await {
-        Ok(session) => {
-            if let Err(e) = session.insert(session_keys::FLASH, flash).await {
-                tracing::error!(error = %e, "storing a banner in the session failed");
-            }
+    if let Ok(session) = session().await {
+        if let Err(e) = session.insert(session_keys::FLASH, flash).await {
+            tracing::error!(error = %e, "storing a banner in the session failed");
         }
-        Err(_) => {}
     }
 }
 

@@ -2,7 +2,9 @@
 //! display prefix are stored; the full key is returned once, at creation. Lookup is by hash, so
 //! the API path never pays for argon2.
 use rand::Rng;
-use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set,
+};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -51,10 +53,14 @@ pub struct CreatedKey {
 pub fn parse_name(text: &str) -> Result<String> {
     let name = text.trim();
     if name.is_empty() {
-        return Err(Error::invalid("Give the key a name, such as the system that will use it."));
+        return Err(Error::invalid(
+            "Give the key a name, such as the system that will use it.",
+        ));
     }
     if name.chars().count() > 60 || name.chars().any(char::is_control) {
-        return Err(Error::invalid("Key names are at most 60 characters, without control characters."));
+        return Err(Error::invalid(
+            "Key names are at most 60 characters, without control characters.",
+        ));
     }
     Ok(name.to_string())
 }
@@ -66,7 +72,9 @@ pub fn hash_key(secret: &str) -> String {
 fn generate_secret() -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     let mut rng = rand::rng();
-    let body: String = (0..SECRET_CHARS).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect();
+    let body: String = (0..SECRET_CHARS)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect();
     format!("{KEY_PREFIX}{body}")
 }
 
@@ -85,7 +93,10 @@ pub async fn create(db: &DatabaseConnection, account_id: i64, name: &str) -> Res
     }
     .insert(db)
     .await?;
-    Ok(CreatedKey { info: model.into(), secret })
+    Ok(CreatedKey {
+        info: model.into(),
+        secret,
+    })
 }
 
 pub async fn list(db: &DatabaseConnection, account_id: i64) -> Result<Vec<ApiKeyInfo>> {
@@ -152,10 +163,19 @@ pub async fn authenticate(db: &DatabaseConnection, presented: &str) -> Result<Ke
         return Ok(KeyCheck::Revoked);
     }
     let now = time::now();
-    let check = KeyCheck::Valid { key_id: model.id.clone(), account_id: model.account_id };
-    if model.last_used_at.is_none_or(|t| now - t >= LAST_USED_RESOLUTION_SECS) {
+    let check = KeyCheck::Valid {
+        key_id: model.id.clone(),
+        account_id: model.account_id,
+    };
+    if model
+        .last_used_at
+        .is_none_or(|t| now - t >= LAST_USED_RESOLUTION_SECS)
+    {
         api_key::Entity::update_many()
-            .col_expr(api_key::Column::LastUsedAt, sea_orm::sea_query::Expr::value(now))
+            .col_expr(
+                api_key::Column::LastUsedAt,
+                sea_orm::sea_query::Expr::value(now),
+            )
             .filter(api_key::Column::Id.eq(model.id))
             .exec(db)
             .await?;

@@ -76,16 +76,22 @@ pub const ENV_VARS: &[&str] = &[
 impl Config {
     /// Loads from `file` (if given) and the process environment.
     pub fn load(file: Option<&std::path::Path>) -> Result<Config, ConfigError> {
-        let env: Vec<(String, String)> = std::env::vars().filter(|(k, _)| k.starts_with("WAG_")).collect();
+        let env: Vec<(String, String)> = std::env::vars()
+            .filter(|(k, _)| k.starts_with("WAG_"))
+            .collect();
         Self::load_from(file, &env)
     }
 
     /// Same as [`Config::load`] with an explicit environment, so tests need not touch the process's.
-    pub fn load_from(file: Option<&std::path::Path>, env: &[(String, String)]) -> Result<Config, ConfigError> {
+    pub fn load_from(
+        file: Option<&std::path::Path>,
+        env: &[(String, String)],
+    ) -> Result<Config, ConfigError> {
         let mut raw = match file {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| ConfigError(format!("cannot read config file {}: {e}", path.display())))?;
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    ConfigError(format!("cannot read config file {}: {e}", path.display()))
+                })?;
                 toml::from_str::<RawConfig>(&text)
                     .map_err(|e| ConfigError(format!("config file {}: {e}", path.display())))?
             }
@@ -102,10 +108,14 @@ impl Config {
                 "WAG_REGISTRATION_ENABLED" => raw.registration_enabled = Some(parse_bool(key, &v)?),
                 "WAG_DEFAULT_PLAN" => raw.default_plan = Some(v),
                 "WAG_SANDBOX_ENABLED" => raw.sandbox_enabled = Some(parse_bool(key, &v)?),
-                "WAG_ALLOW_PRIVATE_WEBHOOK_TARGETS" => raw.allow_private_webhook_targets = Some(parse_bool(key, &v)?),
+                "WAG_ALLOW_PRIVATE_WEBHOOK_TARGETS" => {
+                    raw.allow_private_webhook_targets = Some(parse_bool(key, &v)?)
+                }
                 "WAG_LOG_FORMAT" => raw.log_format = Some(v),
                 "WAG_SESSION_DAYS" => {
-                    raw.session_days = Some(v.parse().map_err(|_| ConfigError(format!("{key} must be a whole number of days")))?)
+                    raw.session_days = Some(v.parse().map_err(|_| {
+                        ConfigError(format!("{key} must be a whole number of days"))
+                    })?)
                 }
                 _ => {}
             }
@@ -118,20 +128,29 @@ fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
     match value.trim().to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" | "on" => Ok(true),
         "false" | "0" | "no" | "off" => Ok(false),
-        _ => Err(ConfigError(format!("{key} must be true or false, not {value:?}"))),
+        _ => Err(ConfigError(format!(
+            "{key} must be true or false, not {value:?}"
+        ))),
     }
 }
 
 impl RawConfig {
     fn validate(self) -> Result<Config, ConfigError> {
         let listen_text = self.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
-        let listen: SocketAddr = listen_text
-            .parse()
-            .map_err(|_| ConfigError(format!("WAG_LISTEN must be an address like 127.0.0.1:8080, not {listen_text:?}")))?;
+        let listen: SocketAddr = listen_text.parse().map_err(|_| {
+            ConfigError(format!(
+                "WAG_LISTEN must be an address like 127.0.0.1:8080, not {listen_text:?}"
+            ))
+        })?;
         let data_dir = PathBuf::from(self.data_dir.unwrap_or_else(|| "./data".into()));
         let database_url = match self.database_url {
             Some(url) => {
-                if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://") || url.starts_with("mysql://") || url.starts_with("mariadb://")) {
+                if !(url.starts_with("sqlite:")
+                    || url.starts_with("postgres://")
+                    || url.starts_with("postgresql://")
+                    || url.starts_with("mysql://")
+                    || url.starts_with("mariadb://"))
+                {
                     return Err(ConfigError("WAG_DATABASE_URL must start with sqlite:, postgres://, postgresql:// or mysql://".into()));
                 }
                 url.replacen("mariadb://", "mysql://", 1)
@@ -144,7 +163,9 @@ impl RawConfig {
             .trim_end_matches('/')
             .to_string();
         if !(public_base_url.starts_with("http://") || public_base_url.starts_with("https://")) {
-            return Err(ConfigError("WAG_PUBLIC_BASE_URL must start with http:// or https://".into()));
+            return Err(ConfigError(
+                "WAG_PUBLIC_BASE_URL must start with http:// or https://".into(),
+            ));
         }
         let master_key = match self.master_key {
             Some(text) => Some(parse_master_key(&text)?),
@@ -156,11 +177,17 @@ impl RawConfig {
         let log_format = match self.log_format.as_deref().unwrap_or("text") {
             "text" => LogFormat::Text,
             "json" => LogFormat::Json,
-            other => return Err(ConfigError(format!("WAG_LOG_FORMAT must be text or json, not {other:?}"))),
+            other => {
+                return Err(ConfigError(format!(
+                    "WAG_LOG_FORMAT must be text or json, not {other:?}"
+                )))
+            }
         };
         let session_days = self.session_days.unwrap_or(7);
         if !(1..=365).contains(&session_days) {
-            return Err(ConfigError("WAG_SESSION_DAYS must be between 1 and 365".into()));
+            return Err(ConfigError(
+                "WAG_SESSION_DAYS must be between 1 and 365".into(),
+            ));
         }
         let master_key = match master_key {
             Some(key) => key,
@@ -183,11 +210,12 @@ impl RawConfig {
 }
 
 fn parse_master_key(text: &str) -> Result<MasterKey, ConfigError> {
-    let bytes = hex::decode(text.trim())
-        .map_err(|_| ConfigError("WAG_MASTER_KEY must be 64 hexadecimal characters (32 bytes)".into()))?;
-    let key: [u8; 32] = bytes
-        .try_into()
-        .map_err(|_| ConfigError("WAG_MASTER_KEY must be 64 hexadecimal characters (32 bytes)".into()))?;
+    let bytes = hex::decode(text.trim()).map_err(|_| {
+        ConfigError("WAG_MASTER_KEY must be 64 hexadecimal characters (32 bytes)".into())
+    })?;
+    let key: [u8; 32] = bytes.try_into().map_err(|_| {
+        ConfigError("WAG_MASTER_KEY must be 64 hexadecimal characters (32 bytes)".into())
+    })?;
     Ok(MasterKey(key))
 }
 
@@ -197,10 +225,15 @@ fn load_or_create_master_key(data_dir: &std::path::Path) -> Result<MasterKey, Co
     if path.exists() {
         let text = std::fs::read_to_string(&path)
             .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
-        return parse_master_key(&text).map_err(|_| ConfigError(format!("{} is not a valid master key", path.display())));
+        return parse_master_key(&text)
+            .map_err(|_| ConfigError(format!("{} is not a valid master key", path.display())));
     }
-    std::fs::create_dir_all(data_dir)
-        .map_err(|e| ConfigError(format!("cannot create data directory {}: {e}", data_dir.display())))?;
+    std::fs::create_dir_all(data_dir).map_err(|e| {
+        ConfigError(format!(
+            "cannot create data directory {}: {e}",
+            data_dir.display()
+        ))
+    })?;
     let key: [u8; 32] = rand::random();
     write_private_file(&path, &hex::encode(key))
         .map_err(|e| ConfigError(format!("cannot write {}: {e}", path.display())))?;
@@ -225,7 +258,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -233,11 +269,18 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("wag-config-{}", ulid::Ulid::new()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("wag.toml");
-        std::fs::write(&file, "listen = \"127.0.0.1:9000\"\nregistration_enabled = false\n").unwrap();
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:9000\"\nregistration_enabled = false\n",
+        )
+        .unwrap();
         let data = dir.join("data");
         let cfg = Config::load_from(
             Some(&file),
-            &env(&[("WAG_DATA_DIR", data.to_str().unwrap()), ("WAG_LISTEN", "0.0.0.0:7000")]),
+            &env(&[
+                ("WAG_DATA_DIR", data.to_str().unwrap()),
+                ("WAG_LISTEN", "0.0.0.0:7000"),
+            ]),
         )
         .unwrap();
         assert_eq!(cfg.listen.port(), 7000);
@@ -246,7 +289,8 @@ mod tests {
         assert_eq!(cfg.default_plan, Plan::Starter);
         assert!(cfg.database_url.starts_with("sqlite://"));
         // The generated master key is kept and read back the same.
-        let again = Config::load_from(None, &env(&[("WAG_DATA_DIR", data.to_str().unwrap())])).unwrap();
+        let again =
+            Config::load_from(None, &env(&[("WAG_DATA_DIR", data.to_str().unwrap())])).unwrap();
         assert_eq!(cfg.master_key.0, again.master_key.0);
         assert_eq!(format!("{:?}", cfg.master_key), "MasterKey(***)");
     }
@@ -264,7 +308,10 @@ mod tests {
         for (key, value) in cases {
             let good_key = "00".repeat(32);
             // Later pairs override earlier ones, as the environment overrides the file.
-            let err = Config::load_from(None, &env(&[("WAG_MASTER_KEY", good_key.as_str()), (key, value)]));
+            let err = Config::load_from(
+                None,
+                &env(&[("WAG_MASTER_KEY", good_key.as_str()), (key, value)]),
+            );
             let message = err.expect_err(key).to_string();
             assert!(message.contains(key), "{message}");
         }

@@ -1,8 +1,8 @@
 //! WhatsApp instances: one connected number each, owned by one account. Every lookup that a
 //! customer can reach takes the account id, so another account's instance is `NotFound`.
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-    TransactionTrait,
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 
@@ -87,15 +87,24 @@ pub struct StatusChange {
 pub fn parse_name(text: &str) -> Result<String> {
     let name = text.trim();
     if name.is_empty() {
-        return Err(Error::invalid("Give the instance a name, such as \"Support line\"."));
+        return Err(Error::invalid(
+            "Give the instance a name, such as \"Support line\".",
+        ));
     }
     if name.chars().count() > 60 || name.chars().any(char::is_control) {
-        return Err(Error::invalid("Instance names are at most 60 characters, without control characters."));
+        return Err(Error::invalid(
+            "Instance names are at most 60 characters, without control characters.",
+        ));
     }
     Ok(name.to_string())
 }
 
-pub async fn create(db: &DatabaseConnection, account_id: i64, name: &str, connector: &str) -> Result<Instance> {
+pub async fn create(
+    db: &DatabaseConnection,
+    account_id: i64,
+    name: &str,
+    connector: &str,
+) -> Result<Instance> {
     let name = parse_name(name)?;
     let now = time::now();
     let id = ids::new_id("inst");
@@ -144,7 +153,10 @@ pub async fn find(db: &DatabaseConnection, account_id: i64, id: &str) -> Result<
 
 /// For connectors and workers, which act for the instance itself rather than for a customer.
 pub async fn find_for_connector(db: &DatabaseConnection, id: &str) -> Result<Option<Instance>> {
-    Ok(instance::Entity::find_by_id(id.to_string()).one(db).await?.map(Instance::from))
+    Ok(instance::Entity::find_by_id(id.to_string())
+        .one(db)
+        .await?
+        .map(Instance::from))
 }
 
 /// Instances a starting server should bring back up (linked ones).
@@ -158,17 +170,33 @@ pub async fn list_linked(db: &DatabaseConnection) -> Result<Vec<Instance>> {
         .collect())
 }
 
-pub async fn rename(db: &DatabaseConnection, account_id: i64, id: &str, name: &str) -> Result<Instance> {
+pub async fn rename(
+    db: &DatabaseConnection,
+    account_id: i64,
+    id: &str,
+    name: &str,
+) -> Result<Instance> {
     let name = parse_name(name)?;
     let current = find(db, account_id, id).await?;
-    let mut active: instance::ActiveModel = instance::ActiveModel { id: Set(current.id), ..Default::default() };
+    let mut active: instance::ActiveModel = instance::ActiveModel {
+        id: Set(current.id),
+        ..Default::default()
+    };
     active.name = Set(name);
     Ok(active.update(db).await?.into())
 }
 
-pub async fn set_paused(db: &DatabaseConnection, account_id: i64, id: &str, paused: bool) -> Result<Instance> {
+pub async fn set_paused(
+    db: &DatabaseConnection,
+    account_id: i64,
+    id: &str,
+    paused: bool,
+) -> Result<Instance> {
     let current = find(db, account_id, id).await?;
-    let mut active: instance::ActiveModel = instance::ActiveModel { id: Set(current.id), ..Default::default() };
+    let mut active: instance::ActiveModel = instance::ActiveModel {
+        id: Set(current.id),
+        ..Default::default()
+    };
     active.paused = Set(paused);
     Ok(active.update(db).await?.into())
 }
@@ -180,7 +208,9 @@ pub async fn delete(db: &DatabaseConnection, account_id: i64, id: &str) -> Resul
         .filter(instance_status_change::Column::InstanceId.eq(current.id.clone()))
         .exec(&txn)
         .await?;
-    instance::Entity::delete_by_id(current.id).exec(&txn).await?;
+    instance::Entity::delete_by_id(current.id)
+        .exec(&txn)
+        .await?;
     txn.commit().await?;
     Ok(())
 }
@@ -195,10 +225,15 @@ pub async fn record_status(
     detail: Option<&str>,
 ) -> Result<Option<Instance>> {
     let txn = db.begin().await?;
-    let Some(current) = instance::Entity::find_by_id(id.to_string()).one(&txn).await? else {
+    let Some(current) = instance::Entity::find_by_id(id.to_string())
+        .one(&txn)
+        .await?
+    else {
         return Ok(None);
     };
-    let phone_changes = linked_phone.as_ref().is_some_and(|p| p != &current.linked_phone);
+    let phone_changes = linked_phone
+        .as_ref()
+        .is_some_and(|p| p != &current.linked_phone);
     if current.status == status.as_str() && !phone_changes {
         return Ok(None);
     }
@@ -234,7 +269,12 @@ async fn insert_change<C: sea_orm::ConnectionTrait>(
     Ok(())
 }
 
-pub async fn status_history(db: &DatabaseConnection, account_id: i64, id: &str, limit: u64) -> Result<Vec<StatusChange>> {
+pub async fn status_history(
+    db: &DatabaseConnection,
+    account_id: i64,
+    id: &str,
+    limit: u64,
+) -> Result<Vec<StatusChange>> {
     let instance = find(db, account_id, id).await?;
     Ok(instance_status_change::Entity::find()
         .filter(instance_status_change::Column::InstanceId.eq(instance.id))

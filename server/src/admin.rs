@@ -69,17 +69,30 @@ pub enum AdminCommand {
 }
 
 pub async fn run(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
-    let db = gateway::db::connect(&config.database_url).await.map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?;
-    gateway::db::migrate(&db).await.map_err(|e| anyhow::anyhow!("migration failed: {e}"))?;
+    let db = gateway::db::connect(&config.database_url)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?;
+    gateway::db::migrate(&db)
+        .await
+        .map_err(|e| anyhow::anyhow!("migration failed: {e}"))?;
     execute(&db, config, command).await.map_err(|e| match e {
         gateway::Error::Db(db_err) => anyhow::anyhow!("database error: {db_err}"),
         other => anyhow::anyhow!("{}", other.user_message()),
     })
 }
 
-async fn execute(db: &DatabaseConnection, config: &Config, command: AdminCommand) -> gateway::Result<()> {
+async fn execute(
+    db: &DatabaseConnection,
+    config: &Config,
+    command: AdminCommand,
+) -> gateway::Result<()> {
     match command {
-        AdminCommand::CreateUser { email, password, admin, plan } => {
+        AdminCommand::CreateUser {
+            email,
+            password,
+            admin,
+            plan,
+        } => {
             let plan = match plan {
                 Some(p) => parse_plan(&p)?,
                 None => config.default_plan,
@@ -96,49 +109,88 @@ async fn execute(db: &DatabaseConnection, config: &Config, command: AdminCommand
                 },
             )
             .await?;
-            println!("created {} account {} (id {}) on plan {}", account.role.as_str(), account.email, account.id, account.plan.as_str());
+            println!(
+                "created {} account {} (id {}) on plan {}",
+                account.role.as_str(),
+                account.email,
+                account.id,
+                account.plan.as_str()
+            );
         }
-        AdminCommand::SetPlan { email, plan, daily_limit, monthly_limit } => {
+        AdminCommand::SetPlan {
+            email,
+            plan,
+            daily_limit,
+            monthly_limit,
+        } => {
             let plan = parse_plan(&plan)?;
             let account = accounts::set_plan(db, &email, plan, daily_limit, monthly_limit).await?;
             let limits = account
                 .limits()
                 .map(|l| format!("{}/day, {}/month", l.daily, l.monthly))
                 .unwrap_or_else(|| "no sending".into());
-            println!("{} is on plan {} ({limits})", account.email, account.plan.as_str());
+            println!(
+                "{} is on plan {} ({limits})",
+                account.email,
+                account.plan.as_str()
+            );
         }
-        AdminCommand::SetModule { email, module, enabled } => {
-            let module_parsed =
-                Module::parse(&module).ok_or_else(|| gateway::Error::invalid(format!("Unknown module {module:?}: use api or 3cx.")))?;
+        AdminCommand::SetModule {
+            email,
+            module,
+            enabled,
+        } => {
+            let module_parsed = Module::parse(&module).ok_or_else(|| {
+                gateway::Error::invalid(format!("Unknown module {module:?}: use api or 3cx."))
+            })?;
             let enabled = match enabled.trim().to_ascii_lowercase().as_str() {
                 "true" => true,
                 "false" => false,
                 _ => return Err(gateway::Error::invalid("--enabled must be true or false.")),
             };
             let account = accounts::set_module(db, &email, module_parsed, enabled).await?;
-            println!("{}: module {} {}", account.email, module.to_ascii_lowercase(), if enabled { "enabled" } else { "disabled" });
+            println!(
+                "{}: module {} {}",
+                account.email,
+                module.to_ascii_lowercase(),
+                if enabled { "enabled" } else { "disabled" }
+            );
         }
         AdminCommand::CreateApiKey { email, name } => {
             let account = require_account(db, &email).await?;
             let created = api_keys::create(db, account.id, &name).await?;
-            println!("created API key {} ({}) for {}; it is shown once:", created.info.id, created.info.name, account.email);
+            println!(
+                "created API key {} ({}) for {}; it is shown once:",
+                created.info.id, created.info.name, account.email
+            );
             println!("{}", created.secret);
         }
         AdminCommand::RevokeApiKey { key } => {
             let info = api_keys::revoke_by_secret(db, &key).await?;
             println!("revoked API key {} ({})", info.id, info.name);
         }
-        AdminCommand::CreateInstance { email, name, connector } => {
+        AdminCommand::CreateInstance {
+            email,
+            name,
+            connector,
+        } => {
             let account = require_account(db, &email).await?;
             let connector = connector.trim().to_ascii_lowercase();
             if connector != gateway::connectors::sandbox::NAME {
-                return Err(gateway::Error::invalid(format!("Unknown connector {connector:?}: this server offers sandbox.")));
+                return Err(gateway::Error::invalid(format!(
+                    "Unknown connector {connector:?}: this server offers sandbox."
+                )));
             }
             if !config.sandbox_enabled {
-                return Err(gateway::Error::invalid("The sandbox connector is disabled (WAG_SANDBOX_ENABLED=false)."));
+                return Err(gateway::Error::invalid(
+                    "The sandbox connector is disabled (WAG_SANDBOX_ENABLED=false).",
+                ));
             }
             let instance = instances::create(db, account.id, &name, &connector).await?;
-            println!("created instance {} for {} on the {} connector", instance.name, account.email, instance.connector);
+            println!(
+                "created instance {} for {} on the {} connector",
+                instance.name, account.email, instance.connector
+            );
             println!("{}", instance.id);
         }
     }
@@ -146,11 +198,21 @@ async fn execute(db: &DatabaseConnection, config: &Config, command: AdminCommand
 }
 
 fn parse_plan(text: &str) -> gateway::Result<Plan> {
-    Plan::parse(text).ok_or_else(|| gateway::Error::invalid(format!("Unknown plan {text:?}: use starter, growth, scale or none.")))
+    Plan::parse(text).ok_or_else(|| {
+        gateway::Error::invalid(format!(
+            "Unknown plan {text:?}: use starter, growth, scale or none."
+        ))
+    })
 }
 
-async fn require_account(db: &DatabaseConnection, email: &str) -> gateway::Result<accounts::Account> {
-    accounts::find_by_email(db, email)
-        .await?
-        .ok_or_else(|| gateway::Error::invalid(format!("No account has the email address {}.", email.trim().to_ascii_lowercase())))
+async fn require_account(
+    db: &DatabaseConnection,
+    email: &str,
+) -> gateway::Result<accounts::Account> {
+    accounts::find_by_email(db, email).await?.ok_or_else(|| {
+        gateway::Error::invalid(format!(
+            "No account has the email address {}.",
+            email.trim().to_ascii_lowercase()
+        ))
+    })
 }

@@ -5,7 +5,11 @@ use clap::{Parser, Subcommand};
 use gateway::config::Config;
 
 #[derive(Debug, Parser)]
-#[command(name = "wag", version, about = "WA Gateway: a guarded, multi-tenant WhatsApp gateway")]
+#[command(
+    name = "wag",
+    version,
+    about = "WA Gateway: a guarded, multi-tenant WhatsApp gateway"
+)]
 pub struct Cli {
     /// A TOML configuration file (also WAG_CONFIG). WAG_* environment variables override it.
     #[arg(long, global = true, env = "WAG_CONFIG")]
@@ -30,8 +34,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => crate::serve::serve(config).await,
         Command::Migrate => {
-            let db = gateway::db::connect(&config.database_url).await.map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?;
-            gateway::db::migrate(&db).await.map_err(|e| anyhow::anyhow!("migration failed: {e}"))?;
+            let db = gateway::db::connect(&config.database_url)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?;
+            gateway::db::migrate(&db)
+                .await
+                .map_err(|e| anyhow::anyhow!("migration failed: {e}"))?;
             println!("migrations applied");
             Ok(())
         }

@@ -15,7 +15,7 @@ use tower::ServiceBuilder;
 use tower_http::{
     request_id::{PropagateRequestIdLayer, SetRequestIdLayer},
     set_header::SetResponseHeaderLayer,
-    trace::TraceLayer,
+    trace::{DefaultOnResponse, TraceLayer},
 };
 use tower_sessions::{cookie::SameSite, Expiry, SessionManagerLayer};
 
@@ -34,13 +34,26 @@ pub fn build(state: AppState) -> Router {
     Router::new()
         .merge(api)
         .merge(portal)
-        .layer(SetResponseHeaderLayer::if_not_present(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
-        .layer(SetResponseHeaderLayer::if_not_present(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
-        .layer(SetResponseHeaderLayer::if_not_present(header::REFERRER_POLICY, HeaderValue::from_static("same-origin")))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("same-origin"),
+        ))
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(REQUEST_ID_HEADER, MakeId))
-                .layer(TraceLayer::new_for_http().make_span_with(telemetry::request_span::<axum::body::Body>))
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(telemetry::request_span::<axum::body::Body>)
+                        .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+                )
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER)),
         )
 }
@@ -66,13 +79,18 @@ fn portal_router(state: AppState) -> Router {
         .with_http_only(true)
         .with_same_site(SameSite::Lax)
         .with_secure(state.config.public_base_url.starts_with("https://"))
-        .with_expiry(Expiry::OnInactivity(time::Duration::days(state.config.session_days)));
+        .with_expiry(Expiry::OnInactivity(time::Duration::days(
+            state.config.session_days,
+        )));
 
     Router::<LeptosOptions>::new()
         .leptos_routes_with_context(&options, routes, context, shell)
         .fallback(fallback)
         .with_state(options)
-        .layer(middleware::from_fn_with_state(state, crate::portal::page_context))
+        .layer(middleware::from_fn_with_state(
+            state,
+            crate::portal::page_context,
+        ))
         .layer(sessions)
 }
 

@@ -31,7 +31,9 @@ pub async fn get_dashboard() -> Result<DashboardData, ServerFnError> {
     let usage = gateway::usage::current(&state.db, account.id, chrono::Utc::now())
         .await
         .map_err(|e| read_error("load usage", e))?;
-    let instances = gateway::instances::list(&state.db, account.id).await.map_err(|e| read_error("list instances", e))?;
+    let instances = gateway::instances::list(&state.db, account.id)
+        .await
+        .map_err(|e| read_error("list instances", e))?;
     Ok(DashboardData {
         plan_name: account.plan.display_name().into(),
         limits: account.limits().map(|l| (l.daily, l.monthly)),
@@ -61,15 +63,28 @@ pub fn DashboardPage() -> impl IntoView {
 }
 
 #[component]
-fn UsageStat(label: &'static str, used: i64, limit: Option<i64>, period: &'static str) -> impl IntoView {
+fn UsageStat(
+    label: &'static str,
+    used: i64,
+    limit: Option<i64>,
+    period: &'static str,
+) -> impl IntoView {
     let (value, sub, percent) = match limit {
         Some(limit) if limit > 0 => {
             let percent = (used * 100 / limit).clamp(0, 100);
-            (format!("{used} / {limit}"), format!("{} left {period}", (limit - used).max(0)), percent)
+            (
+                format!("{used} / {limit}"),
+                format!("{} left {period}", (limit - used).max(0)),
+                percent,
+            )
         }
         _ => (used.to_string(), "No active plan".to_string(), 0),
     };
-    let meter_class = if percent > 80 { "meter meter-warn" } else { "meter" };
+    let meter_class = if percent > 80 {
+        "meter meter-warn"
+    } else {
+        "meter"
+    };
     view! {
         <div class="stat">
             <div class="stat-label">{label}</div>
@@ -84,7 +99,11 @@ fn UsageStat(label: &'static str, used: i64, limit: Option<i64>, period: &'stati
 
 #[component]
 fn DashboardView(d: DashboardData) -> impl IntoView {
-    let connected = d.instances.iter().filter(|i| i.status == "connected").count();
+    let connected = d
+        .instances
+        .iter()
+        .filter(|i| i.status == "connected")
+        .count();
     let modules = match (d.api_enabled, d.threecx_enabled) {
         (true, true) => "API and 3CX middleware",
         (true, false) => "API",

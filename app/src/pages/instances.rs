@@ -48,7 +48,9 @@ pub async fn list_instances() -> Result<Vec<InstanceRow>, ServerFnError> {
     use crate::server_util::*;
     let user = require_user()?;
     let state = app_state()?;
-    let list = gateway::instances::list(&state.db, user.account_id).await.map_err(|e| read_error("list instances", e))?;
+    let list = gateway::instances::list(&state.db, user.account_id)
+        .await
+        .map_err(|e| read_error("list instances", e))?;
     Ok(list.into_iter().map(InstanceRow::from).collect())
 }
 
@@ -57,12 +59,32 @@ pub async fn create_instance(name: String) -> Result<(), ServerFnError> {
     use crate::{context::Flash, server_util::*};
     let user = require_user()?;
     let state = app_state()?;
-    match gateway::instances::create(&state.db, user.account_id, &name, gateway::connectors::sandbox::NAME).await {
+    match gateway::instances::create(
+        &state.db,
+        user.account_id,
+        &name,
+        gateway::connectors::sandbox::NAME,
+    )
+    .await
+    {
         Ok(instance) => {
             tracing::info!(account_id = user.account_id, instance_id = %instance.id, "instance created");
-            finish(Flash::success(format!("Instance \"{}\" created. Open it to link a phone.", instance.name)), "/instances").await
+            finish(
+                Flash::success(format!(
+                    "Instance \"{}\" created. Open it to link a phone.",
+                    instance.name
+                )),
+                "/instances",
+            )
+            .await
         }
-        Err(e) => finish(Flash::error(user_message("create instance", &e)), "/instances").await,
+        Err(e) => {
+            finish(
+                Flash::error(user_message("create instance", &e)),
+                "/instances",
+            )
+            .await
+        }
     }
 }
 

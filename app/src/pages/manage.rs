@@ -6,7 +6,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     layout::{fn_path, CsrfField, PortalLayout},
-    pages::{instances::{InstanceRow, StatusBadge}, not_found::NotFoundBody},
+    pages::{
+        instances::{InstanceRow, StatusBadge},
+        not_found::NotFoundBody,
+    },
 };
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -19,10 +22,17 @@ pub struct HistoryRow {
 /// The link state as the connect tab shows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum LinkView {
-    AwaitingScan { qr_svg: String, expires_in_secs: i64 },
+    AwaitingScan {
+        qr_svg: String,
+        expires_in_secs: i64,
+    },
     Starting,
-    Connected { phone: Option<String> },
-    Disconnected { reason: String },
+    Connected {
+        phone: Option<String>,
+    },
+    Disconnected {
+        reason: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,13 +45,21 @@ pub struct ManageData {
 
 #[cfg(feature = "ssr")]
 fn qr_svg(code: &str) -> Result<String, gateway::Error> {
-    let qr = qrcode::QrCode::new(code.as_bytes()).map_err(|e| gateway::Error::Internal(format!("QR code: {e}")))?;
-    Ok(qr.render::<qrcode::render::svg::Color>().min_dimensions(240, 240).quiet_zone(true).build())
+    let qr = qrcode::QrCode::new(code.as_bytes())
+        .map_err(|e| gateway::Error::Internal(format!("QR code: {e}")))?;
+    Ok(qr
+        .render::<qrcode::render::svg::Color>()
+        .min_dimensions(240, 240)
+        .quiet_zone(true)
+        .build())
 }
 
 /// `None` when the instance does not exist for this account.
 #[server(prefix = "/_fn", endpoint = "instances/manage")]
-pub async fn get_manage_data(id: String, with_link: bool) -> Result<Option<ManageData>, ServerFnError> {
+pub async fn get_manage_data(
+    id: String,
+    with_link: bool,
+) -> Result<Option<ManageData>, ServerFnError> {
     use crate::server_util::*;
     use gateway::{connectors::LinkState, instances, Error};
     let user = require_user()?;
@@ -55,10 +73,18 @@ pub async fn get_manage_data(id: String, with_link: bool) -> Result<Option<Manag
         .await
         .map_err(|e| read_error("load instance history", e))?
         .into_iter()
-        .map(|c| HistoryRow { status_label: c.status.label().into(), detail: c.detail, at: gateway::time::display(c.changed_at) })
+        .map(|c| HistoryRow {
+            status_label: c.status.label().into(),
+            detail: c.detail,
+            at: gateway::time::display(c.changed_at),
+        })
         .collect();
     let link = if with_link {
-        let link_state = state.registry.link_state(&instance).await.map_err(|e| read_error("read link state", e))?;
+        let link_state = state
+            .registry
+            .link_state(&instance)
+            .await
+            .map_err(|e| read_error("read link state", e))?;
         Some(match link_state {
             LinkState::AwaitingScan { code, expires_at } => LinkView::AwaitingScan {
                 qr_svg: qr_svg(&code).map_err(|e| read_error("render QR code", e))?,
@@ -101,10 +127,19 @@ pub async fn link_action(id: String, action: LinkCommand) -> Result<(), ServerFn
     };
     let registry = &state.registry;
     let (result, done) = match action {
-        LinkCommand::SimulateScan => (registry.simulate_scan(&instance).await, "Scan simulated: the instance is connected."),
-        LinkCommand::Disconnect => (registry.disconnect(&instance).await, "Disconnected. The link is kept; reconnect at any time."),
+        LinkCommand::SimulateScan => (
+            registry.simulate_scan(&instance).await,
+            "Scan simulated: the instance is connected.",
+        ),
+        LinkCommand::Disconnect => (
+            registry.disconnect(&instance).await,
+            "Disconnected. The link is kept; reconnect at any time.",
+        ),
         LinkCommand::Reconnect => (registry.reconnect(&instance).await, "Reconnected."),
-        LinkCommand::Logout => (registry.logout(&instance).await, "Logged out. Scan a new QR code to link a phone again."),
+        LinkCommand::Logout => (
+            registry.logout(&instance).await,
+            "Logged out. Scan a new QR code to link a phone again.",
+        ),
     };
     match result {
         Ok(()) => {
@@ -121,9 +156,21 @@ pub async fn rename_instance(id: String, name: String) -> Result<(), ServerFnErr
     let user = require_user()?;
     let state = app_state()?;
     match gateway::instances::rename(&state.db, user.account_id, &id, &name).await {
-        Ok(i) => finish(Flash::success(format!("Renamed to \"{}\".", i.name)), &format!("/instances/{id}/manage?tab=settings")).await,
+        Ok(i) => {
+            finish(
+                Flash::success(format!("Renamed to \"{}\".", i.name)),
+                &format!("/instances/{id}/manage?tab=settings"),
+            )
+            .await
+        }
         Err(gateway::Error::NotFound) => finish(Flash::error("Not found."), "/instances").await,
-        Err(e) => finish(Flash::error(user_message("rename instance", &e)), &format!("/instances/{id}/manage?tab=settings")).await,
+        Err(e) => {
+            finish(
+                Flash::error(user_message("rename instance", &e)),
+                &format!("/instances/{id}/manage?tab=settings"),
+            )
+            .await
+        }
     }
 }
 
@@ -134,10 +181,24 @@ pub async fn set_instance_paused(id: String, paused: bool) -> Result<(), ServerF
     let state = app_state()?;
     match gateway::instances::set_paused(&state.db, user.account_id, &id, paused).await {
         Ok(_) => {
-            let text = if paused { "Instance paused: it sends nothing until you resume it." } else { "Instance resumed." };
-            finish(Flash::success(text), &format!("/instances/{id}/manage?tab=settings")).await
+            let text = if paused {
+                "Instance paused: it sends nothing until you resume it."
+            } else {
+                "Instance resumed."
+            };
+            finish(
+                Flash::success(text),
+                &format!("/instances/{id}/manage?tab=settings"),
+            )
+            .await
         }
-        Err(e) => finish(Flash::error(user_message("pause instance", &e)), "/instances").await,
+        Err(e) => {
+            finish(
+                Flash::error(user_message("pause instance", &e)),
+                "/instances",
+            )
+            .await
+        }
     }
 }
 
@@ -152,7 +213,13 @@ pub async fn delete_instance(id: String) -> Result<(), ServerFnError> {
             tracing::info!(account_id = user.account_id, instance_id = %id, "instance deleted");
             finish(Flash::success("Instance deleted."), "/instances").await
         }
-        Err(e) => finish(Flash::error(user_message("delete instance", &e)), "/instances").await,
+        Err(e) => {
+            finish(
+                Flash::error(user_message("delete instance", &e)),
+                "/instances",
+            )
+            .await
+        }
     }
 }
 
@@ -175,7 +242,9 @@ impl Tab {
 
 #[component]
 pub fn ManagePage() -> impl IntoView {
-    let id = use_params_map().with_untracked(|p| p.get("id")).unwrap_or_default();
+    let id = use_params_map()
+        .with_untracked(|p| p.get("id"))
+        .unwrap_or_default();
     let tab = Tab::parse(use_query_map().with_untracked(|q| q.get("tab")));
     let data = Resource::new(move || (), {
         let id = id.clone();
@@ -254,7 +323,12 @@ fn OverviewTab(data: ManageData) -> impl IntoView {
 }
 
 #[component]
-fn LinkButton(id: String, action: &'static str, label: &'static str, class: &'static str) -> impl IntoView {
+fn LinkButton(
+    id: String,
+    action: &'static str,
+    label: &'static str,
+    class: &'static str,
+) -> impl IntoView {
     view! {
         <form class="inline" method="post" action={fn_path::<LinkAction>()}>
             <CsrfField/>

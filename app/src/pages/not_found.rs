@@ -1,7 +1,10 @@
 //! The 404 page. Another account's objects land here too: "not found", never "forbidden".
 use leptos::prelude::*;
 
-use crate::{context::page_context, layout::{PlainLayout, PortalLayout}};
+use crate::{
+    context::page_context,
+    layout::{PlainLayout, PortalLayout},
+};
 
 /// Sets the 404 status on the server and says so.
 #[component]
@@ -21,7 +24,8 @@ pub fn NotFoundBody() -> impl IntoView {
 #[component]
 pub fn NotFound() -> impl IntoView {
     if page_context().user.is_some() {
-        view! { <PortalLayout title="Not found" current=""><NotFoundBody/></PortalLayout> }.into_any()
+        view! { <PortalLayout title="Not found" current=""><NotFoundBody/></PortalLayout> }
+            .into_any()
     } else {
         view! { <PlainLayout title="Not found"><NotFoundBody/><p><a href="/">"Home"</a></p></PlainLayout> }.into_any()
     }

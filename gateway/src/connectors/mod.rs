@@ -19,11 +19,18 @@ use crate::instances::InstanceStatus;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum LinkState {
     /// Waiting for the phone to scan `code` (what the QR code encodes) before `expires_at`.
-    AwaitingScan { code: String, expires_at: i64 },
+    AwaitingScan {
+        code: String,
+        expires_at: i64,
+    },
     /// No code on offer right now (starting, or codes ran out); the page offers a retry.
     Starting,
-    Connected { phone: Option<String> },
-    Disconnected { reason: String },
+    Connected {
+        phone: Option<String>,
+    },
+    Disconnected {
+        reason: String,
+    },
 }
 
 /// What a connector needs to open or resume an instance's session.
@@ -116,17 +123,39 @@ pub enum DeliveryStatus {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EventKind {
-    Connected { phone: Option<String> },
+    Connected {
+        phone: Option<String>,
+    },
     /// Transient: the connector is expected to come back by itself.
-    Disconnected { reason: String },
+    Disconnected {
+        reason: String,
+    },
     /// The phone removed this linked device, or the customer logged out: a new scan is needed.
-    LoggedOut { reason: String },
-    ConnectionUpdated { state: String },
-    QrUpdated { code: String, expires_at: i64 },
+    LoggedOut {
+        reason: String,
+    },
+    ConnectionUpdated {
+        state: String,
+    },
+    QrUpdated {
+        code: String,
+        expires_at: i64,
+    },
     MessageReceived(InboundMessage),
-    MessageStatus { provider_message_id: String, status: DeliveryStatus, at: i64 },
-    Call { from: Sender, missed: bool, at: i64 },
-    GroupUpdated { group_id: String, change: String },
+    MessageStatus {
+        provider_message_id: String,
+        status: DeliveryStatus,
+        at: i64,
+    },
+    Call {
+        from: Sender,
+        missed: bool,
+        at: i64,
+    },
+    GroupUpdated {
+        group_id: String,
+        change: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -145,7 +174,11 @@ pub trait Connector: Send + Sync + 'static {
     fn name(&self) -> &'static str;
 
     /// Opens, or resumes from what the connector stored, the session of one instance.
-    async fn open(&self, boot: InstanceBoot, events: EventSink) -> Result<Arc<dyn ConnectorSession>, ConnectorError>;
+    async fn open(
+        &self,
+        boot: InstanceBoot,
+        events: EventSink,
+    ) -> Result<Arc<dyn ConnectorSession>, ConnectorError>;
 }
 
 #[async_trait::async_trait]

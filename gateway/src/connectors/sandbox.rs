@@ -8,8 +8,8 @@ use sha2::{Digest, Sha256};
 use tokio::{sync::Mutex, task::JoinHandle};
 
 use super::{
-    Connector, ConnectorError, ConnectorEvent, ConnectorSession, EventKind, EventSink, InstanceBoot, LinkState,
-    OutgoingMessage, SentMessage,
+    Connector, ConnectorError, ConnectorEvent, ConnectorSession, EventKind, EventSink,
+    InstanceBoot, LinkState, OutgoingMessage, SentMessage,
 };
 use crate::{ids, instances::InstanceStatus, time};
 
@@ -24,12 +24,23 @@ impl Connector for SandboxConnector {
         NAME
     }
 
-    async fn open(&self, boot: InstanceBoot, events: EventSink) -> Result<Arc<dyn ConnectorSession>, ConnectorError> {
+    async fn open(
+        &self,
+        boot: InstanceBoot,
+        events: EventSink,
+    ) -> Result<Arc<dyn ConnectorSession>, ConnectorError> {
         let linked = match boot.status {
             InstanceStatus::Unlinked => None,
-            _ => Some(boot.linked_phone.clone().unwrap_or_else(|| sandbox_phone(&boot.instance_id))),
+            _ => Some(
+                boot.linked_phone
+                    .clone()
+                    .unwrap_or_else(|| sandbox_phone(&boot.instance_id)),
+            ),
         };
-        let state = SandboxState { connected: boot.status == InstanceStatus::Connected, linked };
+        let state = SandboxState {
+            connected: boot.status == InstanceStatus::Connected,
+            linked,
+        };
         let session = Arc::new(SandboxSession {
             instance_id: boot.instance_id.clone(),
             seed: rand::random(),
@@ -68,14 +79,21 @@ impl SandboxSession {
         hasher.update(self.seed);
         hasher.update(self.instance_id.as_bytes());
         hasher.update(window.to_be_bytes());
-        let code = format!("wag-sandbox:{}:{}", self.instance_id, &hex::encode(hasher.finalize())[..24]);
+        let code = format!(
+            "wag-sandbox:{}:{}",
+            self.instance_id,
+            &hex::encode(hasher.finalize())[..24]
+        );
         (code, (window + 1) * QR_ROTATION_SECS)
     }
 
     /// What the phone's camera would do: links the instance and connects it.
     pub async fn simulate_scan(&self) -> Result<EventKind, ConnectorError> {
         let mut state = self.state.lock().await;
-        let phone = state.linked.clone().unwrap_or_else(|| sandbox_phone(&self.instance_id));
+        let phone = state
+            .linked
+            .clone()
+            .unwrap_or_else(|| sandbox_phone(&self.instance_id));
         state.linked = Some(phone.clone());
         state.connected = true;
         Ok(EventKind::Connected { phone: Some(phone) })
@@ -91,7 +109,10 @@ async fn rotate_codes(session: std::sync::Weak<SandboxSession>, events: EventSin
         let instance_id = s.instance_id.clone();
         drop(s);
         if waiting {
-            let event = ConnectorEvent { instance_id, kind: EventKind::QrUpdated { code, expires_at } };
+            let event = ConnectorEvent {
+                instance_id,
+                kind: EventKind::QrUpdated { code, expires_at },
+            };
             if events.send(event).await.is_err() {
                 return;
             }
@@ -106,8 +127,12 @@ impl ConnectorSession for SandboxSession {
     async fn link_state(&self) -> LinkState {
         let state = self.state.lock().await;
         match (&state.linked, state.connected) {
-            (Some(phone), true) => LinkState::Connected { phone: Some(phone.clone()) },
-            (Some(_), false) => LinkState::Disconnected { reason: "Disconnected from the portal.".into() },
+            (Some(phone), true) => LinkState::Connected {
+                phone: Some(phone.clone()),
+            },
+            (Some(_), false) => LinkState::Disconnected {
+                reason: "Disconnected from the portal.".into(),
+            },
             (None, _) => {
                 let (code, expires_at) = self.code_at(time::now());
                 LinkState::AwaitingScan { code, expires_at }
@@ -120,12 +145,18 @@ impl ConnectorSession for SandboxSession {
             return Err(ConnectorError::NotConnected);
         }
         if message.to.ends_with("0000") {
-            return Err(ConnectorError::Rejected("the number is not on WhatsApp (sandbox test number)".into()));
+            return Err(ConnectorError::Rejected(
+                "the number is not on WhatsApp (sandbox test number)".into(),
+            ));
         }
         if message.to.ends_with("0001") {
-            return Err(ConnectorError::Unavailable("simulated provider outage (sandbox test number)".into()));
+            return Err(ConnectorError::Unavailable(
+                "simulated provider outage (sandbox test number)".into(),
+            ));
         }
-        Ok(SentMessage { provider_message_id: ids::new_id("sbx") })
+        Ok(SentMessage {
+            provider_message_id: ids::new_id("sbx"),
+        })
     }
 
     async fn disconnect(&self) -> Result<EventKind, ConnectorError> {
@@ -134,7 +165,9 @@ impl ConnectorSession for SandboxSession {
             return Err(ConnectorError::NotConnected);
         }
         state.connected = false;
-        Ok(EventKind::Disconnected { reason: "Disconnected from the portal.".into() })
+        Ok(EventKind::Disconnected {
+            reason: "Disconnected from the portal.".into(),
+        })
     }
 
     async fn reconnect(&self) -> Result<EventKind, ConnectorError> {
@@ -150,7 +183,9 @@ impl ConnectorSession for SandboxSession {
         let mut state = self.state.lock().await;
         state.linked = None;
         state.connected = false;
-        Ok(EventKind::LoggedOut { reason: "Logged out from the portal.".into() })
+        Ok(EventKind::LoggedOut {
+            reason: "Logged out from the portal.".into(),
+        })
     }
 
     async fn close(&self) {
@@ -170,38 +205,88 @@ mod tests {
     use crate::connectors::OutgoingContent;
 
     fn boot(status: InstanceStatus) -> InstanceBoot {
-        InstanceBoot { instance_id: "inst_test".into(), status, linked_phone: None }
+        InstanceBoot {
+            instance_id: "inst_test".into(),
+            status,
+            linked_phone: None,
+        }
     }
 
     #[tokio::test]
     async fn starts_unlinked_with_rotating_code_and_links_on_scan() {
         let (tx, _rx) = tokio::sync::mpsc::channel(8);
-        let session = SandboxConnector.open(boot(InstanceStatus::Unlinked), tx).await.unwrap();
-        let LinkState::AwaitingScan { code, expires_at } = session.link_state().await else { panic!("not awaiting") };
+        let session = SandboxConnector
+            .open(boot(InstanceStatus::Unlinked), tx)
+            .await
+            .unwrap();
+        let LinkState::AwaitingScan { code, expires_at } = session.link_state().await else {
+            panic!("not awaiting")
+        };
         assert!(code.starts_with("wag-sandbox:inst_test:"));
         assert_eq!(expires_at % QR_ROTATION_SECS, 0);
         let sandbox = session.as_any().downcast_ref::<SandboxSession>().unwrap();
         let (now_code, _) = sandbox.code_at(expires_at - 1);
         let (next_code, _) = sandbox.code_at(expires_at);
         assert_eq!(now_code, code);
-        assert_ne!(next_code, code, "the code changes every {QR_ROTATION_SECS} s");
-        assert!(matches!(sandbox.simulate_scan().await.unwrap(), EventKind::Connected { phone: Some(_) }));
-        assert!(matches!(session.link_state().await, LinkState::Connected { .. }));
+        assert_ne!(
+            next_code, code,
+            "the code changes every {QR_ROTATION_SECS} s"
+        );
+        assert!(matches!(
+            sandbox.simulate_scan().await.unwrap(),
+            EventKind::Connected { phone: Some(_) }
+        ));
+        assert!(matches!(
+            session.link_state().await,
+            LinkState::Connected { .. }
+        ));
         session.close().await;
     }
 
     #[tokio::test]
     async fn magic_numbers_fail_and_unlinked_cannot_send() {
         let (tx, _rx) = tokio::sync::mpsc::channel(8);
-        let session = SandboxConnector.open(boot(InstanceStatus::Unlinked), tx).await.unwrap();
-        let msg = |to: &str| OutgoingMessage { to: to.into(), content: OutgoingContent::Text("hi".into()) };
-        assert_eq!(session.send(msg("+15551234567")).await, Err(ConnectorError::NotConnected));
-        session.as_any().downcast_ref::<SandboxSession>().unwrap().simulate_scan().await.unwrap();
-        assert!(session.send(msg("+15551234567")).await.unwrap().provider_message_id.starts_with("sbx_"));
-        assert!(matches!(session.send(msg("+15550000000")).await, Err(ConnectorError::Rejected(_))));
-        assert!(matches!(session.send(msg("+15550000001")).await, Err(ConnectorError::Unavailable(_))));
-        assert!(matches!(session.logout().await.unwrap(), EventKind::LoggedOut { .. }));
-        assert!(matches!(session.link_state().await, LinkState::AwaitingScan { .. }));
+        let session = SandboxConnector
+            .open(boot(InstanceStatus::Unlinked), tx)
+            .await
+            .unwrap();
+        let msg = |to: &str| OutgoingMessage {
+            to: to.into(),
+            content: OutgoingContent::Text("hi".into()),
+        };
+        assert_eq!(
+            session.send(msg("+15551234567")).await,
+            Err(ConnectorError::NotConnected)
+        );
+        session
+            .as_any()
+            .downcast_ref::<SandboxSession>()
+            .unwrap()
+            .simulate_scan()
+            .await
+            .unwrap();
+        assert!(session
+            .send(msg("+15551234567"))
+            .await
+            .unwrap()
+            .provider_message_id
+            .starts_with("sbx_"));
+        assert!(matches!(
+            session.send(msg("+15550000000")).await,
+            Err(ConnectorError::Rejected(_))
+        ));
+        assert!(matches!(
+            session.send(msg("+15550000001")).await,
+            Err(ConnectorError::Unavailable(_))
+        ));
+        assert!(matches!(
+            session.logout().await.unwrap(),
+            EventKind::LoggedOut { .. }
+        ));
+        assert!(matches!(
+            session.link_state().await,
+            LinkState::AwaitingScan { .. }
+        ));
         session.close().await;
     }
 }

@@ -1,12 +1,6 @@
 //! /api/sandbox/*: controls for sandbox instances, for trying every path without a phone.
 //! Only sandbox instances of the key's own account; absent when the sandbox is disabled.
-use axum::{
-    body::Bytes,
-    extract::State,
-    http::HeaderMap,
-    routing::post,
-    Json, Router,
-};
+use axum::{body::Bytes, extract::State, http::HeaderMap, routing::post, Json, Router};
 use gateway::{connectors::sandbox, instances, state::AppState};
 use serde_json::{json, Value};
 
@@ -21,11 +15,17 @@ pub fn router() -> Router<AppState> {
 }
 
 /// POST /api/sandbox/link `{"instance_id": "inst_…"}`: what scanning the QR code would do.
-async fn link(State(state): State<AppState>, headers: HeaderMap, caller: Result<ApiCaller, ApiError>, body: Bytes) -> Result<Json<Value>, ApiError> {
+async fn link(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    caller: Result<ApiCaller, ApiError>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
     require_json_content_type(&headers)?;
     let caller = caller?;
     let object = parse_object(&body)?;
-    let instance_id = required_str(&object, "instance_id").ok_or_else(|| ApiError::validation(&["instance_id"]))?;
+    let instance_id = required_str(&object, "instance_id")
+        .ok_or_else(|| ApiError::validation(&["instance_id"]))?;
     if !caller.account.api_enabled {
         return Err(ApiError::module_not_enabled());
     }
@@ -35,7 +35,11 @@ async fn link(State(state): State<AppState>, headers: HeaderMap, caller: Result<
     if instance.connector != sandbox::NAME {
         return Err(ApiError::invalid_instance());
     }
-    state.registry.simulate_scan(&instance).await.map_err(|e| ApiError::internal("sandbox link", &e))?;
+    state
+        .registry
+        .simulate_scan(&instance)
+        .await
+        .map_err(|e| ApiError::internal("sandbox link", &e))?;
     let linked = instances::find(&state.db, caller.account.id, instance_id)
         .await
         .map_err(|e| ApiError::from_domain("reload sandbox instance", e))?;
