@@ -51,18 +51,11 @@ pub struct CreatedKey {
 }
 
 pub fn parse_name(text: &str) -> Result<String> {
-    let name = text.trim();
-    if name.is_empty() {
-        return Err(Error::invalid(
-            "Give the key a name, such as the system that will use it.",
-        ));
-    }
-    if name.chars().count() > 60 || name.chars().any(char::is_control) {
-        return Err(Error::invalid(
-            "Key names are at most 60 characters, without control characters.",
-        ));
-    }
-    Ok(name.to_string())
+    crate::names::display_name(
+        text,
+        "Give the key a name, such as the system that will use it.",
+        "Key names",
+    )
 }
 
 pub fn hash_key(secret: &str) -> String {

@@ -31,6 +31,17 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
     Migrator::up(db, None).await
 }
 
+/// Connects and brings the schema up to date: what every entry point does first.
+pub async fn open(url: &str) -> Result<DatabaseConnection, String> {
+    let db = connect(url)
+        .await
+        .map_err(|e| format!("cannot open the database: {e}"))?;
+    migrate(&db)
+        .await
+        .map_err(|e| format!("database migration failed: {e}"))?;
+    Ok(db)
+}
+
 /// `sqlite://./data/wag.db?mode=rwc` → make sure `./data` exists, so a fresh checkout starts.
 fn ensure_sqlite_parent_dir(url: &str) {
     let path = url

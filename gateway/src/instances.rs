@@ -85,18 +85,11 @@ pub struct StatusChange {
 }
 
 pub fn parse_name(text: &str) -> Result<String> {
-    let name = text.trim();
-    if name.is_empty() {
-        return Err(Error::invalid(
-            "Give the instance a name, such as \"Support line\".",
-        ));
-    }
-    if name.chars().count() > 60 || name.chars().any(char::is_control) {
-        return Err(Error::invalid(
-            "Instance names are at most 60 characters, without control characters.",
-        ));
-    }
-    Ok(name.to_string())
+    crate::names::display_name(
+        text,
+        "Give the instance a name, such as \"Support line\".",
+        "Instance names",
+    )
 }
 
 pub async fn create(

@@ -10,6 +10,7 @@ pub mod error;
 pub mod ids;
 pub mod instances;
 pub mod login_throttle;
+pub mod names;
 pub mod plans;
 pub mod session_store;
 pub mod state;
