@@ -40,18 +40,10 @@ pub struct Flash {
 
 impl Flash {
     pub fn success(message: impl Into<String>) -> Flash {
-        Flash {
-            kind: FlashKind::Success,
-            message: message.into(),
-            secret: None,
-        }
+        Flash { kind: FlashKind::Success, message: message.into(), secret: None }
     }
     pub fn error(message: impl Into<String>) -> Flash {
-        Flash {
-            kind: FlashKind::Error,
-            message: message.into(),
-            secret: None,
-        }
+        Flash { kind: FlashKind::Error, message: message.into(), secret: None }
     }
 }
 

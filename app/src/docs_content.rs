@@ -10,36 +10,16 @@ pub struct Page {
 
 /// In the order of the spec's "Portal Paths", then the acceptable use policy.
 pub const PAGES: &[Page] = &[
-    Page {
-        path: "/docs",
-        title: "Overview",
-        source: include_str!("../docs/overview.md"),
-    },
-    Page {
-        path: "/docs/quickstart",
-        title: "Quickstart",
-        source: include_str!("../docs/quickstart.md"),
-    },
-    Page {
-        path: "/docs/connect",
-        title: "Connect",
-        source: include_str!("../docs/connect.md"),
-    },
-    Page {
-        path: "/docs/endpoints",
-        title: "Endpoints",
-        source: include_str!("../docs/endpoints.md"),
-    },
+    Page { path: "/docs", title: "Overview", source: include_str!("../docs/overview.md") },
+    Page { path: "/docs/quickstart", title: "Quickstart", source: include_str!("../docs/quickstart.md") },
+    Page { path: "/docs/connect", title: "Connect", source: include_str!("../docs/connect.md") },
+    Page { path: "/docs/endpoints", title: "Endpoints", source: include_str!("../docs/endpoints.md") },
     Page {
         path: "/docs/troubleshooting",
         title: "Troubleshooting",
         source: include_str!("../docs/troubleshooting.md"),
     },
-    Page {
-        path: "/acceptable-use",
-        title: "Acceptable use",
-        source: include_str!("../docs/acceptable-use.md"),
-    },
+    Page { path: "/acceptable-use", title: "Acceptable use", source: include_str!("../docs/acceptable-use.md") },
 ];
 
 pub fn find(path: &str) -> Option<&'static Page> {
@@ -52,21 +32,19 @@ pub fn find(path: &str) -> Option<&'static Page> {
 /// rule keeps it that way); code blocks are wrapped so the script can add a copy button.
 pub fn render(page: &Page, base_url: &str) -> String {
     let source = page.source.replace("{{BASE_URL}}", base_url);
-    let parser = Parser::new_ext(
-        &source,
-        Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH,
-    )
-    .flat_map(|event| match event {
-        Event::Html(text) | Event::InlineHtml(text) => vec![Event::Text(text)],
-        Event::Start(Tag::CodeBlock(kind)) => vec![
-            Event::Html("<div class=\"code-block\">".into()),
-            Event::Start(Tag::CodeBlock(kind)),
-        ],
-        Event::End(TagEnd::CodeBlock) => {
-            vec![Event::End(TagEnd::CodeBlock), Event::Html("</div>".into())]
-        }
-        other => vec![other],
-    });
+    let parser =
+        Parser::new_ext(&source, Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH).flat_map(
+            |event| match event {
+                Event::Html(text) | Event::InlineHtml(text) => vec![Event::Text(text)],
+                Event::Start(Tag::CodeBlock(kind)) => {
+                    vec![Event::Html("<div class=\"code-block\">".into()), Event::Start(Tag::CodeBlock(kind))]
+                }
+                Event::End(TagEnd::CodeBlock) => {
+                    vec![Event::End(TagEnd::CodeBlock), Event::Html("</div>".into())]
+                }
+                other => vec![other],
+            },
+        );
     let mut out = String::with_capacity(source.len() * 2);
     html::push_html(&mut out, parser);
     out
@@ -91,11 +69,7 @@ mod tests {
 
     #[test]
     fn raw_html_is_escaped() {
-        let page = Page {
-            path: "/x",
-            title: "x",
-            source: "# T\n\n<script>alert(1)</script>\n",
-        };
+        let page = Page { path: "/x", title: "x", source: "# T\n\n<script>alert(1)</script>\n" };
         assert!(!render(&page, "http://h").contains("<script>"));
     }
 }

@@ -46,47 +46,24 @@ struct NavGroup {
 
 /// The sidebar follows the spec's "Customer Integration Areas"; an area appears once it exists.
 const NAV: &[NavGroup] = &[
+    NavGroup { title: "Overview", items: &[NavItem { href: "/dashboard", label: "Dashboard" }] },
+    NavGroup { title: "Customer Access", items: &[NavItem { href: "/api-keys", label: "API Keys" }] },
+    NavGroup { title: "Connection", items: &[NavItem { href: "/instances", label: "Instances" }] },
     NavGroup {
-        title: "Overview",
-        items: &[NavItem {
-            href: "/dashboard",
-            label: "Dashboard",
-        }],
-    },
-    NavGroup {
-        title: "Customer Access",
-        items: &[NavItem {
-            href: "/api-keys",
-            label: "API Keys",
-        }],
-    },
-    NavGroup {
-        title: "Connection",
-        items: &[NavItem {
-            href: "/instances",
-            label: "Instances",
-        }],
+        title: "Safety",
+        items: &[
+            NavItem { href: "/responsible-messaging", label: "Responsible messaging" },
+            NavItem { href: "/suppressed-recipients", label: "Suppressed recipients" },
+        ],
     },
     NavGroup {
         title: "Help",
         items: &[
-            NavItem {
-                href: "/docs",
-                label: "Documentation",
-            },
-            NavItem {
-                href: "/acceptable-use",
-                label: "Acceptable use",
-            },
+            NavItem { href: "/docs", label: "Documentation" },
+            NavItem { href: "/acceptable-use", label: "Acceptable use" },
         ],
     },
-    NavGroup {
-        title: "Settings",
-        items: &[NavItem {
-            href: "/account",
-            label: "Account",
-        }],
-    },
+    NavGroup { title: "Settings", items: &[NavItem { href: "/account", label: "Account" }] },
 ];
 
 #[component]
@@ -98,11 +75,7 @@ pub fn PortalLayout(
     children: Children,
 ) -> impl IntoView {
     let ctx = page_context();
-    let email = ctx
-        .user
-        .as_ref()
-        .map(|u| u.email.clone())
-        .unwrap_or_default();
+    let email = ctx.user.as_ref().map(|u| u.email.clone()).unwrap_or_default();
     view! {
         <Title text=title.clone()/>
         <div class="layout">

@@ -30,6 +30,8 @@ use crate::pages::{
     landing::LandingPage,
     manage::ManagePage,
     not_found::NotFound,
+    responsible::ResponsiblePage,
+    suppressions::SuppressionsPage,
 };
 
 /// The HTML document around every page.
@@ -38,10 +40,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     #[cfg(feature = "ssr")]
     let (style_href, script_href) = (assets::style_href(), assets::script_href());
     #[cfg(not(feature = "ssr"))]
-    let (style_href, script_href) = (
-        String::from("/style/main.css"),
-        String::from("/public/app.js"),
-    );
+    let (style_href, script_href) = (String::from("/style/main.css"), String::from("/public/app.js"));
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -75,6 +74,8 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/instances") view=InstancesPage ssr=SsrMode::Async/>
                 <Route path=path!("/instances/:id/manage") view=ManagePage ssr=SsrMode::Async/>
                 <Route path=path!("/account") view=AccountPage ssr=SsrMode::Async/>
+                <Route path=path!("/suppressed-recipients") view=SuppressionsPage ssr=SsrMode::Async/>
+                <Route path=path!("/responsible-messaging") view=ResponsiblePage ssr=SsrMode::Async/>
                 <Route path=path!("/docs") view=DocsPage ssr=SsrMode::Async/>
                 <Route path=path!("/docs/*slug") view=DocsPage ssr=SsrMode::Async/>
                 <Route path=path!("/acceptable-use") view=DocsPage ssr=SsrMode::Async/>

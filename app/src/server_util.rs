@@ -22,9 +22,7 @@ pub async fn session() -> Result<Session, ServerFnError> {
 
 /// The signed-in user; server functions that need one answer "sign in" otherwise.
 pub fn require_user() -> Result<UserInfo, ServerFnError> {
-    page_context()
-        .user
-        .ok_or_else(|| ServerFnError::new("Please log in."))
+    page_context().user.ok_or_else(|| ServerFnError::new("Please log in."))
 }
 
 pub async fn set_flash(flash: Flash) {

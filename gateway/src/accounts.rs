@@ -54,14 +54,10 @@ impl NewPassword {
     pub fn parse(text: &str) -> Result<NewPassword> {
         let chars = text.chars().count();
         if chars < MIN_PASSWORD_LEN {
-            return Err(Error::invalid(format!(
-                "Choose a password of at least {MIN_PASSWORD_LEN} characters."
-            )));
+            return Err(Error::invalid(format!("Choose a password of at least {MIN_PASSWORD_LEN} characters.")));
         }
         if chars > 128 {
-            return Err(Error::invalid(
-                "Choose a password of at most 128 characters.",
-            ));
+            return Err(Error::invalid("Choose a password of at most 128 characters."));
         }
         Ok(NewPassword(text.to_string()))
     }
@@ -122,11 +118,7 @@ pub struct Account {
 
 impl Account {
     pub fn limits(&self) -> Option<Limits> {
-        effective_limits(
-            self.plan,
-            self.daily_limit_override,
-            self.monthly_limit_override,
-        )
+        effective_limits(self.plan, self.daily_limit_override, self.monthly_limit_override)
     }
 }
 
@@ -158,9 +150,7 @@ pub struct NewAccount {
 
 pub async fn create(db: &DatabaseConnection, new: NewAccount) -> Result<Account> {
     if find_model_by_email(db, new.email.as_str()).await?.is_some() {
-        return Err(Error::invalid(
-            "An account with this email address already exists.",
-        ));
+        return Err(Error::invalid("An account with this email address already exists."));
     }
     let hash = hash_password(new.password).await?;
     let now = time::now();
@@ -180,42 +170,26 @@ pub async fn create(db: &DatabaseConnection, new: NewAccount) -> Result<Account>
     match model.insert(db).await {
         Ok(m) => Ok(m.into()),
         // Lost a race with a concurrent sign-up for the same address.
-        Err(e) if is_unique_violation(&e) => Err(Error::invalid(
-            "An account with this email address already exists.",
-        )),
+        Err(e) if is_unique_violation(&e) => Err(Error::invalid("An account with this email address already exists.")),
         Err(e) => Err(e.into()),
     }
 }
 
 fn is_unique_violation(e: &sea_orm::DbErr) -> bool {
-    matches!(
-        e.sql_err(),
-        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
-    )
+    matches!(e.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)))
 }
 
-async fn find_model_by_email(
-    db: &DatabaseConnection,
-    email: &str,
-) -> Result<Option<account::Model>> {
-    Ok(account::Entity::find()
-        .filter(account::Column::Email.eq(email))
-        .one(db)
-        .await?)
+async fn find_model_by_email(db: &DatabaseConnection, email: &str) -> Result<Option<account::Model>> {
+    Ok(account::Entity::find().filter(account::Column::Email.eq(email)).one(db).await?)
 }
 
 pub async fn find_by_id(db: &DatabaseConnection, id: i64) -> Result<Option<Account>> {
-    Ok(account::Entity::find_by_id(id)
-        .one(db)
-        .await?
-        .map(Account::from))
+    Ok(account::Entity::find_by_id(id).one(db).await?.map(Account::from))
 }
 
 pub async fn find_by_email(db: &DatabaseConnection, email: &str) -> Result<Option<Account>> {
     let email = Email::parse(email)?;
-    Ok(find_model_by_email(db, email.as_str())
-        .await?
-        .map(Account::from))
+    Ok(find_model_by_email(db, email.as_str()).await?.map(Account::from))
 }
 
 pub const LOGIN_FAILED: &str = "The email or password is not correct.";
@@ -251,16 +225,8 @@ pub async fn authenticate(
     }
 }
 
-pub async fn change_password(
-    db: &DatabaseConnection,
-    account_id: i64,
-    current: &str,
-    new: &str,
-) -> Result<()> {
-    let model = account::Entity::find_by_id(account_id)
-        .one(db)
-        .await?
-        .ok_or(Error::NotFound)?;
+pub async fn change_password(db: &DatabaseConnection, account_id: i64, current: &str, new: &str) -> Result<()> {
+    let model = account::Entity::find_by_id(account_id).one(db).await?.ok_or(Error::NotFound)?;
     if !verify_password(current.to_string(), Some(model.password_hash.clone())).await? {
         return Err(Error::invalid("The current password is not correct."));
     }
@@ -301,18 +267,13 @@ fn limit_override(value: i64, which: &str) -> Result<Option<i32>> {
     }
     match i32::try_from(value) {
         Ok(v) if v > 0 => Ok(Some(v)),
-        _ => Err(Error::invalid(format!(
-            "The {which} limit must be a positive whole number (0 removes the override)."
-        ))),
+        _ => {
+            Err(Error::invalid(format!("The {which} limit must be a positive whole number (0 removes the override).")))
+        }
     }
 }
 
-pub async fn set_module(
-    db: &DatabaseConnection,
-    email: &str,
-    module: Module,
-    enabled: bool,
-) -> Result<Account> {
+pub async fn set_module(db: &DatabaseConnection, email: &str, module: Module, enabled: bool) -> Result<Account> {
     let model = require_by_email(db, email).await?;
     let mut active: account::ActiveModel = model.into();
     match module {
@@ -326,12 +287,7 @@ async fn require_by_email(db: &DatabaseConnection, email: &str) -> Result<accoun
     let email = Email::parse(email)?;
     find_model_by_email(db, email.as_str())
         .await?
-        .ok_or_else(|| {
-            Error::invalid(format!(
-                "No account has the email address {}.",
-                email.as_str()
-            ))
-        })
+        .ok_or_else(|| Error::invalid(format!("No account has the email address {}.", email.as_str())))
 }
 
 fn argon2() -> Argon2<'static> {
@@ -356,10 +312,7 @@ fn dummy_hash() -> &'static str {
     static DUMMY: OnceLock<String> = OnceLock::new();
     DUMMY.get_or_init(|| {
         let password: [u8; 16] = rand::random();
-        argon2()
-            .hash_password(&password)
-            .expect("argon2 with default parameters")
-            .to_string()
+        argon2().hash_password(&password).expect("argon2 with default parameters").to_string()
     })
 }
 
@@ -369,9 +322,7 @@ async fn verify_password(password: String, stored: Option<String>) -> Result<boo
         let hash_text = stored.unwrap_or_else(|| dummy_hash().to_string());
         let parsed = PasswordHash::new(&hash_text)
             .map_err(|e| Error::Internal(format!("stored password hash unreadable: {e}")))?;
-        let matches = argon2()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok();
+        let matches = argon2().verify_password(password.as_bytes(), &parsed).is_ok();
         Ok(known && matches)
     })
     .await
@@ -384,19 +335,8 @@ mod tests {
 
     #[test]
     fn emails_are_normalised_and_checked() {
-        assert_eq!(
-            Email::parse("  Ops@Example.COM ").unwrap().as_str(),
-            "ops@example.com"
-        );
-        for bad in [
-            "",
-            "no-at.example.com",
-            "a@b",
-            "a@@b.com",
-            "a b@c.com",
-            "@example.com",
-            "a@example.com.",
-        ] {
+        assert_eq!(Email::parse("  Ops@Example.COM ").unwrap().as_str(), "ops@example.com");
+        for bad in ["", "no-at.example.com", "a@b", "a@@b.com", "a b@c.com", "@example.com", "a@example.com."] {
             assert!(Email::parse(bad).is_err(), "{bad}");
         }
     }

@@ -2,9 +2,7 @@
 //! display prefix are stored; the full key is returned once, at creation. Lookup is by hash, so
 //! the API path never pays for argon2.
 use rand::Rng;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -51,11 +49,7 @@ pub struct CreatedKey {
 }
 
 pub fn parse_name(text: &str) -> Result<String> {
-    crate::names::display_name(
-        text,
-        "Give the key a name, such as the system that will use it.",
-        "Key names",
-    )
+    crate::names::display_name(text, "Give the key a name, such as the system that will use it.", "Key names")
 }
 
 pub fn hash_key(secret: &str) -> String {
@@ -65,9 +59,7 @@ pub fn hash_key(secret: &str) -> String {
 fn generate_secret() -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     let mut rng = rand::rng();
-    let body: String = (0..SECRET_CHARS)
-        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
-        .collect();
+    let body: String = (0..SECRET_CHARS).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect();
     format!("{KEY_PREFIX}{body}")
 }
 
@@ -86,10 +78,7 @@ pub async fn create(db: &DatabaseConnection, account_id: i64, name: &str) -> Res
     }
     .insert(db)
     .await?;
-    Ok(CreatedKey {
-        info: model.into(),
-        secret,
-    })
+    Ok(CreatedKey { info: model.into(), secret })
 }
 
 pub async fn list(db: &DatabaseConnection, account_id: i64) -> Result<Vec<ApiKeyInfo>> {
@@ -145,10 +134,7 @@ pub async fn authenticate(db: &DatabaseConnection, presented: &str) -> Result<Ke
     if !presented.starts_with(KEY_PREFIX) || presented.len() != KEY_PREFIX.len() + SECRET_CHARS {
         return Ok(KeyCheck::Invalid);
     }
-    let Some(model) = api_key::Entity::find()
-        .filter(api_key::Column::KeyHash.eq(hash_key(presented)))
-        .one(db)
-        .await?
+    let Some(model) = api_key::Entity::find().filter(api_key::Column::KeyHash.eq(hash_key(presented))).one(db).await?
     else {
         return Ok(KeyCheck::Invalid);
     };
@@ -156,19 +142,10 @@ pub async fn authenticate(db: &DatabaseConnection, presented: &str) -> Result<Ke
         return Ok(KeyCheck::Revoked);
     }
     let now = time::now();
-    let check = KeyCheck::Valid {
-        key_id: model.id.clone(),
-        account_id: model.account_id,
-    };
-    if model
-        .last_used_at
-        .is_none_or(|t| now - t >= LAST_USED_RESOLUTION_SECS)
-    {
+    let check = KeyCheck::Valid { key_id: model.id.clone(), account_id: model.account_id };
+    if model.last_used_at.is_none_or(|t| now - t >= LAST_USED_RESOLUTION_SECS) {
         api_key::Entity::update_many()
-            .col_expr(
-                api_key::Column::LastUsedAt,
-                sea_orm::sea_query::Expr::value(now),
-            )
+            .col_expr(api_key::Column::LastUsedAt, sea_orm::sea_query::Expr::value(now))
             .filter(api_key::Column::Id.eq(model.id))
             .exec(db)
             .await?;

@@ -16,9 +16,41 @@ pub struct Config {
     pub registration_enabled: bool,
     pub default_plan: Plan,
     pub sandbox_enabled: bool,
+    /// The wait before each simulated sandbox receipt (delivered, read).
+    pub sandbox_receipt_delay_ms: u64,
     pub allow_private_webhook_targets: bool,
     pub log_format: LogFormat,
     pub session_days: i64,
+    pub send: SendSettings,
+}
+
+/// Tunables of the send pipeline.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SendSettings {
+    /// Messages per instance per minute.
+    pub rate_per_minute: i64,
+    /// Recipients an instance has never written to, per hour.
+    pub new_recipients_per_hour: i64,
+    /// Content scores at or above this are flagged (allowed, but logged as a concern).
+    pub policy_flag_threshold: u8,
+    /// Content scores at or above this are blocked with `policy_violation`.
+    pub policy_block_threshold: u8,
+    /// This many policy blocks of one instance within an hour pause it for review.
+    pub review_pause_blocks: u64,
+    pub media: crate::send::media::MediaLimits,
+}
+
+impl Default for SendSettings {
+    fn default() -> Self {
+        SendSettings {
+            rate_per_minute: 20,
+            new_recipients_per_hour: 30,
+            policy_flag_threshold: crate::policy::FLAG_THRESHOLD_DEFAULT,
+            policy_block_threshold: crate::policy::BLOCK_THRESHOLD_DEFAULT,
+            review_pause_blocks: 5,
+            media: crate::send::media::MediaLimits::default(),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,9 +85,19 @@ struct RawConfig {
     registration_enabled: Option<bool>,
     default_plan: Option<String>,
     sandbox_enabled: Option<bool>,
+    sandbox_receipt_delay_ms: Option<i64>,
     allow_private_webhook_targets: Option<bool>,
     log_format: Option<String>,
     session_days: Option<i64>,
+    send_rate_per_minute: Option<i64>,
+    new_recipients_per_hour: Option<i64>,
+    policy_flag_threshold: Option<i64>,
+    policy_block_threshold: Option<i64>,
+    review_pause_blocks: Option<i64>,
+    media_max_image_mb: Option<i64>,
+    media_max_audio_mb: Option<i64>,
+    media_max_video_mb: Option<i64>,
+    media_max_document_mb: Option<i64>,
 }
 
 /// Environment variables read, in the order the README lists them.
@@ -68,30 +110,34 @@ pub const ENV_VARS: &[&str] = &[
     "WAG_REGISTRATION_ENABLED",
     "WAG_DEFAULT_PLAN",
     "WAG_SANDBOX_ENABLED",
+    "WAG_SANDBOX_RECEIPT_DELAY_MS",
     "WAG_ALLOW_PRIVATE_WEBHOOK_TARGETS",
     "WAG_LOG_FORMAT",
     "WAG_SESSION_DAYS",
+    "WAG_SEND_RATE_PER_MINUTE",
+    "WAG_NEW_RECIPIENTS_PER_HOUR",
+    "WAG_POLICY_FLAG_THRESHOLD",
+    "WAG_POLICY_BLOCK_THRESHOLD",
+    "WAG_REVIEW_PAUSE_BLOCKS",
+    "WAG_MEDIA_MAX_IMAGE_MB",
+    "WAG_MEDIA_MAX_AUDIO_MB",
+    "WAG_MEDIA_MAX_VIDEO_MB",
+    "WAG_MEDIA_MAX_DOCUMENT_MB",
 ];
 
 impl Config {
     /// Loads from `file` (if given) and the process environment.
     pub fn load(file: Option<&std::path::Path>) -> Result<Config, ConfigError> {
-        let env: Vec<(String, String)> = std::env::vars()
-            .filter(|(k, _)| k.starts_with("WAG_"))
-            .collect();
+        let env: Vec<(String, String)> = std::env::vars().filter(|(k, _)| k.starts_with("WAG_")).collect();
         Self::load_from(file, &env)
     }
 
     /// Same as [`Config::load`] with an explicit environment, so tests need not touch the process's.
-    pub fn load_from(
-        file: Option<&std::path::Path>,
-        env: &[(String, String)],
-    ) -> Result<Config, ConfigError> {
+    pub fn load_from(file: Option<&std::path::Path>, env: &[(String, String)]) -> Result<Config, ConfigError> {
         let mut raw = match file {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    ConfigError(format!("cannot read config file {}: {e}", path.display()))
-                })?;
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| ConfigError(format!("cannot read config file {}: {e}", path.display())))?;
                 toml::from_str::<RawConfig>(&text)
                     .map_err(|e| ConfigError(format!("config file {}: {e}", path.display())))?
             }
@@ -108,15 +154,19 @@ impl Config {
                 "WAG_REGISTRATION_ENABLED" => raw.registration_enabled = Some(parse_bool(key, &v)?),
                 "WAG_DEFAULT_PLAN" => raw.default_plan = Some(v),
                 "WAG_SANDBOX_ENABLED" => raw.sandbox_enabled = Some(parse_bool(key, &v)?),
-                "WAG_ALLOW_PRIVATE_WEBHOOK_TARGETS" => {
-                    raw.allow_private_webhook_targets = Some(parse_bool(key, &v)?)
-                }
+                "WAG_ALLOW_PRIVATE_WEBHOOK_TARGETS" => raw.allow_private_webhook_targets = Some(parse_bool(key, &v)?),
                 "WAG_LOG_FORMAT" => raw.log_format = Some(v),
-                "WAG_SESSION_DAYS" => {
-                    raw.session_days = Some(v.parse().map_err(|_| {
-                        ConfigError(format!("{key} must be a whole number of days"))
-                    })?)
-                }
+                "WAG_SANDBOX_RECEIPT_DELAY_MS" => raw.sandbox_receipt_delay_ms = Some(parse_int(key, &v)?),
+                "WAG_SESSION_DAYS" => raw.session_days = Some(parse_int(key, &v)?),
+                "WAG_SEND_RATE_PER_MINUTE" => raw.send_rate_per_minute = Some(parse_int(key, &v)?),
+                "WAG_NEW_RECIPIENTS_PER_HOUR" => raw.new_recipients_per_hour = Some(parse_int(key, &v)?),
+                "WAG_POLICY_FLAG_THRESHOLD" => raw.policy_flag_threshold = Some(parse_int(key, &v)?),
+                "WAG_POLICY_BLOCK_THRESHOLD" => raw.policy_block_threshold = Some(parse_int(key, &v)?),
+                "WAG_REVIEW_PAUSE_BLOCKS" => raw.review_pause_blocks = Some(parse_int(key, &v)?),
+                "WAG_MEDIA_MAX_IMAGE_MB" => raw.media_max_image_mb = Some(parse_int(key, &v)?),
+                "WAG_MEDIA_MAX_AUDIO_MB" => raw.media_max_audio_mb = Some(parse_int(key, &v)?),
+                "WAG_MEDIA_MAX_VIDEO_MB" => raw.media_max_video_mb = Some(parse_int(key, &v)?),
+                "WAG_MEDIA_MAX_DOCUMENT_MB" => raw.media_max_document_mb = Some(parse_int(key, &v)?),
                 _ => {}
             }
         }
@@ -124,13 +174,30 @@ impl Config {
     }
 }
 
+fn parse_int(key: &str, value: &str) -> Result<i64, ConfigError> {
+    value.trim().parse().map_err(|_| ConfigError(format!("{key} must be a whole number, not {value:?}")))
+}
+
+/// A whole number within `range`, or the default when unset.
+fn bounded(
+    key: &str,
+    value: Option<i64>,
+    default: i64,
+    range: std::ops::RangeInclusive<i64>,
+) -> Result<i64, ConfigError> {
+    let v = value.unwrap_or(default);
+    if range.contains(&v) {
+        Ok(v)
+    } else {
+        Err(ConfigError(format!("{key} must be between {} and {}, not {v}", range.start(), range.end())))
+    }
+}
+
 fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
     match value.trim().to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" | "on" => Ok(true),
         "false" | "0" | "no" | "off" => Ok(false),
-        _ => Err(ConfigError(format!(
-            "{key} must be true or false, not {value:?}"
-        ))),
+        _ => Err(ConfigError(format!("{key} must be true or false, not {value:?}"))),
     }
 }
 
@@ -138,9 +205,7 @@ impl RawConfig {
     fn validate(self) -> Result<Config, ConfigError> {
         let listen_text = self.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
         let listen: SocketAddr = listen_text.parse().map_err(|_| {
-            ConfigError(format!(
-                "WAG_LISTEN must be an address like 127.0.0.1:8080, not {listen_text:?}"
-            ))
+            ConfigError(format!("WAG_LISTEN must be an address like 127.0.0.1:8080, not {listen_text:?}"))
         })?;
         let data_dir = PathBuf::from(self.data_dir.unwrap_or_else(|| "./data".into()));
         let database_url = match self.database_url {
@@ -151,44 +216,88 @@ impl RawConfig {
                     || url.starts_with("mysql://")
                     || url.starts_with("mariadb://"))
                 {
-                    return Err(ConfigError("WAG_DATABASE_URL must start with sqlite:, postgres://, postgresql:// or mysql://".into()));
+                    return Err(ConfigError(
+                        "WAG_DATABASE_URL must start with sqlite:, postgres://, postgresql:// or mysql://".into(),
+                    ));
                 }
                 url.replacen("mariadb://", "mysql://", 1)
             }
             None => format!("sqlite://{}?mode=rwc", data_dir.join("wag.db").display()),
         };
-        let public_base_url = self
-            .public_base_url
-            .unwrap_or_else(|| format!("http://{listen}"))
-            .trim_end_matches('/')
-            .to_string();
+        let public_base_url =
+            self.public_base_url.unwrap_or_else(|| format!("http://{listen}")).trim_end_matches('/').to_string();
         if !(public_base_url.starts_with("http://") || public_base_url.starts_with("https://")) {
-            return Err(ConfigError(
-                "WAG_PUBLIC_BASE_URL must start with http:// or https://".into(),
-            ));
+            return Err(ConfigError("WAG_PUBLIC_BASE_URL must start with http:// or https://".into()));
         }
         let master_key = match self.master_key {
             Some(text) => Some(parse_master_key(&text)?),
             None => None,
         };
         let default_plan_text = self.default_plan.unwrap_or_else(|| "starter".into());
-        let default_plan = Plan::parse(&default_plan_text)
-            .ok_or_else(|| ConfigError(format!("WAG_DEFAULT_PLAN must be starter, growth, scale or none, not {default_plan_text:?}")))?;
+        let default_plan = Plan::parse(&default_plan_text).ok_or_else(|| {
+            ConfigError(format!("WAG_DEFAULT_PLAN must be starter, growth, scale or none, not {default_plan_text:?}"))
+        })?;
         let log_format = match self.log_format.as_deref().unwrap_or("text") {
             "text" => LogFormat::Text,
             "json" => LogFormat::Json,
-            other => {
-                return Err(ConfigError(format!(
-                    "WAG_LOG_FORMAT must be text or json, not {other:?}"
-                )))
-            }
+            other => return Err(ConfigError(format!("WAG_LOG_FORMAT must be text or json, not {other:?}"))),
         };
         let session_days = self.session_days.unwrap_or(7);
         if !(1..=365).contains(&session_days) {
-            return Err(ConfigError(
-                "WAG_SESSION_DAYS must be between 1 and 365".into(),
-            ));
+            return Err(ConfigError("WAG_SESSION_DAYS must be between 1 and 365".into()));
         }
+        let defaults = SendSettings::default();
+        const MB: u64 = 1024 * 1024;
+        let mb = |key: &str, value: Option<i64>, default: u64| -> Result<u64, ConfigError> {
+            Ok(bounded(key, value, (default / MB) as i64, 1..=100)? as u64 * MB)
+        };
+        let flag = bounded(
+            "WAG_POLICY_FLAG_THRESHOLD",
+            self.policy_flag_threshold,
+            defaults.policy_flag_threshold.into(),
+            1..=100,
+        )?;
+        let block = bounded(
+            "WAG_POLICY_BLOCK_THRESHOLD",
+            self.policy_block_threshold,
+            defaults.policy_block_threshold.into(),
+            1..=100,
+        )?;
+        if flag > block {
+            return Err(ConfigError("WAG_POLICY_FLAG_THRESHOLD must not be above WAG_POLICY_BLOCK_THRESHOLD".into()));
+        }
+        let send = SendSettings {
+            rate_per_minute: bounded(
+                "WAG_SEND_RATE_PER_MINUTE",
+                self.send_rate_per_minute,
+                defaults.rate_per_minute,
+                1..=100_000,
+            )?,
+            new_recipients_per_hour: bounded(
+                "WAG_NEW_RECIPIENTS_PER_HOUR",
+                self.new_recipients_per_hour,
+                defaults.new_recipients_per_hour,
+                1..=100_000,
+            )?,
+            policy_flag_threshold: flag as u8,
+            policy_block_threshold: block as u8,
+            review_pause_blocks: bounded(
+                "WAG_REVIEW_PAUSE_BLOCKS",
+                self.review_pause_blocks,
+                defaults.review_pause_blocks as i64,
+                1..=10_000,
+            )? as u64,
+            media: crate::send::media::MediaLimits {
+                image_bytes: mb("WAG_MEDIA_MAX_IMAGE_MB", self.media_max_image_mb, defaults.media.image_bytes)?,
+                audio_bytes: mb("WAG_MEDIA_MAX_AUDIO_MB", self.media_max_audio_mb, defaults.media.audio_bytes)?,
+                video_bytes: mb("WAG_MEDIA_MAX_VIDEO_MB", self.media_max_video_mb, defaults.media.video_bytes)?,
+                document_bytes: mb(
+                    "WAG_MEDIA_MAX_DOCUMENT_MB",
+                    self.media_max_document_mb,
+                    defaults.media.document_bytes,
+                )?,
+            },
+        };
         let master_key = match master_key {
             Some(key) => key,
             None => load_or_create_master_key(&data_dir)?,
@@ -202,20 +311,26 @@ impl RawConfig {
             registration_enabled: self.registration_enabled.unwrap_or(true),
             default_plan,
             sandbox_enabled: self.sandbox_enabled.unwrap_or(true),
+            sandbox_receipt_delay_ms: bounded(
+                "WAG_SANDBOX_RECEIPT_DELAY_MS",
+                self.sandbox_receipt_delay_ms,
+                2000,
+                0..=600_000,
+            )? as u64,
             allow_private_webhook_targets: self.allow_private_webhook_targets.unwrap_or(false),
             log_format,
             session_days,
+            send,
         })
     }
 }
 
 fn parse_master_key(text: &str) -> Result<MasterKey, ConfigError> {
-    let bytes = hex::decode(text.trim()).map_err(|_| {
-        ConfigError("WAG_MASTER_KEY must be 64 hexadecimal characters (32 bytes)".into())
-    })?;
-    let key: [u8; 32] = bytes.try_into().map_err(|_| {
-        ConfigError("WAG_MASTER_KEY must be 64 hexadecimal characters (32 bytes)".into())
-    })?;
+    let bytes = hex::decode(text.trim())
+        .map_err(|_| ConfigError("WAG_MASTER_KEY must be 64 hexadecimal characters (32 bytes)".into()))?;
+    let key: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| ConfigError("WAG_MASTER_KEY must be 64 hexadecimal characters (32 bytes)".into()))?;
     Ok(MasterKey(key))
 }
 
@@ -223,17 +338,13 @@ fn parse_master_key(text: &str) -> Result<MasterKey, ConfigError> {
 fn load_or_create_master_key(data_dir: &std::path::Path) -> Result<MasterKey, ConfigError> {
     let path = data_dir.join("master.key");
     if path.exists() {
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
         return parse_master_key(&text)
             .map_err(|_| ConfigError(format!("{} is not a valid master key", path.display())));
     }
-    std::fs::create_dir_all(data_dir).map_err(|e| {
-        ConfigError(format!(
-            "cannot create data directory {}: {e}",
-            data_dir.display()
-        ))
-    })?;
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| ConfigError(format!("cannot create data directory {}: {e}", data_dir.display())))?;
     let key: [u8; 32] = rand::random();
     write_private_file(&path, &hex::encode(key))
         .map_err(|e| ConfigError(format!("cannot write {}: {e}", path.display())))?;
@@ -258,10 +369,7 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
@@ -269,18 +377,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("wag-config-{}", ulid::Ulid::new()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("wag.toml");
-        std::fs::write(
-            &file,
-            "listen = \"127.0.0.1:9000\"\nregistration_enabled = false\n",
-        )
-        .unwrap();
+        std::fs::write(&file, "listen = \"127.0.0.1:9000\"\nregistration_enabled = false\n").unwrap();
         let data = dir.join("data");
         let cfg = Config::load_from(
             Some(&file),
-            &env(&[
-                ("WAG_DATA_DIR", data.to_str().unwrap()),
-                ("WAG_LISTEN", "0.0.0.0:7000"),
-            ]),
+            &env(&[("WAG_DATA_DIR", data.to_str().unwrap()), ("WAG_LISTEN", "0.0.0.0:7000")]),
         )
         .unwrap();
         assert_eq!(cfg.listen.port(), 7000);
@@ -289,8 +390,7 @@ mod tests {
         assert_eq!(cfg.default_plan, Plan::Starter);
         assert!(cfg.database_url.starts_with("sqlite://"));
         // The generated master key is kept and read back the same.
-        let again =
-            Config::load_from(None, &env(&[("WAG_DATA_DIR", data.to_str().unwrap())])).unwrap();
+        let again = Config::load_from(None, &env(&[("WAG_DATA_DIR", data.to_str().unwrap())])).unwrap();
         assert_eq!(cfg.master_key.0, again.master_key.0);
         assert_eq!(format!("{:?}", cfg.master_key), "MasterKey(***)");
     }
@@ -308,10 +408,7 @@ mod tests {
         for (key, value) in cases {
             let good_key = "00".repeat(32);
             // Later pairs override earlier ones, as the environment overrides the file.
-            let err = Config::load_from(
-                None,
-                &env(&[("WAG_MASTER_KEY", good_key.as_str()), (key, value)]),
-            );
+            let err = Config::load_from(None, &env(&[("WAG_MASTER_KEY", good_key.as_str()), (key, value)]));
             let message = err.expect_err(key).to_string();
             assert!(message.contains(key), "{message}");
         }

@@ -33,23 +33,14 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
 
 /// Connects and brings the schema up to date: what every entry point does first.
 pub async fn open(url: &str) -> Result<DatabaseConnection, String> {
-    let db = connect(url)
-        .await
-        .map_err(|e| format!("cannot open the database: {e}"))?;
-    migrate(&db)
-        .await
-        .map_err(|e| format!("database migration failed: {e}"))?;
+    let db = connect(url).await.map_err(|e| format!("cannot open the database: {e}"))?;
+    migrate(&db).await.map_err(|e| format!("database migration failed: {e}"))?;
     Ok(db)
 }
 
 /// `sqlite://./data/wag.db?mode=rwc` → make sure `./data` exists, so a fresh checkout starts.
 fn ensure_sqlite_parent_dir(url: &str) {
-    let path = url
-        .trim_start_matches("sqlite://")
-        .trim_start_matches("sqlite:")
-        .split('?')
-        .next()
-        .unwrap_or_default();
+    let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:").split('?').next().unwrap_or_default();
     if path.is_empty() || path == ":memory:" {
         return;
     }

@@ -3,8 +3,7 @@
 //! shown only as the spec's generic `internal_error` text.
 use sea_orm::DbErr;
 
-pub const INTERNAL_MESSAGE: &str =
-    "The request could not be processed. Please try again or contact support.";
+pub const INTERNAL_MESSAGE: &str = "The request could not be processed. Please try again or contact support.";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -1,8 +1,8 @@
 //! WhatsApp instances: one connected number each, owned by one account. Every lookup that a
 //! customer can reach takes the account id, so another account's instance is `NotFound`.
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 
@@ -56,7 +56,12 @@ pub struct Instance {
     pub connector: String,
     pub status: InstanceStatus,
     pub linked_phone: Option<String>,
+    /// Paused by the customer from the settings tab.
     pub paused: bool,
+    /// Paused by the gateway or an operator for responsible-messaging review; only an operator
+    /// lifts it.
+    pub review_paused: bool,
+    pub review_reason: Option<String>,
     pub created_at: i64,
     pub status_changed_at: i64,
 }
@@ -71,6 +76,8 @@ impl From<instance::Model> for Instance {
             connector: m.connector,
             linked_phone: m.linked_phone,
             paused: m.paused,
+            review_paused: m.review_paused,
+            review_reason: m.review_reason,
             created_at: m.created_at,
             status_changed_at: m.status_changed_at,
         }
@@ -85,19 +92,10 @@ pub struct StatusChange {
 }
 
 pub fn parse_name(text: &str) -> Result<String> {
-    crate::names::display_name(
-        text,
-        "Give the instance a name, such as \"Support line\".",
-        "Instance names",
-    )
+    crate::names::display_name(text, "Give the instance a name, such as \"Support line\".", "Instance names")
 }
 
-pub async fn create(
-    db: &DatabaseConnection,
-    account_id: i64,
-    name: &str,
-    connector: &str,
-) -> Result<Instance> {
+pub async fn create(db: &DatabaseConnection, account_id: i64, name: &str, connector: &str) -> Result<Instance> {
     let name = parse_name(name)?;
     let now = time::now();
     let id = ids::new_id("inst");
@@ -112,6 +110,9 @@ pub async fn create(
         paused: Set(false),
         created_at: Set(now),
         status_changed_at: Set(now),
+        review_paused: Set(false),
+        review_reason: Set(None),
+        review_paused_at: Set(None),
     }
     .insert(&txn)
     .await?;
@@ -146,10 +147,7 @@ pub async fn find(db: &DatabaseConnection, account_id: i64, id: &str) -> Result<
 
 /// For connectors and workers, which act for the instance itself rather than for a customer.
 pub async fn find_for_connector(db: &DatabaseConnection, id: &str) -> Result<Option<Instance>> {
-    Ok(instance::Entity::find_by_id(id.to_string())
-        .one(db)
-        .await?
-        .map(Instance::from))
+    Ok(instance::Entity::find_by_id(id.to_string()).one(db).await?.map(Instance::from))
 }
 
 /// Instances a starting server should bring back up (linked ones).
@@ -163,33 +161,17 @@ pub async fn list_linked(db: &DatabaseConnection) -> Result<Vec<Instance>> {
         .collect())
 }
 
-pub async fn rename(
-    db: &DatabaseConnection,
-    account_id: i64,
-    id: &str,
-    name: &str,
-) -> Result<Instance> {
+pub async fn rename(db: &DatabaseConnection, account_id: i64, id: &str, name: &str) -> Result<Instance> {
     let name = parse_name(name)?;
     let current = find(db, account_id, id).await?;
-    let mut active: instance::ActiveModel = instance::ActiveModel {
-        id: Set(current.id),
-        ..Default::default()
-    };
+    let mut active: instance::ActiveModel = instance::ActiveModel { id: Set(current.id), ..Default::default() };
     active.name = Set(name);
     Ok(active.update(db).await?.into())
 }
 
-pub async fn set_paused(
-    db: &DatabaseConnection,
-    account_id: i64,
-    id: &str,
-    paused: bool,
-) -> Result<Instance> {
+pub async fn set_paused(db: &DatabaseConnection, account_id: i64, id: &str, paused: bool) -> Result<Instance> {
     let current = find(db, account_id, id).await?;
-    let mut active: instance::ActiveModel = instance::ActiveModel {
-        id: Set(current.id),
-        ..Default::default()
-    };
+    let mut active: instance::ActiveModel = instance::ActiveModel { id: Set(current.id), ..Default::default() };
     active.paused = Set(paused);
     Ok(active.update(db).await?.into())
 }
@@ -201,9 +183,7 @@ pub async fn delete(db: &DatabaseConnection, account_id: i64, id: &str) -> Resul
         .filter(instance_status_change::Column::InstanceId.eq(current.id.clone()))
         .exec(&txn)
         .await?;
-    instance::Entity::delete_by_id(current.id)
-        .exec(&txn)
-        .await?;
+    instance::Entity::delete_by_id(current.id).exec(&txn).await?;
     txn.commit().await?;
     Ok(())
 }
@@ -218,15 +198,10 @@ pub async fn record_status(
     detail: Option<&str>,
 ) -> Result<Option<Instance>> {
     let txn = db.begin().await?;
-    let Some(current) = instance::Entity::find_by_id(id.to_string())
-        .one(&txn)
-        .await?
-    else {
+    let Some(current) = instance::Entity::find_by_id(id.to_string()).one(&txn).await? else {
         return Ok(None);
     };
-    let phone_changes = linked_phone
-        .as_ref()
-        .is_some_and(|p| p != &current.linked_phone);
+    let phone_changes = linked_phone.as_ref().is_some_and(|p| p != &current.linked_phone);
     if current.status == status.as_str() && !phone_changes {
         return Ok(None);
     }
@@ -281,5 +256,46 @@ pub async fn status_history(
             detail: m.detail,
             changed_at: m.changed_at,
         })
+        .collect())
+}
+
+/// Pauses an instance for responsible-messaging review (automatically or by an operator).
+/// Only an operator lifts it. Returns false when it was already paused for review.
+pub async fn pause_for_review(db: &DatabaseConnection, id: &str, reason: &str) -> Result<bool> {
+    let result = instance::Entity::update_many()
+        .col_expr(instance::Column::ReviewPaused, sea_orm::sea_query::Expr::value(true))
+        .col_expr(
+            instance::Column::ReviewReason,
+            sea_orm::sea_query::Expr::value(reason.chars().take(255).collect::<String>()),
+        )
+        .col_expr(instance::Column::ReviewPausedAt, sea_orm::sea_query::Expr::value(time::now()))
+        .filter(instance::Column::Id.eq(id))
+        .filter(instance::Column::ReviewPaused.eq(false))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected == 1)
+}
+
+pub async fn resume_from_review(db: &DatabaseConnection, id: &str) -> Result<bool> {
+    let result = instance::Entity::update_many()
+        .col_expr(instance::Column::ReviewPaused, sea_orm::sea_query::Expr::value(false))
+        .col_expr(instance::Column::ReviewReason, sea_orm::sea_query::Expr::value(Option::<String>::None))
+        .col_expr(instance::Column::ReviewPausedAt, sea_orm::sea_query::Expr::value(Option::<i64>::None))
+        .filter(instance::Column::Id.eq(id))
+        .filter(instance::Column::ReviewPaused.eq(true))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected == 1)
+}
+
+/// Instances waiting for an operator's review, oldest first.
+pub async fn list_review_paused(db: &DatabaseConnection) -> Result<Vec<Instance>> {
+    Ok(instance::Entity::find()
+        .filter(instance::Column::ReviewPaused.eq(true))
+        .order_by_asc(instance::Column::ReviewPausedAt)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(Instance::from)
         .collect())
 }

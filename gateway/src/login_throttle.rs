@@ -22,8 +22,7 @@ const LOCK_EMAIL_AFTER: i32 = 10;
 const LOCK_IP_AFTER: i32 = 50;
 const LOCK_SECS: i64 = 15 * 60;
 
-pub const LOCKED_MESSAGE: &str =
-    "Too many failed sign-in attempts. Please wait 15 minutes and try again.";
+pub const LOCKED_MESSAGE: &str = "Too many failed sign-in attempts. Please wait 15 minutes and try again.";
 
 /// The throttle key of an email: hashed, so typed addresses (and typos of passwords pasted into
 /// the email field) are not stored.
@@ -35,12 +34,8 @@ pub fn email_key(email_text: &str) -> String {
 
 pub async fn check_and_delay(db: &DatabaseConnection, email_key: &str, ip_key: &str) -> Result<()> {
     let now = time::now();
-    let email = login_throttle::Entity::find_by_id(email_key.to_string())
-        .one(db)
-        .await?;
-    let ip = login_throttle::Entity::find_by_id(ip_key.to_string())
-        .one(db)
-        .await?;
+    let email = login_throttle::Entity::find_by_id(email_key.to_string()).one(db).await?;
+    let ip = login_throttle::Entity::find_by_id(ip_key.to_string()).one(db).await?;
     for row in [&email, &ip].into_iter().flatten() {
         if row.locked_until.is_some_and(|until| until > now) {
             return Err(Error::Refused(LOCKED_MESSAGE.into()));
@@ -66,22 +61,16 @@ pub async fn record_failure(db: &DatabaseConnection, email_key: &str, ip_key: &s
 }
 
 pub async fn clear(db: &DatabaseConnection, key: &str) -> Result<()> {
-    login_throttle::Entity::delete_by_id(key.to_string())
-        .exec(db)
-        .await?;
+    login_throttle::Entity::delete_by_id(key.to_string()).exec(db).await?;
     Ok(())
 }
 
 async fn bump(db: &DatabaseConnection, key: &str, lock_after: i32) -> Result<()> {
     let now = time::now();
     let key = key.to_string();
-    match login_throttle::Entity::find_by_id(key.clone())
-        .one(db)
-        .await?
-    {
+    match login_throttle::Entity::find_by_id(key.clone()).one(db).await? {
         Some(row) => {
-            let fresh = row.window_started_at <= now - WINDOW_SECS
-                || row.locked_until.is_some_and(|u| u <= now);
+            let fresh = row.window_started_at <= now - WINDOW_SECS || row.locked_until.is_some_and(|u| u <= now);
             let failures = if fresh { 1 } else { row.failures + 1 };
             let mut active: login_throttle::ActiveModel = row.into();
             active.failures = Set(failures);
@@ -105,10 +94,7 @@ async fn bump(db: &DatabaseConnection, key: &str, lock_after: i32) -> Result<()>
             .await;
             // A concurrent first failure already inserted the row; one uncounted failure is harmless.
             if let Err(e) = insert {
-                if !matches!(
-                    e.sql_err(),
-                    Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
-                ) {
+                if !matches!(e.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_))) {
                     return Err(e.into());
                 }
             }

@@ -25,8 +25,7 @@ fn backend(e: impl std::fmt::Display) -> session_store::Error {
 }
 
 fn row(record: &Record) -> session_store::Result<session::ActiveModel> {
-    let data =
-        serde_json::to_string(record).map_err(|e| session_store::Error::Encode(e.to_string()))?;
+    let data = serde_json::to_string(record).map_err(|e| session_store::Error::Encode(e.to_string()))?;
     Ok(session::ActiveModel {
         id: Set(record.id.to_string()),
         data: Set(data),
@@ -39,19 +38,13 @@ impl SessionStore for DbSessionStore {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
         // Ids are 128 random bits; on the rare collision draw a new one.
         loop {
-            let exists = session::Entity::find_by_id(record.id.to_string())
-                .one(&self.db)
-                .await
-                .map_err(backend)?;
+            let exists = session::Entity::find_by_id(record.id.to_string()).one(&self.db).await.map_err(backend)?;
             if exists.is_none() {
                 break;
             }
             record.id = Id::default();
         }
-        session::Entity::insert(row(record)?)
-            .exec(&self.db)
-            .await
-            .map_err(backend)?;
+        session::Entity::insert(row(record)?).exec(&self.db).await.map_err(backend)?;
         Ok(())
     }
 
@@ -74,18 +67,13 @@ impl SessionStore for DbSessionStore {
             .await
             .map_err(backend)?;
         match found {
-            Some(m) => serde_json::from_str(&m.data)
-                .map(Some)
-                .map_err(|e| session_store::Error::Decode(e.to_string())),
+            Some(m) => serde_json::from_str(&m.data).map(Some).map_err(|e| session_store::Error::Decode(e.to_string())),
             None => Ok(None),
         }
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
-        session::Entity::delete_by_id(id.to_string())
-            .exec(&self.db)
-            .await
-            .map_err(backend)?;
+        session::Entity::delete_by_id(id.to_string()).exec(&self.db).await.map_err(backend)?;
         Ok(())
     }
 }

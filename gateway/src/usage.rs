@@ -35,3 +35,73 @@ pub async fn current(db: &DatabaseConnection, account_id: i64, at: DateTime<Utc>
     }
     Ok(usage)
 }
+
+fn counter<'a>(keys: &'a [(&'static str, sea_orm::Value)]) -> crate::counters::Counter<'a> {
+    crate::counters::Counter { table: "usage_counters", keys, count_column: "used" }
+}
+
+fn keys(account_id: i64, period: &'static str, start: &str) -> [(&'static str, sea_orm::Value); 3] {
+    [("account_id", account_id.into()), ("period", period.into()), ("period_start", start.into())]
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LimitExceeded {
+    Daily { limit: i64, used: i64 },
+    Monthly { limit: i64, used: i64 },
+}
+
+/// A unit taken from today's and this month's counters; give it back if the send does not happen.
+#[derive(Clone, Debug)]
+pub struct Reservation {
+    pub account_id: i64,
+    pub day: String,
+    pub month: String,
+    /// Today's remaining quota after this send.
+    pub remaining_today: i64,
+}
+
+/// Takes one unit of the day's and the month's quota, atomically and exactly.
+pub async fn reserve(
+    db: &DatabaseConnection,
+    account_id: i64,
+    limits: crate::plans::Limits,
+    at: DateTime<Utc>,
+) -> Result<Result<Reservation, LimitExceeded>> {
+    let (day, month) = (day_key(at), month_key(at));
+    let day_keys = keys(account_id, "day", &day);
+    let month_keys = keys(account_id, "month", &month);
+    if !counter(&day_keys).try_take(db, limits.daily).await? {
+        let used = counter(&day_keys).current(db).await?;
+        return Ok(Err(LimitExceeded::Daily { limit: limits.daily, used }));
+    }
+    if !counter(&month_keys).try_take(db, limits.monthly).await? {
+        counter(&day_keys).give_back(db).await?;
+        let used = counter(&month_keys).current(db).await?;
+        return Ok(Err(LimitExceeded::Monthly { limit: limits.monthly, used }));
+    }
+    let used_today = counter(&day_keys).current(db).await?;
+    Ok(Ok(Reservation { account_id, day, month, remaining_today: (limits.daily - used_today).max(0) }))
+}
+
+/// What a reservation would meet, without taking anything (dry runs).
+pub async fn check(
+    db: &DatabaseConnection,
+    account_id: i64,
+    limits: crate::plans::Limits,
+    at: DateTime<Utc>,
+) -> Result<Result<i64, LimitExceeded>> {
+    let usage = current(db, account_id, at).await?;
+    if usage.today >= limits.daily {
+        return Ok(Err(LimitExceeded::Daily { limit: limits.daily, used: usage.today }));
+    }
+    if usage.this_month >= limits.monthly {
+        return Ok(Err(LimitExceeded::Monthly { limit: limits.monthly, used: usage.this_month }));
+    }
+    Ok(Ok(limits.daily - usage.today - 1))
+}
+
+pub async fn refund(db: &DatabaseConnection, reservation: &Reservation) -> Result<()> {
+    counter(&keys(reservation.account_id, "day", &reservation.day)).give_back(db).await?;
+    counter(&keys(reservation.account_id, "month", &reservation.month)).give_back(db).await?;
+    Ok(())
+}

@@ -91,48 +91,17 @@ impl MigrationTrait for Migration {
             .create_table(
                 Table::create()
                     .table(Accounts::Table)
-                    .col(
-                        ColumnDef::new(Accounts::Id)
-                            .big_integer()
-                            .not_null()
-                            .auto_increment()
-                            .primary_key(),
-                    )
-                    .col(
-                        ColumnDef::new(Accounts::Email)
-                            .string_len(254)
-                            .not_null()
-                            .unique_key(),
-                    )
-                    .col(
-                        ColumnDef::new(Accounts::PasswordHash)
-                            .string_len(255)
-                            .not_null(),
-                    )
+                    .col(ColumnDef::new(Accounts::Id).big_integer().not_null().auto_increment().primary_key())
+                    .col(ColumnDef::new(Accounts::Email).string_len(254).not_null().unique_key())
+                    .col(ColumnDef::new(Accounts::PasswordHash).string_len(255).not_null())
                     .col(ColumnDef::new(Accounts::Role).string_len(16).not_null())
                     .col(ColumnDef::new(Accounts::Plan).string_len(16).not_null())
-                    .col(
-                        ColumnDef::new(Accounts::DailyLimitOverride)
-                            .integer()
-                            .null(),
-                    )
-                    .col(
-                        ColumnDef::new(Accounts::MonthlyLimitOverride)
-                            .integer()
-                            .null(),
-                    )
+                    .col(ColumnDef::new(Accounts::DailyLimitOverride).integer().null())
+                    .col(ColumnDef::new(Accounts::MonthlyLimitOverride).integer().null())
                     .col(ColumnDef::new(Accounts::ApiEnabled).boolean().not_null())
-                    .col(
-                        ColumnDef::new(Accounts::ThreecxEnabled)
-                            .boolean()
-                            .not_null(),
-                    )
+                    .col(ColumnDef::new(Accounts::ThreecxEnabled).boolean().not_null())
                     .col(ColumnDef::new(Accounts::CreatedAt).big_integer().not_null())
-                    .col(
-                        ColumnDef::new(Accounts::PasswordChangedAt)
-                            .big_integer()
-                            .not_null(),
-                    )
+                    .col(ColumnDef::new(Accounts::PasswordChangedAt).big_integer().not_null())
                     .to_owned(),
             )
             .await?;
@@ -141,12 +110,7 @@ impl MigrationTrait for Migration {
             .create_table(
                 Table::create()
                     .table(Sessions::Table)
-                    .col(
-                        ColumnDef::new(Sessions::Id)
-                            .string_len(64)
-                            .not_null()
-                            .primary_key(),
-                    )
+                    .col(ColumnDef::new(Sessions::Id).string_len(64).not_null().primary_key())
                     .col(ColumnDef::new(Sessions::Data).text().not_null())
                     .col(ColumnDef::new(Sessions::ExpiresAt).big_integer().not_null())
                     .to_owned(),
@@ -166,27 +130,10 @@ impl MigrationTrait for Migration {
             .create_table(
                 Table::create()
                     .table(LoginThrottles::Table)
-                    .col(
-                        ColumnDef::new(LoginThrottles::Key)
-                            .string_len(128)
-                            .not_null()
-                            .primary_key(),
-                    )
-                    .col(
-                        ColumnDef::new(LoginThrottles::Failures)
-                            .integer()
-                            .not_null(),
-                    )
-                    .col(
-                        ColumnDef::new(LoginThrottles::WindowStartedAt)
-                            .big_integer()
-                            .not_null(),
-                    )
-                    .col(
-                        ColumnDef::new(LoginThrottles::LockedUntil)
-                            .big_integer()
-                            .null(),
-                    )
+                    .col(ColumnDef::new(LoginThrottles::Key).string_len(128).not_null().primary_key())
+                    .col(ColumnDef::new(LoginThrottles::Failures).integer().not_null())
+                    .col(ColumnDef::new(LoginThrottles::WindowStartedAt).big_integer().not_null())
+                    .col(ColumnDef::new(LoginThrottles::LockedUntil).big_integer().null())
                     .to_owned(),
             )
             .await?;
@@ -195,21 +142,11 @@ impl MigrationTrait for Migration {
             .create_table(
                 Table::create()
                     .table(ApiKeys::Table)
-                    .col(
-                        ColumnDef::new(ApiKeys::Id)
-                            .string_len(40)
-                            .not_null()
-                            .primary_key(),
-                    )
+                    .col(ColumnDef::new(ApiKeys::Id).string_len(40).not_null().primary_key())
                     .col(ColumnDef::new(ApiKeys::AccountId).big_integer().not_null())
                     .col(ColumnDef::new(ApiKeys::Name).string_len(100).not_null())
                     .col(ColumnDef::new(ApiKeys::Prefix).string_len(32).not_null())
-                    .col(
-                        ColumnDef::new(ApiKeys::KeyHash)
-                            .string_len(64)
-                            .not_null()
-                            .unique_key(),
-                    )
+                    .col(ColumnDef::new(ApiKeys::KeyHash).string_len(64).not_null().unique_key())
                     .col(ColumnDef::new(ApiKeys::CreatedAt).big_integer().not_null())
                     .col(ColumnDef::new(ApiKeys::LastUsedAt).big_integer().null())
                     .col(ColumnDef::new(ApiKeys::RevokedAt).big_integer().null())
@@ -225,11 +162,7 @@ impl MigrationTrait for Migration {
             .await?;
         manager
             .create_index(
-                Index::create()
-                    .name("idx_api_keys_account")
-                    .table(ApiKeys::Table)
-                    .col(ApiKeys::AccountId)
-                    .to_owned(),
+                Index::create().name("idx_api_keys_account").table(ApiKeys::Table).col(ApiKeys::AccountId).to_owned(),
             )
             .await?;
 
@@ -237,36 +170,15 @@ impl MigrationTrait for Migration {
             .create_table(
                 Table::create()
                     .table(Instances::Table)
-                    .col(
-                        ColumnDef::new(Instances::Id)
-                            .string_len(40)
-                            .not_null()
-                            .primary_key(),
-                    )
-                    .col(
-                        ColumnDef::new(Instances::AccountId)
-                            .big_integer()
-                            .not_null(),
-                    )
+                    .col(ColumnDef::new(Instances::Id).string_len(40).not_null().primary_key())
+                    .col(ColumnDef::new(Instances::AccountId).big_integer().not_null())
                     .col(ColumnDef::new(Instances::Name).string_len(100).not_null())
-                    .col(
-                        ColumnDef::new(Instances::Connector)
-                            .string_len(32)
-                            .not_null(),
-                    )
+                    .col(ColumnDef::new(Instances::Connector).string_len(32).not_null())
                     .col(ColumnDef::new(Instances::Status).string_len(32).not_null())
                     .col(ColumnDef::new(Instances::LinkedPhone).string_len(32).null())
                     .col(ColumnDef::new(Instances::Paused).boolean().not_null())
-                    .col(
-                        ColumnDef::new(Instances::CreatedAt)
-                            .big_integer()
-                            .not_null(),
-                    )
-                    .col(
-                        ColumnDef::new(Instances::StatusChangedAt)
-                            .big_integer()
-                            .not_null(),
-                    )
+                    .col(ColumnDef::new(Instances::CreatedAt).big_integer().not_null())
+                    .col(ColumnDef::new(Instances::StatusChangedAt).big_integer().not_null())
                     .foreign_key(
                         ForeignKey::create()
                             .name("fk_instances_account")
@@ -298,33 +210,14 @@ impl MigrationTrait for Migration {
                             .auto_increment()
                             .primary_key(),
                     )
-                    .col(
-                        ColumnDef::new(InstanceStatusChanges::InstanceId)
-                            .string_len(40)
-                            .not_null(),
-                    )
-                    .col(
-                        ColumnDef::new(InstanceStatusChanges::Status)
-                            .string_len(32)
-                            .not_null(),
-                    )
-                    .col(
-                        ColumnDef::new(InstanceStatusChanges::Detail)
-                            .string_len(255)
-                            .null(),
-                    )
-                    .col(
-                        ColumnDef::new(InstanceStatusChanges::ChangedAt)
-                            .big_integer()
-                            .not_null(),
-                    )
+                    .col(ColumnDef::new(InstanceStatusChanges::InstanceId).string_len(40).not_null())
+                    .col(ColumnDef::new(InstanceStatusChanges::Status).string_len(32).not_null())
+                    .col(ColumnDef::new(InstanceStatusChanges::Detail).string_len(255).null())
+                    .col(ColumnDef::new(InstanceStatusChanges::ChangedAt).big_integer().not_null())
                     .foreign_key(
                         ForeignKey::create()
                             .name("fk_status_changes_instance")
-                            .from(
-                                InstanceStatusChanges::Table,
-                                InstanceStatusChanges::InstanceId,
-                            )
+                            .from(InstanceStatusChanges::Table, InstanceStatusChanges::InstanceId)
                             .to(Instances::Table, Instances::Id)
                             .on_delete(ForeignKeyAction::Cascade),
                     )
@@ -346,21 +239,9 @@ impl MigrationTrait for Migration {
             .create_table(
                 Table::create()
                     .table(UsageCounters::Table)
-                    .col(
-                        ColumnDef::new(UsageCounters::AccountId)
-                            .big_integer()
-                            .not_null(),
-                    )
-                    .col(
-                        ColumnDef::new(UsageCounters::Period)
-                            .string_len(8)
-                            .not_null(),
-                    )
-                    .col(
-                        ColumnDef::new(UsageCounters::PeriodStart)
-                            .string_len(10)
-                            .not_null(),
-                    )
+                    .col(ColumnDef::new(UsageCounters::AccountId).big_integer().not_null())
+                    .col(ColumnDef::new(UsageCounters::Period).string_len(8).not_null())
+                    .col(ColumnDef::new(UsageCounters::PeriodStart).string_len(10).not_null())
                     .col(ColumnDef::new(UsageCounters::Used).integer().not_null())
                     .primary_key(
                         Index::create()
@@ -391,9 +272,7 @@ impl MigrationTrait for Migration {
             Sessions::Table.into_iden(),
             Accounts::Table.into_iden(),
         ] {
-            manager
-                .drop_table(Table::drop().table(table).to_owned())
-                .await?;
+            manager.drop_table(Table::drop().table(table).to_owned()).await?;
         }
         Ok(())
     }

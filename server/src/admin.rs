@@ -57,6 +57,18 @@ pub enum AdminCommand {
         #[arg(long)]
         key: String,
     },
+    /// Pause an instance for responsible-messaging review; its sends answer 423 until resumed.
+    PauseInstance {
+        #[arg(long)]
+        instance: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Lift a review pause.
+    ResumeInstance {
+        #[arg(long)]
+        instance: String,
+    },
     /// Create an instance; its id is printed alone on the last line.
     CreateInstance {
         #[arg(long)]
@@ -72,27 +84,16 @@ pub async fn run(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
     let db = gateway::db::connect(&config.database_url)
         .await
         .map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?;
-    gateway::db::migrate(&db)
-        .await
-        .map_err(|e| anyhow::anyhow!("migration failed: {e}"))?;
+    gateway::db::migrate(&db).await.map_err(|e| anyhow::anyhow!("migration failed: {e}"))?;
     execute(&db, config, command).await.map_err(|e| match e {
         gateway::Error::Db(db_err) => anyhow::anyhow!("database error: {db_err}"),
         other => anyhow::anyhow!("{}", other.user_message()),
     })
 }
 
-async fn execute(
-    db: &DatabaseConnection,
-    config: &Config,
-    command: AdminCommand,
-) -> gateway::Result<()> {
+async fn execute(db: &DatabaseConnection, config: &Config, command: AdminCommand) -> gateway::Result<()> {
     match command {
-        AdminCommand::CreateUser {
-            email,
-            password,
-            admin,
-            plan,
-        } => {
+        AdminCommand::CreateUser { email, password, admin, plan } => {
             let plan = match plan {
                 Some(p) => parse_plan(&p)?,
                 None => config.default_plan,
@@ -117,32 +118,18 @@ async fn execute(
                 account.plan.as_str()
             );
         }
-        AdminCommand::SetPlan {
-            email,
-            plan,
-            daily_limit,
-            monthly_limit,
-        } => {
+        AdminCommand::SetPlan { email, plan, daily_limit, monthly_limit } => {
             let plan = parse_plan(&plan)?;
             let account = accounts::set_plan(db, &email, plan, daily_limit, monthly_limit).await?;
             let limits = account
                 .limits()
                 .map(|l| format!("{}/day, {}/month", l.daily, l.monthly))
                 .unwrap_or_else(|| "no sending".into());
-            println!(
-                "{} is on plan {} ({limits})",
-                account.email,
-                account.plan.as_str()
-            );
+            println!("{} is on plan {} ({limits})", account.email, account.plan.as_str());
         }
-        AdminCommand::SetModule {
-            email,
-            module,
-            enabled,
-        } => {
-            let module_parsed = Module::parse(&module).ok_or_else(|| {
-                gateway::Error::invalid(format!("Unknown module {module:?}: use api or 3cx."))
-            })?;
+        AdminCommand::SetModule { email, module, enabled } => {
+            let module_parsed = Module::parse(&module)
+                .ok_or_else(|| gateway::Error::invalid(format!("Unknown module {module:?}: use api or 3cx.")))?;
             let enabled = match enabled.trim().to_ascii_lowercase().as_str() {
                 "true" => true,
                 "false" => false,
@@ -169,11 +156,27 @@ async fn execute(
             let info = api_keys::revoke_by_secret(db, &key).await?;
             println!("revoked API key {} ({})", info.id, info.name);
         }
-        AdminCommand::CreateInstance {
-            email,
-            name,
-            connector,
-        } => {
+        AdminCommand::PauseInstance { instance, reason } => {
+            let found = require_instance(db, &instance).await?;
+            let reason = reason.trim();
+            if reason.is_empty() {
+                return Err(gateway::Error::invalid("Give a --reason: the customer's team will ask why."));
+            }
+            if instances::pause_for_review(db, &found.id, reason).await? {
+                println!("instance {} paused for review: {reason}", found.id);
+            } else {
+                println!("instance {} was already paused for review", found.id);
+            }
+        }
+        AdminCommand::ResumeInstance { instance } => {
+            let found = require_instance(db, &instance).await?;
+            if instances::resume_from_review(db, &found.id).await? {
+                println!("instance {} resumed", found.id);
+            } else {
+                println!("instance {} was not paused for review", found.id);
+            }
+        }
+        AdminCommand::CreateInstance { email, name, connector } => {
             let account = require_account(db, &email).await?;
             let connector = connector.trim().to_ascii_lowercase();
             if connector != gateway::connectors::sandbox::NAME {
@@ -182,9 +185,7 @@ async fn execute(
                 )));
             }
             if !config.sandbox_enabled {
-                return Err(gateway::Error::invalid(
-                    "The sandbox connector is disabled (WAG_SANDBOX_ENABLED=false).",
-                ));
+                return Err(gateway::Error::invalid("The sandbox connector is disabled (WAG_SANDBOX_ENABLED=false)."));
             }
             let instance = instances::create(db, account.id, &name, &connector).await?;
             println!(
@@ -198,21 +199,18 @@ async fn execute(
 }
 
 fn parse_plan(text: &str) -> gateway::Result<Plan> {
-    Plan::parse(text).ok_or_else(|| {
-        gateway::Error::invalid(format!(
-            "Unknown plan {text:?}: use starter, growth, scale or none."
-        ))
+    Plan::parse(text)
+        .ok_or_else(|| gateway::Error::invalid(format!("Unknown plan {text:?}: use starter, growth, scale or none.")))
+}
+
+async fn require_account(db: &DatabaseConnection, email: &str) -> gateway::Result<accounts::Account> {
+    accounts::find_by_email(db, email).await?.ok_or_else(|| {
+        gateway::Error::invalid(format!("No account has the email address {}.", email.trim().to_ascii_lowercase()))
     })
 }
 
-async fn require_account(
-    db: &DatabaseConnection,
-    email: &str,
-) -> gateway::Result<accounts::Account> {
-    accounts::find_by_email(db, email).await?.ok_or_else(|| {
-        gateway::Error::invalid(format!(
-            "No account has the email address {}.",
-            email.trim().to_ascii_lowercase()
-        ))
-    })
+async fn require_instance(db: &DatabaseConnection, id: &str) -> gateway::Result<instances::Instance> {
+    instances::find_for_connector(db, id.trim())
+        .await?
+        .ok_or_else(|| gateway::Error::invalid(format!("No instance has the id {:?}.", id.trim())))
 }

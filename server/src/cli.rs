@@ -5,11 +5,7 @@ use clap::{Parser, Subcommand};
 use gateway::config::Config;
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "wag",
-    version,
-    about = "WA Gateway: a guarded, multi-tenant WhatsApp gateway"
-)]
+#[command(name = "wag", version, about = "WA Gateway: a guarded, multi-tenant WhatsApp gateway")]
 pub struct Cli {
     /// A TOML configuration file (also WAG_CONFIG). WAG_* environment variables override it.
     #[arg(long, global = true, env = "WAG_CONFIG")]
@@ -37,9 +33,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let db = gateway::db::connect(&config.database_url)
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?;
-            gateway::db::migrate(&db)
-                .await
-                .map_err(|e| anyhow::anyhow!("migration failed: {e}"))?;
+            gateway::db::migrate(&db).await.map_err(|e| anyhow::anyhow!("migration failed: {e}"))?;
             println!("migrations applied");
             Ok(())
         }

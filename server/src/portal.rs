@@ -17,18 +17,17 @@ use tower_sessions::Session;
 /// Form posts to server functions are small; anything bigger is refused before parsing.
 const MAX_FORM_BYTES: usize = 64 * 1024;
 
-const PRIVATE_PREFIXES: &[&str] = &["/dashboard", "/api-keys", "/instances", "/account"];
+const PRIVATE_PREFIXES: &[&str] =
+    &["/dashboard", "/api-keys", "/instances", "/account", "/suppressed-recipients", "/responsible-messaging"];
 
 fn is_private(path: &str) -> bool {
-    PRIVATE_PREFIXES
-        .iter()
-        .any(|p| path == *p || path.starts_with(&format!("{p}/")))
+    PRIVATE_PREFIXES.iter().any(|p| path == *p || path.starts_with(&format!("{p}/")))
 }
 
-/// Public pages without forms do not need a session; not creating one keeps monitoring probes
-/// of `/` from filling the session table.
+/// Signed-out visitors get a session (for the CSRF token) only on the pages with a form, so
+/// monitoring probes of `/` and scans of random paths do not fill the session table.
 fn needs_csrf_token(path: &str) -> bool {
-    !(path == "/" || path == "/docs" || path.starts_with("/docs/") || path == "/acceptable-use")
+    path == "/login" || path == "/signup"
 }
 
 pub async fn page_context(
@@ -43,11 +42,7 @@ pub async fn page_context(
         Ok(Prepared::Respond(response)) => response,
         Err(e) => {
             tracing::error!(error = %e, "preparing the page context failed");
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                Html(gateway::error::INTERNAL_MESSAGE),
-            )
-                .into_response()
+            (StatusCode::INTERNAL_SERVER_ERROR, Html(gateway::error::INTERNAL_MESSAGE)).into_response()
         }
     }
 }
@@ -57,12 +52,7 @@ enum Prepared {
     Respond(Response),
 }
 
-async fn prepare(
-    state: &AppState,
-    session: &Session,
-    peer: SocketAddr,
-    request: Request,
-) -> anyhow::Result<Prepared> {
+async fn prepare(state: &AppState, session: &Session, peer: SocketAddr, request: Request) -> anyhow::Result<Prepared> {
     let path = request.uri().path().to_string();
     let is_server_fn = path.starts_with(&format!("{SERVER_FN_PREFIX}/"));
     let user = current_user(state, session).await?;
@@ -85,11 +75,7 @@ async fn prepare(
     }
 
     if is_private(&path) && user.is_none() {
-        let next = request
-            .uri()
-            .path_and_query()
-            .map(|pq| pq.as_str().to_string())
-            .unwrap_or_else(|| path.clone());
+        let next = request.uri().path_and_query().map(|pq| pq.as_str().to_string()).unwrap_or_else(|| path.clone());
         let target = format!("/login?next={}", url_encode(&next));
         return Ok(Prepared::Respond(Redirect::to(&target).into_response()));
     }
@@ -121,11 +107,7 @@ async fn current_user(state: &AppState, session: &Session) -> anyhow::Result<Opt
     let signed_in_with: Option<i64> = session.get(session_keys::PASSWORD_CHANGED_AT).await?;
     match gateway::accounts::find_by_id(&state.db, account_id).await? {
         Some(account) if signed_in_with == Some(account.password_changed_at) => {
-            Ok(Some(UserInfo {
-                account_id: account.id,
-                email: account.email,
-                is_admin: account.role == Role::Admin,
-            }))
+            Ok(Some(UserInfo { account_id: account.id, email: account.email, is_admin: account.role == Role::Admin }))
         }
         _ => {
             // The account is gone or its password changed elsewhere: this session ends.
@@ -139,23 +121,15 @@ async fn current_user(state: &AppState, session: &Session) -> anyhow::Result<Opt
 /// Returns the request rebuilt with its body for the server function.
 async fn check_csrf(request: Request, expected: Option<&str>) -> (Request, bool) {
     let (parts, body) = request.into_parts();
-    let header_token = parts
-        .headers
-        .get("x-csrf-token")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    let header_token = parts.headers.get("x-csrf-token").and_then(|v| v.to_str().ok()).map(str::to_string);
     let bytes = match axum::body::to_bytes(body, MAX_FORM_BYTES).await {
         Ok(b) => b,
         Err(_) => return (Request::from_parts(parts, Body::empty()), false),
     };
-    let form_token = form_urlencoded::parse(&bytes)
-        .find(|(k, _)| k == CSRF_FIELD)
-        .map(|(_, v)| v.into_owned());
+    let form_token = form_urlencoded::parse(&bytes).find(|(k, _)| k == CSRF_FIELD).map(|(_, v)| v.into_owned());
     let presented = header_token.or(form_token);
     let ok = match (expected, presented) {
-        (Some(expected), Some(presented)) => {
-            constant_time_eq(expected.as_bytes(), presented.as_bytes())
-        }
+        (Some(expected), Some(presented)) => constant_time_eq(expected.as_bytes(), presented.as_bytes()),
         _ => false,
     };
     (Request::from_parts(parts, Body::from(bytes)), ok)
@@ -173,12 +147,7 @@ fn csrf_refusal() -> Response {
         <link rel=\"stylesheet\" href=\"/style/main.css\"></head><body><div class=\"layout layout-plain\"><main class=\"content\">\
         <div class=\"banner banner-error\" role=\"alert\"><p>This form has expired or did not come from WA Gateway. \
         Go back, reload the page and try again.</p></div><p><a href=\"/\">Home</a></p></main></div></body></html>";
-    (
-        StatusCode::FORBIDDEN,
-        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        body,
-    )
-        .into_response()
+    (StatusCode::FORBIDDEN, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response()
 }
 
 fn url_encode(text: &str) -> String {

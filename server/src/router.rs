@@ -38,14 +38,8 @@ pub fn build(state: AppState) -> Router {
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
         ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::X_FRAME_OPTIONS,
-            HeaderValue::from_static("DENY"),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("same-origin"),
-        ))
+        .layer(SetResponseHeaderLayer::if_not_present(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
+        .layer(SetResponseHeaderLayer::if_not_present(header::REFERRER_POLICY, HeaderValue::from_static("same-origin")))
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(REQUEST_ID_HEADER, MakeId))
@@ -79,18 +73,13 @@ fn portal_router(state: AppState) -> Router {
         .with_http_only(true)
         .with_same_site(SameSite::Lax)
         .with_secure(state.config.public_base_url.starts_with("https://"))
-        .with_expiry(Expiry::OnInactivity(time::Duration::days(
-            state.config.session_days,
-        )));
+        .with_expiry(Expiry::OnInactivity(time::Duration::days(state.config.session_days)));
 
     Router::<LeptosOptions>::new()
         .leptos_routes_with_context(&options, routes, context, shell)
         .fallback(fallback)
         .with_state(options)
-        .layer(middleware::from_fn_with_state(
-            state,
-            crate::portal::page_context,
-        ))
+        .layer(middleware::from_fn_with_state(state, crate::portal::page_context))
         .layer(sessions)
 }
 

@@ -49,29 +49,19 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
     let db = gateway::db::connect(&config.database_url)
         .await
         .map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?;
-    gateway::db::migrate(&db)
-        .await
-        .map_err(|e| anyhow::anyhow!("database migration failed: {e}"))?;
+    gateway::db::migrate(&db).await.map_err(|e| anyhow::anyhow!("database migration failed: {e}"))?;
 
     let mut connectors: Vec<Arc<dyn Connector>> = Vec::new();
     if config.sandbox_enabled {
-        connectors.push(Arc::new(SandboxConnector));
+        connectors
+            .push(Arc::new(SandboxConnector { receipt_delay: Duration::from_millis(config.sandbox_receipt_delay_ms) }));
     }
     let (registry, events) = Registry::new(db.clone(), connectors);
-    let state = AppState {
-        db: db.clone(),
-        config: Arc::new(config),
-        registry: registry.clone(),
-    };
+    let state = AppState { db: db.clone(), config: Arc::new(config), registry: registry.clone() };
 
     let (shutdown, shutdown_rx) = watch::channel(false);
-    let mut workers = vec![tokio::spawn(
-        registry.clone().run_events(events, shutdown_rx.clone()),
-    )];
-    workers.push(tokio::spawn(expire_sessions(
-        DbSessionStore::new(db),
-        shutdown_rx.clone(),
-    )));
+    let mut workers = vec![tokio::spawn(registry.clone().run_events(events, shutdown_rx.clone()))];
+    workers.push(tokio::spawn(expire_sessions(db, shutdown_rx.clone())));
     if let Err(e) = registry.start_linked().await {
         tracing::warn!(error = %e, "resuming linked instances failed");
     }
@@ -90,22 +80,21 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
             tracing::error!(error = %e, "the HTTP server stopped with an error");
         }
     });
-    Ok(Running {
-        addr,
-        state,
-        shutdown,
-        server,
-        workers,
-    })
+    Ok(Running { addr, state, shutdown, server, workers })
 }
 
-async fn expire_sessions(store: DbSessionStore, mut shutdown: watch::Receiver<bool>) {
+/// Hourly housekeeping: expired sessions and idempotency keys.
+async fn expire_sessions(db: gateway::DatabaseConnection, mut shutdown: watch::Receiver<bool>) {
+    let store = DbSessionStore::new(db.clone());
     let mut every = tokio::time::interval(Duration::from_secs(3600));
     loop {
         tokio::select! {
             _ = every.tick() => {
                 if let Err(e) = store.delete_expired().await {
                     tracing::warn!(error = %e, "deleting expired sessions failed");
+                }
+                if let Err(e) = gateway::send::idempotency::delete_expired(&db).await {
+                    tracing::warn!(error = %e, "deleting expired idempotency keys failed");
                 }
             }
             _ = shutdown.changed() => return,

@@ -23,35 +23,16 @@ struct Version {
 }
 
 fn asset(body: &'static str, content_type: &'static str, immutable: bool) -> Response {
-    let cache = if immutable {
-        "public, max-age=31536000, immutable"
-    } else {
-        "public, max-age=300"
-    };
-    (
-        [
-            (header::CONTENT_TYPE, content_type),
-            (header::CACHE_CONTROL, cache),
-        ],
-        body,
-    )
-        .into_response()
+    let cache = if immutable { "public, max-age=31536000, immutable" } else { "public, max-age=300" };
+    ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, cache)], body).into_response()
 }
 
 async fn style(Query(q): Query<Version>) -> Response {
-    asset(
-        app::assets::STYLE_CSS,
-        "text/css; charset=utf-8",
-        q.v.as_deref() == Some(app::assets::style_version()),
-    )
+    asset(app::assets::STYLE_CSS, "text/css; charset=utf-8", q.v.as_deref() == Some(app::assets::style_version()))
 }
 
 async fn script(Query(q): Query<Version>) -> Response {
-    asset(
-        app::assets::APP_JS,
-        "text/javascript; charset=utf-8",
-        q.v.as_deref() == Some(app::assets::script_version()),
-    )
+    asset(app::assets::APP_JS, "text/javascript; charset=utf-8", q.v.as_deref() == Some(app::assets::script_version()))
 }
 
 async fn favicon() -> Response {

@@ -8,9 +8,8 @@ use tracing_subscriber::EnvFilter;
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::new("info,sqlx=warn,sea_orm=warn,sea_orm_migration=warn,tower_sessions=warn")
-    });
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn,sea_orm_migration=warn,tower_sessions=warn"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     let result = match format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
@@ -26,17 +25,11 @@ pub struct MakeId;
 impl MakeRequestId for MakeId {
     fn make_request_id<B>(&mut self, _request: &Request<B>) -> Option<RequestId> {
         let id = gateway::ids::new_id("req");
-        axum::http::HeaderValue::from_str(&id)
-            .ok()
-            .map(RequestId::new)
+        axum::http::HeaderValue::from_str(&id).ok().map(RequestId::new)
     }
 }
 
 pub fn request_span<B>(request: &Request<B>) -> tracing::Span {
-    let request_id = request
-        .headers()
-        .get(REQUEST_ID_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-");
+    let request_id = request.headers().get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("-");
     tracing::info_span!("request", request_id, method = %request.method(), path = %request.uri().path())
 }

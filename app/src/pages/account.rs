@@ -19,51 +19,22 @@ pub async fn change_password(
     let user = require_user()?;
     let state = app_state()?;
     if new_password != confirm_password {
-        return finish(
-            Flash::error("The new password and its confirmation differ."),
-            "/account",
-        )
-        .await;
+        return finish(Flash::error("The new password and its confirmation differ."), "/account").await;
     }
-    match gateway::accounts::change_password(
-        &state.db,
-        user.account_id,
-        &current_password,
-        &new_password,
-    )
-    .await
-    {
+    match gateway::accounts::change_password(&state.db, user.account_id, &current_password, &new_password).await {
         Ok(()) => {
             // Other sessions of this account end (they carry the old password time); this one
             // continues under a new id.
-            let account = gateway::accounts::find_by_id(&state.db, user.account_id)
-                .await
-                .ok()
-                .flatten();
+            let account = gateway::accounts::find_by_id(&state.db, user.account_id).await.ok().flatten();
             let session = session().await?;
             if let Some(account) = account {
                 let _ = session.cycle_id().await;
-                let _ = session
-                    .insert(
-                        session_keys::PASSWORD_CHANGED_AT,
-                        account.password_changed_at,
-                    )
-                    .await;
+                let _ = session.insert(session_keys::PASSWORD_CHANGED_AT, account.password_changed_at).await;
             }
             tracing::info!(account_id = user.account_id, "password changed");
-            finish(
-                Flash::success("Password changed. Other signed-in browsers have been logged out."),
-                "/account",
-            )
-            .await
+            finish(Flash::success("Password changed. Other signed-in browsers have been logged out."), "/account").await
         }
-        Err(e) => {
-            finish(
-                Flash::error(user_message("change password", &e)),
-                "/account",
-            )
-            .await
-        }
+        Err(e) => finish(Flash::error(user_message("change password", &e)), "/account").await,
     }
 }
 

@@ -20,9 +20,7 @@ pub async fn list_api_keys() -> Result<Vec<ApiKeyRow>, ServerFnError> {
     use gateway::time::display;
     let user = require_user()?;
     let state = app_state()?;
-    let keys = gateway::api_keys::list(&state.db, user.account_id)
-        .await
-        .map_err(|e| read_error("list api keys", e))?;
+    let keys = gateway::api_keys::list(&state.db, user.account_id).await.map_err(|e| read_error("list api keys", e))?;
     Ok(keys
         .into_iter()
         .map(|k| ApiKeyRow {
@@ -51,13 +49,7 @@ pub async fn create_api_key(name: String) -> Result<(), ServerFnError> {
             flash.secret = Some(created.secret);
             finish(flash, "/api-keys").await
         }
-        Err(e) => {
-            finish(
-                Flash::error(user_message("create api key", &e)),
-                "/api-keys",
-            )
-            .await
-        }
+        Err(e) => finish(Flash::error(user_message("create api key", &e)), "/api-keys").await,
     }
 }
 
@@ -70,21 +62,12 @@ pub async fn revoke_api_key(key_id: String) -> Result<(), ServerFnError> {
         Ok(info) => {
             tracing::info!(account_id = user.account_id, key_id = %info.id, "API key revoked");
             finish(
-                Flash::success(format!(
-                    "API key \"{}\" revoked. Requests using it are now refused.",
-                    info.name
-                )),
+                Flash::success(format!("API key \"{}\" revoked. Requests using it are now refused.", info.name)),
                 "/api-keys",
             )
             .await
         }
-        Err(e) => {
-            finish(
-                Flash::error(user_message("revoke api key", &e)),
-                "/api-keys",
-            )
-            .await
-        }
+        Err(e) => finish(Flash::error(user_message("revoke api key", &e)), "/api-keys").await,
     }
 }
 

@@ -8,22 +8,14 @@ use crate::{
 };
 
 #[server(prefix = "/_fn", endpoint = "login")]
-pub async fn login(
-    email: String,
-    password: String,
-    next: Option<String>,
-) -> Result<(), ServerFnError> {
+pub async fn login(email: String, password: String, next: Option<String>) -> Result<(), ServerFnError> {
     use crate::{context::Flash, server_util::*};
     let state = app_state()?;
     let ip = page_context().client_ip;
     match gateway::accounts::authenticate(&state.db, &email, &password, &ip).await {
         Ok(account) => {
             sign_in(&account).await?;
-            finish(
-                Flash::success("You are logged in."),
-                &safe_next(next.as_deref()),
-            )
-            .await
+            finish(Flash::success("You are logged in."), &safe_next(next.as_deref())).await
         }
         Err(e) => finish(Flash::error(user_message("login", &e)), "/login").await,
     }
@@ -35,11 +27,8 @@ pub async fn signup(email: String, password: String) -> Result<(), ServerFnError
     use gateway::accounts::{self, Email, NewAccount, NewPassword, Role};
     let state = app_state()?;
     if !state.config.registration_enabled {
-        return finish(
-            Flash::error("Sign-up is closed on this server. Ask your operator for an account."),
-            "/signup",
-        )
-        .await;
+        return finish(Flash::error("Sign-up is closed on this server. Ask your operator for an account."), "/signup")
+            .await;
     }
     let parsed = Email::parse(&email).and_then(|email| Ok((email, NewPassword::parse(&password)?)));
     let (email, password) = match parsed {
@@ -59,9 +48,7 @@ pub async fn signup(email: String, password: String) -> Result<(), ServerFnError
             tracing::info!(account_id = account.id, "account created by sign-up");
             sign_in(&account).await?;
             finish(
-                Flash::success(
-                    "Welcome to WA Gateway. Create an API key and an instance to get started.",
-                ),
+                Flash::success("Welcome to WA Gateway. Create an API key and an instance to get started."),
                 "/dashboard",
             )
             .await
@@ -91,21 +78,9 @@ async fn sign_in(account: &gateway::accounts::Account) -> Result<(), ServerFnErr
         ServerFnError::new(gateway::error::INTERNAL_MESSAGE)
     };
     session.cycle_id().await.map_err(store_error)?;
-    session
-        .insert(session_keys::ACCOUNT_ID, account.id)
-        .await
-        .map_err(store_error)?;
-    session
-        .insert(
-            session_keys::PASSWORD_CHANGED_AT,
-            account.password_changed_at,
-        )
-        .await
-        .map_err(store_error)?;
-    session
-        .insert(session_keys::CSRF, new_csrf_token())
-        .await
-        .map_err(store_error)?;
+    session.insert(session_keys::ACCOUNT_ID, account.id).await.map_err(store_error)?;
+    session.insert(session_keys::PASSWORD_CHANGED_AT, account.password_changed_at).await.map_err(store_error)?;
+    session.insert(session_keys::CSRF, new_csrf_token()).await.map_err(store_error)?;
     Ok(())
 }
 
@@ -119,9 +94,7 @@ pub fn new_csrf_token() -> String {
 #[cfg(feature = "ssr")]
 fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => {
-            path.to_string()
-        }
+        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => path.to_string(),
         _ => "/dashboard".to_string(),
     }
 }
@@ -129,9 +102,7 @@ fn safe_next(next: Option<&str>) -> String {
 #[component]
 pub fn LoginPage() -> impl IntoView {
     let ctx = page_context();
-    let next = use_query_map()
-        .with_untracked(|q| q.get("next"))
-        .unwrap_or_default();
+    let next = use_query_map().with_untracked(|q| q.get("next")).unwrap_or_default();
     view! {
         <PlainLayout title="Log in">
             <section class="auth-card">

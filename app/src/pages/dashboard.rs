@@ -17,6 +17,8 @@ pub struct DashboardData {
     pub api_enabled: bool,
     pub threecx_enabled: bool,
     pub instances: Vec<InstanceRow>,
+    /// Send decisions of the last 7 days: allowed, flagged, blocked.
+    pub decisions: (u64, u64, u64),
 }
 
 #[server(prefix = "/_fn", endpoint = "dashboard")]
@@ -31,10 +33,13 @@ pub async fn get_dashboard() -> Result<DashboardData, ServerFnError> {
     let usage = gateway::usage::current(&state.db, account.id, chrono::Utc::now())
         .await
         .map_err(|e| read_error("load usage", e))?;
-    let instances = gateway::instances::list(&state.db, account.id)
+    let instances =
+        gateway::instances::list(&state.db, account.id).await.map_err(|e| read_error("list instances", e))?;
+    let summary = gateway::policy_log::summary(&state.db, account.id, gateway::time::now() - 7 * 24 * 3600)
         .await
-        .map_err(|e| read_error("list instances", e))?;
+        .map_err(|e| read_error("policy summary", e))?;
     Ok(DashboardData {
+        decisions: (summary.allowed, summary.flagged, summary.blocked),
         plan_name: account.plan.display_name().into(),
         limits: account.limits().map(|l| (l.daily, l.monthly)),
         used_today: usage.today,
@@ -63,28 +68,15 @@ pub fn DashboardPage() -> impl IntoView {
 }
 
 #[component]
-fn UsageStat(
-    label: &'static str,
-    used: i64,
-    limit: Option<i64>,
-    period: &'static str,
-) -> impl IntoView {
+fn UsageStat(label: &'static str, used: i64, limit: Option<i64>, period: &'static str) -> impl IntoView {
     let (value, sub, percent) = match limit {
         Some(limit) if limit > 0 => {
             let percent = (used * 100 / limit).clamp(0, 100);
-            (
-                format!("{used} / {limit}"),
-                format!("{} left {period}", (limit - used).max(0)),
-                percent,
-            )
+            (format!("{used} / {limit}"), format!("{} left {period}", (limit - used).max(0)), percent)
         }
         _ => (used.to_string(), "No active plan".to_string(), 0),
     };
-    let meter_class = if percent > 80 {
-        "meter meter-warn"
-    } else {
-        "meter"
-    };
+    let meter_class = if percent > 80 { "meter meter-warn" } else { "meter" };
     view! {
         <div class="stat">
             <div class="stat-label">{label}</div>
@@ -99,11 +91,7 @@ fn UsageStat(
 
 #[component]
 fn DashboardView(d: DashboardData) -> impl IntoView {
-    let connected = d
-        .instances
-        .iter()
-        .filter(|i| i.status == "connected")
-        .count();
+    let connected = d.instances.iter().filter(|i| i.status == "connected").count();
     let modules = match (d.api_enabled, d.threecx_enabled) {
         (true, true) => "API and 3CX middleware",
         (true, false) => "API",
@@ -125,6 +113,13 @@ fn DashboardView(d: DashboardData) -> impl IntoView {
                 <div class="stat-sub">"connected"</div>
             </div>
         </div>
+        <section class="card">
+            <h2>"Responsible messaging, last 7 days"</h2>
+            <p>
+                {format!("{} allowed · {} flagged · {} blocked. ", d.decisions.0, d.decisions.1, d.decisions.2)}
+                <a href="/responsible-messaging">"See blocked and flagged attempts"</a>
+            </p>
+        </section>
         <section class="card">
             <h2>"Instances"</h2>
             {if d.instances.is_empty() {

@@ -24,10 +24,7 @@ pub async fn get_doc(path: String) -> Result<Option<DocPage>, ServerFnError> {
     Ok(docs_content::find(&path).map(|page| DocPage {
         title: page.title.to_string(),
         html: docs_content::render(page, &state.config.public_base_url),
-        nav: docs_content::PAGES
-            .iter()
-            .map(|p| (p.path.to_string(), p.title.to_string()))
-            .collect(),
+        nav: docs_content::PAGES.iter().map(|p| (p.path.to_string(), p.title.to_string())).collect(),
     }))
 }
 

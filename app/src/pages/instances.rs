@@ -14,6 +14,8 @@ pub struct InstanceRow {
     pub status_label: String,
     pub linked_phone: Option<String>,
     pub paused: bool,
+    pub review_paused: bool,
+    pub review_reason: Option<String>,
     pub created: String,
     pub status_changed: String,
 }
@@ -31,6 +33,8 @@ impl From<gateway::instances::Instance> for InstanceRow {
             connector: i.connector,
             linked_phone: i.linked_phone,
             paused: i.paused,
+            review_paused: i.review_paused,
+            review_reason: i.review_reason,
         }
     }
 }
@@ -40,6 +44,7 @@ pub fn StatusBadge(row: InstanceRow) -> impl IntoView {
     view! {
         <span class=format!("badge badge-{}", row.status)>{row.status_label}</span>
         {row.paused.then(|| view! { " " <span class="badge badge-paused">"Paused"</span> })}
+        {row.review_paused.then(|| view! { " " <span class="badge badge-paused">"Paused for review"</span> })}
     }
 }
 
@@ -48,9 +53,8 @@ pub async fn list_instances() -> Result<Vec<InstanceRow>, ServerFnError> {
     use crate::server_util::*;
     let user = require_user()?;
     let state = app_state()?;
-    let list = gateway::instances::list(&state.db, user.account_id)
-        .await
-        .map_err(|e| read_error("list instances", e))?;
+    let list =
+        gateway::instances::list(&state.db, user.account_id).await.map_err(|e| read_error("list instances", e))?;
     Ok(list.into_iter().map(InstanceRow::from).collect())
 }
 
@@ -59,32 +63,16 @@ pub async fn create_instance(name: String) -> Result<(), ServerFnError> {
     use crate::{context::Flash, server_util::*};
     let user = require_user()?;
     let state = app_state()?;
-    match gateway::instances::create(
-        &state.db,
-        user.account_id,
-        &name,
-        gateway::connectors::sandbox::NAME,
-    )
-    .await
-    {
+    match gateway::instances::create(&state.db, user.account_id, &name, gateway::connectors::sandbox::NAME).await {
         Ok(instance) => {
             tracing::info!(account_id = user.account_id, instance_id = %instance.id, "instance created");
             finish(
-                Flash::success(format!(
-                    "Instance \"{}\" created. Open it to link a phone.",
-                    instance.name
-                )),
+                Flash::success(format!("Instance \"{}\" created. Open it to link a phone.", instance.name)),
                 "/instances",
             )
             .await
         }
-        Err(e) => {
-            finish(
-                Flash::error(user_message("create instance", &e)),
-                "/instances",
-            )
-            .await
-        }
+        Err(e) => finish(Flash::error(user_message("create instance", &e)), "/instances").await,
     }
 }
 

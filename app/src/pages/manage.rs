@@ -22,17 +22,10 @@ pub struct HistoryRow {
 /// The link state as the connect tab shows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum LinkView {
-    AwaitingScan {
-        qr_svg: String,
-        expires_in_secs: i64,
-    },
+    AwaitingScan { qr_svg: String, expires_in_secs: i64 },
     Starting,
-    Connected {
-        phone: Option<String>,
-    },
-    Disconnected {
-        reason: String,
-    },
+    Connected { phone: Option<String> },
+    Disconnected { reason: String },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,21 +38,13 @@ pub struct ManageData {
 
 #[cfg(feature = "ssr")]
 fn qr_svg(code: &str) -> Result<String, gateway::Error> {
-    let qr = qrcode::QrCode::new(code.as_bytes())
-        .map_err(|e| gateway::Error::Internal(format!("QR code: {e}")))?;
-    Ok(qr
-        .render::<qrcode::render::svg::Color>()
-        .min_dimensions(240, 240)
-        .quiet_zone(true)
-        .build())
+    let qr = qrcode::QrCode::new(code.as_bytes()).map_err(|e| gateway::Error::Internal(format!("QR code: {e}")))?;
+    Ok(qr.render::<qrcode::render::svg::Color>().min_dimensions(240, 240).quiet_zone(true).build())
 }
 
 /// `None` when the instance does not exist for this account.
 #[server(prefix = "/_fn", endpoint = "instances/manage")]
-pub async fn get_manage_data(
-    id: String,
-    with_link: bool,
-) -> Result<Option<ManageData>, ServerFnError> {
+pub async fn get_manage_data(id: String, with_link: bool) -> Result<Option<ManageData>, ServerFnError> {
     use crate::server_util::*;
     use gateway::{connectors::LinkState, instances, Error};
     let user = require_user()?;
@@ -80,11 +65,7 @@ pub async fn get_manage_data(
         })
         .collect();
     let link = if with_link {
-        let link_state = state
-            .registry
-            .link_state(&instance)
-            .await
-            .map_err(|e| read_error("read link state", e))?;
+        let link_state = state.registry.link_state(&instance).await.map_err(|e| read_error("read link state", e))?;
         Some(match link_state {
             LinkState::AwaitingScan { code, expires_at } => LinkView::AwaitingScan {
                 qr_svg: qr_svg(&code).map_err(|e| read_error("render QR code", e))?,
@@ -127,19 +108,16 @@ pub async fn link_action(id: String, action: LinkCommand) -> Result<(), ServerFn
     };
     let registry = &state.registry;
     let (result, done) = match action {
-        LinkCommand::SimulateScan => (
-            registry.simulate_scan(&instance).await,
-            "Scan simulated: the instance is connected.",
-        ),
-        LinkCommand::Disconnect => (
-            registry.disconnect(&instance).await,
-            "Disconnected. The link is kept; reconnect at any time.",
-        ),
+        LinkCommand::SimulateScan => {
+            (registry.simulate_scan(&instance).await, "Scan simulated: the instance is connected.")
+        }
+        LinkCommand::Disconnect => {
+            (registry.disconnect(&instance).await, "Disconnected. The link is kept; reconnect at any time.")
+        }
         LinkCommand::Reconnect => (registry.reconnect(&instance).await, "Reconnected."),
-        LinkCommand::Logout => (
-            registry.logout(&instance).await,
-            "Logged out. Scan a new QR code to link a phone again.",
-        ),
+        LinkCommand::Logout => {
+            (registry.logout(&instance).await, "Logged out. Scan a new QR code to link a phone again.")
+        }
     };
     match result {
         Ok(()) => {
@@ -165,11 +143,8 @@ pub async fn rename_instance(id: String, name: String) -> Result<(), ServerFnErr
         }
         Err(gateway::Error::NotFound) => finish(Flash::error("Not found."), "/instances").await,
         Err(e) => {
-            finish(
-                Flash::error(user_message("rename instance", &e)),
-                &format!("/instances/{id}/manage?tab=settings"),
-            )
-            .await
+            finish(Flash::error(user_message("rename instance", &e)), &format!("/instances/{id}/manage?tab=settings"))
+                .await
         }
     }
 }
@@ -181,24 +156,11 @@ pub async fn set_instance_paused(id: String, paused: bool) -> Result<(), ServerF
     let state = app_state()?;
     match gateway::instances::set_paused(&state.db, user.account_id, &id, paused).await {
         Ok(_) => {
-            let text = if paused {
-                "Instance paused: it sends nothing until you resume it."
-            } else {
-                "Instance resumed."
-            };
-            finish(
-                Flash::success(text),
-                &format!("/instances/{id}/manage?tab=settings"),
-            )
-            .await
+            let text =
+                if paused { "Instance paused: it sends nothing until you resume it." } else { "Instance resumed." };
+            finish(Flash::success(text), &format!("/instances/{id}/manage?tab=settings")).await
         }
-        Err(e) => {
-            finish(
-                Flash::error(user_message("pause instance", &e)),
-                "/instances",
-            )
-            .await
-        }
+        Err(e) => finish(Flash::error(user_message("pause instance", &e)), "/instances").await,
     }
 }
 
@@ -213,13 +175,7 @@ pub async fn delete_instance(id: String) -> Result<(), ServerFnError> {
             tracing::info!(account_id = user.account_id, instance_id = %id, "instance deleted");
             finish(Flash::success("Instance deleted."), "/instances").await
         }
-        Err(e) => {
-            finish(
-                Flash::error(user_message("delete instance", &e)),
-                "/instances",
-            )
-            .await
-        }
+        Err(e) => finish(Flash::error(user_message("delete instance", &e)), "/instances").await,
     }
 }
 
@@ -242,9 +198,7 @@ impl Tab {
 
 #[component]
 pub fn ManagePage() -> impl IntoView {
-    let id = use_params_map()
-        .with_untracked(|p| p.get("id"))
-        .unwrap_or_default();
+    let id = use_params_map().with_untracked(|p| p.get("id")).unwrap_or_default();
     let tab = Tab::parse(use_query_map().with_untracked(|q| q.get("tab")));
     let data = Resource::new(move || (), {
         let id = id.clone();
@@ -282,6 +236,15 @@ fn ManageView(data: ManageData, tab: Tab) -> impl IntoView {
     };
     view! {
         <PortalLayout title=data.instance.name.clone() current="/instances">
+            {data.instance.review_paused.then(|| view! {
+                <div class="banner banner-error" role="alert">
+                    <p>
+                        "This instance is paused for responsible messaging review: its sends are refused with instance_paused_for_review. "
+                        {data.instance.review_reason.clone().map(|r| format!("Reason: {r} "))}
+                        "Review your recent blocked attempts on the "<a href="/responsible-messaging">"Responsible messaging"</a>" page; an operator lifts the pause."
+                    </p>
+                </div>
+            })}
             <nav class="tabs" aria-label="Instance">
                 {tab_link(Tab::Overview, format!("{base}?tab=overview"), "Overview")}
                 {tab_link(Tab::Connect, format!("{base}?tab=connect"), "Connect")}
@@ -323,12 +286,7 @@ fn OverviewTab(data: ManageData) -> impl IntoView {
 }
 
 #[component]
-fn LinkButton(
-    id: String,
-    action: &'static str,
-    label: &'static str,
-    class: &'static str,
-) -> impl IntoView {
+fn LinkButton(id: String, action: &'static str, label: &'static str, class: &'static str) -> impl IntoView {
     view! {
         <form class="inline" method="post" action={fn_path::<LinkAction>()}>
             <CsrfField/>

@@ -7,3 +7,5 @@ pub mod instances;
 pub mod landing;
 pub mod manage;
 pub mod not_found;
+pub mod responsible;
+pub mod suppressions;

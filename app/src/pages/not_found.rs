@@ -24,8 +24,7 @@ pub fn NotFoundBody() -> impl IntoView {
 #[component]
 pub fn NotFound() -> impl IntoView {
     if page_context().user.is_some() {
-        view! { <PortalLayout title="Not found" current=""><NotFoundBody/></PortalLayout> }
-            .into_any()
+        view! { <PortalLayout title="Not found" current=""><NotFoundBody/></PortalLayout> }.into_any()
     } else {
         view! { <PlainLayout title="Not found"><NotFoundBody/><p><a href="/">"Home"</a></p></PlainLayout> }.into_any()
     }

@@ -53,13 +53,7 @@ pub enum MediaKind {
 #[derive(Clone, Debug)]
 pub enum OutgoingContent {
     Text(String),
-    Media {
-        kind: MediaKind,
-        mime_type: String,
-        file_name: Option<String>,
-        data: Vec<u8>,
-        caption: Option<String>,
-    },
+    Media { kind: MediaKind, mime_type: String, file_name: Option<String>, data: Vec<u8>, caption: Option<String> },
 }
 
 #[derive(Clone, Debug)]
@@ -174,11 +168,7 @@ pub trait Connector: Send + Sync + 'static {
     fn name(&self) -> &'static str;
 
     /// Opens, or resumes from what the connector stored, the session of one instance.
-    async fn open(
-        &self,
-        boot: InstanceBoot,
-        events: EventSink,
-    ) -> Result<Arc<dyn ConnectorSession>, ConnectorError>;
+    async fn open(&self, boot: InstanceBoot, events: EventSink) -> Result<Arc<dyn ConnectorSession>, ConnectorError>;
 }
 
 #[async_trait::async_trait]

@@ -8,8 +8,7 @@ use tokio::sync::{mpsc, Mutex};
 
 use super::{
     sandbox::{self, SandboxSession},
-    Connector, ConnectorError, ConnectorEvent, ConnectorSession, EventKind, InstanceBoot,
-    LinkState,
+    Connector, ConnectorError, ConnectorEvent, ConnectorSession, EventKind, InstanceBoot, LinkState,
 };
 use crate::{
     error::{Error, Result},
@@ -33,15 +32,7 @@ impl Registry {
     ) -> (Arc<Registry>, mpsc::Receiver<ConnectorEvent>) {
         let (tx, rx) = mpsc::channel(EVENT_BUFFER);
         let connectors = connectors.into_iter().map(|c| (c.name(), c)).collect();
-        (
-            Arc::new(Registry {
-                db,
-                connectors,
-                sessions: Mutex::new(HashMap::new()),
-                events: tx,
-            }),
-            rx,
-        )
+        (Arc::new(Registry { db, connectors, sessions: Mutex::new(HashMap::new()), events: tx }), rx)
     }
 
     pub fn connector_names(&self) -> Vec<&'static str> {
@@ -90,26 +81,15 @@ impl Registry {
                 .await?;
             }
             EventKind::Disconnected { reason } => {
-                instances::record_status(
-                    &self.db,
-                    id,
-                    InstanceStatus::Disconnected,
-                    None,
-                    Some(reason),
-                )
-                .await?;
+                instances::record_status(&self.db, id, InstanceStatus::Disconnected, None, Some(reason)).await?;
             }
             EventKind::LoggedOut { reason } => {
-                instances::record_status(
-                    &self.db,
-                    id,
-                    InstanceStatus::Unlinked,
-                    Some(None),
-                    Some(reason),
-                )
-                .await?;
+                instances::record_status(&self.db, id, InstanceStatus::Unlinked, Some(None), Some(reason)).await?;
             }
-            // Link codes are read live from the session; message, receipt, call and group
+            EventKind::MessageStatus { provider_message_id, status, .. } => {
+                crate::message_log::apply_receipt(&self.db, id, provider_message_id, *status).await?;
+            }
+            // Link codes are read live from the session; inbound message, call and group
             // events are stored by the inbound path.
             other => {
                 tracing::debug!(instance_id = %id, event = ?std::mem::discriminant(other), "connector event")
@@ -124,24 +104,15 @@ impl Registry {
         if let Some(session) = sessions.get(&instance.id) {
             return Ok(session.clone());
         }
-        let connector = self
-            .connectors
-            .get(instance.connector.as_str())
-            .ok_or_else(|| {
-                Error::invalid(format!(
-                    "The {} connector is not enabled on this server.",
-                    instance.connector
-                ))
-            })?;
+        let connector = self.connectors.get(instance.connector.as_str()).ok_or_else(|| {
+            Error::invalid(format!("The {} connector is not enabled on this server.", instance.connector))
+        })?;
         let boot = InstanceBoot {
             instance_id: instance.id.clone(),
             status: instance.status,
             linked_phone: instance.linked_phone.clone(),
         };
-        let session = connector
-            .open(boot, self.events.clone())
-            .await
-            .map_err(connector_error)?;
+        let session = connector.open(boot, self.events.clone()).await.map_err(connector_error)?;
         sessions.insert(instance.id.clone(), session.clone());
         Ok(session)
     }
@@ -164,41 +135,24 @@ impl Registry {
     }
 
     pub async fn disconnect(&self, instance: &Instance) -> Result<()> {
-        let kind = self
-            .session(instance)
-            .await?
-            .disconnect()
-            .await
-            .map_err(connector_error)?;
+        let kind = self.session(instance).await?.disconnect().await.map_err(connector_error)?;
         self.apply(instance, kind).await
     }
 
     pub async fn reconnect(&self, instance: &Instance) -> Result<()> {
-        let kind = self
-            .session(instance)
-            .await?
-            .reconnect()
-            .await
-            .map_err(connector_error)?;
+        let kind = self.session(instance).await?.reconnect().await.map_err(connector_error)?;
         self.apply(instance, kind).await
     }
 
     pub async fn logout(&self, instance: &Instance) -> Result<()> {
-        let kind = self
-            .session(instance)
-            .await?
-            .logout()
-            .await
-            .map_err(connector_error)?;
+        let kind = self.session(instance).await?.logout().await.map_err(connector_error)?;
         self.apply(instance, kind).await
     }
 
     /// The sandbox's stand-in for scanning the QR code with a phone.
     pub async fn simulate_scan(&self, instance: &Instance) -> Result<()> {
         if instance.connector != sandbox::NAME {
-            return Err(Error::invalid(
-                "Only sandbox instances can be linked without a phone.",
-            ));
+            return Err(Error::invalid("Only sandbox instances can be linked without a phone."));
         }
         let session = self.session(instance).await?;
         let sandbox = session
@@ -224,22 +178,14 @@ impl Registry {
     }
 
     async fn apply(&self, instance: &Instance, kind: EventKind) -> Result<()> {
-        self.handle_event(&ConnectorEvent {
-            instance_id: instance.id.clone(),
-            kind,
-        })
-        .await
+        self.handle_event(&ConnectorEvent { instance_id: instance.id.clone(), kind }).await
     }
 }
 
 fn connector_error(e: ConnectorError) -> Error {
     match e {
-        ConnectorError::NotConnected => {
-            Error::invalid("The instance is not linked to a phone yet.")
-        }
+        ConnectorError::NotConnected => Error::invalid("The instance is not linked to a phone yet."),
         ConnectorError::Unsupported(_) => Error::invalid(e.to_string()),
-        other => Error::Refused(format!(
-            "The WhatsApp connection reported a problem: {other}"
-        )),
+        other => Error::Refused(format!("The WhatsApp connection reported a problem: {other}")),
     }
 }

@@ -1,22 +1,35 @@
 //! The sandbox: a simulated WhatsApp inside the process, so every path can be tried without a
 //! phone. An instance starts unlinked with a QR code that changes every 30 seconds; a simulated
-//! scan links it to a made-up number. Recipients whose number ends in `0000` are refused and
-//! ones ending in `0001` make the provider look unavailable, so failure paths can be tried.
-use std::{any::Any, sync::Arc};
+//! scan links it to a made-up number. Sends get receipts after a short delay: delivered, then
+//! read. Magic recipients try the failure paths: +15550000001 fails at send, +15550000002 is
+//! sent and later reported failed, +15550000003 is delivered but never read.
+use std::{any::Any, sync::Arc, time::Duration};
 
 use sha2::{Digest, Sha256};
 use tokio::{sync::Mutex, task::JoinHandle};
 
 use super::{
-    Connector, ConnectorError, ConnectorEvent, ConnectorSession, EventKind, EventSink,
-    InstanceBoot, LinkState, OutgoingMessage, SentMessage,
+    Connector, ConnectorError, ConnectorEvent, ConnectorSession, DeliveryStatus, EventKind, EventSink, InstanceBoot,
+    LinkState, OutgoingMessage, SentMessage,
 };
 use crate::{ids, instances::InstanceStatus, time};
 
 pub const NAME: &str = "sandbox";
 pub const QR_ROTATION_SECS: i64 = 30;
+pub const FAILS_AT_SEND: &str = "+15550000001";
+pub const FAILS_LATER: &str = "+15550000002";
+pub const NEVER_READ: &str = "+15550000003";
 
-pub struct SandboxConnector;
+pub struct SandboxConnector {
+    /// The wait before each simulated receipt.
+    pub receipt_delay: Duration,
+}
+
+impl Default for SandboxConnector {
+    fn default() -> Self {
+        SandboxConnector { receipt_delay: Duration::from_secs(2) }
+    }
+}
 
 #[async_trait::async_trait]
 impl Connector for SandboxConnector {
@@ -24,28 +37,19 @@ impl Connector for SandboxConnector {
         NAME
     }
 
-    async fn open(
-        &self,
-        boot: InstanceBoot,
-        events: EventSink,
-    ) -> Result<Arc<dyn ConnectorSession>, ConnectorError> {
+    async fn open(&self, boot: InstanceBoot, events: EventSink) -> Result<Arc<dyn ConnectorSession>, ConnectorError> {
         let linked = match boot.status {
             InstanceStatus::Unlinked => None,
-            _ => Some(
-                boot.linked_phone
-                    .clone()
-                    .unwrap_or_else(|| sandbox_phone(&boot.instance_id)),
-            ),
+            _ => Some(boot.linked_phone.clone().unwrap_or_else(|| sandbox_phone(&boot.instance_id))),
         };
-        let state = SandboxState {
-            connected: boot.status == InstanceStatus::Connected,
-            linked,
-        };
+        let state = SandboxState { connected: boot.status == InstanceStatus::Connected, linked };
         let session = Arc::new(SandboxSession {
             instance_id: boot.instance_id.clone(),
             seed: rand::random(),
             state: Mutex::new(state),
             ticker: Mutex::new(None),
+            events: events.clone(),
+            receipt_delay: self.receipt_delay,
         });
         let ticker = tokio::spawn(rotate_codes(Arc::downgrade(&session), events));
         *session.ticker.lock().await = Some(ticker);
@@ -63,6 +67,8 @@ pub struct SandboxSession {
     seed: [u8; 16],
     state: Mutex<SandboxState>,
     ticker: Mutex<Option<JoinHandle<()>>>,
+    events: EventSink,
+    receipt_delay: Duration,
 }
 
 /// A stable made-up number per instance, in the +1 555 range reserved for fiction.
@@ -79,21 +85,14 @@ impl SandboxSession {
         hasher.update(self.seed);
         hasher.update(self.instance_id.as_bytes());
         hasher.update(window.to_be_bytes());
-        let code = format!(
-            "wag-sandbox:{}:{}",
-            self.instance_id,
-            &hex::encode(hasher.finalize())[..24]
-        );
+        let code = format!("wag-sandbox:{}:{}", self.instance_id, &hex::encode(hasher.finalize())[..24]);
         (code, (window + 1) * QR_ROTATION_SECS)
     }
 
     /// What the phone's camera would do: links the instance and connects it.
     pub async fn simulate_scan(&self) -> Result<EventKind, ConnectorError> {
         let mut state = self.state.lock().await;
-        let phone = state
-            .linked
-            .clone()
-            .unwrap_or_else(|| sandbox_phone(&self.instance_id));
+        let phone = state.linked.clone().unwrap_or_else(|| sandbox_phone(&self.instance_id));
         state.linked = Some(phone.clone());
         state.connected = true;
         Ok(EventKind::Connected { phone: Some(phone) })
@@ -109,10 +108,7 @@ async fn rotate_codes(session: std::sync::Weak<SandboxSession>, events: EventSin
         let instance_id = s.instance_id.clone();
         drop(s);
         if waiting {
-            let event = ConnectorEvent {
-                instance_id,
-                kind: EventKind::QrUpdated { code, expires_at },
-            };
+            let event = ConnectorEvent { instance_id, kind: EventKind::QrUpdated { code, expires_at } };
             if events.send(event).await.is_err() {
                 return;
             }
@@ -122,17 +118,31 @@ async fn rotate_codes(session: std::sync::Weak<SandboxSession>, events: EventSin
     }
 }
 
+/// What the recipient's phone would report, one receipt per delay.
+async fn send_receipts(
+    events: EventSink,
+    instance_id: String,
+    provider_message_id: String,
+    receipts: Vec<DeliveryStatus>,
+    delay: Duration,
+) {
+    for status in receipts {
+        tokio::time::sleep(delay).await;
+        let kind =
+            EventKind::MessageStatus { provider_message_id: provider_message_id.clone(), status, at: time::now() };
+        if events.send(ConnectorEvent { instance_id: instance_id.clone(), kind }).await.is_err() {
+            return;
+        }
+    }
+}
+
 #[async_trait::async_trait]
 impl ConnectorSession for SandboxSession {
     async fn link_state(&self) -> LinkState {
         let state = self.state.lock().await;
         match (&state.linked, state.connected) {
-            (Some(phone), true) => LinkState::Connected {
-                phone: Some(phone.clone()),
-            },
-            (Some(_), false) => LinkState::Disconnected {
-                reason: "Disconnected from the portal.".into(),
-            },
+            (Some(phone), true) => LinkState::Connected { phone: Some(phone.clone()) },
+            (Some(_), false) => LinkState::Disconnected { reason: "Disconnected from the portal.".into() },
             (None, _) => {
                 let (code, expires_at) = self.code_at(time::now());
                 LinkState::AwaitingScan { code, expires_at }
@@ -144,19 +154,25 @@ impl ConnectorSession for SandboxSession {
         if !self.state.lock().await.connected {
             return Err(ConnectorError::NotConnected);
         }
-        if message.to.ends_with("0000") {
-            return Err(ConnectorError::Rejected(
-                "the number is not on WhatsApp (sandbox test number)".into(),
-            ));
+        if message.to == FAILS_AT_SEND {
+            return Err(ConnectorError::Unavailable(format!(
+                "simulated send failure (sandbox test number {FAILS_AT_SEND})"
+            )));
         }
-        if message.to.ends_with("0001") {
-            return Err(ConnectorError::Unavailable(
-                "simulated provider outage (sandbox test number)".into(),
-            ));
-        }
-        Ok(SentMessage {
-            provider_message_id: ids::new_id("sbx"),
-        })
+        let provider_message_id = ids::new_id("sbx");
+        let receipts: &[DeliveryStatus] = match message.to.as_str() {
+            FAILS_LATER => &[DeliveryStatus::Failed],
+            NEVER_READ => &[DeliveryStatus::Delivered],
+            _ => &[DeliveryStatus::Delivered, DeliveryStatus::Read],
+        };
+        tokio::spawn(send_receipts(
+            self.events.clone(),
+            self.instance_id.clone(),
+            provider_message_id.clone(),
+            receipts.to_vec(),
+            self.receipt_delay,
+        ));
+        Ok(SentMessage { provider_message_id })
     }
 
     async fn disconnect(&self) -> Result<EventKind, ConnectorError> {
@@ -165,9 +181,7 @@ impl ConnectorSession for SandboxSession {
             return Err(ConnectorError::NotConnected);
         }
         state.connected = false;
-        Ok(EventKind::Disconnected {
-            reason: "Disconnected from the portal.".into(),
-        })
+        Ok(EventKind::Disconnected { reason: "Disconnected from the portal.".into() })
     }
 
     async fn reconnect(&self) -> Result<EventKind, ConnectorError> {
@@ -183,9 +197,7 @@ impl ConnectorSession for SandboxSession {
         let mut state = self.state.lock().await;
         state.linked = None;
         state.connected = false;
-        Ok(EventKind::LoggedOut {
-            reason: "Logged out from the portal.".into(),
-        })
+        Ok(EventKind::LoggedOut { reason: "Logged out from the portal.".into() })
     }
 
     async fn close(&self) {
@@ -205,88 +217,60 @@ mod tests {
     use crate::connectors::OutgoingContent;
 
     fn boot(status: InstanceStatus) -> InstanceBoot {
-        InstanceBoot {
-            instance_id: "inst_test".into(),
-            status,
-            linked_phone: None,
-        }
+        InstanceBoot { instance_id: "inst_test".into(), status, linked_phone: None }
     }
 
     #[tokio::test]
     async fn starts_unlinked_with_rotating_code_and_links_on_scan() {
         let (tx, _rx) = tokio::sync::mpsc::channel(8);
-        let session = SandboxConnector
-            .open(boot(InstanceStatus::Unlinked), tx)
-            .await
-            .unwrap();
-        let LinkState::AwaitingScan { code, expires_at } = session.link_state().await else {
-            panic!("not awaiting")
-        };
+        let session = SandboxConnector::default().open(boot(InstanceStatus::Unlinked), tx).await.unwrap();
+        let LinkState::AwaitingScan { code, expires_at } = session.link_state().await else { panic!("not awaiting") };
         assert!(code.starts_with("wag-sandbox:inst_test:"));
         assert_eq!(expires_at % QR_ROTATION_SECS, 0);
         let sandbox = session.as_any().downcast_ref::<SandboxSession>().unwrap();
         let (now_code, _) = sandbox.code_at(expires_at - 1);
         let (next_code, _) = sandbox.code_at(expires_at);
         assert_eq!(now_code, code);
-        assert_ne!(
-            next_code, code,
-            "the code changes every {QR_ROTATION_SECS} s"
-        );
-        assert!(matches!(
-            sandbox.simulate_scan().await.unwrap(),
-            EventKind::Connected { phone: Some(_) }
-        ));
-        assert!(matches!(
-            session.link_state().await,
-            LinkState::Connected { .. }
-        ));
+        assert_ne!(next_code, code, "the code changes every {QR_ROTATION_SECS} s");
+        assert!(matches!(sandbox.simulate_scan().await.unwrap(), EventKind::Connected { phone: Some(_) }));
+        assert!(matches!(session.link_state().await, LinkState::Connected { .. }));
         session.close().await;
     }
 
     #[tokio::test]
-    async fn magic_numbers_fail_and_unlinked_cannot_send() {
-        let (tx, _rx) = tokio::sync::mpsc::channel(8);
-        let session = SandboxConnector
-            .open(boot(InstanceStatus::Unlinked), tx)
-            .await
-            .unwrap();
-        let msg = |to: &str| OutgoingMessage {
-            to: to.into(),
-            content: OutgoingContent::Text("hi".into()),
-        };
-        assert_eq!(
-            session.send(msg("+15551234567")).await,
-            Err(ConnectorError::NotConnected)
-        );
-        session
-            .as_any()
-            .downcast_ref::<SandboxSession>()
-            .unwrap()
-            .simulate_scan()
-            .await
-            .unwrap();
-        assert!(session
-            .send(msg("+15551234567"))
-            .await
-            .unwrap()
-            .provider_message_id
-            .starts_with("sbx_"));
-        assert!(matches!(
-            session.send(msg("+15550000000")).await,
-            Err(ConnectorError::Rejected(_))
-        ));
-        assert!(matches!(
-            session.send(msg("+15550000001")).await,
-            Err(ConnectorError::Unavailable(_))
-        ));
-        assert!(matches!(
-            session.logout().await.unwrap(),
-            EventKind::LoggedOut { .. }
-        ));
-        assert!(matches!(
-            session.link_state().await,
-            LinkState::AwaitingScan { .. }
-        ));
+    async fn magic_numbers_and_receipts() {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(8);
+        let connector = SandboxConnector { receipt_delay: Duration::from_millis(5) };
+        let session = connector.open(boot(InstanceStatus::Unlinked), tx).await.unwrap();
+        let msg = |to: &str| OutgoingMessage { to: to.into(), content: OutgoingContent::Text("hi".into()) };
+        assert_eq!(session.send(msg("+15551234567")).await, Err(ConnectorError::NotConnected));
+        session.as_any().downcast_ref::<SandboxSession>().unwrap().simulate_scan().await.unwrap();
+        assert!(matches!(session.send(msg(FAILS_AT_SEND)).await, Err(ConnectorError::Unavailable(_))));
+
+        let sent = session.send(msg("+15551234567")).await.unwrap();
+        assert!(sent.provider_message_id.starts_with("sbx_"));
+        let mut statuses = Vec::new();
+        while statuses.len() < 2 {
+            if let Some(ConnectorEvent { kind: EventKind::MessageStatus { provider_message_id, status, .. }, .. }) =
+                rx.recv().await
+            {
+                assert_eq!(provider_message_id, sent.provider_message_id);
+                statuses.push(status);
+            }
+        }
+        assert_eq!(statuses, [DeliveryStatus::Delivered, DeliveryStatus::Read]);
+        let failed_later = session.send(msg(FAILS_LATER)).await.unwrap();
+        loop {
+            if let Some(ConnectorEvent { kind: EventKind::MessageStatus { provider_message_id, status, .. }, .. }) =
+                rx.recv().await
+            {
+                assert_eq!(provider_message_id, failed_later.provider_message_id);
+                assert_eq!(status, DeliveryStatus::Failed);
+                break;
+            }
+        }
+        assert!(matches!(session.logout().await.unwrap(), EventKind::LoggedOut { .. }));
+        assert!(matches!(session.link_state().await, LinkState::AwaitingScan { .. }));
         session.close().await;
     }
 }

@@ -13,6 +13,9 @@ pub struct Model {
     pub paused: bool,
     pub created_at: i64,
     pub status_changed_at: i64,
+    pub review_paused: bool,
+    pub review_reason: Option<String>,
+    pub review_paused_at: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

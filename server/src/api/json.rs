@@ -30,13 +30,6 @@ pub fn parse_object(body: &Bytes) -> Result<serde_json::Map<String, Value>, ApiE
 }
 
 /// A required, non-empty string field.
-pub fn required_str<'a>(
-    object: &'a serde_json::Map<String, Value>,
-    field: &str,
-) -> Option<&'a str> {
-    object
-        .get(field)
-        .and_then(Value::as_str)
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
+pub fn required_str<'a>(object: &'a serde_json::Map<String, Value>, field: &str) -> Option<&'a str> {
+    object.get(field).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty())
 }

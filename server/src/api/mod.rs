@@ -4,12 +4,14 @@ pub mod auth;
 pub mod error;
 pub mod json;
 pub mod sandbox;
+pub mod send;
+pub mod send_request;
 
 use axum::Router;
 use gateway::state::AppState;
 
 pub fn router(state: &AppState) -> Router<AppState> {
-    let mut router = Router::new();
+    let mut router = Router::new().merge(send::router());
     if state.config.sandbox_enabled {
         router = router.merge(sandbox::router());
     }

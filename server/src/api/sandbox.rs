@@ -24,8 +24,7 @@ async fn link(
     require_json_content_type(&headers)?;
     let caller = caller?;
     let object = parse_object(&body)?;
-    let instance_id = required_str(&object, "instance_id")
-        .ok_or_else(|| ApiError::validation(&["instance_id"]))?;
+    let instance_id = required_str(&object, "instance_id").ok_or_else(|| ApiError::validation(&["instance_id"]))?;
     if !caller.account.api_enabled {
         return Err(ApiError::module_not_enabled());
     }
@@ -35,11 +34,7 @@ async fn link(
     if instance.connector != sandbox::NAME {
         return Err(ApiError::invalid_instance());
     }
-    state
-        .registry
-        .simulate_scan(&instance)
-        .await
-        .map_err(|e| ApiError::internal("sandbox link", &e))?;
+    state.registry.simulate_scan(&instance).await.map_err(|e| ApiError::internal("sandbox link", &e))?;
     let linked = instances::find(&state.db, caller.account.id, instance_id)
         .await
         .map_err(|e| ApiError::from_domain("reload sandbox instance", e))?;

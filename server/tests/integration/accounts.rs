@@ -30,18 +30,9 @@ async fn signup_login_logout(backend: Backend) {
     assert_eq!(signed_up.location.as_deref(), Some("/dashboard"));
     let dashboard = browser.get("/dashboard").await;
     assert_eq!(dashboard.status, StatusCode::OK);
-    assert!(
-        dashboard.body.contains(&email),
-        "dashboard shows who is signed in"
-    );
-    assert!(
-        dashboard.body.contains("Starter"),
-        "sign-ups get the default plan"
-    );
-    assert!(
-        dashboard.body.contains("0 / 100"),
-        "today's usage against the daily limit"
-    );
+    assert!(dashboard.body.contains(&email), "dashboard shows who is signed in");
+    assert!(dashboard.body.contains("Starter"), "sign-ups get the default plan");
+    assert!(dashboard.body.contains("0 / 100"), "today's usage against the daily limit");
 
     let duplicate = app.browser().signup(&email.to_uppercase(), PASSWORD).await;
     assert_eq!(duplicate.location.as_deref(), Some("/signup"));
@@ -69,25 +60,13 @@ async fn wrong_password_and_unknown_email_answer_the_same(backend: Backend) {
     let posted = wrong.login(&email, "not the password").await;
     assert_eq!(posted.location.as_deref(), Some("/login"));
     let wrong_page = wrong.get("/login").await;
-    assert!(wrong_page
-        .body
-        .contains("The email or password is not correct."));
-    assert_eq!(
-        wrong.get("/dashboard").await.status,
-        StatusCode::SEE_OTHER,
-        "not signed in"
-    );
+    assert!(wrong_page.body.contains("The email or password is not correct."));
+    assert_eq!(wrong.get("/dashboard").await.status, StatusCode::SEE_OTHER, "not signed in");
 
     let unknown = app.browser();
-    let posted = unknown
-        .login(&unique_email("nobody"), "not the password")
-        .await;
+    let posted = unknown.login(&unique_email("nobody"), "not the password").await;
     assert_eq!(posted.location.as_deref(), Some("/login"));
-    assert!(unknown
-        .get("/login")
-        .await
-        .body
-        .contains("The email or password is not correct."));
+    assert!(unknown.get("/login").await.body.contains("The email or password is not correct."));
     app.finish().await;
 }
 
@@ -105,15 +84,8 @@ async fn repeated_failures_lock_the_email(backend: Backend) {
     let browser = app.browser();
     browser.login(&email, PASSWORD).await;
     let page = browser.get("/login").await;
-    assert!(
-        page.body.contains("Too many failed sign-in attempts"),
-        "{}",
-        page.body
-    );
-    assert_eq!(
-        browser.get("/dashboard").await.status,
-        StatusCode::SEE_OTHER
-    );
+    assert!(page.body.contains("Too many failed sign-in attempts"), "{}", page.body);
+    assert_eq!(browser.get("/dashboard").await.status, StatusCode::SEE_OTHER);
     app.finish().await;
 }
 
@@ -125,47 +97,26 @@ async fn csrf_token_is_required_on_every_server_function(backend: Backend) {
     browser.signup(&unique_email("csrf"), PASSWORD).await;
 
     // No token, a wrong token, and another session's token are all refused, and nothing changes.
-    let missing = browser
-        .post_raw("/api-keys", "/_fn/api-keys/create", &[("name", "sneaky")])
-        .await;
+    let missing = browser.post_raw("/api-keys", "/_fn/api-keys/create", &[("name", "sneaky")]).await;
     assert_eq!(missing.status, StatusCode::FORBIDDEN);
-    let wrong = browser
-        .post_raw(
-            "/api-keys",
-            "/_fn/api-keys/create",
-            &[("name", "sneaky"), ("csrf_token", "00")],
-        )
-        .await;
+    let wrong =
+        browser.post_raw("/api-keys", "/_fn/api-keys/create", &[("name", "sneaky"), ("csrf_token", "00")]).await;
     assert_eq!(wrong.status, StatusCode::FORBIDDEN);
     let other = app.browser();
     let other_token = other.get("/login").await.csrf_token().unwrap();
     let foreign = browser
-        .post_raw(
-            "/api-keys",
-            "/_fn/api-keys/create",
-            &[("name", "sneaky"), ("csrf_token", other_token.as_str())],
-        )
+        .post_raw("/api-keys", "/_fn/api-keys/create", &[("name", "sneaky"), ("csrf_token", other_token.as_str())])
         .await;
     assert_eq!(foreign.status, StatusCode::FORBIDDEN);
     assert!(!browser.get("/api-keys").await.body.contains("sneaky"));
 
     // Login and sign-up forms are protected too (login CSRF).
     let anonymous = app.browser();
-    let login = anonymous
-        .post_raw(
-            "/login",
-            "/_fn/login",
-            &[("email", "a@example.com"), ("password", "x")],
-        )
-        .await;
+    let login = anonymous.post_raw("/login", "/_fn/login", &[("email", "a@example.com"), ("password", "x")]).await;
     assert_eq!(login.status, StatusCode::FORBIDDEN);
     let logout = browser.post_raw("/dashboard", "/_fn/logout", &[]).await;
     assert_eq!(logout.status, StatusCode::FORBIDDEN);
-    assert_eq!(
-        browser.get("/dashboard").await.status,
-        StatusCode::OK,
-        "still signed in"
-    );
+    assert_eq!(browser.get("/dashboard").await.status, StatusCode::OK, "still signed in");
     app.finish().await;
 }
 
@@ -173,13 +124,7 @@ fn session_cookie(set_cookie: &[String]) -> Option<String> {
     set_cookie
         .iter()
         .find(|c| c.starts_with("wag_session="))
-        .map(|c| {
-            c.split(';')
-                .next()
-                .unwrap()
-                .trim_start_matches("wag_session=")
-                .to_string()
-        })
+        .map(|c| c.split(';').next().unwrap().trim_start_matches("wag_session=").to_string())
 }
 
 async fn session_id_rotates_at_login(backend: Backend) {
@@ -191,8 +136,7 @@ async fn session_id_rotates_at_login(backend: Backend) {
 
     let browser = app.browser();
     let login_page = browser.get("/login").await;
-    let before =
-        session_cookie(&login_page.set_cookie).expect("a session for the login form's CSRF token");
+    let before = session_cookie(&login_page.set_cookie).expect("a session for the login form's CSRF token");
     let cookie = &login_page.set_cookie[0];
     assert!(cookie.contains("HttpOnly"), "{cookie}");
     assert!(cookie.contains("SameSite=Lax"), "{cookie}");
@@ -204,12 +148,8 @@ async fn session_id_rotates_at_login(backend: Backend) {
 
     // The pre-login id is worth nothing now.
     let planted = app.api();
-    let response = planted
-        .get(app.url("/dashboard"))
-        .header("cookie", format!("wag_session={before}"))
-        .send()
-        .await
-        .unwrap();
+    let response =
+        planted.get(app.url("/dashboard")).header("cookie", format!("wag_session={before}")).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     app.finish().await;
 }
@@ -224,23 +164,11 @@ async fn logout_invalidates_the_old_cookie(backend: Backend) {
     let replay = |cookie: String| {
         let client = app.api();
         let url = app.url("/dashboard");
-        async move {
-            client
-                .get(url)
-                .header("cookie", format!("wag_session={cookie}"))
-                .send()
-                .await
-                .unwrap()
-                .status()
-        }
+        async move { client.get(url).header("cookie", format!("wag_session={cookie}")).send().await.unwrap().status() }
     };
     assert_eq!(replay(cookie.clone()).await, StatusCode::OK);
     browser.logout().await;
-    assert_eq!(
-        replay(cookie).await,
-        StatusCode::SEE_OTHER,
-        "the old cookie no longer signs in"
-    );
+    assert_eq!(replay(cookie).await, StatusCode::SEE_OTHER, "the old cookie no longer signs in");
     app.finish().await;
 }
 
@@ -280,44 +208,20 @@ async fn password_change_ends_other_sessions(backend: Backend) {
             ],
         )
         .await;
-    assert!(first
-        .get("/account")
-        .await
-        .body
-        .contains("Password changed"));
-    assert_eq!(
-        first.get("/dashboard").await.status,
-        StatusCode::OK,
-        "this browser stays signed in"
-    );
-    assert_eq!(
-        second.get("/dashboard").await.status,
-        StatusCode::SEE_OTHER,
-        "the other browser is signed out"
-    );
+    assert!(first.get("/account").await.body.contains("Password changed"));
+    assert_eq!(first.get("/dashboard").await.status, StatusCode::OK, "this browser stays signed in");
+    assert_eq!(second.get("/dashboard").await.status, StatusCode::SEE_OTHER, "the other browser is signed out");
 
     let again = app.browser();
     again.login(&email, PASSWORD).await;
-    assert_eq!(
-        again.get("/dashboard").await.status,
-        StatusCode::SEE_OTHER,
-        "the old password no longer works"
-    );
+    assert_eq!(again.get("/dashboard").await.status, StatusCode::SEE_OTHER, "the old password no longer works");
     again.login(&email, "a brand new secret").await;
     assert_eq!(again.get("/dashboard").await.status, StatusCode::OK);
     app.finish().await;
 }
 
 async fn registration_can_be_closed(backend: Backend) {
-    let Some(app) = spawn_app_with(
-        backend,
-        Options {
-            registration_enabled: false,
-            ..Options::default()
-        },
-    )
-    .await
-    else {
+    let Some(app) = spawn_app_with(backend, Options { registration_enabled: false, ..Options::default() }).await else {
         return;
     };
     let browser = app.browser();
@@ -329,17 +233,10 @@ async fn registration_can_be_closed(backend: Backend) {
         .post_raw(
             "/signup",
             "/_fn/signup",
-            &[
-                ("email", "x@example.com"),
-                ("password", PASSWORD),
-                ("csrf_token", token.as_str()),
-            ],
+            &[("email", "x@example.com"), ("password", PASSWORD), ("csrf_token", token.as_str())],
         )
         .await;
     assert_eq!(posted.location.as_deref(), Some("/signup"));
-    assert_eq!(
-        browser.get("/dashboard").await.status,
-        StatusCode::SEE_OTHER
-    );
+    assert_eq!(browser.get("/dashboard").await.status, StatusCode::SEE_OTHER);
     app.finish().await;
 }

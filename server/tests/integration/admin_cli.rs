@@ -13,253 +13,65 @@ async fn admin_commands_and_their_errors(backend: Backend) {
     };
     let email = "ops@example.com";
 
-    let created = app.wag(&[
-        "admin",
-        "create-user",
-        "--email",
-        email,
-        "--password",
-        PASSWORD,
-        "--admin",
-        "--plan",
-        "growth",
-    ]);
+    let created =
+        app.wag(&["admin", "create-user", "--email", email, "--password", PASSWORD, "--admin", "--plan", "growth"]);
     assert!(created.success, "{created:?}");
     assert!(created.stdout.contains("admin"));
     let fails = |args: &[&str], needle: &str| {
         let out = app.wag(args);
         assert!(!out.success, "{args:?} should fail");
         assert!(out.stderr.contains(needle), "{args:?}: {}", out.stderr);
-        assert_eq!(
-            out.stderr.trim().lines().count(),
-            1,
-            "one-line error: {}",
-            out.stderr
-        );
+        assert_eq!(out.stderr.trim().lines().count(), 1, "one-line error: {}", out.stderr);
     };
+    fails(&["admin", "create-user", "--email", email, "--password", PASSWORD], "already exists");
     fails(
-        &[
-            "admin",
-            "create-user",
-            "--email",
-            email,
-            "--password",
-            PASSWORD,
-        ],
-        "already exists",
-    );
-    fails(
-        &[
-            "admin",
-            "create-user",
-            "--email",
-            "x@example.com",
-            "--password",
-            PASSWORD,
-            "--plan",
-            "gold",
-        ],
+        &["admin", "create-user", "--email", "x@example.com", "--password", PASSWORD, "--plan", "gold"],
         "Unknown plan",
     );
-    fails(
-        &[
-            "admin",
-            "create-user",
-            "--email",
-            "x@example.com",
-            "--password",
-            "short",
-        ],
-        "at least 10",
-    );
-    fails(
-        &[
-            "admin",
-            "create-user",
-            "--email",
-            "not-an-email",
-            "--password",
-            PASSWORD,
-        ],
-        "valid email",
-    );
+    fails(&["admin", "create-user", "--email", "x@example.com", "--password", "short"], "at least 10");
+    fails(&["admin", "create-user", "--email", "not-an-email", "--password", PASSWORD], "valid email");
 
     // The account works in the portal at once.
     let browser = app.browser();
     browser.login(email, PASSWORD).await;
     let dashboard = browser.get("/dashboard").await;
-    assert!(
-        dashboard.body.contains("Growth") && dashboard.body.contains("0 / 500"),
-        "plan shown"
-    );
+    assert!(dashboard.body.contains("Growth") && dashboard.body.contains("0 / 500"), "plan shown");
 
-    let plan = app.wag(&[
-        "admin",
-        "set-plan",
-        "--email",
-        email,
-        "--plan",
-        "starter",
-        "--daily-limit",
-        "250",
-    ]);
+    let plan = app.wag(&["admin", "set-plan", "--email", email, "--plan", "starter", "--daily-limit", "250"]);
     assert!(plan.success, "{plan:?}");
-    assert!(
-        browser.get("/dashboard").await.body.contains("0 / 250"),
-        "the reviewed limit overrides the plan's"
-    );
-    fails(
-        &[
-            "admin",
-            "set-plan",
-            "--email",
-            "nobody@example.com",
-            "--plan",
-            "starter",
-        ],
-        "No account",
-    );
-    fails(
-        &["admin", "set-plan", "--email", email, "--plan", "platinum"],
-        "Unknown plan",
-    );
-    fails(
-        &[
-            "admin",
-            "set-plan",
-            "--email",
-            email,
-            "--plan",
-            "starter",
-            "--daily-limit=-5",
-        ],
-        "positive",
-    );
+    assert!(browser.get("/dashboard").await.body.contains("0 / 250"), "the reviewed limit overrides the plan's");
+    fails(&["admin", "set-plan", "--email", "nobody@example.com", "--plan", "starter"], "No account");
+    fails(&["admin", "set-plan", "--email", email, "--plan", "platinum"], "Unknown plan");
+    fails(&["admin", "set-plan", "--email", email, "--plan", "starter", "--daily-limit=-5"], "positive");
     let none = app.wag(&["admin", "set-plan", "--email", email, "--plan", "none"]);
     assert!(none.success);
-    assert!(browser
-        .get("/dashboard")
-        .await
-        .body
-        .contains("No active plan"));
+    assert!(browser.get("/dashboard").await.body.contains("No active plan"));
 
-    assert!(
-        app.wag(&[
-            "admin",
-            "set-module",
-            "--email",
-            email,
-            "--module",
-            "3cx",
-            "--enabled",
-            "true"
-        ])
-        .success
-    );
-    fails(
-        &[
-            "admin",
-            "set-module",
-            "--email",
-            email,
-            "--module",
-            "fax",
-            "--enabled",
-            "true",
-        ],
-        "Unknown module",
-    );
-    fails(
-        &[
-            "admin",
-            "set-module",
-            "--email",
-            email,
-            "--module",
-            "api",
-            "--enabled",
-            "maybe",
-        ],
-        "true or false",
-    );
-    let account = gateway::accounts::find_by_email(&app.conn, email)
-        .await
-        .unwrap()
-        .unwrap();
+    assert!(app.wag(&["admin", "set-module", "--email", email, "--module", "3cx", "--enabled", "true"]).success);
+    fails(&["admin", "set-module", "--email", email, "--module", "fax", "--enabled", "true"], "Unknown module");
+    fails(&["admin", "set-module", "--email", email, "--module", "api", "--enabled", "maybe"], "true or false");
+    let account = gateway::accounts::find_by_email(&app.conn, email).await.unwrap().unwrap();
     assert!(account.threecx_enabled);
 
-    let key_out = app.wag(&[
-        "admin",
-        "create-api-key",
-        "--email",
-        email,
-        "--name",
-        "Billing",
-    ]);
+    let key_out = app.wag(&["admin", "create-api-key", "--email", email, "--name", "Billing"]);
     assert!(key_out.success, "{key_out:?}");
     let key = key_out.last_line();
-    assert!(
-        key.starts_with("wag_") && key.len() == 44,
-        "the key alone on the last line: {key}"
-    );
-    fails(
-        &[
-            "admin",
-            "create-api-key",
-            "--email",
-            "nobody@example.com",
-            "--name",
-            "x",
-        ],
-        "No account",
-    );
+    assert!(key.starts_with("wag_") && key.len() == 44, "the key alone on the last line: {key}");
+    fails(&["admin", "create-api-key", "--email", "nobody@example.com", "--name", "x"], "No account");
 
-    let instance_out = app.wag(&[
-        "admin",
-        "create-instance",
-        "--email",
-        email,
-        "--name",
-        "CLI line",
-    ]);
+    let instance_out = app.wag(&["admin", "create-instance", "--email", email, "--name", "CLI line"]);
     assert!(instance_out.success, "{instance_out:?}");
     let instance = instance_out.last_line();
-    assert!(
-        instance.starts_with("inst_"),
-        "the id alone on the last line: {instance}"
-    );
+    assert!(instance.starts_with("inst_"), "the id alone on the last line: {instance}");
     fails(
-        &[
-            "admin",
-            "create-instance",
-            "--email",
-            email,
-            "--name",
-            "x",
-            "--connector",
-            "carrier-pigeon",
-        ],
+        &["admin", "create-instance", "--email", email, "--name", "x", "--connector", "carrier-pigeon"],
         "Unknown connector",
     );
-    fails(
-        &[
-            "admin",
-            "create-instance",
-            "--email",
-            "nobody@example.com",
-            "--name",
-            "x",
-        ],
-        "No account",
-    );
+    fails(&["admin", "create-instance", "--email", "nobody@example.com", "--name", "x"], "No account");
 
     // The running server sees the CLI's instance and key at once.
     let call = || {
-        app.api()
-            .post(app.url("/api/sandbox/link"))
-            .bearer_auth(&key)
-            .json(&json!({"instance_id": instance}))
-            .send()
+        app.api().post(app.url("/api/sandbox/link")).bearer_auth(&key).json(&json!({"instance_id": instance})).send()
     };
     let linked = call().await.unwrap();
     assert_eq!(linked.status(), StatusCode::OK);
@@ -268,23 +80,13 @@ async fn admin_commands_and_their_errors(backend: Backend) {
     let revoked = app.wag(&["admin", "revoke-api-key", "--key", &key]);
     assert!(revoked.success, "{revoked:?}");
     let refused = call().await.unwrap();
-    assert_eq!(
-        refused.json::<Value>().await.unwrap()["error"],
-        "revoked_api_key"
-    );
-    fails(
-        &["admin", "revoke-api-key", "--key", "wag_nothing"],
-        "No API key",
-    );
+    assert_eq!(refused.json::<Value>().await.unwrap()["error"], "revoked_api_key");
+    fails(&["admin", "revoke-api-key", "--key", "wag_nothing"], "No API key");
 
     // Bad configuration is refused with the variable's name.
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_wag"));
-    let out = command
-        .args(["migrate"])
-        .env("WAG_LOG_FORMAT", "xml")
-        .env("WAG_DATA_DIR", &app.db.data_dir)
-        .output()
-        .unwrap();
+    let out =
+        command.args(["migrate"]).env("WAG_LOG_FORMAT", "xml").env("WAG_DATA_DIR", &app.db.data_dir).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("WAG_LOG_FORMAT"));
     app.finish().await;

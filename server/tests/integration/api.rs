@@ -4,12 +4,7 @@ use serde_json::{json, Value};
 
 use crate::common::{spawn_app, spawn_app_with, unique_email, Backend, Options, PASSWORD};
 
-on_every_database!(
-    sandbox_link_through_the_api,
-    api_errors_follow_the_spec,
-    revoked_key_is_refused,
-    health_checks
-);
+on_every_database!(sandbox_link_through_the_api, api_errors_follow_the_spec, revoked_key_is_refused, health_checks);
 
 async fn sandbox_link_through_the_api(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
@@ -33,11 +28,7 @@ async fn sandbox_link_through_the_api(backend: Backend) {
     assert_eq!(body["success"], true);
     assert_eq!(body["status"], "connected");
     assert!(body["phone"].as_str().unwrap().starts_with("+1555"));
-    assert!(browser
-        .get(&format!("/instances/{instance}/manage"))
-        .await
-        .body
-        .contains("badge-connected"));
+    assert!(browser.get(&format!("/instances/{instance}/manage")).await.body.contains("badge-connected"));
     app.finish().await;
 }
 
@@ -52,10 +43,7 @@ async fn api_errors_follow_the_spec(backend: Backend) {
     let api = app.api();
     let url = app.url("/api/sandbox/link");
 
-    let check = |response: reqwest::Response,
-                 status: StatusCode,
-                 code: &'static str,
-                 message: &'static str| async move {
+    let check = |response: reqwest::Response, status: StatusCode, code: &'static str, message: &'static str| async move {
         assert_eq!(response.status(), status, "{code}");
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["success"], false);
@@ -65,28 +53,11 @@ async fn api_errors_follow_the_spec(backend: Backend) {
         body
     };
 
-    let r = api
-        .post(&url)
-        .bearer_auth(&key)
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
-    check(
-        r,
-        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        "unsupported_media_type",
-        "This endpoint requires application/json.",
-    )
-    .await;
+    let r = api.post(&url).bearer_auth(&key).body("{}").send().await.unwrap();
+    check(r, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "This endpoint requires application/json.")
+        .await;
     let r = api.post(&url).json(&json!({})).send().await.unwrap();
-    check(
-        r,
-        StatusCode::UNAUTHORIZED,
-        "invalid_api_key",
-        "A valid API key is required.",
-    )
-    .await;
+    check(r, StatusCode::UNAUTHORIZED, "invalid_api_key", "A valid API key is required.").await;
     let r = api
         .post(&url)
         .bearer_auth("wag_notarealkeynotarealkeynotarealkeynotare")
@@ -94,13 +65,7 @@ async fn api_errors_follow_the_spec(backend: Backend) {
         .send()
         .await
         .unwrap();
-    check(
-        r,
-        StatusCode::UNAUTHORIZED,
-        "invalid_api_key",
-        "A valid API key is required.",
-    )
-    .await;
+    check(r, StatusCode::UNAUTHORIZED, "invalid_api_key", "A valid API key is required.").await;
     let r = api
         .post(&url)
         .bearer_auth(&key)
@@ -109,20 +74,8 @@ async fn api_errors_follow_the_spec(backend: Backend) {
         .send()
         .await
         .unwrap();
-    check(
-        r,
-        StatusCode::BAD_REQUEST,
-        "invalid_json",
-        "Request body must be valid JSON.",
-    )
-    .await;
-    let r = api
-        .post(&url)
-        .bearer_auth(&key)
-        .json(&json!({"instance_id": ""}))
-        .send()
-        .await
-        .unwrap();
+    check(r, StatusCode::BAD_REQUEST, "invalid_json", "Request body must be valid JSON.").await;
+    let r = api.post(&url).bearer_auth(&key).json(&json!({"instance_id": ""})).send().await.unwrap();
     let body = check(
         r,
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -131,47 +84,14 @@ async fn api_errors_follow_the_spec(backend: Backend) {
     )
     .await;
     assert_eq!(body["details"]["fields"], json!(["instance_id"]));
-    let r = api
-        .post(&url)
-        .bearer_auth(&key)
-        .json(&json!({"instance_id": "inst_doesnotexist"}))
-        .send()
-        .await
-        .unwrap();
-    check(
-        r,
-        StatusCode::NOT_FOUND,
-        "invalid_instance",
-        "The requested instance was not found for this API key.",
-    )
-    .await;
+    let r = api.post(&url).bearer_auth(&key).json(&json!({"instance_id": "inst_doesnotexist"})).send().await.unwrap();
+    check(r, StatusCode::NOT_FOUND, "invalid_instance", "The requested instance was not found for this API key.").await;
 
     // The API module switch takes effect at once.
-    let off = app.wag(&[
-        "admin",
-        "set-module",
-        "--email",
-        &email,
-        "--module",
-        "api",
-        "--enabled",
-        "false",
-    ]);
+    let off = app.wag(&["admin", "set-module", "--email", &email, "--module", "api", "--enabled", "false"]);
     assert!(off.success, "{off:?}");
-    let r = api
-        .post(&url)
-        .bearer_auth(&key)
-        .json(&json!({"instance_id": "inst_x"}))
-        .send()
-        .await
-        .unwrap();
-    check(
-        r,
-        StatusCode::FORBIDDEN,
-        "module_not_enabled",
-        "API access is not enabled for this account.",
-    )
-    .await;
+    let r = api.post(&url).bearer_auth(&key).json(&json!({"instance_id": "inst_x"})).send().await.unwrap();
+    check(r, StatusCode::FORBIDDEN, "module_not_enabled", "API access is not enabled for this account.").await;
 
     let r = api.get(app.url("/api/nothing-here")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
@@ -187,31 +107,18 @@ async fn revoked_key_is_refused(backend: Backend) {
     let key = browser.create_api_key("Old ERP").await;
     let instance = browser.create_instance("Line").await;
     let call = || {
-        app.api()
-            .post(app.url("/api/sandbox/link"))
-            .bearer_auth(&key)
-            .json(&json!({"instance_id": instance}))
-            .send()
+        app.api().post(app.url("/api/sandbox/link")).bearer_auth(&key).json(&json!({"instance_id": instance})).send()
     };
     assert_eq!(call().await.unwrap().status(), StatusCode::OK);
     let listed = browser.get("/api-keys").await;
-    assert!(
-        !listed.body.contains("Last used</th><td>—"),
-        "last use is recorded"
-    );
+    assert!(!listed.body.contains("Last used</th><td>—"), "last use is recorded");
 
     let key_id = {
         let marker = "name=\"key_id\" value=\"";
         let start = listed.body.find(marker).unwrap() + marker.len();
         listed.body[start..start + listed.body[start..].find('"').unwrap()].to_string()
     };
-    let revoked = browser
-        .submit(
-            "/api-keys",
-            "/_fn/api-keys/revoke",
-            &[("key_id", key_id.as_str())],
-        )
-        .await;
+    let revoked = browser.submit("/api-keys", "/_fn/api-keys/revoke", &[("key_id", key_id.as_str())]).await;
     assert_eq!(revoked.location.as_deref(), Some("/api-keys"));
     assert!(browser.get("/api-keys").await.body.contains("Revoked"));
 
@@ -224,15 +131,7 @@ async fn revoked_key_is_refused(backend: Backend) {
 }
 
 async fn health_checks(backend: Backend) {
-    let Some(app) = spawn_app_with(
-        backend,
-        Options {
-            sandbox_enabled: false,
-            ..Options::default()
-        },
-    )
-    .await
-    else {
+    let Some(app) = spawn_app_with(backend, Options { sandbox_enabled: false, ..Options::default() }).await else {
         return;
     };
     let api = app.api();
@@ -247,12 +146,7 @@ async fn health_checks(backend: Backend) {
     assert!(root.headers().get("x-request-id").is_some());
 
     // With the sandbox disabled its endpoints do not exist.
-    let r = api
-        .post(app.url("/api/sandbox/link"))
-        .json(&json!({"instance_id": "inst_x"}))
-        .send()
-        .await
-        .unwrap();
+    let r = api.post(app.url("/api/sandbox/link")).json(&json!({"instance_id": "inst_x"})).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     assert_eq!(r.json::<Value>().await.unwrap()["error"], "not_found");
     app.finish().await;

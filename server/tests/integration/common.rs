@@ -53,54 +53,32 @@ pub struct TestDb {
 impl TestDb {
     /// A fresh, empty database, or `None` when this backend is not configured.
     pub async fn create(backend: Backend) -> Option<TestDb> {
-        let name = format!(
-            "wag_test_{}",
-            ulid::Ulid::new().to_string().to_ascii_lowercase()
-        );
+        let name = format!("wag_test_{}", ulid::Ulid::new().to_string().to_ascii_lowercase());
         let data_dir = std::env::temp_dir().join(&name);
         std::fs::create_dir_all(&data_dir).expect("temp dir");
         let (url, admin_url) = match backend {
-            Backend::Sqlite => (
-                format!("sqlite://{}?mode=rwc", data_dir.join("wag.db").display()),
-                None,
-            ),
+            Backend::Sqlite => (format!("sqlite://{}?mode=rwc", data_dir.join("wag.db").display()), None),
             Backend::Postgres => {
                 let Ok(server) = std::env::var("WAG_TEST_POSTGRES_URL") else {
-                    say_skipped(
-                        &SKIP_POSTGRES,
-                        "PostgreSQL tests skipped: WAG_TEST_POSTGRES_URL is not set",
-                    );
+                    say_skipped(&SKIP_POSTGRES, "PostgreSQL tests skipped: WAG_TEST_POSTGRES_URL is not set");
                     return None;
                 };
                 (replace_database(&server, &name), Some(server))
             }
             Backend::Mysql => {
                 let Ok(server) = std::env::var("WAG_TEST_MYSQL_URL") else {
-                    say_skipped(
-                        &SKIP_MYSQL,
-                        "MySQL/MariaDB tests skipped: WAG_TEST_MYSQL_URL is not set",
-                    );
+                    say_skipped(&SKIP_MYSQL, "MySQL/MariaDB tests skipped: WAG_TEST_MYSQL_URL is not set");
                     return None;
                 };
                 (replace_database(&server, &name), Some(server))
             }
         };
         if let Some(admin) = &admin_url {
-            let db = Database::connect(admin.as_str())
-                .await
-                .expect("connect to the test database server");
-            db.execute_unprepared(&format!("CREATE DATABASE {name}"))
-                .await
-                .expect("create test database");
+            let db = Database::connect(admin.as_str()).await.expect("connect to the test database server");
+            db.execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("create test database");
             db.close().await.ok();
         }
-        Some(TestDb {
-            backend,
-            url,
-            admin_url,
-            name,
-            data_dir,
-        })
+        Some(TestDb { backend, url, admin_url, name, data_dir })
     }
 
     pub async fn drop_database(&self) {
@@ -147,14 +125,13 @@ pub struct TestApp {
 pub struct Options {
     pub registration_enabled: bool,
     pub sandbox_enabled: bool,
+    /// More `WAG_*` settings, e.g. `("WAG_SEND_RATE_PER_MINUTE", "2")`.
+    pub env: Vec<(&'static str, String)>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options {
-            registration_enabled: true,
-            sandbox_enabled: true,
-        }
+        Options { registration_enabled: true, sandbox_enabled: true, env: Vec::new() }
     }
 }
 
@@ -168,51 +145,29 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestAp
         ("WAG_DATABASE_URL".into(), db.url.clone()),
         ("WAG_DATA_DIR".into(), db.data_dir.display().to_string()),
         ("WAG_LISTEN".into(), "127.0.0.1:0".into()),
-        (
-            "WAG_REGISTRATION_ENABLED".into(),
-            options.registration_enabled.to_string(),
-        ),
-        (
-            "WAG_SANDBOX_ENABLED".into(),
-            options.sandbox_enabled.to_string(),
-        ),
+        ("WAG_REGISTRATION_ENABLED".into(), options.registration_enabled.to_string()),
+        ("WAG_SANDBOX_ENABLED".into(), options.sandbox_enabled.to_string()),
+        ("WAG_SANDBOX_RECEIPT_DELAY_MS".into(), "20".into()),
     ];
+    let env: Vec<(String, String)> =
+        env.into_iter().chain(options.env.into_iter().map(|(k, v)| (k.to_string(), v))).collect();
     let mut config = Config::load_from(None, &env).expect("test config");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind port 0");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
     let addr = listener.local_addr().expect("local addr");
     config.public_base_url = format!("http://{addr}");
     let running = serve::start(config, listener).await.expect("start the app");
-    let conn = gateway::db::connect(&db.url)
-        .await
-        .expect("test connection");
-    Some(TestApp {
-        base: format!("http://{addr}"),
-        db,
-        running: Some(running),
-        conn,
-    })
+    let conn = gateway::db::connect(&db.url).await.expect("test connection");
+    Some(TestApp { base: format!("http://{addr}"), db, running: Some(running), conn })
 }
 
 impl TestApp {
     pub fn browser(&self) -> Browser {
-        let client = reqwest::Client::builder()
-            .cookie_store(true)
-            .redirect(Policy::none())
-            .build()
-            .expect("client");
-        Browser {
-            client,
-            base: self.base.clone(),
-        }
+        let client = reqwest::Client::builder().cookie_store(true).redirect(Policy::none()).build().expect("client");
+        Browser { client, base: self.base.clone() }
     }
 
     pub fn api(&self) -> reqwest::Client {
-        reqwest::Client::builder()
-            .redirect(Policy::none())
-            .build()
-            .expect("client")
+        reqwest::Client::builder().redirect(Policy::none()).build().expect("client")
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -257,12 +212,7 @@ pub struct CliOutput {
 
 impl CliOutput {
     pub fn last_line(&self) -> String {
-        self.stdout
-            .lines()
-            .last()
-            .unwrap_or_default()
-            .trim()
-            .to_string()
+        self.stdout.lines().last().unwrap_or_default().trim().to_string()
     }
 }
 
@@ -300,11 +250,7 @@ impl Page {
 
 async fn into_page(response: reqwest::Response) -> Page {
     let status = response.status();
-    let location = response
-        .headers()
-        .get(header::LOCATION)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    let location = response.headers().get(header::LOCATION).and_then(|v| v.to_str().ok()).map(str::to_string);
     let set_cookie = response
         .headers()
         .get_all(header::SET_COOKIE)
@@ -312,22 +258,12 @@ async fn into_page(response: reqwest::Response) -> Page {
         .filter_map(|v| v.to_str().ok().map(str::to_string))
         .collect();
     let body = response.text().await.unwrap_or_default();
-    Page {
-        status,
-        location,
-        body,
-        set_cookie,
-    }
+    Page { status, location, body, set_cookie }
 }
 
 impl Browser {
     pub async fn get(&self, path: &str) -> Page {
-        let response = self
-            .client
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .expect("GET");
+        let response = self.client.get(format!("{}{path}", self.base)).send().await.expect("GET");
         into_page(response).await
     }
 
@@ -347,9 +283,7 @@ impl Browser {
     /// Posts a form from page `from` to server function `action`, with the page's CSRF token.
     pub async fn submit(&self, from: &str, action: &str, fields: &[(&str, &str)]) -> Page {
         let page = self.get(from).await;
-        let token = page
-            .csrf_token()
-            .unwrap_or_else(|| panic!("no CSRF token on {from}: {}", page.status));
+        let token = page.csrf_token().unwrap_or_else(|| panic!("no CSRF token on {from}: {}", page.status));
         let mut form: Vec<(&str, &str)> = fields.to_vec();
         form.push(("csrf_token", token.as_str()));
         self.post_raw(from, action, &form).await
@@ -370,21 +304,11 @@ impl Browser {
     }
 
     pub async fn signup(&self, email: &str, password: &str) -> Page {
-        self.submit(
-            "/signup",
-            "/_fn/signup",
-            &[("email", email), ("password", password)],
-        )
-        .await
+        self.submit("/signup", "/_fn/signup", &[("email", email), ("password", password)]).await
     }
 
     pub async fn login(&self, email: &str, password: &str) -> Page {
-        self.submit(
-            "/login",
-            "/_fn/login",
-            &[("email", email), ("password", password)],
-        )
-        .await
+        self.submit("/login", "/_fn/login", &[("email", email), ("password", password)]).await
     }
 
     pub async fn logout(&self) -> Page {
@@ -393,41 +317,27 @@ impl Browser {
 
     /// Creates an API key from the portal and returns the full key shown once.
     pub async fn create_api_key(&self, name: &str) -> String {
-        let posted = self
-            .submit("/api-keys", "/_fn/api-keys/create", &[("name", name)])
-            .await;
-        assert_eq!(
-            posted.location.as_deref(),
-            Some("/api-keys"),
-            "create key redirects back"
-        );
+        let posted = self.submit("/api-keys", "/_fn/api-keys/create", &[("name", name)]).await;
+        assert_eq!(posted.location.as_deref(), Some("/api-keys"), "create key redirects back");
         let page = self.get("/api-keys").await;
         page.new_api_key().expect("the new key is shown")
     }
 
     /// Creates an instance from the portal and returns its id.
     pub async fn create_instance(&self, name: &str) -> String {
-        let posted = self
-            .submit("/instances", "/_fn/instances/create", &[("name", name)])
-            .await;
+        let posted = self.submit("/instances", "/_fn/instances/create", &[("name", name)]).await;
         assert_eq!(posted.location.as_deref(), Some("/instances"));
         let page = self.get("/instances").await;
         let marker = format!(">{name}</a>");
         let end = page.body.find(&marker).expect("instance listed");
-        let start = page.body[..end]
-            .rfind("/instances/inst_")
-            .expect("instance link")
-            + "/instances/".len();
+        let start = page.body[..end].rfind("/instances/inst_").expect("instance link") + "/instances/".len();
         let id_end = page.body[start..].find('/').unwrap() + start;
         page.body[start..id_end].to_string()
     }
 }
 
 pub fn unique_email(tag: &str) -> String {
-    format!(
-        "{tag}-{}@example.com",
-        ulid::Ulid::new().to_string().to_ascii_lowercase()
-    )
+    format!("{tag}-{}@example.com", ulid::Ulid::new().to_string().to_ascii_lowercase())
 }
 
 pub const PASSWORD: &str = "correct horse battery";

@@ -7,5 +7,6 @@ mod accounts;
 mod admin_cli;
 mod api;
 mod instances;
+mod send;
 mod session_store;
 mod tenancy;

@@ -22,22 +22,14 @@ async fn session_store_round_trip(backend: Backend) {
 
     let mut data = HashMap::new();
     data.insert("account_id".to_string(), serde_json::json!(7));
-    let mut record = Record {
-        id: Id::default(),
-        data,
-        expiry_date: time::OffsetDateTime::now_utc() + time::Duration::hours(1),
-    };
+    let mut record =
+        Record { id: Id::default(), data, expiry_date: time::OffsetDateTime::now_utc() + time::Duration::hours(1) };
     store.create(&mut record).await.unwrap();
     assert_eq!(store.load(&record.id).await.unwrap(), Some(record.clone()));
 
-    record
-        .data
-        .insert("flash".into(), serde_json::json!("hello"));
+    record.data.insert("flash".into(), serde_json::json!("hello"));
     store.save(&record).await.unwrap();
-    assert_eq!(
-        store.load(&record.id).await.unwrap().unwrap().data["flash"],
-        "hello"
-    );
+    assert_eq!(store.load(&record.id).await.unwrap().unwrap().data["flash"], "hello");
 
     let mut expired = Record {
         id: Id::default(),
@@ -45,20 +37,9 @@ async fn session_store_round_trip(backend: Backend) {
         expiry_date: time::OffsetDateTime::now_utc() - time::Duration::hours(1),
     };
     store.create(&mut expired).await.unwrap();
-    assert_eq!(
-        store.load(&expired.id).await.unwrap(),
-        None,
-        "an expired session does not load"
-    );
+    assert_eq!(store.load(&expired.id).await.unwrap(), None, "an expired session does not load");
     store.delete_expired().await.unwrap();
-    assert_eq!(
-        gateway::entities::session::Entity::find()
-            .all(&db)
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(gateway::entities::session::Entity::find().all(&db).await.unwrap().len(), 1);
 
     store.delete(&record.id).await.unwrap();
     assert_eq!(store.load(&record.id).await.unwrap(), None);

@@ -1,0 +1,120 @@
+//! /responsible-messaging: the account's recent blocked and flagged send attempts with reasons.
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::layout::PortalLayout;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConcernRow {
+    pub at: String,
+    pub instance_id: String,
+    pub recipient: String,
+    pub purpose: String,
+    pub decision: String,
+    pub error_code: Option<String>,
+    pub risk_score: i32,
+    pub reasons: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResponsibleData {
+    pub allowed: u64,
+    pub flagged: u64,
+    pub blocked: u64,
+    pub concerns: Vec<ConcernRow>,
+}
+
+#[server(prefix = "/_fn", endpoint = "responsible/list")]
+pub async fn get_responsible() -> Result<ResponsibleData, ServerFnError> {
+    use crate::server_util::*;
+    use gateway::{policy_log, time};
+    let user = require_user()?;
+    let state = app_state()?;
+    let summary = policy_log::summary(&state.db, user.account_id, time::now() - 7 * 24 * 3600)
+        .await
+        .map_err(|e| read_error("policy summary", e))?;
+    let concerns =
+        policy_log::recent_concerns(&state.db, user.account_id, 100).await.map_err(|e| read_error("policy log", e))?;
+    Ok(ResponsibleData {
+        allowed: summary.allowed,
+        flagged: summary.flagged,
+        blocked: summary.blocked,
+        concerns: concerns
+            .into_iter()
+            .map(|c| ConcernRow {
+                at: time::display(c.created_at),
+                instance_id: c.instance_id.unwrap_or_default(),
+                recipient: c.recipient_masked,
+                purpose: c.purpose,
+                decision: c.decision,
+                error_code: c.error_code,
+                risk_score: c.risk_score,
+                reasons: c.reasons.into_iter().map(|r| r.detail).collect(),
+            })
+            .collect(),
+    })
+}
+
+#[component]
+pub fn ResponsiblePage() -> impl IntoView {
+    let data = Resource::new(|| (), |_| get_responsible());
+    view! {
+        <PortalLayout title="Responsible messaging" current="/responsible-messaging"
+            lead="Every send is checked for its purpose, opt-outs, content, fair-use limits and speed. Attempts that were blocked or flagged are listed here.">
+            <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match data.await {
+                        Ok(d) => view! {
+                            <div class="grid">
+                                <div class="stat"><div class="stat-label">"Allowed (7 days)"</div><div class="stat-value">{d.allowed}</div></div>
+                                <div class="stat"><div class="stat-label">"Flagged (7 days)"</div><div class="stat-value">{d.flagged}</div><div class="stat-sub">"sent, with a concern"</div></div>
+                                <div class="stat"><div class="stat-label">"Blocked (7 days)"</div><div class="stat-value">{d.blocked}</div></div>
+                            </div>
+                            <section class="card">
+                                <h2>"Recent blocked and flagged attempts"</h2>
+                                <ConcernTable rows=d.concerns/>
+                                <p class="hint">"See "<a href="/docs/responsible-messaging">"Responsible messaging"</a>" for what each check means and how to fix a block."</p>
+                            </section>
+                        }.into_any(),
+                        Err(e) => view! { <div class="banner banner-error" role="alert">{e.to_string()}</div> }.into_any(),
+                    }
+                })}
+            </Suspense>
+        </PortalLayout>
+    }
+}
+
+#[component]
+fn ConcernTable(rows: Vec<ConcernRow>) -> impl IntoView {
+    if rows.is_empty() {
+        return view! { <div class="empty-state"><p><strong>"Nothing blocked or flagged."</strong></p></div> }
+            .into_any();
+    }
+    view! {
+        <div class="table-wrap">
+            <table class="table">
+                <thead><tr><th>"When"</th><th>"Outcome"</th><th>"Recipient"</th><th>"Purpose"</th><th>"Risk"</th><th>"Reasons"</th><th>"Instance"</th></tr></thead>
+                <tbody>
+                    {rows.into_iter().map(|r| {
+                        let outcome = match (&r.error_code, r.decision.as_str()) {
+                            (Some(code), _) => code.clone(),
+                            (None, "flag") => "flagged (sent)".to_string(),
+                            (None, other) => other.to_string(),
+                        };
+                        view! {
+                            <tr>
+                                <td>{r.at}</td>
+                                <td class="mono">{outcome}</td>
+                                <td class="mono">{r.recipient}</td>
+                                <td>{r.purpose}</td>
+                                <td>{r.risk_score}</td>
+                                <td>{if r.reasons.is_empty() { "—".to_string() } else { r.reasons.join(" · ") }}</td>
+                                <td class="mono">{r.instance_id}</td>
+                            </tr>
+                        }
+                    }).collect_view()}
+                </tbody>
+            </table>
+        </div>
+    }.into_any()
+}

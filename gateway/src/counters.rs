@@ -1,0 +1,77 @@
+//! Exact counters under concurrency, on every database: a row per (key, window) and an atomic
+//! conditional `UPDATE … SET n = n + 1 WHERE … AND n < limit`. Racing requests never read and
+//! then write; the database admits exactly `limit` of them.
+use sea_orm::{
+    sea_query::{Alias, Expr, OnConflict, Query, SimpleExpr},
+    ConnectionTrait, DatabaseConnection, DbErr, ExprTrait, Value,
+};
+
+/// Where a counter lives: a table, its key columns with their values, and the count column.
+pub struct Counter<'a> {
+    pub table: &'static str,
+    pub keys: &'a [(&'static str, Value)],
+    pub count_column: &'static str,
+}
+
+impl Counter<'_> {
+    fn key_condition(&self) -> SimpleExpr {
+        self.keys
+            .iter()
+            .map(|(col, value)| Expr::col(Alias::new(*col)).eq(value.clone()))
+            .reduce(|a, b| a.and(b))
+            .expect("a counter has at least one key column")
+    }
+
+    async fn ensure_row(&self, db: &DatabaseConnection) -> Result<(), DbErr> {
+        let mut insert = Query::insert();
+        let key_columns: Vec<Alias> = self.keys.iter().map(|(c, _)| Alias::new(*c)).collect();
+        let mut columns = key_columns.clone();
+        columns.push(Alias::new(self.count_column));
+        let mut values: Vec<SimpleExpr> = self.keys.iter().map(|(_, v)| Expr::val(v.clone())).collect();
+        values.push(Expr::val(0));
+        insert
+            .into_table(Alias::new(self.table))
+            .columns(columns)
+            .values_panic(values)
+            .on_conflict(OnConflict::columns(key_columns.clone()).do_nothing_on(key_columns).to_owned());
+        db.execute(&insert).await?;
+        Ok(())
+    }
+
+    /// Takes one unit if fewer than `limit` are taken. True when taken.
+    pub async fn try_take(&self, db: &DatabaseConnection, limit: i64) -> Result<bool, DbErr> {
+        self.ensure_row(db).await?;
+        let count = Alias::new(self.count_column);
+        let mut update = Query::update();
+        update
+            .table(Alias::new(self.table))
+            .value(count.clone(), Expr::col(count.clone()).add(1))
+            .and_where(self.key_condition())
+            .and_where(Expr::col(count).lt(limit));
+        Ok(db.execute(&update).await?.rows_affected() == 1)
+    }
+
+    /// Gives one unit back (a refused or failed send).
+    pub async fn give_back(&self, db: &DatabaseConnection) -> Result<(), DbErr> {
+        let count = Alias::new(self.count_column);
+        let mut update = Query::update();
+        update
+            .table(Alias::new(self.table))
+            .value(count.clone(), Expr::col(count.clone()).sub(1))
+            .and_where(self.key_condition())
+            .and_where(Expr::col(count).gt(0));
+        db.execute(&update).await?;
+        Ok(())
+    }
+
+    /// The current count (0 when the row does not exist yet).
+    pub async fn current(&self, db: &DatabaseConnection) -> Result<i64, DbErr> {
+        let mut select = Query::select();
+        select.column(Alias::new(self.count_column)).from(Alias::new(self.table)).and_where(self.key_condition());
+        let row = db.query_one(&select).await?;
+        match row {
+            Some(row) => Ok(i64::from(row.try_get_by_index::<i32>(0)?)),
+            None => Ok(0),
+        }
+    }
+}

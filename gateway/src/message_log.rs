@@ -1,0 +1,197 @@
+//! The message log: every send the pipeline lets through, with its status lifecycle
+//! accepted → sent → delivered → read, or failed. Receipts never move a status backwards.
+use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
+use serde::{Deserialize, Serialize};
+
+use crate::{connectors::DeliveryStatus, entities::message, error::Result, time};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MessageStatus {
+    Accepted,
+    Sent,
+    Delivered,
+    Read,
+    Failed,
+}
+
+impl MessageStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageStatus::Accepted => "accepted",
+            MessageStatus::Sent => "sent",
+            MessageStatus::Delivered => "delivered",
+            MessageStatus::Read => "read",
+            MessageStatus::Failed => "failed",
+        }
+    }
+
+    pub fn from_db(text: &str) -> MessageStatus {
+        match text {
+            "sent" => MessageStatus::Sent,
+            "delivered" => MessageStatus::Delivered,
+            "read" => MessageStatus::Read,
+            "failed" => MessageStatus::Failed,
+            _ => MessageStatus::Accepted,
+        }
+    }
+
+    /// Whether a receipt saying `next` may replace this status. Read implies delivered, so a
+    /// read receipt that overtakes the delivery receipt still lands; nothing leaves `read`
+    /// or `failed`, and nothing goes back.
+    pub fn may_become(self, next: MessageStatus) -> bool {
+        match self {
+            MessageStatus::Read | MessageStatus::Failed => false,
+            _ if next == MessageStatus::Failed => true,
+            _ => next > self,
+        }
+    }
+}
+
+impl From<DeliveryStatus> for MessageStatus {
+    fn from(s: DeliveryStatus) -> Self {
+        match s {
+            DeliveryStatus::Sent => MessageStatus::Sent,
+            DeliveryStatus::Delivered => MessageStatus::Delivered,
+            DeliveryStatus::Read => MessageStatus::Read,
+            DeliveryStatus::Failed => MessageStatus::Failed,
+        }
+    }
+}
+
+pub struct NewMessage<'a> {
+    pub message_id: &'a str,
+    pub account_id: i64,
+    pub instance_id: &'a str,
+    pub recipient: &'a str,
+    pub purpose: &'a str,
+    pub kind: &'a str,
+    pub body: String,
+    pub media_mime_type: Option<String>,
+    pub media_file_name: Option<String>,
+    pub media_bytes: Option<i64>,
+    pub content_fingerprint: String,
+    pub risk_score: i32,
+}
+
+/// Logs a message as accepted; returns its log id.
+pub async fn insert_accepted(db: &DatabaseConnection, new: NewMessage<'_>) -> Result<i64> {
+    let now = time::now();
+    let row = message::ActiveModel {
+        message_id: Set(new.message_id.into()),
+        account_id: Set(new.account_id),
+        instance_id: Set(new.instance_id.into()),
+        recipient: Set(new.recipient.into()),
+        purpose: Set(new.purpose.into()),
+        kind: Set(new.kind.into()),
+        body: Set(new.body),
+        media_mime_type: Set(new.media_mime_type),
+        media_file_name: Set(new.media_file_name),
+        media_bytes: Set(new.media_bytes),
+        content_fingerprint: Set(new.content_fingerprint),
+        risk_score: Set(new.risk_score),
+        status: Set(MessageStatus::Accepted.as_str().into()),
+        provider_message_id: Set(None),
+        error: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+    .insert(db)
+    .await?;
+    Ok(row.id)
+}
+
+pub async fn mark_sent(db: &DatabaseConnection, log_id: i64, provider_message_id: &str) -> Result<()> {
+    let active = message::ActiveModel {
+        id: Set(log_id),
+        status: Set(MessageStatus::Sent.as_str().into()),
+        provider_message_id: Set(Some(provider_message_id.into())),
+        updated_at: Set(time::now()),
+        ..Default::default()
+    };
+    active.update(db).await?;
+    Ok(())
+}
+
+pub async fn mark_failed(db: &DatabaseConnection, log_id: i64, error: &str) -> Result<()> {
+    let active = message::ActiveModel {
+        id: Set(log_id),
+        status: Set(MessageStatus::Failed.as_str().into()),
+        error: Set(Some(error.chars().take(255).collect())),
+        updated_at: Set(time::now()),
+        ..Default::default()
+    };
+    active.update(db).await?;
+    Ok(())
+}
+
+/// Applies a receipt for a provider message id of an instance. Returns the new status when it
+/// changed; receipts for unknown messages or that would go backwards change nothing.
+pub async fn apply_receipt(
+    db: &DatabaseConnection,
+    instance_id: &str,
+    provider_message_id: &str,
+    status: DeliveryStatus,
+) -> Result<Option<MessageStatus>> {
+    let Some(row) = message::Entity::find()
+        .filter(message::Column::InstanceId.eq(instance_id))
+        .filter(message::Column::ProviderMessageId.eq(provider_message_id))
+        .one(db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let current = MessageStatus::from_db(&row.status);
+    let next = MessageStatus::from(status);
+    if !current.may_become(next) {
+        return Ok(None);
+    }
+    // Conditional on the status we read, so two receipts racing cannot undo each other.
+    let result = message::Entity::update_many()
+        .col_expr(message::Column::Status, sea_orm::sea_query::Expr::value(next.as_str()))
+        .col_expr(message::Column::UpdatedAt, sea_orm::sea_query::Expr::value(time::now()))
+        .filter(message::Column::Id.eq(row.id))
+        .filter(message::Column::Status.eq(row.status))
+        .exec(db)
+        .await?;
+    Ok((result.rows_affected == 1).then_some(next))
+}
+
+/// How many distinct recipients got this exact content from the account since `since`.
+pub async fn distinct_recipients_with_fingerprint(
+    db: &DatabaseConnection,
+    account_id: i64,
+    fingerprint: &str,
+    since: i64,
+) -> Result<i64> {
+    use sea_orm::{sea_query::Expr, ExprTrait, QuerySelect};
+    let count: Option<i64> = message::Entity::find()
+        .select_only()
+        .column_as(Expr::col(message::Column::Recipient).count_distinct(), "n")
+        .filter(message::Column::AccountId.eq(account_id))
+        .filter(message::Column::ContentFingerprint.eq(fingerprint))
+        .filter(message::Column::CreatedAt.gte(since))
+        .into_tuple()
+        .one(db)
+        .await?;
+    Ok(count.unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MessageStatus::*;
+
+    #[test]
+    fn statuses_only_move_forward() {
+        assert!(Accepted.may_become(Sent));
+        assert!(Sent.may_become(Delivered));
+        assert!(Sent.may_become(Read), "a read receipt first implies delivered");
+        assert!(Delivered.may_become(Read));
+        assert!(!Read.may_become(Delivered));
+        assert!(!Delivered.may_become(Sent));
+        assert!(Sent.may_become(Failed));
+        assert!(!Failed.may_become(Sent));
+        assert!(!Read.may_become(Failed));
+    }
+}

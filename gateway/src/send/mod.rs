@@ -1,0 +1,413 @@
+//! The guarded send pipeline (the spec's `ResponsibleMessageSender`). The JSON handler checks
+//! steps 1–3 (content type, key, well-formed body); this runs steps 4–12 in DESIGN.md's order
+//! and the first refusal answers. Every decision past the instance check is policy-logged.
+pub mod idempotency;
+pub mod media;
+pub mod phone;
+pub mod purpose;
+pub mod throttle;
+
+use sea_orm::DatabaseConnection;
+use serde::Serialize;
+
+use crate::{
+    accounts::Account,
+    config::SendSettings,
+    connectors::{registry::Registry, OutgoingContent, OutgoingMessage},
+    error::{Error, Result},
+    ids, instances, message_log,
+    policy::{self, Assessment, Decision, Reason},
+    policy_log, suppressions, time, usage,
+};
+use media::Media;
+use phone::Phone;
+use purpose::{Purpose, PurposeError};
+
+/// A request that passed step 3: every field present and well-formed.
+#[derive(Clone, Debug)]
+pub struct SendRequest {
+    pub instance_id: String,
+    pub phone: Phone,
+    /// The text, or the caption when media is sent.
+    pub message: Option<String>,
+    /// Checked at step 6, after the account and the instance.
+    pub purpose: Option<serde_json::Value>,
+    pub media: Option<Media>,
+    pub dry_run: bool,
+}
+
+/// Why a send was refused, in the spec's terms.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    ModuleNotEnabled,
+    ActivePlanRequired,
+    InvalidInstance,
+    PurposeRequired,
+    PurposeNotAllowed,
+    InstancePaused,
+    RecipientSuppressed,
+    PolicyViolation(Assessment),
+    DailyLimit { limit: i64, used: i64 },
+    MonthlyLimit { limit: i64, used: i64 },
+    Throttled { retry_after_secs: i64 },
+    GatewaySendFailed { log_id: i64 },
+}
+
+impl Refusal {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Refusal::ModuleNotEnabled => "module_not_enabled",
+            Refusal::ActivePlanRequired => "active_plan_required",
+            Refusal::InvalidInstance => "invalid_instance",
+            Refusal::PurposeRequired => "message_purpose_required",
+            Refusal::PurposeNotAllowed => "message_purpose_not_allowed",
+            Refusal::InstancePaused => "instance_paused_for_review",
+            Refusal::RecipientSuppressed => "recipient_suppressed",
+            Refusal::PolicyViolation(_) => "policy_violation",
+            Refusal::DailyLimit { .. } => "daily_message_limit_exceeded",
+            Refusal::MonthlyLimit { .. } => "monthly_message_limit_exceeded",
+            Refusal::Throttled { .. } => "sending_throttled",
+            Refusal::GatewaySendFailed { .. } => "gateway_send_failed",
+        }
+    }
+
+    /// The risk the refusal guards against, 0–100, as `details.risk_score`.
+    pub fn risk_score(&self) -> u8 {
+        match self {
+            Refusal::PolicyViolation(a) => a.score,
+            Refusal::RecipientSuppressed => 100,
+            Refusal::PurposeNotAllowed | Refusal::PurposeRequired => 90,
+            Refusal::DailyLimit { .. } | Refusal::MonthlyLimit { .. } => 90,
+            Refusal::InstancePaused => 80,
+            Refusal::Throttled { .. } => 75,
+            Refusal::ModuleNotEnabled | Refusal::ActivePlanRequired | Refusal::InvalidInstance => 0,
+            Refusal::GatewaySendFailed { .. } => 0,
+        }
+    }
+
+    pub fn reasons(&self) -> Vec<Reason> {
+        match self {
+            Refusal::PolicyViolation(a) => a.reasons.clone(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Sent {
+    pub message_id: String,
+    pub log_id: i64,
+    pub daily_limit: i64,
+    pub remaining_today: i64,
+    pub assessment: Assessment,
+    pub decision: Decision,
+}
+
+/// What a dry run found: the decision a real send would meet, and the refusal if any.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DryRun {
+    pub decision: Decision,
+    pub assessment: Assessment,
+    pub refusal: Option<Refusal>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Sent(Sent),
+    DryRun(DryRun),
+}
+
+pub struct Sender<'a> {
+    pub db: &'a DatabaseConnection,
+    pub registry: &'a Registry,
+    pub settings: &'a SendSettings,
+}
+
+/// Distinct recipients of the same content in a day that make it look like a broadcast.
+const REPEAT_WINDOW_SECS: i64 = 24 * 3600;
+const REPEAT_STEPS: [(i64, u8); 3] = [(50, 60), (20, 40), (10, 20)];
+const REVIEW_WINDOW_SECS: i64 = 3600;
+
+impl Sender<'_> {
+    pub async fn send(&self, account: &Account, request: SendRequest) -> Result<Result<Outcome, Refusal>> {
+        // 4. the account may send at all
+        if !account.api_enabled {
+            return Ok(Err(Refusal::ModuleNotEnabled));
+        }
+        let Some(limits) = account.limits() else {
+            return Ok(Err(Refusal::ActivePlanRequired));
+        };
+        // 5. the instance is the account's
+        let instance = match instances::find(self.db, account.id, &request.instance_id).await {
+            Ok(i) => i,
+            Err(Error::NotFound) => return Ok(Err(Refusal::InvalidInstance)),
+            Err(e) => return Err(e),
+        };
+        let dry_run = request.dry_run;
+        let text = request.message.clone().unwrap_or_default();
+        let purpose_text = purpose_label(request.purpose.as_ref());
+        let logger = DecisionLog {
+            db: self.db,
+            account_id: account.id,
+            instance_id: &instance.id,
+            phone: &request.phone,
+            purpose: &purpose_text,
+            dry_run,
+        };
+
+        // 6. purpose
+        let purpose = match Purpose::parse(request.purpose.as_ref()) {
+            Ok(p) => p,
+            Err(PurposeError::Missing) => return logger.refuse(Refusal::PurposeRequired).await,
+            Err(PurposeError::NotAllowed) => return logger.refuse(Refusal::PurposeNotAllowed).await,
+        };
+        // 7. paused by the customer or for review
+        if instance.paused || instance.review_paused {
+            return logger.refuse(Refusal::InstancePaused).await;
+        }
+        // 8. suppression
+        if suppressions::is_suppressed(self.db, account.id, &request.phone).await? {
+            return logger.refuse(Refusal::RecipientSuppressed).await;
+        }
+        // 9. content policy
+        let fingerprint = fingerprint_of(&text, request.media.as_ref());
+        let assessment = self.assess(account.id, &text, request.media.as_ref(), purpose, &fingerprint).await?;
+        let decision =
+            policy::decide(assessment.score, self.settings.policy_flag_threshold, self.settings.policy_block_threshold);
+        if decision == Decision::Block {
+            let refused = logger.refuse(Refusal::PolicyViolation(assessment.clone())).await;
+            if !dry_run {
+                self.maybe_pause_for_review(&instance.id).await?;
+            }
+            return refused;
+        }
+        let now = chrono::Utc::now();
+        let throttle_limits = throttle::ThrottleLimits {
+            per_minute: self.settings.rate_per_minute,
+            new_recipients_per_hour: self.settings.new_recipients_per_hour,
+        };
+
+        if dry_run {
+            // 10–11 without taking anything.
+            if let Err(exceeded) = usage::check(self.db, account.id, limits, now).await? {
+                return Ok(Err(limit_refusal(exceeded)));
+            }
+            if let Err(t) =
+                throttle::check(self.db, &instance.id, &request.phone, throttle_limits, now.timestamp()).await?
+            {
+                return Ok(Err(Refusal::Throttled { retry_after_secs: t.retry_after_secs }));
+            }
+            return Ok(Ok(Outcome::DryRun(DryRun { decision, assessment, refusal: None })));
+        }
+
+        // 10. fair-use limits
+        let reservation = match usage::reserve(self.db, account.id, limits, now).await? {
+            Ok(r) => r,
+            Err(exceeded) => return logger.refuse(limit_refusal(exceeded)).await,
+        };
+        // 11. sending speed
+        let admission =
+            match throttle::admit(self.db, &instance.id, &request.phone, throttle_limits, now.timestamp()).await {
+                Ok(Ok(a)) => a,
+                Ok(Err(t)) => {
+                    usage::refund(self.db, &reservation).await?;
+                    return logger.refuse(Refusal::Throttled { retry_after_secs: t.retry_after_secs }).await;
+                }
+                Err(e) => {
+                    usage::refund(self.db, &reservation).await?;
+                    return Err(e);
+                }
+            };
+
+        // 12. the connector
+        let message_id = ids::new_id("msg");
+        let log_id = message_log::insert_accepted(
+            self.db,
+            message_log::NewMessage {
+                message_id: &message_id,
+                account_id: account.id,
+                instance_id: &instance.id,
+                recipient: request.phone.as_str(),
+                purpose: purpose.as_str(),
+                kind: request.media.as_ref().map(|m| media_kind_name(m.kind)).unwrap_or("text"),
+                body: stored_body(&text, purpose),
+                media_mime_type: request.media.as_ref().map(|m| m.mime_type.clone()),
+                media_file_name: request.media.as_ref().and_then(|m| m.file_name.clone()),
+                media_bytes: request.media.as_ref().map(|m| m.data.len() as i64),
+                content_fingerprint: fingerprint,
+                risk_score: i32::from(assessment.score),
+            },
+        )
+        .await?;
+        let outgoing = OutgoingMessage {
+            to: request.phone.as_str().to_string(),
+            content: match request.media {
+                Some(m) => OutgoingContent::Media {
+                    kind: m.kind,
+                    mime_type: m.mime_type,
+                    file_name: m.file_name,
+                    data: m.data,
+                    caption: request.message.clone(),
+                },
+                None => OutgoingContent::Text(text.clone()),
+            },
+        };
+        let sent = match self.registry.session(&instance).await {
+            Ok(session) => session.send(outgoing).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match sent {
+            Ok(receipt) => {
+                message_log::mark_sent(self.db, log_id, &receipt.provider_message_id).await?;
+                throttle::record_contact(self.db, &instance.id, &request.phone, now.timestamp()).await?;
+                logger.record(decision_label(decision), None, &assessment).await?;
+                Ok(Ok(Outcome::Sent(Sent {
+                    message_id,
+                    log_id,
+                    daily_limit: limits.daily,
+                    remaining_today: reservation.remaining_today,
+                    assessment,
+                    decision,
+                })))
+            }
+            Err(provider_error) => {
+                tracing::warn!(account_id = account.id, instance_id = %instance.id, log_id, error = %provider_error, "connector send failed");
+                message_log::mark_failed(self.db, log_id, &provider_error).await?;
+                usage::refund(self.db, &reservation).await?;
+                throttle::release(self.db, &admission).await?;
+                logger.refuse(Refusal::GatewaySendFailed { log_id }).await
+            }
+        }
+    }
+
+    async fn assess(
+        &self,
+        account_id: i64,
+        text: &str,
+        media: Option<&Media>,
+        purpose: Purpose,
+        fingerprint: &str,
+    ) -> Result<Assessment> {
+        let mut subject = text.to_string();
+        if let Some(name) = media.and_then(|m| m.file_name.as_deref()) {
+            subject.push('\n');
+            subject.push_str(&name.replace(['_', '-', '.'], " "));
+        }
+        let mut assessment = policy::assess(&subject, purpose.as_str());
+        let since = time::now() - REPEAT_WINDOW_SECS;
+        let recipients =
+            message_log::distinct_recipients_with_fingerprint(self.db, account_id, fingerprint, since).await?;
+        if let Some((threshold, points)) = REPEAT_STEPS.iter().find(|(n, _)| recipients >= *n) {
+            assessment.reasons.push(Reason {
+                code: "repeated_content".into(),
+                detail: format!(
+                    "The same content went to {recipients} different recipients in the last 24 hours (≥ {threshold})."
+                ),
+                points: *points,
+            });
+            assessment.score = assessment.score.saturating_add(*points).min(100);
+        }
+        Ok(assessment)
+    }
+
+    async fn maybe_pause_for_review(&self, instance_id: &str) -> Result<()> {
+        let since = time::now() - REVIEW_WINDOW_SECS;
+        let blocks = policy_log::policy_blocks_since(self.db, instance_id, since).await?;
+        if blocks >= self.settings.review_pause_blocks {
+            let reason = format!("Automatic: {blocks} policy blocks within an hour.");
+            if instances::pause_for_review(self.db, instance_id, &reason).await? {
+                tracing::warn!(instance_id, blocks, "instance paused for responsible-messaging review");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Writes the decision to the policy log (not for dry runs) and answers the refusal.
+struct DecisionLog<'a> {
+    db: &'a DatabaseConnection,
+    account_id: i64,
+    instance_id: &'a str,
+    phone: &'a Phone,
+    purpose: &'a str,
+    dry_run: bool,
+}
+
+impl DecisionLog<'_> {
+    async fn refuse(&self, refusal: Refusal) -> Result<Result<Outcome, Refusal>> {
+        let assessment = Assessment { score: refusal.risk_score(), reasons: refusal.reasons() };
+        // A provider failure passed every check: it is an allowed decision that did not deliver.
+        let decision = if matches!(refusal, Refusal::GatewaySendFailed { .. }) { "allow" } else { "block" };
+        self.record(decision, Some(refusal.code()), &assessment).await?;
+        Ok(Err(refusal))
+    }
+
+    async fn record(&self, decision: &str, error_code: Option<&str>, assessment: &Assessment) -> Result<()> {
+        if self.dry_run {
+            return Ok(());
+        }
+        policy_log::record(
+            self.db,
+            policy_log::NewEntry {
+                account_id: self.account_id,
+                instance_id: self.instance_id,
+                recipient_masked: self.phone.masked(),
+                purpose: self.purpose,
+                decision,
+                error_code,
+                risk_score: assessment.score,
+                reasons: &assessment.reasons,
+            },
+        )
+        .await
+    }
+}
+
+fn limit_refusal(exceeded: usage::LimitExceeded) -> Refusal {
+    match exceeded {
+        usage::LimitExceeded::Daily { limit, used } => Refusal::DailyLimit { limit, used },
+        usage::LimitExceeded::Monthly { limit, used } => Refusal::MonthlyLimit { limit, used },
+    }
+}
+
+fn decision_label(decision: Decision) -> &'static str {
+    match decision {
+        Decision::Allow => "allow",
+        Decision::Flag => "flag",
+        Decision::Block => "block",
+    }
+}
+
+/// The purpose as given, for the policy log (an unknown value is worth seeing there).
+fn purpose_label(value: Option<&serde_json::Value>) -> String {
+    match value {
+        Some(serde_json::Value::String(s)) if !s.trim().is_empty() => s.chars().take(40).collect(),
+        Some(serde_json::Value::String(_)) | Some(serde_json::Value::Null) | None => "(missing)".into(),
+        Some(other) => other.to_string().chars().take(40).collect(),
+    }
+}
+
+fn media_kind_name(kind: crate::connectors::MediaKind) -> &'static str {
+    match kind {
+        crate::connectors::MediaKind::Image => "image",
+        crate::connectors::MediaKind::Document => "document",
+        crate::connectors::MediaKind::Audio => "audio",
+        crate::connectors::MediaKind::Video => "video",
+    }
+}
+
+fn fingerprint_of(text: &str, media: Option<&Media>) -> String {
+    match media {
+        Some(m) if text.trim().is_empty() => idempotency::request_hash(&m.data),
+        _ => policy::content_fingerprint(text),
+    }
+}
+
+/// One-time codes are not kept in the log: digits of authentication messages are masked.
+fn stored_body(text: &str, purpose: Purpose) -> String {
+    if purpose == Purpose::Authentication {
+        text.chars().map(|c| if c.is_ascii_digit() { '•' } else { c }).collect()
+    } else {
+        text.to_string()
+    }
+}

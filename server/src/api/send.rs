@@ -1,0 +1,160 @@
+//! POST /api/send-message: steps 1–3 of the send path (content type, key, well-formed body),
+//! idempotency and dry runs here; steps 4–12 in `gateway::send`.
+use axum::{
+    body::Bytes,
+    extract::{rejection::BytesRejection, DefaultBodyLimit, State},
+    http::{HeaderMap, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+    routing::post,
+    Json, Router,
+};
+use gateway::{
+    send::{idempotency, Outcome, Refusal, Sender},
+    state::AppState,
+};
+use serde_json::{json, Value};
+
+use super::{
+    auth::ApiCaller,
+    error::ApiError,
+    json::{parse_object, require_json_content_type},
+    send_request::parse_send_request,
+};
+
+/// Bodies up to 25 MB are read (base64 media); larger ones are refused with `payload_too_large`.
+pub const MAX_BODY_BYTES: usize = 25 * 1024 * 1024;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/send-message", post(send_message).layer(DefaultBodyLimit::max(MAX_BODY_BYTES)))
+}
+
+async fn send_message(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    caller: Result<ApiCaller, ApiError>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    match handle(&state, &headers, caller, body).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn handle(
+    state: &AppState,
+    headers: &HeaderMap,
+    caller: Result<ApiCaller, ApiError>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    require_json_content_type(headers)?;
+    let caller = caller?;
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::payload_too_large()
+        } else {
+            ApiError::invalid_json()
+        }
+    })?;
+    let object = parse_object(&body)?;
+    let request = parse_send_request(&object, &state.config.send.media)?;
+
+    let idempotency_key = idempotency_key(headers)?;
+    let claimed = match (&idempotency_key, request.dry_run) {
+        (Some(key), false) => {
+            let hash = idempotency::request_hash(&body);
+            match idempotency::claim(&state.db, caller.account.id, key, &hash)
+                .await
+                .map_err(|e| ApiError::internal("claim idempotency key", &e))?
+            {
+                idempotency::Claim::Claimed => Some(key.clone()),
+                idempotency::Claim::Replay { status, body } => return Ok(replay(status, body)),
+                idempotency::Claim::Mismatch => return Err(ApiError::idempotency_key_reused()),
+                idempotency::Claim::InProgress => return Err(ApiError::idempotency_key_in_progress()),
+            }
+        }
+        _ => None,
+    };
+
+    let sender = Sender { db: &state.db, registry: &state.registry, settings: &state.config.send };
+    let outcome = sender.send(&caller.account, request).await;
+    let response = match outcome {
+        Ok(Ok(Outcome::Sent(sent))) => {
+            let body = json!({"success": true, "status": "sent", "message_id": sent.message_id, "log_id": sent.log_id});
+            if let Some(key) = &claimed {
+                idempotency::complete(&state.db, caller.account.id, key, 200, &body.to_string())
+                    .await
+                    .map_err(|e| ApiError::internal("store idempotent response", &e))?;
+            }
+            let mut response = (StatusCode::OK, Json(body)).into_response();
+            let headers = response.headers_mut();
+            headers.insert("x-ratelimit-limit", HeaderValue::from(sent.daily_limit));
+            headers.insert("x-ratelimit-remaining", HeaderValue::from(sent.remaining_today));
+            return Ok(response);
+        }
+        Ok(Ok(Outcome::DryRun(dry))) => {
+            Ok(dry_run_response(dry.decision, dry.assessment.score, &dry.assessment.reasons, dry.refusal.as_ref()))
+        }
+        Ok(Err(refusal)) if caller_wants_dry_run(&object) => Ok(dry_run_response(
+            gateway::policy::Decision::Block,
+            refusal.risk_score(),
+            &refusal.reasons(),
+            Some(&refusal),
+        )),
+        Ok(Err(refusal)) => Err(ApiError::from_refusal(&refusal)),
+        Err(e) => Err(ApiError::internal("send message", &e)),
+    };
+    if let Some(key) = &claimed {
+        // Nothing was sent: a retry with this key runs the checks again.
+        if let Err(e) = idempotency::release(&state.db, caller.account.id, key).await {
+            tracing::error!(error = %e, "releasing an idempotency key failed");
+        }
+    }
+    response
+}
+
+fn caller_wants_dry_run(object: &serde_json::Map<String, Value>) -> bool {
+    object.get("dry_run").and_then(Value::as_bool).unwrap_or(false)
+}
+
+fn dry_run_response(
+    decision: gateway::policy::Decision,
+    risk_score: u8,
+    reasons: &[gateway::policy::Reason],
+    refusal: Option<&Refusal>,
+) -> Response {
+    let (error, message) = match refusal {
+        Some(r) => {
+            let e = ApiError::from_refusal(r);
+            (json!(e.code), json!(e.message))
+        }
+        None => (Value::Null, Value::Null),
+    };
+    Json(json!({
+        "success": true,
+        "status": "dry_run",
+        "decision": decision,
+        "risk_score": risk_score,
+        "reasons": reasons,
+        "error": error,
+        "message": message,
+    }))
+    .into_response()
+}
+
+fn replay(status: u16, body: String) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    let mut response = (status, body).into_response();
+    response.headers_mut().insert(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+    response
+}
+
+/// `Idempotency-Key`: 1–255 visible ASCII characters.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else { return Ok(None) };
+    let text = value.to_str().map_err(|_| ApiError::invalid_idempotency_key())?.trim();
+    if text.is_empty() || text.len() > idempotency::MAX_KEY_LEN || !text.chars().all(|c| c.is_ascii_graphic()) {
+        return Err(ApiError::invalid_idempotency_key());
+    }
+    Ok(Some(text.to_string()))
+}

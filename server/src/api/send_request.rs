@@ -1,0 +1,168 @@
+//! Step 3 of the send path: the body's fields present and well-formed. Every offending field is
+//! named in `details.fields`, with a hint per field in `details.hints`.
+use gateway::{
+    connectors::MediaKind,
+    send::{
+        media::{self, DataError, Media, MediaLimits},
+        phone::Phone,
+        SendRequest,
+    },
+};
+use serde_json::{Map, Value};
+
+use super::error::ApiError;
+
+pub const MAX_TEXT_CHARS: usize = 4096;
+pub const MAX_CAPTION_CHARS: usize = 1024;
+
+const MEDIA_FIELDS: [&str; 4] = ["media_type", "mime_type", "file_name", "media"];
+
+#[derive(Default)]
+struct Problems(Vec<(&'static str, String)>);
+
+impl Problems {
+    fn add(&mut self, field: &'static str, hint: impl Into<String>) {
+        if !self.0.iter().any(|(f, _)| *f == field) {
+            self.0.push((field, hint.into()));
+        }
+    }
+}
+
+fn string<'a>(object: &'a Map<String, Value>, field: &str) -> Result<Option<&'a str>, ()> {
+    match object.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.as_str())),
+        Some(_) => Err(()),
+    }
+}
+
+pub fn parse_send_request(object: &Map<String, Value>, limits: &MediaLimits) -> Result<SendRequest, ApiError> {
+    let mut problems = Problems::default();
+
+    let instance_id = match string(object, "instance_id") {
+        Ok(Some(s)) if !s.trim().is_empty() => s.trim().to_string(),
+        _ => {
+            problems.add("instance_id", "Required: the id of your instance, such as inst_….");
+            String::new()
+        }
+    };
+    let phone = match string(object, "phone") {
+        Ok(Some(s)) => Phone::parse(s),
+        _ => None,
+    };
+    if phone.is_none() {
+        problems
+            .add("phone", "Required: the recipient in E.164 format, such as +9665XXXXXXXX (with the country code).");
+    }
+
+    let has_media = MEDIA_FIELDS.iter().any(|f| object.get(*f).is_some_and(|v| !v.is_null()));
+    let message = match string(object, "message") {
+        Ok(Some(s)) if !s.trim().is_empty() => Some(s.to_string()),
+        Ok(_) => None,
+        Err(()) => {
+            problems.add("message", "Must be a string.");
+            None
+        }
+    };
+    let max_chars = if has_media { MAX_CAPTION_CHARS } else { MAX_TEXT_CHARS };
+    match &message {
+        None if !has_media => {
+            problems.add("message", "Required: the text to send (or send media with an optional caption).")
+        }
+        Some(m) if m.chars().count() > max_chars => problems.add(
+            "message",
+            format!("At most {max_chars} characters{}.", if has_media { " for a caption" } else { "" }),
+        ),
+        _ => {}
+    }
+
+    let media = if has_media { parse_media(object, limits, &mut problems) } else { None };
+
+    let dry_run = match object.get("dry_run") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            problems.add("dry_run", "Must be true or false.");
+            false
+        }
+    };
+
+    if !problems.0.is_empty() {
+        return Err(ApiError::validation_with_hints(&problems.0));
+    }
+    Ok(SendRequest {
+        instance_id,
+        phone: phone.expect("checked above"),
+        message,
+        purpose: object.get("message_purpose").cloned(),
+        media,
+        dry_run,
+    })
+}
+
+fn parse_media(object: &Map<String, Value>, limits: &MediaLimits, problems: &mut Problems) -> Option<Media> {
+    let kind = match string(object, "media_type") {
+        Ok(Some(s)) => media::parse_kind(s),
+        _ => None,
+    };
+    if kind.is_none() {
+        problems.add("media_type", "Required with media: image, document, audio or video.");
+    }
+    let mime_type = match (string(object, "mime_type"), kind) {
+        (Ok(Some(m)), Some(k)) if media::mime_fits(k, m.trim()) => Some(m.trim().to_string()),
+        (Ok(Some(_)), Some(_)) => {
+            problems.add(
+                "mime_type",
+                "This mime type does not fit the media type (for invoices: document with application/pdf).",
+            );
+            None
+        }
+        // The media type is already named; its mime type cannot be judged without it.
+        (Ok(Some(_)), None) => None,
+        _ => {
+            problems.add("mime_type", "Required with media, such as application/pdf or image/jpeg.");
+            None
+        }
+    };
+    let file_name = match string(object, "file_name") {
+        Ok(Some(name)) if media::file_name_ok(name) => Some(name.trim().to_string()),
+        Ok(Some(_)) | Err(()) => {
+            problems.add("file_name", "A plain file name of at most 255 characters, without slashes.");
+            None
+        }
+        Ok(None) => {
+            if kind == Some(MediaKind::Document) {
+                problems.add("file_name", "Required for documents, such as INV-2041.pdf.");
+            }
+            None
+        }
+    };
+    let data = match (string(object, "media"), kind) {
+        (Ok(Some(text)), Some(k)) => match media::decode(text, k, limits) {
+            Ok(bytes) => Some(bytes),
+            Err(DataError::TooLarge { max_bytes }) => {
+                problems
+                    .add("media", format!("Too large: at most {} MB for this media type.", max_bytes / (1024 * 1024)));
+                None
+            }
+            Err(DataError::UrlNotSupported) => {
+                problems.add("media", "Send the file's bytes as base64; this server does not fetch media URLs.");
+                None
+            }
+            Err(DataError::Empty) => {
+                problems.add("media", "The file is empty.");
+                None
+            }
+            Err(DataError::NotBase64) => {
+                problems.add("media", "Must be base64 (or a data: URL with base64).");
+                None
+            }
+        },
+        (Ok(Some(_)), None) => None,
+        _ => {
+            problems.add("media", "Required with media: the file as base64.");
+            None
+        }
+    };
+    Some(Media { kind: kind?, mime_type: mime_type?, file_name, data: data? })
+}
