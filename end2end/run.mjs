@@ -357,6 +357,16 @@ test('WA Gateway works in a browser without JavaScript', { timeout: 5 * 60_000 }
     assert.match(await badge.innerText(), /Connected/, 'the status badge does not say "Connected"');
   });
 
+  await step('e2. a number is blocked on the suppression list', async () => {
+    await open(page, '/suppressed-recipients');
+    await page.getByLabel('Phone number').fill('+966501112233');
+    await page.getByRole('button', { name: 'Block number', exact: true }).click();
+    await waitForPath(page, '/suppressed-recipients');
+    await page.locator('td', { hasText: '+966501112233' }).first().waitFor();
+    await open(page, '/responsible-messaging');
+    await page.getByRole('heading', { level: 1, name: 'Responsible messaging', exact: true }).waitFor();
+  });
+
   await step('f. dashboard screenshots, desktop and phone', async () => {
     fs.mkdirSync(SHOTS_DIR, { recursive: true });
     await open(page, '/dashboard');

@@ -13,6 +13,12 @@ pub const PAGES: &[Page] = &[
     Page { path: "/docs", title: "Overview", source: include_str!("../docs/overview.md") },
     Page { path: "/docs/quickstart", title: "Quickstart", source: include_str!("../docs/quickstart.md") },
     Page { path: "/docs/connect", title: "Connect", source: include_str!("../docs/connect.md") },
+    Page { path: "/docs/send", title: "Send", source: include_str!("../docs/send.md") },
+    Page {
+        path: "/docs/responsible-messaging",
+        title: "Responsible messaging",
+        source: include_str!("../docs/responsible-messaging.md"),
+    },
     Page { path: "/docs/endpoints", title: "Endpoints", source: include_str!("../docs/endpoints.md") },
     Page {
         path: "/docs/troubleshooting",

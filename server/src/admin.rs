@@ -64,6 +64,8 @@ pub enum AdminCommand {
         #[arg(long)]
         reason: String,
     },
+    /// List the instances paused for review (the operator's review queue), oldest first.
+    ReviewQueue,
     /// Lift a review pause.
     ResumeInstance {
         #[arg(long)]
@@ -166,6 +168,21 @@ async fn execute(db: &DatabaseConnection, config: &Config, command: AdminCommand
                 println!("instance {} paused for review: {reason}", found.id);
             } else {
                 println!("instance {} was already paused for review", found.id);
+            }
+        }
+        AdminCommand::ReviewQueue => {
+            let paused = instances::list_review_paused(db).await?;
+            if paused.is_empty() {
+                println!("no instance is paused for review");
+            }
+            for instance in paused {
+                println!(
+                    "{}\taccount {}\t{}\t{}",
+                    instance.id,
+                    instance.account_id,
+                    instance.name,
+                    instance.review_reason.unwrap_or_default()
+                );
             }
         }
         AdminCommand::ResumeInstance { instance } => {

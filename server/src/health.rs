@@ -7,11 +7,18 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz))
 }
 
-async fn healthz() -> Json<Value> {
+/// The process answers.
+#[utoipa::path(get, path = "/healthz", tag = "Health", responses((status = 200, description = "`{\"status\": \"ok\"}`", body = crate::api::schema::HealthResponse)))]
+pub async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+/// The database answers.
+#[utoipa::path(get, path = "/readyz", tag = "Health", responses(
+    (status = 200, description = "`{\"status\": \"ready\"}`", body = crate::api::schema::HealthResponse),
+    (status = 503, description = "`{\"status\": \"unavailable\"}`", body = crate::api::schema::HealthResponse),
+))]
+pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     match gateway::db::ping(&state.db).await {
         Ok(()) => (StatusCode::OK, Json(json!({"status": "ready"}))),
         Err(e) => {

@@ -28,6 +28,7 @@ pub fn build(state: AppState) -> Router {
     let api = crate::api::router(&state)
         .route("/api/{*rest}", any(api_not_found))
         .merge(crate::health::router())
+        .merge(crate::api::openapi::router())
         .merge(crate::static_assets::router())
         .with_state(state);
 
@@ -58,9 +59,13 @@ fn portal_router(state: AppState) -> Router {
     // wasm bundle is served.
     let options = LeptosOptions::builder().output_name("wag").build();
     let routes = leptos_axum::generate_route_list(app::App);
+    let reference = app::context::ApiReference(crate::api::openapi::reference_markdown());
     let context = {
         let state = state.clone();
-        move || provide_context(state.clone())
+        move || {
+            provide_context(state.clone());
+            provide_context(reference.clone());
+        }
     };
     let shell = {
         let options = options.clone();

@@ -4,6 +4,39 @@
 //! anywhere (even glued to Arabic text), and bare `host.tld/path` words count too because
 //! spam often drops the scheme ("bit.ly/xyz"). Email addresses are not links.
 
+use serde::Deserialize;
+
+/// The `[shortened_link]` rule: links through a listed URL shortener.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ShortenedLink {
+    pub points: u8,
+    hosts: Vec<String>,
+}
+
+impl ShortenedLink {
+    pub fn hits(&self, links: &[Link]) -> Vec<String> {
+        links.iter().filter(|l| is_shortener(&l.host, &self.hosts)).map(|l| l.host.clone()).collect()
+    }
+}
+
+/// The `[suspicious_link]` rule: hosts that disguise where a link goes.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SuspiciousLink {
+    pub points: u8,
+    max_host_labels: usize,
+}
+
+impl SuspiciousLink {
+    pub fn hits(&self, links: &[Link]) -> Vec<String> {
+        links
+            .iter()
+            .filter_map(|l| suspicion(l, self.max_host_labels).map(|why| format!("{} ({why})", l.host)))
+            .collect()
+    }
+}
+
 /// One link as found: the host (lower case, no port, no user info) and whether the
 /// authority carried `user@` in front of the host, the classic disguise
 /// `http://bank.com@evil.example/`.
@@ -71,7 +104,7 @@ fn looks_like_domain(host: &str) -> bool {
 }
 
 /// Dotted quads, bracketed IPv6, and the single-number and hex forms browsers also accept.
-pub(super) fn is_ip(host: &str) -> bool {
+fn is_ip(host: &str) -> bool {
     let number = !host.is_empty() && host.chars().all(|c| c.is_ascii_digit());
     let hex = host.strip_prefix("0x").is_some_and(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_hexdigit()));
     is_quad(host) || number || hex || host.starts_with('[')
@@ -83,7 +116,7 @@ fn is_quad(host: &str) -> bool {
 }
 
 /// Why a link's host looks disguised, if it does.
-pub(super) fn suspicion(link: &Link, max_labels: usize) -> Option<&'static str> {
+fn suspicion(link: &Link, max_labels: usize) -> Option<&'static str> {
     let labels = link.host.split('.').count();
     if link.userinfo {
         Some("\"@\" in the link hides the real host")
@@ -101,7 +134,7 @@ pub(super) fn suspicion(link: &Link, max_labels: usize) -> Option<&'static str> 
 }
 
 /// `hosts` are listed without "www."; their subdomains count as the same shortener.
-pub(super) fn is_shortener(host: &str, hosts: &[String]) -> bool {
+fn is_shortener(host: &str, hosts: &[String]) -> bool {
     let host = host.strip_prefix("www.").unwrap_or(host);
     hosts.iter().any(|h| host == h || host.strip_suffix(h.as_str()).is_some_and(|sub| sub.ends_with('.')))
 }

@@ -186,12 +186,12 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({
-            "success": false,
-            "error": self.code,
-            "message": self.message,
-            "details": Value::Object(self.details),
-        });
+        let body = super::schema::ErrorResponse {
+            success: false,
+            error: self.code.to_string(),
+            message: self.message.to_string(),
+            details: self.details,
+        };
         let mut response = (self.status, Json(body)).into_response();
         if let Some(secs) = self.retry_after {
             response.headers_mut().insert("retry-after", HeaderValue::from(secs.max(1)));

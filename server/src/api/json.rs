@@ -29,7 +29,9 @@ pub fn parse_object(body: &Bytes) -> Result<serde_json::Map<String, Value>, ApiE
     }
 }
 
-/// A required, non-empty string field.
-pub fn required_str<'a>(object: &'a serde_json::Map<String, Value>, field: &str) -> Option<&'a str> {
-    object.get(field).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty())
+/// The body as `T`: a JSON object is required (anything else is `invalid_json`); `T`'s fields
+/// are raw values, so their checks are left to the request's own validation.
+pub fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+    let object = parse_object(body)?;
+    serde_json::from_value(Value::Object(object)).map_err(|_| ApiError::invalid_json())
 }

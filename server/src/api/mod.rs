@@ -3,7 +3,9 @@
 pub mod auth;
 pub mod error;
 pub mod json;
+pub mod openapi;
 pub mod sandbox;
+pub mod schema;
 pub mod send;
 pub mod send_request;
 

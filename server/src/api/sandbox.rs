@@ -2,29 +2,49 @@
 //! Only sandbox instances of the key's own account; absent when the sandbox is disabled.
 use axum::{body::Bytes, extract::State, http::HeaderMap, routing::post, Json, Router};
 use gateway::{connectors::sandbox, instances, state::AppState};
-use serde_json::{json, Value};
 
 use super::{
     auth::ApiCaller,
     error::ApiError,
-    json::{parse_object, require_json_content_type, required_str},
+    json::{parse_body, require_json_content_type},
+    schema::{ErrorResponse, SandboxLinkBody, SandboxLinkResponse},
 };
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/sandbox/link", post(link))
 }
 
-/// POST /api/sandbox/link `{"instance_id": "inst_…"}`: what scanning the QR code would do.
-async fn link(
+/// Link a sandbox instance: what scanning the QR code with a phone would do. Only sandbox
+/// instances of the key's account; absent when the operator disables the sandbox.
+#[utoipa::path(
+    post,
+    path = "/api/sandbox/link",
+    tag = "Sandbox",
+    request_body = SandboxLinkBody,
+    responses(
+        (status = 200, description = "Linked and connected", body = SandboxLinkResponse),
+        (status = 400, description = "invalid_json", body = ErrorResponse),
+        (status = 401, description = "invalid_api_key, revoked_api_key", body = ErrorResponse),
+        (status = 403, description = "module_not_enabled", body = ErrorResponse),
+        (status = 404, description = "invalid_instance (also for instances that are not sandbox instances)", body = ErrorResponse),
+        (status = 415, description = "unsupported_media_type", body = ErrorResponse),
+        (status = 422, description = "validation_error", body = ErrorResponse),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn link(
     State(state): State<AppState>,
     headers: HeaderMap,
     caller: Result<ApiCaller, ApiError>,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SandboxLinkResponse>, ApiError> {
     require_json_content_type(&headers)?;
     let caller = caller?;
-    let object = parse_object(&body)?;
-    let instance_id = required_str(&object, "instance_id").ok_or_else(|| ApiError::validation(&["instance_id"]))?;
+    let parsed: SandboxLinkBody = parse_body(&body)?;
+    let instance_id = match &parsed.instance_id {
+        Some(serde_json::Value::String(s)) if !s.trim().is_empty() => s.trim(),
+        _ => return Err(ApiError::validation(&["instance_id"])),
+    };
     if !caller.account.api_enabled {
         return Err(ApiError::module_not_enabled());
     }
@@ -39,10 +59,10 @@ async fn link(
         .await
         .map_err(|e| ApiError::from_domain("reload sandbox instance", e))?;
     tracing::info!(account_id = caller.account.id, key_id = %caller.key_id, instance_id = %linked.id, "sandbox instance linked");
-    Ok(Json(json!({
-        "success": true,
-        "instance_id": linked.id,
-        "status": linked.status.as_str(),
-        "phone": linked.linked_phone,
-    })))
+    Ok(Json(SandboxLinkResponse {
+        success: true,
+        status: linked.status.as_str().into(),
+        instance_id: linked.id,
+        phone: linked.linked_phone,
+    }))
 }

@@ -12,12 +12,12 @@ use gateway::{
     send::{idempotency, Outcome, Refusal, Sender},
     state::AppState,
 };
-use serde_json::{json, Value};
 
 use super::{
     auth::ApiCaller,
     error::ApiError,
-    json::{parse_object, require_json_content_type},
+    json::{parse_body, require_json_content_type},
+    schema::{DryRunResponse, ErrorResponse, SendMessageBody, SendMessageResponse},
     send_request::parse_send_request,
 };
 
@@ -28,7 +28,32 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/api/send-message", post(send_message).layer(DefaultBodyLimit::max(MAX_BODY_BYTES)))
 }
 
-async fn send_message(
+/// Send a text or media message through one of your instances, after the responsible-messaging
+/// checks.
+#[utoipa::path(
+    post,
+    path = "/api/send-message",
+    tag = "Messages",
+    request_body = SendMessageBody,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry answer the first successful response without sending or counting again (kept 24 hours).")),
+    responses(
+        (status = 200, description = "Sent (or, with dry_run, what would happen: a DryRunResponse). Headers X-RateLimit-Limit and X-RateLimit-Remaining give the daily quota.", body = SendMessageResponse),
+        (status = 400, description = "invalid_json", body = ErrorResponse),
+        (status = 401, description = "invalid_api_key, revoked_api_key", body = ErrorResponse),
+        (status = 403, description = "module_not_enabled, active_plan_required, recipient_suppressed, policy_violation", body = ErrorResponse),
+        (status = 404, description = "invalid_instance", body = ErrorResponse),
+        (status = 409, description = "idempotency_key_in_progress", body = ErrorResponse),
+        (status = 413, description = "payload_too_large: the body is over 25 MB", body = ErrorResponse),
+        (status = 415, description = "unsupported_media_type", body = ErrorResponse),
+        (status = 422, description = "validation_error, message_purpose_required, message_purpose_not_allowed, idempotency_key_reused", body = ErrorResponse),
+        (status = 423, description = "instance_paused_for_review", body = ErrorResponse),
+        (status = 429, description = "daily_message_limit_exceeded, monthly_message_limit_exceeded, sending_throttled (with Retry-After)", body = ErrorResponse),
+        (status = 500, description = "internal_error", body = ErrorResponse),
+        (status = 502, description = "gateway_send_failed: the quota unit is given back", body = ErrorResponse),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn send_message(
     State(state): State<AppState>,
     headers: HeaderMap,
     caller: Result<ApiCaller, ApiError>,
@@ -55,8 +80,9 @@ async fn handle(
             ApiError::invalid_json()
         }
     })?;
-    let object = parse_object(&body)?;
-    let request = parse_send_request(&object, &state.config.send.media)?;
+    let parsed: SendMessageBody = parse_body(&body)?;
+    let request = parse_send_request(&parsed, &state.config.send.media)?;
+    let wants_dry_run = request.dry_run;
 
     let idempotency_key = idempotency_key(headers)?;
     let claimed = match (&idempotency_key, request.dry_run) {
@@ -79,9 +105,15 @@ async fn handle(
     let outcome = sender.send(&caller.account, request).await;
     let response = match outcome {
         Ok(Ok(Outcome::Sent(sent))) => {
-            let body = json!({"success": true, "status": "sent", "message_id": sent.message_id, "log_id": sent.log_id});
+            let body = SendMessageResponse {
+                success: true,
+                status: "sent".into(),
+                message_id: sent.message_id,
+                log_id: sent.log_id,
+            };
             if let Some(key) = &claimed {
-                idempotency::complete(&state.db, caller.account.id, key, 200, &body.to_string())
+                let stored = serde_json::to_string(&body).map_err(|e| ApiError::internal("encode response", &e))?;
+                idempotency::complete(&state.db, caller.account.id, key, 200, &stored)
                     .await
                     .map_err(|e| ApiError::internal("store idempotent response", &e))?;
             }
@@ -94,7 +126,7 @@ async fn handle(
         Ok(Ok(Outcome::DryRun(dry))) => {
             Ok(dry_run_response(dry.decision, dry.assessment.score, &dry.assessment.reasons, dry.refusal.as_ref()))
         }
-        Ok(Err(refusal)) if caller_wants_dry_run(&object) => Ok(dry_run_response(
+        Ok(Err(refusal)) if wants_dry_run => Ok(dry_run_response(
             gateway::policy::Decision::Block,
             refusal.risk_score(),
             &refusal.reasons(),
@@ -112,32 +144,22 @@ async fn handle(
     response
 }
 
-fn caller_wants_dry_run(object: &serde_json::Map<String, Value>) -> bool {
-    object.get("dry_run").and_then(Value::as_bool).unwrap_or(false)
-}
-
 fn dry_run_response(
     decision: gateway::policy::Decision,
     risk_score: u8,
     reasons: &[gateway::policy::Reason],
     refusal: Option<&Refusal>,
 ) -> Response {
-    let (error, message) = match refusal {
-        Some(r) => {
-            let e = ApiError::from_refusal(r);
-            (json!(e.code), json!(e.message))
-        }
-        None => (Value::Null, Value::Null),
-    };
-    Json(json!({
-        "success": true,
-        "status": "dry_run",
-        "decision": decision,
-        "risk_score": risk_score,
-        "reasons": reasons,
-        "error": error,
-        "message": message,
-    }))
+    let refused = refusal.map(ApiError::from_refusal);
+    Json(DryRunResponse {
+        success: true,
+        status: "dry_run".into(),
+        decision,
+        risk_score,
+        reasons: reasons.to_vec(),
+        error: refused.as_ref().map(|e| e.code.to_string()),
+        message: refused.as_ref().map(|e| e.message.to_string()),
+    })
     .into_response()
 }
 

@@ -8,14 +8,12 @@ use gateway::{
         SendRequest,
     },
 };
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use super::error::ApiError;
+use super::{error::ApiError, schema::SendMessageBody};
 
 pub const MAX_TEXT_CHARS: usize = 4096;
 pub const MAX_CAPTION_CHARS: usize = 1024;
-
-const MEDIA_FIELDS: [&str; 4] = ["media_type", "mime_type", "file_name", "media"];
 
 #[derive(Default)]
 struct Problems(Vec<(&'static str, String)>);
@@ -28,25 +26,30 @@ impl Problems {
     }
 }
 
-fn string<'a>(object: &'a Map<String, Value>, field: &str) -> Result<Option<&'a str>, ()> {
-    match object.get(field) {
+/// A field that must be a string when present.
+fn string(value: &Option<Value>) -> Result<Option<&str>, ()> {
+    match value {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.as_str())),
         Some(_) => Err(()),
     }
 }
 
-pub fn parse_send_request(object: &Map<String, Value>, limits: &MediaLimits) -> Result<SendRequest, ApiError> {
+fn present(value: &Option<Value>) -> bool {
+    value.as_ref().is_some_and(|v| !v.is_null())
+}
+
+pub fn parse_send_request(body: &SendMessageBody, limits: &MediaLimits) -> Result<SendRequest, ApiError> {
     let mut problems = Problems::default();
 
-    let instance_id = match string(object, "instance_id") {
+    let instance_id = match string(&body.instance_id) {
         Ok(Some(s)) if !s.trim().is_empty() => s.trim().to_string(),
         _ => {
             problems.add("instance_id", "Required: the id of your instance, such as inst_….");
             String::new()
         }
     };
-    let phone = match string(object, "phone") {
+    let phone = match string(&body.phone) {
         Ok(Some(s)) => Phone::parse(s),
         _ => None,
     };
@@ -55,8 +58,8 @@ pub fn parse_send_request(object: &Map<String, Value>, limits: &MediaLimits) -> 
             .add("phone", "Required: the recipient in E.164 format, such as +9665XXXXXXXX (with the country code).");
     }
 
-    let has_media = MEDIA_FIELDS.iter().any(|f| object.get(*f).is_some_and(|v| !v.is_null()));
-    let message = match string(object, "message") {
+    let has_media = [&body.media_type, &body.mime_type, &body.file_name, &body.media].into_iter().any(present);
+    let message = match string(&body.message) {
         Ok(Some(s)) if !s.trim().is_empty() => Some(s.to_string()),
         Ok(_) => None,
         Err(()) => {
@@ -76,9 +79,9 @@ pub fn parse_send_request(object: &Map<String, Value>, limits: &MediaLimits) -> 
         _ => {}
     }
 
-    let media = if has_media { parse_media(object, limits, &mut problems) } else { None };
+    let media = if has_media { parse_media(body, limits, &mut problems) } else { None };
 
-    let dry_run = match object.get("dry_run") {
+    let dry_run = match &body.dry_run {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => *b,
         Some(_) => {
@@ -94,21 +97,21 @@ pub fn parse_send_request(object: &Map<String, Value>, limits: &MediaLimits) -> 
         instance_id,
         phone: phone.expect("checked above"),
         message,
-        purpose: object.get("message_purpose").cloned(),
+        purpose: body.message_purpose.clone(),
         media,
         dry_run,
     })
 }
 
-fn parse_media(object: &Map<String, Value>, limits: &MediaLimits, problems: &mut Problems) -> Option<Media> {
-    let kind = match string(object, "media_type") {
+fn parse_media(body: &SendMessageBody, limits: &MediaLimits, problems: &mut Problems) -> Option<Media> {
+    let kind = match string(&body.media_type) {
         Ok(Some(s)) => media::parse_kind(s),
         _ => None,
     };
     if kind.is_none() {
         problems.add("media_type", "Required with media: image, document, audio or video.");
     }
-    let mime_type = match (string(object, "mime_type"), kind) {
+    let mime_type = match (string(&body.mime_type), kind) {
         (Ok(Some(m)), Some(k)) if media::mime_fits(k, m.trim()) => Some(m.trim().to_string()),
         (Ok(Some(_)), Some(_)) => {
             problems.add(
@@ -124,7 +127,7 @@ fn parse_media(object: &Map<String, Value>, limits: &MediaLimits, problems: &mut
             None
         }
     };
-    let file_name = match string(object, "file_name") {
+    let file_name = match string(&body.file_name) {
         Ok(Some(name)) if media::file_name_ok(name) => Some(name.trim().to_string()),
         Ok(Some(_)) | Err(()) => {
             problems.add("file_name", "A plain file name of at most 255 characters, without slashes.");
@@ -137,7 +140,7 @@ fn parse_media(object: &Map<String, Value>, limits: &MediaLimits, problems: &mut
             None
         }
     };
-    let data = match (string(object, "media"), kind) {
+    let data = match (string(&body.media), kind) {
         (Ok(Some(text)), Some(k)) => match media::decode(text, k, limits) {
             Ok(bytes) => Some(bytes),
             Err(DataError::TooLarge { max_bytes }) => {

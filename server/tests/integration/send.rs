@@ -17,6 +17,7 @@ on_every_database!(
     suppression_through_the_portal,
     throttling_and_the_review_pause,
     media_documents,
+    oversized_bodies_and_internal_errors,
 );
 
 /// An account with a key and a linked sandbox instance.
@@ -551,6 +552,8 @@ async fn throttling_and_the_review_pause(backend: Backend) {
     );
     let settings = f.browser.get(&format!("/instances/{}/manage?tab=settings", f.instance)).await;
     assert!(settings.body.contains("review"), "the customer sees why");
+    let queue = f.app.wag(&["admin", "review-queue"]);
+    assert!(queue.success && queue.stdout.contains(&f.instance) && queue.stdout.contains("policy blocks"), "{queue:?}");
     let resume = f.app.wag(&["admin", "resume-instance", "--instance", &f.instance]);
     assert!(resume.success && resume.stdout.contains("resumed"), "{resume:?}");
     assert_ne!(f.send(&f.body("+966501234561", OK_TEXT)).await.1["error"], "instance_paused_for_review");
@@ -590,5 +593,45 @@ async fn media_documents(backend: Backend) {
     let mut kind = body.clone();
     kind["media_type"] = json!("sticker");
     assert_eq!(f.send(&kind).await.1["details"]["fields"], json!(["media_type"]));
+    f.app.finish().await;
+}
+
+async fn oversized_bodies_and_internal_errors(backend: Backend) {
+    let Some(f) = fixture(backend, vec![]).await else { return };
+    let url = f.app.url("/api/send-message");
+    let huge = format!("{{\"message\": \"{}\"}}", "a".repeat(26 * 1024 * 1024));
+    let r = f
+        .app
+        .api()
+        .post(&url)
+        .bearer_auth(&f.key)
+        .header("content-type", "application/json")
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
+    let s = r.status();
+    assert_error(
+        s,
+        &r.json().await.unwrap(),
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        "The request body is too large.",
+    );
+    assert_eq!(f.send(&f.body("+966501234567", OK_TEXT)).await.0, StatusCode::OK, "the server keeps answering");
+
+    // A broken database answers the spec's internal_error, without SQL or table names.
+    use sea_orm::ConnectionTrait;
+    f.app.conn.execute_unprepared("DROP TABLE suppressions").await.unwrap();
+    let (s, b, _) = f.send(&f.body("+966501234567", OK_TEXT)).await;
+    assert_error(
+        s,
+        &b,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal_error",
+        "The request could not be processed. Please try again or contact support.",
+    );
+    let text = b.to_string().to_lowercase();
+    assert!(!text.contains("suppressions") && !text.contains("sql") && !text.contains("table"), "{text}");
     f.app.finish().await;
 }
