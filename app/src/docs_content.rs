@@ -37,7 +37,23 @@ pub fn find(path: &str) -> Option<&'static Page> {
 /// Renders a page to HTML. Raw HTML in the Markdown is escaped (the sources are ours, but the
 /// rule keeps it that way); code blocks are wrapped so the script can add a copy button.
 pub fn render(page: &Page, base_url: &str) -> String {
-    let source = page.source.replace("{{BASE_URL}}", base_url);
+    render_markdown(page.source, base_url)
+}
+
+/// The API reference page, written by the server from its OpenAPI document.
+pub const API_REFERENCE_PATH: &str = "/docs/api";
+pub const API_REFERENCE_TITLE: &str = "API reference";
+
+/// The navigation: the Markdown pages, with the API reference after Endpoints.
+pub fn navigation() -> Vec<(&'static str, &'static str)> {
+    let mut nav: Vec<_> = PAGES.iter().map(|p| (p.path, p.title)).collect();
+    let at = nav.iter().position(|(path, _)| *path == "/docs/endpoints").map(|i| i + 1).unwrap_or(nav.len());
+    nav.insert(at, (API_REFERENCE_PATH, API_REFERENCE_TITLE));
+    nav
+}
+
+pub fn render_markdown(source: &str, base_url: &str) -> String {
+    let source = source.replace("{{BASE_URL}}", base_url);
     let parser =
         Parser::new_ext(&source, Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH).flat_map(
             |event| match event {

@@ -19,12 +19,22 @@ pub struct DocPage {
 
 #[server(prefix = "/_fn", endpoint = "docs/page")]
 pub async fn get_doc(path: String) -> Result<Option<DocPage>, ServerFnError> {
-    use crate::{docs_content, server_util::app_state};
+    use crate::{context::ApiReference, docs_content, server_util::app_state};
     let state = app_state()?;
+    let base = &state.config.public_base_url;
+    let nav = docs_content::navigation().into_iter().map(|(p, t)| (p.to_string(), t.to_string())).collect();
+    if path.trim_end_matches('/') == docs_content::API_REFERENCE_PATH {
+        let reference = use_context::<ApiReference>().unwrap_or_default();
+        return Ok(Some(DocPage {
+            title: docs_content::API_REFERENCE_TITLE.into(),
+            html: docs_content::render_markdown(&reference.0, base),
+            nav,
+        }));
+    }
     Ok(docs_content::find(&path).map(|page| DocPage {
         title: page.title.to_string(),
-        html: docs_content::render(page, &state.config.public_base_url),
-        nav: docs_content::PAGES.iter().map(|p| (p.path.to_string(), p.title.to_string())).collect(),
+        html: docs_content::render(page, base),
+        nav,
     }))
 }
 

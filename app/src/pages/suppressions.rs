@@ -158,7 +158,7 @@ pub fn SuppressionsPage() -> impl IntoView {
                     {move || Suspend::new(async move {
                         match data.await {
                             Ok(page) if page.rows.is_empty() => view! {
-                                <div class="empty-state"><p><strong>"No suppressed recipients."</strong></p><p>"Numbers you block, and recipients who opt out, appear here."</p></div>
+                                <div class="empty-state"><p><strong>"No suppressed recipients."</strong></p><p>"Numbers you block appear here; sends to them are refused."</p></div>
                             }.into_any(),
                             Ok(page) => view! { <SuppressionTable rows=page.rows/> <ChangeLog changes=page.changes/> }.into_any(),
                             Err(e) => view! { <div class="banner banner-error" role="alert">{e.to_string()}</div> }.into_any(),

@@ -1,6 +1,12 @@
 //! /api/sandbox/*: controls for sandbox instances, for trying every path without a phone.
 //! Only sandbox instances of the key's own account; absent when the sandbox is disabled.
-use axum::{body::Bytes, extract::State, http::HeaderMap, routing::post, Json, Router};
+use axum::{
+    body::Bytes,
+    extract::{rejection::BytesRejection, State},
+    http::{HeaderMap, StatusCode},
+    routing::post,
+    Json, Router,
+};
 use gateway::{connectors::sandbox, instances, state::AppState};
 
 use super::{
@@ -36,10 +42,14 @@ pub async fn link(
     State(state): State<AppState>,
     headers: HeaderMap,
     caller: Result<ApiCaller, ApiError>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<SandboxLinkResponse>, ApiError> {
     require_json_content_type(&headers)?;
     let caller = caller?;
+    let body = body.map_err(|rejection| match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::payload_too_large(),
+        _ => ApiError::invalid_json(),
+    })?;
     let parsed: SandboxLinkBody = parse_body(&body)?;
     let instance_id = match &parsed.instance_id {
         Some(serde_json::Value::String(s)) if !s.trim().is_empty() => s.trim(),

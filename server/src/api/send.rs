@@ -126,7 +126,9 @@ async fn handle(
         Ok(Ok(Outcome::DryRun(dry))) => {
             Ok(dry_run_response(dry.decision, dry.assessment.score, &dry.assessment.reasons, dry.refusal.as_ref()))
         }
-        Ok(Err(refusal)) if wants_dry_run => Ok(dry_run_response(
+        // A dry run answers what would happen to the message; problems of the caller itself
+        // (module, plan, instance) answer as errors, as they would without dry_run.
+        Ok(Err(refusal)) if wants_dry_run && !is_caller_problem(&refusal) => Ok(dry_run_response(
             gateway::policy::Decision::Block,
             refusal.risk_score(),
             &refusal.reasons(),
@@ -142,6 +144,10 @@ async fn handle(
         }
     }
     response
+}
+
+fn is_caller_problem(refusal: &Refusal) -> bool {
+    matches!(refusal, Refusal::ModuleNotEnabled | Refusal::ActivePlanRequired | Refusal::InvalidInstance)
 }
 
 fn dry_run_response(

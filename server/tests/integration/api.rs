@@ -145,6 +145,34 @@ async fn health_checks(backend: Backend) {
     assert_eq!(root.status(), StatusCode::OK);
     assert!(root.headers().get("x-request-id").is_some());
 
+    // The docs, the OpenAPI document and the reference page generated from it.
+    let openapi: Value = api.get(app.url("/docs/openapi.json")).send().await.unwrap().json().await.unwrap();
+    assert!(openapi["openapi"].as_str().unwrap().starts_with("3.1"));
+    assert!(openapi["paths"]["/api/send-message"]["post"].is_object());
+    let browser = app.browser();
+    let reference = browser.get("/docs/api").await;
+    assert_eq!(reference.status, StatusCode::OK);
+    assert!(reference.body.contains("POST /api/send-message") && reference.body.contains("message_purpose"));
+    for page in [
+        "/docs",
+        "/docs/quickstart",
+        "/docs/connect",
+        "/docs/send",
+        "/docs/responsible-messaging",
+        "/docs/endpoints",
+        "/docs/troubleshooting",
+        "/acceptable-use",
+    ] {
+        let docs = browser.get(page).await;
+        assert_eq!(docs.status, StatusCode::OK, "{page}");
+        assert!(
+            docs.body.contains(&app.base) || page == "/acceptable-use" || page == "/docs/responsible-messaging",
+            "{page} uses this server's URL"
+        );
+        assert!(!docs.body.contains("{{BASE_URL}}"), "{page}");
+    }
+    assert_eq!(browser.get("/docs/nothing-here").await.status, StatusCode::NOT_FOUND);
+
     // With the sandbox disabled its endpoints do not exist.
     let r = api.post(app.url("/api/sandbox/link")).json(&json!({"instance_id": "inst_x"})).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);

@@ -443,6 +443,14 @@ async fn dry_runs_count_nothing(backend: Backend) {
     use sea_orm::{EntityTrait, PaginatorTrait};
     assert_eq!(gateway::entities::message::Entity::find().count(&f.app.conn).await.unwrap(), 0);
     assert_eq!(gateway::entities::policy_decision::Entity::find().count(&f.app.conn).await.unwrap(), 0);
+    let mut elsewhere = body.clone();
+    elsewhere["instance_id"] = json!("inst_nope");
+    let (s, b, _) = f.send(&elsewhere).await;
+    assert_eq!(
+        (s, b["error"].as_str()),
+        (StatusCode::NOT_FOUND, Some("invalid_instance")),
+        "caller problems stay errors"
+    );
     let mut bad = body.clone();
     bad["dry_run"] = json!("yes");
     assert_eq!(f.send(&bad).await.1["details"]["fields"], json!(["dry_run"]));
