@@ -13,6 +13,7 @@ pub mod instances;
 pub mod login_throttle;
 pub mod message_log;
 pub mod names;
+pub mod net_guard;
 pub mod plans;
 pub mod policy;
 pub mod policy_log;

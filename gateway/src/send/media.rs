@@ -84,15 +84,18 @@ pub fn file_name_ok(name: &str) -> bool {
 pub enum DataError {
     NotBase64,
     Empty,
-    TooLarge { max_bytes: u64 },
-    UrlNotSupported,
+    TooLarge {
+        max_bytes: u64,
+    },
+    /// An `https://` URL: the caller fetches it (see `send::fetch`).
+    IsUrl,
 }
 
 /// Decodes `media`: plain base64 or a `data:<mime>;base64,` URL.
 pub fn decode(text: &str, kind: MediaKind, limits: &MediaLimits) -> Result<Vec<u8>, DataError> {
     let text = text.trim();
     if text.starts_with("https://") || text.starts_with("http://") {
-        return Err(DataError::UrlNotSupported);
+        return Err(DataError::IsUrl);
     }
     let payload = match text.strip_prefix("data:") {
         Some(rest) => rest.split_once(";base64,").map(|(_, b64)| b64).ok_or(DataError::NotBase64)?,
@@ -135,7 +138,7 @@ mod tests {
         assert_eq!(decode("data:image/png;base64,AQID", MediaKind::Image, &limits).unwrap(), vec![1, 2, 3]);
         assert_eq!(decode("not base64!", MediaKind::Image, &limits), Err(DataError::NotBase64));
         assert_eq!(decode("AQIDBAUG", MediaKind::Image, &limits), Err(DataError::TooLarge { max_bytes: 4 }));
-        assert_eq!(decode("https://x.example/a.png", MediaKind::Image, &limits), Err(DataError::UrlNotSupported));
+        assert_eq!(decode("https://x.example/a.png", MediaKind::Image, &limits), Err(DataError::IsUrl));
         assert!(!file_name_ok("../etc/passwd"));
         assert!(file_name_ok("INV-2041.pdf"));
     }

@@ -1,6 +1,7 @@
 //! The guarded send pipeline (the spec's `ResponsibleMessageSender`). The JSON handler checks
 //! steps 1–3 (content type, key, well-formed body); this runs steps 4–12 in DESIGN.md's order
 //! and the first refusal answers. Every decision past the instance check is policy-logged.
+pub mod fetch;
 pub mod idempotency;
 pub mod media;
 pub mod phone;

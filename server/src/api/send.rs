@@ -18,7 +18,7 @@ use super::{
     error::ApiError,
     json::{parse_body, require_json_content_type},
     schema::{DryRunResponse, ErrorResponse, SendMessageBody, SendMessageResponse},
-    send_request::parse_send_request,
+    send_request::{parse_send_request, MediaSettings},
 };
 
 /// Bodies up to 25 MB are read (base64 media); larger ones are refused with `payload_too_large`.
@@ -81,7 +81,9 @@ async fn handle(
         }
     })?;
     let parsed: SendMessageBody = parse_body(&body)?;
-    let request = parse_send_request(&parsed, &state.config.send.media)?;
+    let media_settings =
+        MediaSettings { limits: &state.config.send.media, allow_private_urls: state.config.allow_private_media_urls };
+    let request = parse_send_request(&parsed, media_settings).await?;
     let wants_dry_run = request.dry_run;
 
     let idempotency_key = idempotency_key(headers)?;

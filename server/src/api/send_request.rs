@@ -1,8 +1,11 @@
 //! Step 3 of the send path: the body's fields present and well-formed. Every offending field is
 //! named in `details.fields`, with a hint per field in `details.hints`.
+use std::time::Duration;
+
 use gateway::{
     connectors::MediaKind,
     send::{
+        fetch::{self, FetchPolicy},
         media::{self, DataError, Media, MediaLimits},
         phone::Phone,
         SendRequest,
@@ -14,6 +17,14 @@ use super::{error::ApiError, schema::SendMessageBody};
 
 pub const MAX_TEXT_CHARS: usize = 4096;
 pub const MAX_CAPTION_CHARS: usize = 1024;
+pub const MEDIA_FETCH_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How media given as a URL may be fetched.
+#[derive(Clone, Copy, Debug)]
+pub struct MediaSettings<'a> {
+    pub limits: &'a MediaLimits,
+    pub allow_private_urls: bool,
+}
 
 #[derive(Default)]
 struct Problems(Vec<(&'static str, String)>);
@@ -39,7 +50,9 @@ fn present(value: &Option<Value>) -> bool {
     value.as_ref().is_some_and(|v| !v.is_null())
 }
 
-pub fn parse_send_request(body: &SendMessageBody, limits: &MediaLimits) -> Result<SendRequest, ApiError> {
+/// Checks every field; media given as an `https://` URL is fetched last, once the rest is valid.
+pub async fn parse_send_request(body: &SendMessageBody, settings: MediaSettings<'_>) -> Result<SendRequest, ApiError> {
+    let limits = settings.limits;
     let mut problems = Problems::default();
 
     let instance_id = match string(&body.instance_id) {
@@ -79,7 +92,8 @@ pub fn parse_send_request(body: &SendMessageBody, limits: &MediaLimits) -> Resul
         _ => {}
     }
 
-    let media = if has_media { parse_media(body, limits, &mut problems) } else { None };
+    let mut pending_url = None;
+    let mut media = if has_media { parse_media(body, limits, &mut problems, &mut pending_url) } else { None };
 
     let dry_run = match &body.dry_run {
         None | Some(Value::Null) => false,
@@ -93,6 +107,17 @@ pub fn parse_send_request(body: &SendMessageBody, limits: &MediaLimits) -> Resul
     if !problems.0.is_empty() {
         return Err(ApiError::validation_with_hints(&problems.0));
     }
+    if let (Some(url), Some(m)) = (pending_url, media.as_mut()) {
+        let policy = FetchPolicy {
+            max_bytes: limits.for_kind(m.kind),
+            timeout: MEDIA_FETCH_TIMEOUT,
+            require_https: true,
+            allow_private: settings.allow_private_urls,
+        };
+        m.data = fetch::fetch(&url, policy).await.map_err(|e| {
+            ApiError::validation_with_hints(&[("media", format!("The media URL could not be used: {e}."))])
+        })?;
+    }
     Ok(SendRequest {
         instance_id,
         phone: phone.expect("checked above"),
@@ -103,7 +128,12 @@ pub fn parse_send_request(body: &SendMessageBody, limits: &MediaLimits) -> Resul
     })
 }
 
-fn parse_media(body: &SendMessageBody, limits: &MediaLimits, problems: &mut Problems) -> Option<Media> {
+fn parse_media(
+    body: &SendMessageBody,
+    limits: &MediaLimits,
+    problems: &mut Problems,
+    pending_url: &mut Option<String>,
+) -> Option<Media> {
     let kind = match string(&body.media_type) {
         Ok(Some(s)) => media::parse_kind(s),
         _ => None,
@@ -148,9 +178,10 @@ fn parse_media(body: &SendMessageBody, limits: &MediaLimits, problems: &mut Prob
                     .add("media", format!("Too large: at most {} MB for this media type.", max_bytes / (1024 * 1024)));
                 None
             }
-            Err(DataError::UrlNotSupported) => {
-                problems.add("media", "Send the file's bytes as base64; this server does not fetch media URLs.");
-                None
+            Err(DataError::IsUrl) => {
+                // Fetched once every other field is known to be valid.
+                *pending_url = Some(text.trim().to_string());
+                Some(Vec::new())
             }
             Err(DataError::Empty) => {
                 problems.add("media", "The file is empty.");
@@ -163,7 +194,7 @@ fn parse_media(body: &SendMessageBody, limits: &MediaLimits, problems: &mut Prob
         },
         (Ok(Some(_)), None) => None,
         _ => {
-            problems.add("media", "Required with media: the file as base64.");
+            problems.add("media", "Required with media: the file as base64, or an https:// URL to fetch it from.");
             None
         }
     };

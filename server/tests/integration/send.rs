@@ -595,6 +595,16 @@ async fn media_documents(backend: Backend) {
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(b["details"]["fields"], json!(["mime_type", "file_name", "media"]));
 
+    // Media URLs: https only, and never the gateway's own network.
+    let mut by_url = body.clone();
+    by_url["media"] = json!("http://example.com/INV-2041.pdf");
+    let (s, b, _) = f.send(&by_url).await;
+    assert_eq!((s, b["details"]["fields"].clone()), (StatusCode::UNPROCESSABLE_ENTITY, json!(["media"])));
+    assert!(b["details"]["hints"]["media"].as_str().unwrap().contains("https://"), "{b}");
+    by_url["media"] = json!("https://localhost:9/INV-2041.pdf");
+    let (_, b, _) = f.send(&by_url).await;
+    assert!(b["details"]["hints"]["media"].as_str().unwrap().contains("private"), "{b}");
+
     let mut no_caption = body.clone();
     no_caption.as_object_mut().unwrap().remove("message");
     assert_eq!(f.send(&no_caption).await.0, StatusCode::OK, "the caption is optional with media");

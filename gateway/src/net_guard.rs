@@ -1,0 +1,97 @@
+//! Outgoing requests to URLs that customers give us (media to fetch, later webhook
+//! destinations) must not reach the gateway's own network: a host is resolved once, every
+//! address must be public, and the request is pinned to the address that was checked, so a
+//! DNS answer cannot change between the check and the connection.
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum GuardError {
+    #[error("the host could not be resolved")]
+    Unresolvable,
+    #[error("the host resolves to a private, loopback or link-local address")]
+    PrivateAddress,
+}
+
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => is_public_v4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => is_public_v4(v4),
+            None => is_public_v6(v6),
+        },
+    }
+}
+
+fn is_public_v4(ip: Ipv4Addr) -> bool {
+    let [a, b, ..] = ip.octets();
+    !(ip.is_private()
+        || ip.is_loopback()
+        || ip.is_link_local()
+        || ip.is_unspecified()
+        || ip.is_broadcast()
+        || ip.is_multicast()
+        || ip.is_documentation()
+        || a == 0
+        || (a == 100 && (64..=127).contains(&b)) // carrier-grade NAT
+        || (a == 192 && b == 0 && ip.octets()[2] == 0) // IETF protocol assignments
+        || (a == 198 && (18..=19).contains(&b)) // benchmarking
+        || a >= 240)
+}
+
+fn is_public_v6(ip: Ipv6Addr) -> bool {
+    let first = ip.segments()[0];
+    !(ip.is_loopback()
+        || ip.is_unspecified()
+        || ip.is_multicast()
+        || (first & 0xfe00) == 0xfc00 // unique local
+        || (first & 0xffc0) == 0xfe80 // link-local
+        || first == 0x2001 && ip.segments()[1] == 0x0db8) // documentation
+}
+
+/// Resolves `host` and returns the address to connect to. With `allow_private` (an operator's
+/// choice, and the tests') private addresses are accepted too.
+pub async fn resolve(host: &str, port: u16, allow_private: bool) -> Result<SocketAddr, GuardError> {
+    let addrs: Vec<SocketAddr> =
+        tokio::net::lookup_host((host, port)).await.map_err(|_| GuardError::Unresolvable)?.collect();
+    if addrs.is_empty() {
+        return Err(GuardError::Unresolvable);
+    }
+    if !allow_private && addrs.iter().any(|a| !is_public(a.ip())) {
+        return Err(GuardError::PrivateAddress);
+    }
+    Ok(addrs[0])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_and_special_addresses_are_not_public() {
+        for private in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "100.64.0.1",
+            "::1",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(!is_public(private.parse().unwrap()), "{private}");
+        }
+        for public in ["1.1.1.1", "8.8.8.8", "2606:4700:4700::1111"] {
+            assert!(is_public(public.parse().unwrap()), "{public}");
+        }
+    }
+
+    #[tokio::test]
+    async fn localhost_is_refused_unless_allowed() {
+        assert_eq!(resolve("localhost", 443, false).await, Err(GuardError::PrivateAddress));
+        assert!(resolve("localhost", 443, true).await.is_ok());
+        assert_eq!(resolve("no-such-host.invalid", 443, false).await, Err(GuardError::Unresolvable));
+    }
+}
