@@ -105,3 +105,20 @@ pub async fn refund(db: &DatabaseConnection, reservation: &Reservation) -> Resul
     counter(&keys(reservation.account_id, "month", &reservation.month)).give_back(db).await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn days_and_months_roll_over_in_utc() {
+        let before = Utc.with_ymd_and_hms(2026, 11, 30, 23, 59, 59).unwrap();
+        let after = Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap();
+        assert_eq!((day_key(before), month_key(before)), ("2026-11-30".to_string(), "2026-11".to_string()));
+        assert_eq!((day_key(after), month_key(after)), ("2026-12-01".to_string(), "2026-12".to_string()));
+        // 23:30 in Riyadh (UTC+3) is still the previous UTC day.
+        let riyadh = chrono::FixedOffset::east_opt(3 * 3600).unwrap().with_ymd_and_hms(2026, 12, 1, 2, 30, 0).unwrap();
+        assert_eq!(day_key(riyadh.with_timezone(&Utc)), "2026-11-30");
+    }
+}

@@ -414,6 +414,18 @@ async fn idempotent_retries_send_once(backend: Backend) {
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(other["error"], "idempotency_key_reused");
 
+    // While the first request with a key is still running, a second one waits its turn.
+    let account = gateway::accounts::find_by_email(&f.app.conn, &f.email).await.unwrap().unwrap();
+    let in_flight = f.body("+966507777777", OK_TEXT);
+    let hash = gateway::send::idempotency::request_hash(serde_json::to_string(&in_flight).unwrap().as_bytes());
+    assert!(matches!(
+        gateway::send::idempotency::claim(&f.app.conn, account.id, "still-running", &hash).await.unwrap(),
+        gateway::send::idempotency::Claim::Claimed
+    ));
+    let (s, _, busy) = send("still-running", in_flight).await;
+    assert_eq!((s, busy["error"].as_str()), (StatusCode::CONFLICT, Some("idempotency_key_in_progress")));
+    assert_eq!(busy["message"], "A request with this Idempotency-Key is still being processed. Retry in a moment.");
+
     // A refused request does not hold its key: after the fix the same key sends.
     let (s, _, refused) = send("retry-after-fix", f.body("+966501234567", SPAM_TEXT)).await;
     assert_eq!((s, refused["error"].as_str()), (StatusCode::FORBIDDEN, Some("policy_violation")));
