@@ -49,6 +49,7 @@ const NAV: &[NavGroup] = &[
     NavGroup { title: "Overview", items: &[NavItem { href: "/dashboard", label: "Dashboard" }] },
     NavGroup { title: "Customer Access", items: &[NavItem { href: "/api-keys", label: "API Keys" }] },
     NavGroup { title: "Connection", items: &[NavItem { href: "/instances", label: "Instances" }] },
+    NavGroup { title: "Visibility", items: &[NavItem { href: "/inbound-logs", label: "Inbound Logs" }] },
     NavGroup {
         title: "Safety",
         items: &[

@@ -26,6 +26,7 @@ use crate::pages::{
     auth::{LoginPage, SignupPage},
     dashboard::DashboardPage,
     docs::DocsPage,
+    inbound_logs::InboundLogsPage,
     instances::InstancesPage,
     landing::LandingPage,
     manage::ManagePage,
@@ -75,6 +76,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/instances/:id/manage") view=ManagePage ssr=SsrMode::Async/>
                 <Route path=path!("/account") view=AccountPage ssr=SsrMode::Async/>
                 <Route path=path!("/suppressed-recipients") view=SuppressionsPage ssr=SsrMode::Async/>
+                <Route path=path!("/inbound-logs") view=InboundLogsPage ssr=SsrMode::Async/>
                 <Route path=path!("/responsible-messaging") view=ResponsiblePage ssr=SsrMode::Async/>
                 <Route path=path!("/docs") view=DocsPage ssr=SsrMode::Async/>
                 <Route path=path!("/docs/*slug") view=DocsPage ssr=SsrMode::Async/>

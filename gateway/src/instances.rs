@@ -206,6 +206,7 @@ pub async fn record_status(
         return Ok(None);
     }
     let now = time::now();
+    let previous = InstanceStatus::from_db(&current.status);
     let mut active: instance::ActiveModel = current.into();
     active.status = Set(status.as_str().into());
     active.status_changed_at = Set(now);
@@ -214,8 +215,40 @@ pub async fn record_status(
     }
     let updated = active.update(&txn).await?;
     insert_change(&txn, id, status, detail, now).await?;
+    emit_status_events(&txn, &updated, previous, status, detail).await?;
     txn.commit().await?;
     Ok(Some(updated.into()))
+}
+
+/// `instance.connection_updated` for every change, and `instance.connected` /
+/// `instance.disconnected` when the instance comes up or goes down.
+async fn emit_status_events<C: sea_orm::ConnectionTrait>(
+    conn: &C,
+    row: &instance::Model,
+    previous: InstanceStatus,
+    status: InstanceStatus,
+    detail: Option<&str>,
+) -> Result<()> {
+    use crate::events::{emit, EventKind, Source};
+    let source = Source { account_id: row.account_id, instance_id: &row.id, instance_name: &row.name };
+    let fields = crate::fields! {
+        "status" => status.as_str(),
+        "previous_status" => previous.as_str(),
+        "detail" => detail,
+        "phone" => row.linked_phone,
+    };
+    emit(conn, source, EventKind::InstanceConnectionUpdated, fields).await?;
+    match (previous, status) {
+        (p, InstanceStatus::Connected) if p != InstanceStatus::Connected => {
+            emit(conn, source, EventKind::InstanceConnected, crate::fields! {"phone" => row.linked_phone}).await?;
+        }
+        (InstanceStatus::Connected, s) if s != InstanceStatus::Connected => {
+            let fields = crate::fields! {"reason" => detail, "logged_out" => s == InstanceStatus::Unlinked};
+            emit(conn, source, EventKind::InstanceDisconnected, fields).await?;
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 async fn insert_change<C: sea_orm::ConnectionTrait>(

@@ -1,9 +1,15 @@
 //! The message log: every send the pipeline lets through, with its status lifecycle
 //! accepted → sent → delivered → read, or failed. Receipts never move a status backwards.
-use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set, TransactionTrait};
 use serde::{Deserialize, Serialize};
 
-use crate::{connectors::DeliveryStatus, entities::message, error::Result, time};
+use crate::{
+    connectors::DeliveryStatus,
+    entities::message,
+    error::Result,
+    events::{self, EventKind, Source},
+    time,
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -102,32 +108,81 @@ pub async fn insert_accepted(db: &DatabaseConnection, new: NewMessage<'_>) -> Re
     Ok(row.id)
 }
 
-pub async fn mark_sent(db: &DatabaseConnection, log_id: i64, provider_message_id: &str) -> Result<()> {
-    let active = message::ActiveModel {
+/// The fields every message event carries.
+fn message_fields(row: &message::Model) -> serde_json::Map<String, serde_json::Value> {
+    crate::fields! {
+        "message_id" => row.message_id,
+        "log_id" => row.id,
+        "to" => row.recipient,
+        "purpose" => row.purpose,
+        "type" => row.kind,
+    }
+}
+
+async fn emit_status<C: sea_orm::ConnectionTrait>(
+    conn: &C,
+    source: Source<'_>,
+    row: &message::Model,
+    status: MessageStatus,
+    specific: Option<EventKind>,
+    extra: &[(&str, serde_json::Value)],
+) -> Result<()> {
+    let mut fields = message_fields(row);
+    for (key, value) in extra {
+        fields.insert((*key).to_string(), value.clone());
+    }
+    if let Some(kind) = specific {
+        events::emit(conn, source, kind, fields.clone()).await?;
+    }
+    fields.insert("status".into(), serde_json::json!(status.as_str()));
+    events::emit(conn, source, EventKind::MessageStatusUpdated, fields).await?;
+    Ok(())
+}
+
+/// The provider accepted the message: `message.sent`, in the same transaction.
+pub async fn mark_sent(
+    db: &DatabaseConnection,
+    source: Source<'_>,
+    log_id: i64,
+    provider_message_id: &str,
+) -> Result<()> {
+    let txn = db.begin().await?;
+    let row = message::ActiveModel {
         id: Set(log_id),
         status: Set(MessageStatus::Sent.as_str().into()),
         provider_message_id: Set(Some(provider_message_id.into())),
         updated_at: Set(time::now()),
         ..Default::default()
-    };
-    active.update(db).await?;
+    }
+    .update(&txn)
+    .await?;
+    emit_status(&txn, source, &row, MessageStatus::Sent, Some(EventKind::MessageSent), &[]).await?;
+    txn.commit().await?;
     Ok(())
 }
 
-pub async fn mark_failed(db: &DatabaseConnection, log_id: i64, error: &str) -> Result<()> {
-    let active = message::ActiveModel {
+/// The provider refused the message: `message.failed`, in the same transaction.
+pub async fn mark_failed(db: &DatabaseConnection, source: Source<'_>, log_id: i64, error: &str) -> Result<()> {
+    let error: String = error.chars().take(255).collect();
+    let txn = db.begin().await?;
+    let row = message::ActiveModel {
         id: Set(log_id),
         status: Set(MessageStatus::Failed.as_str().into()),
-        error: Set(Some(error.chars().take(255).collect())),
+        error: Set(Some(error.clone())),
         updated_at: Set(time::now()),
         ..Default::default()
-    };
-    active.update(db).await?;
+    }
+    .update(&txn)
+    .await?;
+    let extra = [("error", serde_json::json!(error))];
+    emit_status(&txn, source, &row, MessageStatus::Failed, Some(EventKind::MessageFailed), &extra).await?;
+    txn.commit().await?;
     Ok(())
 }
 
 /// Applies a receipt for a provider message id of an instance. Returns the new status when it
-/// changed; receipts for unknown messages or that would go backwards change nothing.
+/// changed; receipts for unknown messages or that would go backwards change nothing. The
+/// change and its events are one transaction.
 pub async fn apply_receipt(
     db: &DatabaseConnection,
     instance_id: &str,
@@ -147,15 +202,39 @@ pub async fn apply_receipt(
     if !current.may_become(next) {
         return Ok(None);
     }
+    let txn = db.begin().await?;
     // Conditional on the status we read, so two receipts racing cannot undo each other.
     let result = message::Entity::update_many()
         .col_expr(message::Column::Status, sea_orm::sea_query::Expr::value(next.as_str()))
         .col_expr(message::Column::UpdatedAt, sea_orm::sea_query::Expr::value(time::now()))
         .filter(message::Column::Id.eq(row.id))
-        .filter(message::Column::Status.eq(row.status))
-        .exec(db)
+        .filter(message::Column::Status.eq(row.status.clone()))
+        .exec(&txn)
         .await?;
-    Ok((result.rows_affected == 1).then_some(next))
+    if result.rows_affected != 1 {
+        return Ok(None);
+    }
+    let instance = crate::entities::instance::Entity::find_by_id(instance_id.to_string()).one(&txn).await?;
+    let name = instance.map(|i| i.name).unwrap_or_default();
+    let source = Source { account_id: row.account_id, instance_id, instance_name: &name };
+    // A read receipt that overtook the delivery receipt implies delivered: say both, in order.
+    if next == MessageStatus::Read && current < MessageStatus::Delivered {
+        emit_status(&txn, source, &row, MessageStatus::Delivered, Some(EventKind::MessageDelivered), &[]).await?;
+    }
+    let specific = match next {
+        MessageStatus::Delivered => Some(EventKind::MessageDelivered),
+        MessageStatus::Read => Some(EventKind::MessageRead),
+        MessageStatus::Failed => Some(EventKind::MessageFailed),
+        _ => None,
+    };
+    let extra: Vec<(&str, serde_json::Value)> = if next == MessageStatus::Failed {
+        vec![("error", serde_json::json!("reported failed by WhatsApp"))]
+    } else {
+        vec![]
+    };
+    emit_status(&txn, source, &row, next, specific, &extra).await?;
+    txn.commit().await?;
+    Ok(Some(next))
 }
 
 /// How many distinct recipients got this exact content from the account since `since`.

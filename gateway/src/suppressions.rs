@@ -70,12 +70,27 @@ pub async fn add(
     source: &str,
     by: &str,
 ) -> Result<bool> {
-    let now = time::now();
     let txn = db.begin().await?;
+    let added = add_in(&txn, account_id, phone, reason, source, by).await?;
+    txn.commit().await?;
+    Ok(added)
+}
+
+/// `add` inside the caller's transaction (an opt-out stores the message, the suppression and
+/// the event together).
+pub async fn add_in<C: sea_orm::ConnectionTrait>(
+    conn: &C,
+    account_id: i64,
+    phone: &Phone,
+    reason: &str,
+    source: &str,
+    by: &str,
+) -> Result<bool> {
+    let now = time::now();
     let existing = suppression::Entity::find()
         .filter(suppression::Column::AccountId.eq(account_id))
         .filter(suppression::Column::Phone.eq(phone.as_str()))
-        .one(&txn)
+        .one(conn)
         .await?;
     if existing.is_some() {
         return Ok(false);
@@ -89,10 +104,9 @@ pub async fn add(
         created_at: Set(now),
         ..Default::default()
     }
-    .insert(&txn)
+    .insert(conn)
     .await?;
-    log_change(&txn, account_id, phone.as_str(), "added", reason, by, now).await?;
-    txn.commit().await?;
+    log_change(conn, account_id, phone.as_str(), "added", reason, by, now).await?;
     Ok(true)
 }
 
@@ -109,8 +123,8 @@ pub async fn remove(db: &DatabaseConnection, account_id: i64, id: i64, by: &str)
     Ok(row.into())
 }
 
-async fn log_change(
-    txn: &sea_orm::DatabaseTransaction,
+async fn log_change<C: sea_orm::ConnectionTrait>(
+    txn: &C,
     account_id: i64,
     phone: &str,
     action: &str,

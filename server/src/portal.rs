@@ -17,8 +17,15 @@ use tower_sessions::Session;
 /// Form posts to server functions are small; anything bigger is refused before parsing.
 const MAX_FORM_BYTES: usize = 64 * 1024;
 
-const PRIVATE_PREFIXES: &[&str] =
-    &["/dashboard", "/api-keys", "/instances", "/account", "/suppressed-recipients", "/responsible-messaging"];
+const PRIVATE_PREFIXES: &[&str] = &[
+    "/dashboard",
+    "/api-keys",
+    "/instances",
+    "/account",
+    "/suppressed-recipients",
+    "/responsible-messaging",
+    "/inbound-logs",
+];
 
 fn is_private(path: &str) -> bool {
     PRIVATE_PREFIXES.iter().any(|p| path == *p || path.starts_with(&format!("{p}/")))

@@ -3,6 +3,7 @@ pub mod api_keys;
 pub mod auth;
 pub mod dashboard;
 pub mod docs;
+pub mod inbound_logs;
 pub mod instances;
 pub mod landing;
 pub mod manage;

@@ -89,10 +89,34 @@ impl Registry {
             EventKind::MessageStatus { provider_message_id, status, .. } => {
                 crate::message_log::apply_receipt(&self.db, id, provider_message_id, *status).await?;
             }
-            // Link codes are read live from the session; inbound message, call and group
-            // events are stored by the inbound path.
-            other => {
-                tracing::debug!(instance_id = %id, event = ?std::mem::discriminant(other), "connector event")
+            EventKind::QrUpdated { code, expires_at } => {
+                if let Some(instance) = instances::find_for_connector(&self.db, id).await? {
+                    let source = crate::events::Source {
+                        account_id: instance.account_id,
+                        instance_id: &instance.id,
+                        instance_name: &instance.name,
+                    };
+                    let fields = crate::fields! {"qr_code" => code, "expires_at" => crate::time::rfc3339(*expires_at)};
+                    crate::events::emit(&self.db, source, crate::events::EventKind::InstanceQrUpdated, fields).await?;
+                }
+            }
+            EventKind::MessageReceived(message) => {
+                if let Some(instance) = instances::find_for_connector(&self.db, id).await? {
+                    crate::inbound::receive(&self.db, &instance, message).await?;
+                }
+            }
+            EventKind::Call { from, missed, at } => {
+                if let Some(instance) = instances::find_for_connector(&self.db, id).await? {
+                    crate::inbound::call(&self.db, &instance, from, *missed, *at).await?;
+                }
+            }
+            EventKind::GroupUpdated { group_id, change } => {
+                if let Some(instance) = instances::find_for_connector(&self.db, id).await? {
+                    crate::inbound::group_updated(&self.db, &instance, group_id, change).await?;
+                }
+            }
+            EventKind::ConnectionUpdated { state } => {
+                tracing::debug!(instance_id = %id, state, "connection state reported");
             }
         }
         Ok(())
@@ -160,6 +184,18 @@ impl Registry {
             .downcast_ref::<SandboxSession>()
             .ok_or_else(|| Error::Internal("sandbox instance without a sandbox session".into()))?;
         let kind = sandbox.simulate_scan().await.map_err(connector_error)?;
+        self.apply(instance, kind).await
+    }
+
+    /// What the sandbox's simulated phone network delivers to a connected sandbox instance
+    /// (an inbound message, a call, a group change), recorded before this returns.
+    pub async fn sandbox_deliver(&self, instance: &Instance, kind: EventKind) -> Result<()> {
+        if instance.connector != sandbox::NAME {
+            return Err(Error::invalid("Only sandbox instances take simulated traffic."));
+        }
+        if !matches!(self.link_state(instance).await?, LinkState::Connected { .. }) {
+            return Err(Error::Refused("The sandbox instance is not connected. Link it first.".into()));
+        }
         self.apply(instance, kind).await
     }
 

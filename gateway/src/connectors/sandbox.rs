@@ -99,7 +99,13 @@ impl SandboxSession {
     }
 }
 
+/// WhatsApp offers a handful of codes and then stops until the user retries; the sandbox
+/// reports at most this many `QrUpdated` events per wait, so an unwatched instance does not
+/// fill the event log.
+pub const QR_EVENTS_PER_WAIT: u32 = 10;
+
 async fn rotate_codes(session: std::sync::Weak<SandboxSession>, events: EventSink) {
+    let mut emitted = 0;
     loop {
         let Some(s) = session.upgrade() else { return };
         let now = time::now();
@@ -107,7 +113,10 @@ async fn rotate_codes(session: std::sync::Weak<SandboxSession>, events: EventSin
         let (code, expires_at) = s.code_at(now);
         let instance_id = s.instance_id.clone();
         drop(s);
-        if waiting {
+        if !waiting {
+            emitted = 0;
+        } else if emitted < QR_EVENTS_PER_WAIT {
+            emitted += 1;
             let event = ConnectorEvent { instance_id, kind: EventKind::QrUpdated { code, expires_at } };
             if events.send(event).await.is_err() {
                 return;

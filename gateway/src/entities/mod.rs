@@ -2,7 +2,10 @@
 pub mod account;
 pub mod api_key;
 pub mod contacted_recipient;
+pub mod conversation;
+pub mod event;
 pub mod idempotency_key;
+pub mod inbound_message;
 pub mod instance;
 pub mod instance_status_change;
 pub mod login_throttle;

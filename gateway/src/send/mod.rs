@@ -253,13 +253,15 @@ impl Sender<'_> {
                 None => OutgoingContent::Text(text.clone()),
             },
         };
+        let source =
+            crate::events::Source { account_id: account.id, instance_id: &instance.id, instance_name: &instance.name };
         let sent = match self.registry.session(&instance).await {
             Ok(session) => session.send(outgoing).await.map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
         };
         match sent {
             Ok(receipt) => {
-                message_log::mark_sent(self.db, log_id, &receipt.provider_message_id).await?;
+                message_log::mark_sent(self.db, source, log_id, &receipt.provider_message_id).await?;
                 throttle::record_contact(self.db, &instance.id, &request.phone, now.timestamp()).await?;
                 logger.record(decision_label(decision), None, &assessment).await?;
                 Ok(Ok(Outcome::Sent(Sent {
@@ -273,7 +275,7 @@ impl Sender<'_> {
             }
             Err(provider_error) => {
                 tracing::warn!(account_id = account.id, instance_id = %instance.id, log_id, error = %provider_error, "connector send failed");
-                message_log::mark_failed(self.db, log_id, &provider_error).await?;
+                message_log::mark_failed(self.db, source, log_id, &provider_error).await?;
                 usage::refund(self.db, &reservation).await?;
                 throttle::release(self.db, &admission).await?;
                 logger.refuse(Refusal::GatewaySendFailed { log_id }).await

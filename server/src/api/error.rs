@@ -55,6 +55,13 @@ impl ApiError {
     pub fn invalid_instance() -> Self {
         Self::new(StatusCode::NOT_FOUND, "invalid_instance", "The requested instance was not found for this API key.")
     }
+    pub fn instance_not_connected() -> Self {
+        Self::new(
+            StatusCode::CONFLICT,
+            "instance_not_connected",
+            "The sandbox instance is not connected. Link it first.",
+        )
+    }
     pub fn payload_too_large() -> Self {
         Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "The request body is too large.")
     }

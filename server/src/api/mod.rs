@@ -2,6 +2,7 @@
 //! resource exposing `router()`.
 pub mod auth;
 pub mod error;
+pub mod events;
 pub mod json;
 pub mod openapi;
 pub mod sandbox;
@@ -13,7 +14,7 @@ use axum::Router;
 use gateway::state::AppState;
 
 pub fn router(state: &AppState) -> Router<AppState> {
-    let mut router = Router::new().merge(send::router());
+    let mut router = Router::new().merge(send::router()).merge(events::router());
     if state.config.sandbox_enabled {
         router = router.merge(sandbox::router());
     }

@@ -11,7 +11,8 @@ use utoipa::{
 };
 
 use super::schema::{
-    DryRunResponse, ErrorResponse, HealthResponse, PolicyReason, SandboxLinkBody, SandboxLinkResponse, SendMessageBody,
+    DryRunResponse, ErrorResponse, EventsResponse, HealthResponse, PolicyReason, SandboxCallBody, SandboxInboundBody,
+    SandboxInboundResponse, SandboxLinkBody, SandboxLinkResponse, SandboxStatusResponse, SendMessageBody,
     SendMessageResponse,
 };
 
@@ -21,7 +22,17 @@ use super::schema::{
         title = "WA Gateway API",
         description = "A guarded WhatsApp gateway for transactional, operational, support, authentication and internal-team messages. Authenticate with `Authorization: Bearer YOUR_API_KEY`; keys are created in the portal at /api-keys.",
     ),
-    paths(super::send::send_message, super::sandbox::link, crate::health::healthz, crate::health::readyz),
+    paths(
+        super::send::send_message,
+        super::events::list_events,
+        super::sandbox::link,
+        super::sandbox::disconnect,
+        super::sandbox::reconnect,
+        super::sandbox::inbound,
+        super::sandbox::call,
+        crate::health::healthz,
+        crate::health::readyz
+    ),
     components(schemas(
         SendMessageBody,
         SendMessageResponse,
@@ -30,6 +41,11 @@ use super::schema::{
         ErrorResponse,
         SandboxLinkBody,
         SandboxLinkResponse,
+        SandboxInboundBody,
+        SandboxInboundResponse,
+        SandboxCallBody,
+        SandboxStatusResponse,
+        EventsResponse,
         HealthResponse
     )),
     modifiers(&BearerAuth)

@@ -1,5 +1,6 @@
-//! /api/sandbox/*: controls for sandbox instances, for trying every path without a phone.
-//! Only sandbox instances of the key's own account; absent when the sandbox is disabled.
+//! /api/sandbox/*: controls for sandbox instances, for trying every path without a phone:
+//! link, disconnect, reconnect, and simulated inbound messages and calls. Only sandbox
+//! instances of the key's own account; absent when the sandbox is disabled.
 use axum::{
     body::Bytes,
     extract::{rejection::BytesRejection, State},
@@ -7,21 +8,84 @@ use axum::{
     routing::post,
     Json, Router,
 };
-use gateway::{connectors::sandbox, instances, state::AppState};
+use gateway::{
+    connectors::{sandbox, EventKind, InboundMedia, InboundMessage, Sender},
+    instances::{self, Instance},
+    send::{media, phone::Phone},
+    state::AppState,
+};
+use serde_json::Value;
 
 use super::{
     auth::ApiCaller,
     error::ApiError,
     json::{parse_body, require_json_content_type},
-    schema::{ErrorResponse, SandboxLinkBody, SandboxLinkResponse},
+    schema::{
+        ErrorResponse, SandboxCallBody, SandboxInboundBody, SandboxInboundResponse, SandboxLinkBody,
+        SandboxLinkResponse, SandboxStatusResponse,
+    },
 };
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/sandbox/link", post(link))
+    Router::new()
+        .route("/api/sandbox/link", post(link))
+        .route("/api/sandbox/disconnect", post(disconnect))
+        .route("/api/sandbox/reconnect", post(reconnect))
+        .route("/api/sandbox/inbound", post(inbound))
+        .route("/api/sandbox/call", post(call))
 }
 
-/// Link a sandbox instance: what scanning the QR code with a phone would do. Only sandbox
-/// instances of the key's account; absent when the operator disables the sandbox.
+/// Steps 1–3 of every sandbox call: JSON content type, key, body.
+fn read_body<T: serde::de::DeserializeOwned>(
+    headers: &HeaderMap,
+    caller: Result<ApiCaller, ApiError>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(ApiCaller, T), ApiError> {
+    require_json_content_type(headers)?;
+    let caller = caller?;
+    let body = body.map_err(|rejection| match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::payload_too_large(),
+        _ => ApiError::invalid_json(),
+    })?;
+    Ok((caller, parse_body(&body)?))
+}
+
+fn text(value: &Option<Value>) -> Option<&str> {
+    match value {
+        Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim()),
+        _ => None,
+    }
+}
+
+/// The key account's sandbox instance, or `invalid_instance` for anything else.
+async fn sandbox_instance(state: &AppState, caller: &ApiCaller, id: &str) -> Result<Instance, ApiError> {
+    if !caller.account.api_enabled {
+        return Err(ApiError::module_not_enabled());
+    }
+    let instance = instances::find(&state.db, caller.account.id, id)
+        .await
+        .map_err(|e| ApiError::from_domain("find sandbox instance", e))?;
+    if instance.connector != sandbox::NAME {
+        return Err(ApiError::invalid_instance());
+    }
+    Ok(instance)
+}
+
+async fn status_of(state: &AppState, caller: &ApiCaller, id: &str) -> Result<SandboxStatusResponse, ApiError> {
+    let instance = instances::find(&state.db, caller.account.id, id)
+        .await
+        .map_err(|e| ApiError::from_domain("reload instance", e))?;
+    Ok(SandboxStatusResponse { success: true, status: instance.status.as_str().into(), instance_id: instance.id })
+}
+
+fn delivery_error(action: &str, e: gateway::Error) -> ApiError {
+    match e {
+        gateway::Error::Refused(_) | gateway::Error::Invalid(_) => ApiError::instance_not_connected(),
+        other => ApiError::internal(action, &other),
+    }
+}
+
+/// Link a sandbox instance: what scanning the QR code with a phone would do.
 #[utoipa::path(
     post,
     path = "/api/sandbox/link",
@@ -44,30 +108,13 @@ pub async fn link(
     caller: Result<ApiCaller, ApiError>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<SandboxLinkResponse>, ApiError> {
-    require_json_content_type(&headers)?;
-    let caller = caller?;
-    let body = body.map_err(|rejection| match rejection.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::payload_too_large(),
-        _ => ApiError::invalid_json(),
-    })?;
-    let parsed: SandboxLinkBody = parse_body(&body)?;
-    let instance_id = match &parsed.instance_id {
-        Some(serde_json::Value::String(s)) if !s.trim().is_empty() => s.trim(),
-        _ => return Err(ApiError::validation(&["instance_id"])),
-    };
-    if !caller.account.api_enabled {
-        return Err(ApiError::module_not_enabled());
-    }
-    let instance = instances::find(&state.db, caller.account.id, instance_id)
-        .await
-        .map_err(|e| ApiError::from_domain("find sandbox instance", e))?;
-    if instance.connector != sandbox::NAME {
-        return Err(ApiError::invalid_instance());
-    }
+    let (caller, parsed): (_, SandboxLinkBody) = read_body(&headers, caller, body)?;
+    let id = text(&parsed.instance_id).ok_or_else(|| ApiError::validation(&["instance_id"]))?;
+    let instance = sandbox_instance(&state, &caller, id).await?;
     state.registry.simulate_scan(&instance).await.map_err(|e| ApiError::internal("sandbox link", &e))?;
-    let linked = instances::find(&state.db, caller.account.id, instance_id)
+    let linked = instances::find(&state.db, caller.account.id, id)
         .await
-        .map_err(|e| ApiError::from_domain("reload sandbox instance", e))?;
+        .map_err(|e| ApiError::from_domain("reload instance", e))?;
     tracing::info!(account_id = caller.account.id, key_id = %caller.key_id, instance_id = %linked.id, "sandbox instance linked");
     Ok(Json(SandboxLinkResponse {
         success: true,
@@ -75,4 +122,152 @@ pub async fn link(
         instance_id: linked.id,
         phone: linked.linked_phone,
     }))
+}
+
+/// Drop a linked sandbox instance's connection (`instance.disconnected`); the link is kept.
+#[utoipa::path(post, path = "/api/sandbox/disconnect", tag = "Sandbox", request_body = SandboxLinkBody,
+    responses((status = 200, body = SandboxStatusResponse), (status = 409, description = "instance_not_connected: not linked", body = ErrorResponse)),
+    security(("bearer" = [])))]
+pub async fn disconnect(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    caller: Result<ApiCaller, ApiError>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<SandboxStatusResponse>, ApiError> {
+    let (caller, parsed): (_, SandboxLinkBody) = read_body(&headers, caller, body)?;
+    let id = text(&parsed.instance_id).ok_or_else(|| ApiError::validation(&["instance_id"]))?;
+    let instance = sandbox_instance(&state, &caller, id).await?;
+    state.registry.disconnect(&instance).await.map_err(|e| delivery_error("sandbox disconnect", e))?;
+    Ok(Json(status_of(&state, &caller, id).await?))
+}
+
+/// Bring a disconnected sandbox instance back (`instance.connected`).
+#[utoipa::path(post, path = "/api/sandbox/reconnect", tag = "Sandbox", request_body = SandboxLinkBody,
+    responses((status = 200, body = SandboxStatusResponse), (status = 409, description = "instance_not_connected: not linked", body = ErrorResponse)),
+    security(("bearer" = [])))]
+pub async fn reconnect(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    caller: Result<ApiCaller, ApiError>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<SandboxStatusResponse>, ApiError> {
+    let (caller, parsed): (_, SandboxLinkBody) = read_body(&headers, caller, body)?;
+    let id = text(&parsed.instance_id).ok_or_else(|| ApiError::validation(&["instance_id"]))?;
+    let instance = sandbox_instance(&state, &caller, id).await?;
+    state.registry.reconnect(&instance).await.map_err(|e| delivery_error("sandbox reconnect", e))?;
+    Ok(Json(status_of(&state, &caller, id).await?))
+}
+
+/// A person writes to a connected sandbox instance: stored in the inbound log, with opt-out
+/// detection and the conversation window, and its events.
+#[utoipa::path(post, path = "/api/sandbox/inbound", tag = "Sandbox", request_body = SandboxInboundBody,
+    responses(
+        (status = 200, body = SandboxInboundResponse),
+        (status = 404, description = "invalid_instance", body = ErrorResponse),
+        (status = 409, description = "instance_not_connected", body = ErrorResponse),
+        (status = 422, description = "validation_error", body = ErrorResponse),
+    ),
+    security(("bearer" = [])))]
+pub async fn inbound(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    caller: Result<ApiCaller, ApiError>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<SandboxInboundResponse>, ApiError> {
+    let (caller, parsed): (_, SandboxInboundBody) = read_body(&headers, caller, body)?;
+    let mut bad = Vec::new();
+    let id = text(&parsed.instance_id);
+    if id.is_none() {
+        bad.push("instance_id");
+    }
+    let from = text(&parsed.from).and_then(Phone::parse);
+    if from.is_none() {
+        bad.push("from");
+    }
+    let media_kind = text(&parsed.media_type).map(media::parse_kind);
+    if matches!(media_kind, Some(None)) {
+        bad.push("media_type");
+    }
+    let message = text(&parsed.message).map(str::to_string);
+    if message.is_none() && media_kind.is_none() {
+        bad.push("message");
+    }
+    if !bad.is_empty() {
+        return Err(ApiError::validation(&bad));
+    }
+    let (id, from) = (id.unwrap_or_default(), from.expect("checked"));
+    let instance = sandbox_instance(&state, &caller, id).await?;
+    let provider_message_id = gateway::ids::new_id("sbxin");
+    let media = media_kind.flatten().map(|kind| InboundMedia {
+        kind,
+        mime_type: text(&parsed.mime_type).unwrap_or("application/octet-stream").to_string(),
+        file_name: text(&parsed.file_name).map(str::to_string),
+        size_bytes: parsed.media_size.as_ref().and_then(Value::as_u64),
+    });
+    let message = InboundMessage {
+        provider_message_id: provider_message_id.clone(),
+        from: Sender {
+            address: format!("{}@s.whatsapp.net", from.as_str().trim_start_matches('+')),
+            phone: Some(from.as_str().into()),
+        },
+        group_id: text(&parsed.group_id).map(str::to_string),
+        text: message,
+        media,
+        sent_at: gateway::time::now(),
+    };
+    state
+        .registry
+        .sandbox_deliver(&instance, EventKind::MessageReceived(message))
+        .await
+        .map_err(|e| delivery_error("sandbox inbound", e))?;
+    Ok(Json(SandboxInboundResponse { success: true, message_id: provider_message_id }))
+}
+
+/// A person calls a connected sandbox instance: `call.received` or `call.missed`.
+#[utoipa::path(post, path = "/api/sandbox/call", tag = "Sandbox", request_body = SandboxCallBody,
+    responses(
+        (status = 200, body = SandboxStatusResponse),
+        (status = 409, description = "instance_not_connected", body = ErrorResponse),
+        (status = 422, description = "validation_error", body = ErrorResponse),
+    ),
+    security(("bearer" = [])))]
+pub async fn call(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    caller: Result<ApiCaller, ApiError>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<SandboxStatusResponse>, ApiError> {
+    let (caller, parsed): (_, SandboxCallBody) = read_body(&headers, caller, body)?;
+    let mut bad = Vec::new();
+    let id = text(&parsed.instance_id);
+    if id.is_none() {
+        bad.push("instance_id");
+    }
+    let from = text(&parsed.from).and_then(Phone::parse);
+    if from.is_none() {
+        bad.push("from");
+    }
+    let missed = match text(&parsed.status) {
+        Some("received") => false,
+        Some("missed") => true,
+        _ => {
+            bad.push("status");
+            false
+        }
+    };
+    if !bad.is_empty() {
+        return Err(ApiError::validation(&bad));
+    }
+    let (id, from) = (id.unwrap_or_default(), from.expect("checked"));
+    let instance = sandbox_instance(&state, &caller, id).await?;
+    let sender = Sender {
+        address: format!("{}@s.whatsapp.net", from.as_str().trim_start_matches('+')),
+        phone: Some(from.as_str().into()),
+    };
+    state
+        .registry
+        .sandbox_deliver(&instance, EventKind::Call { from: sender, missed, at: gateway::time::now() })
+        .await
+        .map_err(|e| delivery_error("sandbox call", e))?;
+    Ok(Json(status_of(&state, &caller, id).await?))
 }

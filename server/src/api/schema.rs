@@ -128,6 +128,74 @@ pub struct SandboxLinkResponse {
     pub phone: Option<String>,
 }
 
+/// POST /api/sandbox/inbound: a person writes to a connected sandbox instance.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct SandboxInboundBody {
+    #[schema(value_type = String)]
+    pub instance_id: Option<Value>,
+    /// The sender in E.164 format.
+    #[schema(value_type = String)]
+    pub from: Option<Value>,
+    /// The text (or the caption of media).
+    #[schema(value_type = Option<String>)]
+    pub message: Option<Value>,
+    /// `image`, `document`, `audio` or `video`, for a media message.
+    #[schema(value_type = Option<String>)]
+    pub media_type: Option<Value>,
+    #[schema(value_type = Option<String>)]
+    pub mime_type: Option<Value>,
+    #[schema(value_type = Option<String>)]
+    pub file_name: Option<Value>,
+    /// The file's size in bytes (the sandbox carries metadata only).
+    #[schema(value_type = Option<u64>)]
+    pub media_size: Option<Value>,
+    /// Makes it a group message (`group.message_received`).
+    #[schema(value_type = Option<String>)]
+    pub group_id: Option<Value>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SandboxInboundResponse {
+    pub success: bool,
+    /// The simulated WhatsApp message id.
+    pub message_id: String,
+}
+
+/// POST /api/sandbox/call: a person calls a connected sandbox instance.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct SandboxCallBody {
+    #[schema(value_type = String)]
+    pub instance_id: Option<Value>,
+    #[schema(value_type = String)]
+    pub from: Option<Value>,
+    /// `received` or `missed`.
+    #[schema(value_type = String)]
+    pub status: Option<Value>,
+}
+
+/// The answer of the sandbox's instance controls.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SandboxStatusResponse {
+    pub success: bool,
+    pub instance_id: String,
+    /// The instance's status afterwards: `connected`, `disconnected` or `unlinked`.
+    pub status: String,
+}
+
+/// GET /api/events: the account's events in order.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct EventsResponse {
+    pub success: bool,
+    /// Flat event objects: `event`, `event_id`, `instance_id`, `instance_name`, the event's own
+    /// fields, `timestamp`.
+    #[schema(value_type = Vec<Object>)]
+    pub events: Vec<Value>,
+    /// Pass as `after` to read on; unchanged when there was nothing new.
+    pub next_cursor: String,
+    /// More events are waiting after this page.
+    pub has_more: bool,
+}
+
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct HealthResponse {
     /// `ok`, `ready` or `unavailable`.
