@@ -11,7 +11,9 @@
 //! - CANCEL (and إلغاء) alone is an opt-out, as in carrier practice (CTIA: STOP, STOPALL, UNSUBSCRIBE, CANCEL, END,
 //!   QUIT), and so is CANCEL with wrappers only ("cancel please", "cancel all"). "cancel order", "cancel it",
 //!   "الغاء الطلب" are not: the extra word names something other than the messages.
-//! - Wrappers may appear in any order and keywords may repeat ("stop stop stop", "stop unsubscribe").
+//! - Politeness wrappers may stand anywhere; wrappers naming what is stopped (messages, sending, me, الرسائل) only
+//!   after a keyword, so "الإرسال توقف" (the sending stopped) is not an opt-out. Keywords may repeat
+//!   ("stop stop stop", "stop unsubscribe").
 //! - Punctuation is ignored, so "STOP?" counts like "STOP"; suppressing on an ambiguous bare keyword is the safe side.
 //! - "الاشتراك"/"اشتراكي" (the subscription) are wrappers because إلغاء الاشتراك is the usual Arabic for
 //!   "unsubscribe"; English "subscription" is not, since "cancel my subscription" is usually about a paid service.
@@ -47,60 +49,71 @@ const KEYWORDS: &[&str] = &[
     "ستوپ",
 ];
 
-/// Words and phrases that may surround a keyword without changing its meaning: politeness, emphasis, "me", and what
-/// is being stopped (the messages, the sending). Normalised form, like [`KEYWORDS`].
-const WRAPPERS: &[&str] = &[
+/// Where a wrapper may stand relative to the keywords.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Place {
+    /// Politeness and emphasis: "please stop", "stop please".
+    Anywhere,
+    /// Who and what is being stopped, only once a keyword has been seen: "stop messages" is an opt-out, "messages
+    /// stop" and "الارسال توقف" (the sending stopped) are not.
+    AfterKeyword,
+}
+use Place::{AfterKeyword, Anywhere};
+
+/// The accepted wrappers: words and phrases that may surround a keyword without changing its meaning (politeness,
+/// emphasis, "me", and what is being stopped: the messages, the sending). Normalised form, like `KEYWORDS`.
+const WRAPPERS: &[(&str, Place)] = &[
     // English: politeness and emphasis
-    "please",
-    "pls",
-    "plz",
-    "thanks",
-    "thx",
-    "thank you",
-    "now",
-    "right now",
+    ("please", Anywhere),
+    ("pls", Anywhere),
+    ("plz", Anywhere),
+    ("thanks", Anywhere),
+    ("thx", Anywhere),
+    ("thank you", Anywhere),
+    ("now", Anywhere),
+    ("right now", Anywhere),
     // English: who and what
-    "me",
-    "all",
-    "from",
-    "messages",
-    "message",
-    "msgs",
-    "texts",
-    "text",
-    "sms",
-    "these messages",
-    "the messages",
-    "messaging",
-    "sending",
-    "texting",
-    "contacting",
+    ("me", AfterKeyword),
+    ("all", AfterKeyword),
+    ("from", AfterKeyword),
+    ("messages", AfterKeyword),
+    ("message", AfterKeyword),
+    ("msgs", AfterKeyword),
+    ("texts", AfterKeyword),
+    ("text", AfterKeyword),
+    ("sms", AfterKeyword),
+    ("these messages", AfterKeyword),
+    ("the messages", AfterKeyword),
+    ("messaging", AfterKeyword),
+    ("sending", AfterKeyword),
+    ("texting", AfterKeyword),
+    ("contacting", AfterKeyword),
     // Arabic: politeness and emphasis (من فضلك، لو سمحت، أرجوك، رجاءً، شكراً، الآن، فوراً، حالاً)
-    "من فضلك",
-    "لو سمحت",
-    "لو سمحتم",
-    "ارجوك",
-    "ارجوكم",
-    "رجاء",
-    "رجاءا",
-    "شكرا",
-    "الان",
-    "فورا",
-    "حالا",
+    ("من فضلك", Anywhere),
+    ("لو سمحت", Anywhere),
+    ("لو سمحتم", Anywhere),
+    ("ارجوك", Anywhere),
+    ("ارجوكم", Anywhere),
+    ("رجاء", Anywhere),
+    ("رجاءا", Anywhere),
+    ("شكرا", Anywhere),
+    ("الان", Anywhere),
+    ("فورا", Anywhere),
+    ("حالا", Anywhere),
     // Arabic: who and what (الرسائل، رسالة، إرسال، لي، عن، كل، الاشتراك، اشتراكي)
-    "الرسائل",
-    "رسائل",
-    "الرسايل",
-    "رسايل",
-    "الرساله",
-    "رساله",
-    "ارسال",
-    "الارسال",
-    "لي",
-    "عن",
-    "كل",
-    "الاشتراك",
-    "اشتراكي",
+    ("الرسائل", AfterKeyword),
+    ("رسائل", AfterKeyword),
+    ("الرسايل", AfterKeyword),
+    ("رسايل", AfterKeyword),
+    ("الرساله", AfterKeyword),
+    ("رساله", AfterKeyword),
+    ("ارسال", AfterKeyword),
+    ("الارسال", AfterKeyword),
+    ("لي", AfterKeyword),
+    ("عن", AfterKeyword),
+    ("كل", AfterKeyword),
+    ("الاشتراك", AfterKeyword),
+    ("اشتراكي", AfterKeyword),
 ];
 
 /// Longest message, in normalised words, that can still be an opt-out ("please stop sending me messages thanks").
@@ -115,7 +128,9 @@ pub fn is_opt_out(text: &str) -> bool {
     }
     let (mut i, mut keyword) = (0, false);
     while i < words.len() {
-        let (kw, wrap) = (longest_match(KEYWORDS, &words[i..]), longest_match(WRAPPERS, &words[i..]));
+        let kw = longest_match(KEYWORDS.iter().copied(), &words[i..]);
+        let allowed = WRAPPERS.iter().filter(|(_, place)| keyword || *place == Anywhere).map(|(w, _)| *w);
+        let wrap = longest_match(allowed, &words[i..]);
         if kw == 0 && wrap == 0 {
             return false;
         }
@@ -126,9 +141,8 @@ pub fn is_opt_out(text: &str) -> bool {
 }
 
 /// How many of `words`' leading words the longest matching phrase covers (0 when none matches).
-fn longest_match(phrases: &[&str], words: &[&str]) -> usize {
+fn longest_match<'a>(phrases: impl Iterator<Item = &'a str>, words: &[&str]) -> usize {
     phrases
-        .iter()
         .filter(|p| {
             let n = p.split(' ').count();
             n <= words.len() && p.split(' ').zip(words).all(|(a, b)| a == *b)
@@ -253,14 +267,14 @@ mod tests {
 
     #[test]
     fn optout_lists_are_normalised_disjoint_and_keywords_alone_opt_out() {
-        for phrase in KEYWORDS.iter().chain(WRAPPERS) {
+        for phrase in KEYWORDS.iter().chain(WRAPPERS.iter().map(|(w, _)| w)) {
             assert_eq!(&normalize(phrase), phrase, "list entry not in normalised form");
         }
         for kw in KEYWORDS {
-            assert!(!WRAPPERS.contains(kw), "{kw} is both keyword and wrapper");
+            assert!(!WRAPPERS.iter().any(|(w, _)| w == kw), "{kw} is both keyword and wrapper");
             assert!(is_opt_out(kw), "{kw}");
         }
-        for wrap in WRAPPERS {
+        for (wrap, _) in WRAPPERS {
             assert!(!is_opt_out(wrap), "a wrapper alone is not an opt-out: {wrap}");
         }
     }
@@ -270,6 +284,8 @@ mod tests {
         for text in [
             "STOP please",
             "please stop",
+            "now stop please",
+            "ارجوك توقف",
             "stop sending",
             "stop messages",
             "stop messaging me",
@@ -299,6 +315,10 @@ mod tests {
             "من توقف",
             "الغاء الحجز",
             "ألغ",
+            "messages stop",
+            "me stop",
+            "الإرسال توقف",
+            "الرسائل توقف",
             "please",
             "",
             "🛑",

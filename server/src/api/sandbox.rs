@@ -188,7 +188,8 @@ pub async fn inbound(
     if matches!(media_kind, Some(None)) {
         bad.push("media_type");
     }
-    let message = text(&parsed.message).map(str::to_string);
+    // Kept as written (spaces included): opt-out events report the text exactly.
+    let message = text(&parsed.message).and(parsed.message.as_ref()).and_then(Value::as_str).map(str::to_string);
     if message.is_none() && media_kind.is_none() {
         bad.push("message");
     }

@@ -7,6 +7,7 @@ mod accounts;
 mod admin_cli;
 mod api;
 mod instances;
+mod receive;
 mod send;
 mod session_store;
 mod tenancy;
