@@ -14,6 +14,7 @@ pub const PAGES: &[Page] = &[
     Page { path: "/docs/quickstart", title: "Quickstart", source: include_str!("../docs/quickstart.md") },
     Page { path: "/docs/connect", title: "Connect", source: include_str!("../docs/connect.md") },
     Page { path: "/docs/send", title: "Send", source: include_str!("../docs/send.md") },
+    Page { path: "/docs/receive", title: "Receive", source: include_str!("../docs/receive.md") },
     Page {
         path: "/docs/responsible-messaging",
         title: "Responsible messaging",

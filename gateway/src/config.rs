@@ -24,6 +24,7 @@ pub struct Config {
     pub log_format: LogFormat,
     pub session_days: i64,
     pub send: SendSettings,
+    pub webhooks: crate::webhooks::worker::WebhookSettings,
 }
 
 /// Tunables of the send pipeline.
@@ -101,6 +102,10 @@ struct RawConfig {
     media_max_audio_mb: Option<i64>,
     media_max_video_mb: Option<i64>,
     media_max_document_mb: Option<i64>,
+    webhook_concurrency: Option<i64>,
+    webhook_retry_schedule: Option<String>,
+    webhook_poll_ms: Option<i64>,
+    webhook_lease_secs: Option<i64>,
 }
 
 /// Environment variables read, in the order the README lists them.
@@ -127,6 +132,10 @@ pub const ENV_VARS: &[&str] = &[
     "WAG_MEDIA_MAX_AUDIO_MB",
     "WAG_MEDIA_MAX_VIDEO_MB",
     "WAG_MEDIA_MAX_DOCUMENT_MB",
+    "WAG_WEBHOOK_CONCURRENCY",
+    "WAG_WEBHOOK_RETRY_SCHEDULE",
+    "WAG_WEBHOOK_POLL_MS",
+    "WAG_WEBHOOK_LEASE_SECS",
 ];
 
 impl Config {
@@ -172,6 +181,10 @@ impl Config {
                 "WAG_MEDIA_MAX_AUDIO_MB" => raw.media_max_audio_mb = Some(parse_int(key, &v)?),
                 "WAG_MEDIA_MAX_VIDEO_MB" => raw.media_max_video_mb = Some(parse_int(key, &v)?),
                 "WAG_MEDIA_MAX_DOCUMENT_MB" => raw.media_max_document_mb = Some(parse_int(key, &v)?),
+                "WAG_WEBHOOK_CONCURRENCY" => raw.webhook_concurrency = Some(parse_int(key, &v)?),
+                "WAG_WEBHOOK_RETRY_SCHEDULE" => raw.webhook_retry_schedule = Some(v),
+                "WAG_WEBHOOK_POLL_MS" => raw.webhook_poll_ms = Some(parse_int(key, &v)?),
+                "WAG_WEBHOOK_LEASE_SECS" => raw.webhook_lease_secs = Some(parse_int(key, &v)?),
                 _ => {}
             }
         }
@@ -303,6 +316,45 @@ impl RawConfig {
                 )?,
             },
         };
+        let webhook_defaults = crate::webhooks::worker::WebhookSettings::default();
+        let retry_schedule_secs = match &self.webhook_retry_schedule {
+            None => webhook_defaults.retry_schedule_secs.clone(),
+            Some(text) => {
+                let parsed: Result<Vec<i64>, _> = text.split(',').map(|p| p.trim().parse::<i64>()).collect();
+                match parsed {
+                    Ok(list)
+                        if !list.is_empty() && list.len() <= 20 && list.iter().all(|s| (0..=86_400).contains(s)) =>
+                    {
+                        list
+                    }
+                    _ => {
+                        return Err(ConfigError(
+                            "WAG_WEBHOOK_RETRY_SCHEDULE must be up to 20 comma-separated waits in seconds (0 to 86400)"
+                                .into(),
+                        ))
+                    }
+                }
+            }
+        };
+        let webhooks = crate::webhooks::worker::WebhookSettings {
+            concurrency: bounded(
+                "WAG_WEBHOOK_CONCURRENCY",
+                self.webhook_concurrency,
+                webhook_defaults.concurrency as i64,
+                1..=256,
+            )? as usize,
+            retry_schedule_secs,
+            poll_ms: bounded("WAG_WEBHOOK_POLL_MS", self.webhook_poll_ms, webhook_defaults.poll_ms as i64, 10..=60_000)?
+                as u64,
+            lease_secs: bounded(
+                "WAG_WEBHOOK_LEASE_SECS",
+                self.webhook_lease_secs,
+                webhook_defaults.lease_secs,
+                1..=3600,
+            )?,
+            timeout_secs: webhook_defaults.timeout_secs,
+            allow_private: self.allow_private_webhook_targets.unwrap_or(false),
+        };
         let master_key = match master_key {
             Some(key) => key,
             None => load_or_create_master_key(&data_dir)?,
@@ -327,6 +379,7 @@ impl RawConfig {
             log_format,
             session_days,
             send,
+            webhooks,
         })
     }
 }

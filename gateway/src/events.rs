@@ -124,17 +124,20 @@ pub async fn emit<C: ConnectionTrait>(
         payload.insert(key, value);
     }
     payload.insert("timestamp".into(), Value::String(time::rfc3339(now)));
+    let payload = Value::Object(payload).to_string();
     event::ActiveModel {
         event_id: Set(event_id.clone()),
         account_id: Set(source.account_id),
         instance_id: Set(source.instance_id.into()),
         kind: Set(kind.as_str().into()),
-        payload: Set(Value::Object(payload).to_string()),
+        payload: Set(payload.clone()),
         created_at: Set(now),
         ..Default::default()
     }
     .insert(conn)
     .await?;
+    crate::webhooks::destinations::fan_out(conn, source.account_id, source.instance_id, kind, &event_id, &payload)
+        .await?;
     Ok(event_id)
 }
 

@@ -20,12 +20,14 @@ pub mod optout;
 pub mod plans;
 pub mod policy;
 pub mod policy_log;
+pub mod secrets;
 pub mod send;
 pub mod session_store;
 pub mod state;
 pub mod suppressions;
 pub mod time;
 pub mod usage;
+pub mod webhooks;
 
 pub use error::{Error, Result};
 pub use sea_orm::DatabaseConnection;

@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261124_000001_foundation;
 mod m20261124_000002_send_path;
 mod m20261124_000003_events_and_inbound;
+mod m20261124_000004_webhooks;
 
 pub struct Migrator;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000001_foundation::Migration),
             Box::new(m20261124_000002_send_path::Migration),
             Box::new(m20261124_000003_events_and_inbound::Migration),
+            Box::new(m20261124_000004_webhooks::Migration),
         ]
     }
 }

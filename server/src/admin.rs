@@ -66,6 +66,17 @@ pub enum AdminCommand {
     },
     /// List the instances paused for review (the operator's review queue), oldest first.
     ReviewQueue,
+    /// Create or replace an instance's webhook destination for a URL; prints the signing secret
+    /// of a new destination.
+    SetWebhook {
+        #[arg(long)]
+        instance: String,
+        #[arg(long)]
+        url: String,
+        /// Comma-separated event names, e.g. message.received,recipient.opted_out
+        #[arg(long)]
+        events: String,
+    },
     /// Lift a review pause.
     ResumeInstance {
         #[arg(long)]
@@ -168,6 +179,23 @@ async fn execute(db: &DatabaseConnection, config: &Config, command: AdminCommand
                 println!("instance {} paused for review: {reason}", found.id);
             } else {
                 println!("instance {} was already paused for review", found.id);
+            }
+        }
+        AdminCommand::SetWebhook { instance, url, events } => {
+            use gateway::webhooks::destinations;
+            let found = require_instance(db, &instance).await?;
+            let kinds = destinations::parse_event_list(&[events])?;
+            let url = destinations::check_url(&url, config.webhooks.allow_private).await?;
+            let (destination, secret) =
+                destinations::create_or_replace(db, &config.master_key, found.account_id, &found.id, &url, &kinds)
+                    .await?;
+            let names: Vec<_> = destination.events.iter().map(|k| k.as_str()).collect();
+            match secret {
+                Some(secret) => {
+                    println!("created webhook destination {} for {} ({})", destination.id, found.id, names.join(","));
+                    println!("{secret}");
+                }
+                None => println!("replaced the events of webhook destination {} ({})", destination.id, names.join(",")),
             }
         }
         AdminCommand::ReviewQueue => {

@@ -39,7 +39,8 @@ impl Running {
         let _ = self.shutdown.send(true);
         let _ = self.server.await;
         for worker in self.workers {
-            let _ = tokio::time::timeout(Duration::from_secs(10), worker).await;
+            // In-flight webhook attempts take at most their 15 s timeout.
+            let _ = tokio::time::timeout(Duration::from_secs(20), worker).await;
         }
         self.state.registry.shutdown().await;
     }
@@ -61,6 +62,12 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
 
     let (shutdown, shutdown_rx) = watch::channel(false);
     let mut workers = vec![tokio::spawn(registry.clone().run_events(events, shutdown_rx.clone()))];
+    let webhook_worker = Arc::new(gateway::webhooks::worker::Worker {
+        db: db.clone(),
+        key: state.config.master_key.clone(),
+        settings: state.config.webhooks.clone(),
+    });
+    workers.push(tokio::spawn(webhook_worker.run(shutdown_rx.clone())));
     workers.push(tokio::spawn(expire_sessions(db, shutdown_rx.clone())));
     if let Err(e) = registry.start_linked().await {
         tracing::warn!(error = %e, "resuming linked instances failed");

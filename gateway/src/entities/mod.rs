@@ -16,3 +16,6 @@ pub mod session;
 pub mod suppression;
 pub mod suppression_change;
 pub mod usage_counter;
+pub mod webhook_attempt;
+pub mod webhook_delivery;
+pub mod webhook_destination;

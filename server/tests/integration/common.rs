@@ -120,6 +120,8 @@ pub struct TestApp {
     pub db: TestDb,
     pub running: Option<Running>,
     pub conn: sea_orm::DatabaseConnection,
+    /// The test's own `WAG_*` settings, given to `wag` CLI runs as well.
+    pub extra_env: Vec<(String, String)>,
 }
 
 pub struct Options {
@@ -149,15 +151,15 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestAp
         ("WAG_SANDBOX_ENABLED".into(), options.sandbox_enabled.to_string()),
         ("WAG_SANDBOX_RECEIPT_DELAY_MS".into(), "20".into()),
     ];
-    let env: Vec<(String, String)> =
-        env.into_iter().chain(options.env.into_iter().map(|(k, v)| (k.to_string(), v))).collect();
+    let extra_env: Vec<(String, String)> = options.env.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    let env: Vec<(String, String)> = env.into_iter().chain(extra_env.clone()).collect();
     let mut config = Config::load_from(None, &env).expect("test config");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
     let addr = listener.local_addr().expect("local addr");
     config.public_base_url = format!("http://{addr}");
     let running = serve::start(config, listener).await.expect("start the app");
     let conn = gateway::db::connect(&db.url).await.expect("test connection");
-    Some(TestApp { base: format!("http://{addr}"), db, running: Some(running), conn })
+    Some(TestApp { base: format!("http://{addr}"), db, running: Some(running), conn, extra_env })
 }
 
 impl TestApp {
@@ -189,6 +191,7 @@ impl TestApp {
         for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("WAG_")) {
             command.env_remove(key);
         }
+        command.envs(self.extra_env.iter().cloned());
         let output = command
             .args(args)
             .env("WAG_DATABASE_URL", &self.db.url)

@@ -11,3 +11,4 @@ mod receive;
 mod send;
 mod session_store;
 mod tenancy;
+mod webhooks;

@@ -1,0 +1,311 @@
+//! Webhook destinations: a URL per instance with the events it wants, a signing secret
+//! (encrypted at rest; the previous one stays valid 24 h after a rotation), and whether it is
+//! enabled. URLs are checked at save time here and again at connect time by the worker.
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set,
+};
+use serde::{Deserialize, Serialize};
+
+use super::signing;
+use crate::{
+    config::MasterKey,
+    entities::{webhook_delivery, webhook_destination},
+    error::{Error, Result},
+    events::EventKind,
+    ids, net_guard, secrets, time,
+};
+
+pub const ROTATION_GRACE_SECS: i64 = 24 * 3600;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Destination {
+    pub id: String,
+    pub instance_id: String,
+    pub url: String,
+    pub events: Vec<EventKind>,
+    pub enabled: bool,
+    pub disabled_reason: Option<String>,
+    pub failing_since: Option<i64>,
+    pub previous_secret_valid_until: Option<i64>,
+    pub created_at: i64,
+}
+
+fn parse_events(text: &str) -> Vec<EventKind> {
+    text.split(',').filter_map(EventKind::parse).collect()
+}
+
+impl From<webhook_destination::Model> for Destination {
+    fn from(m: webhook_destination::Model) -> Self {
+        let now = time::now();
+        Destination {
+            events: parse_events(&m.events),
+            id: m.id,
+            instance_id: m.instance_id,
+            url: m.url,
+            enabled: m.enabled,
+            disabled_reason: m.disabled_reason,
+            failing_since: m.failing_since,
+            previous_secret_valid_until: m.previous_secret_expires_at.filter(|t| *t > now),
+            created_at: m.created_at,
+        }
+    }
+}
+
+/// Checks a destination URL: http(s), a host, no credentials, and (unless allowed) a host that
+/// resolves only to public addresses.
+pub async fn check_url(text: &str, allow_private: bool) -> Result<String> {
+    let url = reqwest::Url::parse(text.trim())
+        .map_err(|_| Error::invalid("Enter a full URL, such as https://crm.example.com/hooks/whatsapp."))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(Error::invalid("The URL must start with https:// (or http://)."));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(Error::invalid("Put no user name or password in the URL; verify our signature instead."));
+    }
+    let host = url.host_str().ok_or_else(|| Error::invalid("The URL has no host."))?;
+    if url.as_str().len() > 2048 {
+        return Err(Error::invalid("The URL is longer than 2048 characters."));
+    }
+    let port = url.port_or_known_default().unwrap_or(443);
+    match net_guard::resolve(host, port, allow_private).await {
+        Ok(_) => Ok(url.to_string()),
+        Err(net_guard::GuardError::Unresolvable) => Err(Error::invalid("The URL's host could not be found.")),
+        Err(net_guard::GuardError::PrivateAddress) => Err(Error::invalid(
+            "The URL points to a private, loopback or link-local address; webhooks go to public addresses only.",
+        )),
+    }
+}
+
+pub fn parse_event_list(names: &[String]) -> Result<Vec<EventKind>> {
+    let mut kinds = Vec::new();
+    for name in names.iter().flat_map(|n| n.split(',')).map(str::trim).filter(|n| !n.is_empty()) {
+        let kind = EventKind::parse(name).ok_or_else(|| Error::invalid(format!("Unknown event {name:?}.")))?;
+        if !kinds.contains(&kind) {
+            kinds.push(kind);
+        }
+    }
+    if kinds.is_empty() {
+        return Err(Error::invalid("Choose at least one event."));
+    }
+    Ok(kinds)
+}
+
+fn join(kinds: &[EventKind]) -> String {
+    kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(",")
+}
+
+/// Creates the instance's destination for this URL, or replaces its events and enables it.
+/// Returns the secret when a new destination was made (shown to the customer).
+pub async fn create_or_replace(
+    db: &DatabaseConnection,
+    key: &MasterKey,
+    account_id: i64,
+    instance_id: &str,
+    url: &str,
+    kinds: &[EventKind],
+) -> Result<(Destination, Option<String>)> {
+    let existing = webhook_destination::Entity::find()
+        .filter(webhook_destination::Column::AccountId.eq(account_id))
+        .filter(webhook_destination::Column::InstanceId.eq(instance_id))
+        .filter(webhook_destination::Column::Url.eq(url))
+        .one(db)
+        .await?;
+    if let Some(row) = existing {
+        let mut active: webhook_destination::ActiveModel = row.into();
+        active.events = Set(join(kinds));
+        active.enabled = Set(true);
+        active.disabled_reason = Set(None);
+        active.failing_since = Set(None);
+        return Ok((active.update(db).await?.into(), None));
+    }
+    let secret = signing::new_secret();
+    let row = webhook_destination::ActiveModel {
+        id: Set(ids::new_id("whd")),
+        account_id: Set(account_id),
+        instance_id: Set(instance_id.into()),
+        url: Set(url.into()),
+        events: Set(join(kinds)),
+        enabled: Set(true),
+        secret: Set(secrets::encrypt(key, &secret)?),
+        previous_secret: Set(None),
+        previous_secret_expires_at: Set(None),
+        disabled_reason: Set(None),
+        failing_since: Set(None),
+        created_at: Set(time::now()),
+    }
+    .insert(db)
+    .await?;
+    Ok((row.into(), Some(secret)))
+}
+
+pub async fn list(db: &DatabaseConnection, account_id: i64, instance_id: &str) -> Result<Vec<Destination>> {
+    Ok(webhook_destination::Entity::find()
+        .filter(webhook_destination::Column::AccountId.eq(account_id))
+        .filter(webhook_destination::Column::InstanceId.eq(instance_id))
+        .order_by_asc(webhook_destination::Column::CreatedAt)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(Destination::from)
+        .collect())
+}
+
+async fn find_row(db: &DatabaseConnection, account_id: i64, id: &str) -> Result<webhook_destination::Model> {
+    webhook_destination::Entity::find_by_id(id.to_string())
+        .filter(webhook_destination::Column::AccountId.eq(account_id))
+        .one(db)
+        .await?
+        .ok_or(Error::NotFound)
+}
+
+pub async fn find(db: &DatabaseConnection, account_id: i64, id: &str) -> Result<Destination> {
+    Ok(find_row(db, account_id, id).await?.into())
+}
+
+/// The current signing secret, for the customer to copy.
+pub async fn current_secret(db: &DatabaseConnection, key: &MasterKey, account_id: i64, id: &str) -> Result<String> {
+    secrets::decrypt(key, &find_row(db, account_id, id).await?.secret)
+}
+
+/// A new secret; the old one keeps signing for 24 hours so receivers can switch over.
+pub async fn rotate(db: &DatabaseConnection, key: &MasterKey, account_id: i64, id: &str) -> Result<String> {
+    let row = find_row(db, account_id, id).await?;
+    let secret = signing::new_secret();
+    let mut active: webhook_destination::ActiveModel = row.clone().into();
+    active.previous_secret = Set(Some(row.secret));
+    active.previous_secret_expires_at = Set(Some(time::now() + ROTATION_GRACE_SECS));
+    active.secret = Set(secrets::encrypt(key, &secret)?);
+    active.update(db).await?;
+    Ok(secret)
+}
+
+pub async fn set_enabled(db: &DatabaseConnection, account_id: i64, id: &str, enabled: bool) -> Result<Destination> {
+    let row = find_row(db, account_id, id).await?;
+    let mut active: webhook_destination::ActiveModel = row.into();
+    active.enabled = Set(enabled);
+    if enabled {
+        active.disabled_reason = Set(None);
+        active.failing_since = Set(None);
+    }
+    Ok(active.update(db).await?.into())
+}
+
+pub async fn delete(db: &DatabaseConnection, account_id: i64, id: &str) -> Result<()> {
+    let row = find_row(db, account_id, id).await?;
+    webhook_destination::Entity::delete_by_id(row.id).exec(db).await?;
+    Ok(())
+}
+
+/// Every secret that signs right now: the current one, and the previous one during its grace.
+pub fn signing_secrets(key: &MasterKey, row: &webhook_destination::Model, now: i64) -> Result<Vec<String>> {
+    let mut out = vec![secrets::decrypt(key, &row.secret)?];
+    if let (Some(previous), Some(until)) = (&row.previous_secret, row.previous_secret_expires_at) {
+        if until > now {
+            out.push(secrets::decrypt(key, previous)?);
+        }
+    }
+    Ok(out)
+}
+
+/// Queues `payload` for every enabled destination of the instance that chose `kind`, inside the
+/// caller's transaction (the event and its deliveries are written together).
+pub async fn fan_out<C: ConnectionTrait>(
+    conn: &C,
+    account_id: i64,
+    instance_id: &str,
+    kind: EventKind,
+    event_id: &str,
+    payload: &str,
+) -> Result<()> {
+    let destinations = webhook_destination::Entity::find()
+        .filter(webhook_destination::Column::InstanceId.eq(instance_id))
+        .filter(webhook_destination::Column::Enabled.eq(true))
+        .all(conn)
+        .await?;
+    for destination in destinations.into_iter().filter(|d| parse_events(&d.events).contains(&kind)) {
+        queue(conn, &destination.id, account_id, event_id, kind.as_str(), payload).await?;
+    }
+    Ok(())
+}
+
+pub async fn queue<C: ConnectionTrait>(
+    conn: &C,
+    destination_id: &str,
+    account_id: i64,
+    event_id: &str,
+    kind: &str,
+    payload: &str,
+) -> Result<i64> {
+    let now = time::now();
+    let row = webhook_delivery::ActiveModel {
+        destination_id: Set(destination_id.into()),
+        account_id: Set(account_id),
+        event_id: Set(event_id.into()),
+        event_kind: Set(kind.into()),
+        payload: Set(payload.into()),
+        status: Set("pending".into()),
+        attempts: Set(0),
+        next_attempt_at: Set(now),
+        locked_until: Set(0),
+        last_status_code: Set(None),
+        created_at: Set(now),
+        completed_at: Set(None),
+        ..Default::default()
+    }
+    .insert(conn)
+    .await?;
+    Ok(row.id)
+}
+
+/// Sends an event again to one destination (the customer's "replay").
+pub async fn replay(db: &DatabaseConnection, account_id: i64, destination_id: &str, event_id: &str) -> Result<i64> {
+    let destination = find_row(db, account_id, destination_id).await?;
+    let event = crate::entities::event::Entity::find()
+        .filter(crate::entities::event::Column::EventId.eq(event_id))
+        .filter(crate::entities::event::Column::AccountId.eq(account_id))
+        .one(db)
+        .await?
+        .ok_or(Error::NotFound)?;
+    queue(db, &destination.id, account_id, &event.event_id, &event.kind, &event.payload).await
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryRow {
+    pub id: i64,
+    pub event_id: String,
+    pub event_kind: String,
+    pub status: String,
+    pub attempts: i32,
+    pub last_status_code: Option<i32>,
+    pub created_at: i64,
+    pub next_attempt_at: i64,
+}
+
+/// The destination's most recent deliveries, newest first.
+pub async fn recent_deliveries(
+    db: &DatabaseConnection,
+    account_id: i64,
+    destination_id: &str,
+    limit: u64,
+) -> Result<Vec<DeliveryRow>> {
+    use sea_orm::QuerySelect;
+    let destination = find_row(db, account_id, destination_id).await?;
+    Ok(webhook_delivery::Entity::find()
+        .filter(webhook_delivery::Column::DestinationId.eq(destination.id))
+        .order_by_desc(webhook_delivery::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|d| DeliveryRow {
+            id: d.id,
+            event_id: d.event_id,
+            event_kind: d.event_kind,
+            status: d.status,
+            attempts: d.attempts,
+            last_status_code: d.last_status_code,
+            created_at: d.created_at,
+            next_attempt_at: d.next_attempt_at,
+        })
+        .collect())
+}

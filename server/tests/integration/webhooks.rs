@@ -1,0 +1,366 @@
+//! Customer webhooks against a local receiver: signed deliveries of every event kind (checked by
+//! an independent Python implementation of Standard Webhooks), selection, retries, 410, replay,
+//! SSRF refusals at save and connect time, and a worker killed between claim and send.
+use std::{
+    collections::VecDeque,
+    io::Write,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use axum::{body::Bytes, extract::State, http::HeaderMap, http::StatusCode as AxumStatus, routing::post, Router};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::common::{spawn_app_with, unique_email, Backend, Options, TestApp, PASSWORD};
+
+on_every_database!(
+    signed_deliveries_of_every_event_kind,
+    retries_then_success_and_gone_disables,
+    private_targets_are_refused_at_save_and_connect_time,
+    a_worker_killed_between_claim_and_send_loses_nothing,
+);
+
+#[derive(Clone, Debug)]
+struct Received {
+    headers: HeaderMap,
+    body: String,
+}
+
+#[derive(Clone, Default)]
+struct Receiver {
+    got: Arc<Mutex<Vec<Received>>>,
+    /// Statuses to answer, in order; 200 once empty.
+    script: Arc<Mutex<VecDeque<u16>>>,
+}
+
+impl Receiver {
+    async fn start(script: &[u16]) -> (Receiver, String) {
+        let receiver = Receiver::default();
+        receiver.script.lock().unwrap().extend(script);
+        let app = Router::new().route("/hook", post(receive)).with_state(receiver.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://127.0.0.1:{}/hook", listener.local_addr().unwrap().port());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (receiver, url)
+    }
+
+    fn events(&self) -> Vec<Value> {
+        self.got.lock().unwrap().iter().map(|r| serde_json::from_str(&r.body).unwrap()).collect()
+    }
+
+    async fn wait_for(&self, what: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        for _ in 0..400 {
+            let events = self.events();
+            if done(&events) {
+                return events;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!(
+            "the receiver never saw {what}: {:?}",
+            self.events().iter().map(|e| e["event"].clone()).collect::<Vec<_>>()
+        );
+    }
+}
+
+async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Bytes) -> AxumStatus {
+    receiver.got.lock().unwrap().push(Received { headers, body: String::from_utf8_lossy(&body).into_owned() });
+    let status = receiver.script.lock().unwrap().pop_front().unwrap_or(200);
+    AxumStatus::from_u16(status).unwrap()
+}
+
+fn fast_webhooks() -> Vec<(&'static str, String)> {
+    vec![
+        ("WAG_ALLOW_PRIVATE_WEBHOOK_TARGETS", "true".into()),
+        ("WAG_WEBHOOK_POLL_MS", "25".into()),
+        ("WAG_WEBHOOK_RETRY_SCHEDULE", "0,0,0".into()),
+        ("WAG_WEBHOOK_LEASE_SECS", "1".into()),
+    ]
+}
+
+struct Setup {
+    app: TestApp,
+    key: String,
+    instance: String,
+}
+
+async fn setup(backend: Backend, env: Vec<(&'static str, String)>) -> Option<Setup> {
+    let app = spawn_app_with(backend, Options { env, ..Options::default() }).await?;
+    let browser = app.browser();
+    browser.signup(&unique_email("hooks"), PASSWORD).await;
+    let key = browser.create_api_key("Hooks").await;
+    let instance = browser.create_instance("Support Line").await;
+    Some(Setup { app, key, instance })
+}
+
+impl Setup {
+    async fn post(&self, path: &str, body: Value) -> StatusCode {
+        self.app.api().post(self.app.url(path)).bearer_auth(&self.key).json(&body).send().await.unwrap().status()
+    }
+
+    fn set_webhook(&self, url: &str, events: &str) -> crate::common::CliOutput {
+        self.app.wag(&["admin", "set-webhook", "--instance", &self.instance, "--url", url, "--events", events])
+    }
+}
+
+fn verify_with_python(secret: &str, received: &[Received]) {
+    let mut input = String::new();
+    for r in received {
+        let header = |name: &str| r.headers.get(name).unwrap().to_str().unwrap().to_string();
+        input.push_str(
+            &json!({
+                "secret": secret,
+                "id": header("webhook-id"),
+                "timestamp": header("webhook-timestamp"),
+                "body": r.body,
+                "signature": header("webhook-signature"),
+            })
+            .to_string(),
+        );
+        input.push('\n');
+    }
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/verify_standard_webhooks.py");
+    let mut child = std::process::Command::new("python3")
+        .arg(script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs the independent verifier");
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+}
+
+async fn signed_deliveries_of_every_event_kind(backend: Backend) {
+    let Some(s) = setup(backend, fast_webhooks()).await else { return };
+    let (all_receiver, all_url) = Receiver::start(&[]).await;
+    let (some_receiver, some_url) = Receiver::start(&[]).await;
+    let every: Vec<_> = gateway::events::EventKind::ALL.iter().map(|k| k.as_str()).collect();
+    let out = s.set_webhook(&all_url, &every.join(","));
+    assert!(out.success, "{out:?}");
+    let secret = out.last_line();
+    assert!(secret.starts_with("whsec_"));
+    assert!(s.set_webhook(&some_url, "message.received,recipient.opted_out").success);
+    let bad = s.set_webhook(&some_url, "message.received,message.nope");
+    assert!(!bad.success && bad.stderr.contains("Unknown event"));
+
+    // Cause every kind of event.
+    let account = gateway::accounts::find_by_email(&s.app.conn, &{
+        let inst = gateway::instances::find_for_connector(&s.app.conn, &s.instance).await.unwrap().unwrap();
+        gateway::accounts::find_by_id(&s.app.conn, inst.account_id).await.unwrap().unwrap().email
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let registry_instance = gateway::instances::find_for_connector(&s.app.conn, &s.instance).await.unwrap().unwrap();
+    s.app.running.as_ref().unwrap().state.registry.link_state(&registry_instance).await.unwrap(); // opens the session: QR codes
+    assert_eq!(s.post("/api/sandbox/link", json!({"instance_id": s.instance})).await, StatusCode::OK);
+    s.post("/api/sandbox/inbound", json!({"instance_id": s.instance, "from": "+966501234567", "message": "Hello"}))
+        .await;
+    s.post("/api/sandbox/inbound", json!({"instance_id": s.instance, "from": "+966501234568", "message": "STOP"}))
+        .await;
+    s.post(
+        "/api/sandbox/inbound",
+        json!({"instance_id": s.instance, "from": "+966501234569", "message": "hi all", "group_id": "g1@g.us"}),
+    )
+    .await;
+    s.post("/api/sandbox/call", json!({"instance_id": s.instance, "from": "+966501234567", "status": "received"}))
+        .await;
+    s.post("/api/sandbox/call", json!({"instance_id": s.instance, "from": "+966501234567", "status": "missed"})).await;
+    let send = |to: &'static str| {
+        s.post("/api/send-message", json!({"instance_id": s.instance, "phone": to, "message": "Your order #1 shipped.", "message_purpose": "transactional"}))
+    };
+    assert_eq!(send("+966501234567").await, StatusCode::OK);
+    assert_eq!(send("+15550000001").await, StatusCode::BAD_GATEWAY);
+    s.post("/api/sandbox/disconnect", json!({"instance_id": s.instance})).await;
+    s.post("/api/sandbox/reconnect", json!({"instance_id": s.instance})).await;
+    gateway::inbound::group_updated(&s.app.conn, &registry_instance, "g1@g.us", "subject changed").await.unwrap();
+
+    let got = all_receiver
+        .wait_for("all 16 kinds", |events| every.iter().all(|k| events.iter().any(|e| e["event"] == *k)))
+        .await;
+    let received = all_receiver.got.lock().unwrap().clone();
+    for r in &received {
+        assert_eq!(r.headers["content-type"], "application/json");
+        let body: Value = serde_json::from_str(&r.body).unwrap();
+        assert_eq!(r.headers["webhook-id"].to_str().unwrap(), body["event_id"].as_str().unwrap());
+    }
+    verify_with_python(&secret, &received);
+    assert!(got.iter().all(|e| e["instance_name"] == "Support Line"));
+
+    let some = some_receiver.wait_for("the chosen events", |events| events.len() >= 2).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let some_kinds: Vec<_> = some_receiver.events().iter().map(|e| e["event"].as_str().unwrap().to_string()).collect();
+    assert!(some_kinds.iter().all(|k| k == "message.received" || k == "recipient.opted_out"), "{some_kinds:?}");
+    assert!(some.iter().any(|e| e["event"] == "recipient.opted_out"));
+
+    // Rotation: both secrets sign for 24 h.
+    let destination =
+        gateway::webhooks::destinations::list(&s.app.conn, account.id, &s.instance).await.unwrap()[0].clone();
+    let new_secret = gateway::webhooks::destinations::rotate(
+        &s.app.conn,
+        &s.app.running.as_ref().unwrap().state.config.master_key,
+        account.id,
+        &destination.id,
+    )
+    .await
+    .unwrap();
+    let before = all_receiver.got.lock().unwrap().len();
+    s.post(
+        "/api/sandbox/inbound",
+        json!({"instance_id": s.instance, "from": "+966501234567", "message": "after rotation"}),
+    )
+    .await;
+    all_receiver
+        .wait_for("a delivery after rotation", |events| events.iter().any(|e| e["text"] == "after rotation"))
+        .await;
+    let after: Vec<_> = all_receiver.got.lock().unwrap()[before..].to_vec();
+    let rotated: Vec<_> = after.into_iter().filter(|r| r.body.contains("after rotation")).collect();
+    assert_eq!(rotated[0].headers["webhook-signature"].to_str().unwrap().split(' ').count(), 2);
+    verify_with_python(&new_secret, &rotated);
+    verify_with_python(&secret, &rotated);
+
+    // Replay an event to the destination.
+    let first_event = got[0]["event_id"].as_str().unwrap().to_string();
+    gateway::webhooks::destinations::replay(&s.app.conn, account.id, &destination.id, &first_event).await.unwrap();
+    all_receiver
+        .wait_for("the replayed event", |events| {
+            events.iter().filter(|e| e["event_id"] == first_event.as_str()).count() == 2
+        })
+        .await;
+    s.app.finish().await;
+}
+
+async fn retries_then_success_and_gone_disables(backend: Backend) {
+    let Some(s) = setup(backend, fast_webhooks()).await else { return };
+    let (flaky, flaky_url) = Receiver::start(&[500, 503]).await;
+    assert!(s.set_webhook(&flaky_url, "message.received").success);
+    s.post("/api/sandbox/link", json!({"instance_id": s.instance})).await;
+    s.post("/api/sandbox/inbound", json!({"instance_id": s.instance, "from": "+966501234567", "message": "retry me"}))
+        .await;
+    flaky.wait_for("three attempts", |events| events.len() == 3).await;
+    use sea_orm::EntityTrait;
+    let mut delivery = None;
+    for _ in 0..100 {
+        let rows = gateway::entities::webhook_delivery::Entity::find().all(&s.app.conn).await.unwrap();
+        if rows.iter().any(|d| d.status == "succeeded") {
+            delivery = rows.into_iter().find(|d| d.status == "succeeded");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let delivery = delivery.expect("the delivery succeeded after the retries");
+    assert_eq!(delivery.attempts, 3);
+    let attempts = gateway::entities::webhook_attempt::Entity::find().all(&s.app.conn).await.unwrap();
+    let codes: Vec<_> = attempts.iter().filter(|a| a.delivery_id == delivery.id).map(|a| a.status_code).collect();
+    assert_eq!(codes, [Some(500), Some(503), Some(200)]);
+
+    let (gone, gone_url) = Receiver::start(&[410]).await;
+    assert!(s.set_webhook(&gone_url, "message.received").success);
+    s.post("/api/sandbox/inbound", json!({"instance_id": s.instance, "from": "+966501234567", "message": "anyone?"}))
+        .await;
+    gone.wait_for("one attempt", |events| events.len() == 1).await;
+    let account_id =
+        gateway::instances::find_for_connector(&s.app.conn, &s.instance).await.unwrap().unwrap().account_id;
+    let mut disabled = false;
+    for _ in 0..100 {
+        let list = gateway::webhooks::destinations::list(&s.app.conn, account_id, &s.instance).await.unwrap();
+        if list.iter().any(|d| {
+            d.url == gone_url && !d.enabled && d.disabled_reason.as_deref() == Some("The receiver answered 410 Gone.")
+        }) {
+            disabled = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(disabled, "410 disables the destination");
+    s.post(
+        "/api/sandbox/inbound",
+        json!({"instance_id": s.instance, "from": "+966501234567", "message": "still there?"}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(gone.events().len(), 1, "a disabled destination gets nothing more");
+    s.app.finish().await;
+}
+
+async fn private_targets_are_refused_at_save_and_connect_time(backend: Backend) {
+    let env = vec![("WAG_WEBHOOK_POLL_MS", "25".to_string()), ("WAG_WEBHOOK_RETRY_SCHEDULE", "60".to_string())];
+    let Some(s) = setup(backend, env).await else { return };
+    let (receiver, url) = Receiver::start(&[]).await;
+    for target in
+        [url.as_str(), "http://localhost:9/hook", "http://10.0.0.8/hook", "http://[::1]/hook", "ftp://example.com/x"]
+    {
+        let out = s.set_webhook(target, "message.received");
+        assert!(!out.success, "{target} must be refused");
+    }
+    // Saved while it resolved publicly, later resolving to loopback (DNS rebinding): the worker
+    // checks the address it dials and refuses.
+    let account_id =
+        gateway::instances::find_for_connector(&s.app.conn, &s.instance).await.unwrap().unwrap().account_id;
+    let key = s.app.running.as_ref().unwrap().state.config.master_key.clone();
+    let rebinding = url.replace("127.0.0.1", "localhost");
+    let kinds = [gateway::events::EventKind::MessageReceived];
+    gateway::webhooks::destinations::create_or_replace(&s.app.conn, &key, account_id, &s.instance, &rebinding, &kinds)
+        .await
+        .unwrap();
+    s.post("/api/sandbox/link", json!({"instance_id": s.instance})).await;
+    s.post("/api/sandbox/inbound", json!({"instance_id": s.instance, "from": "+966501234567", "message": "x"})).await;
+    use sea_orm::EntityTrait;
+    let mut errors = Vec::new();
+    for _ in 0..100 {
+        errors = gateway::entities::webhook_attempt::Entity::find()
+            .all(&s.app.conn)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter_map(|a| a.error)
+            .collect();
+        if !errors.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(errors[0].contains("private"), "{errors:?}");
+    assert!(receiver.events().is_empty(), "nothing reached the private address");
+    s.app.finish().await;
+}
+
+async fn a_worker_killed_between_claim_and_send_loses_nothing(backend: Backend) {
+    let mut env = fast_webhooks();
+    env.retain(|(k, _)| *k != "WAG_WEBHOOK_POLL_MS");
+    env.push(("WAG_WEBHOOK_POLL_MS", "60000".into())); // the app's own worker sleeps; we drive a second one
+    let Some(s) = setup(backend, env).await else { return };
+    let (receiver, url) = Receiver::start(&[]).await;
+    assert!(s.set_webhook(&url, "message.received").success);
+    s.post("/api/sandbox/link", json!({"instance_id": s.instance})).await;
+    s.post(
+        "/api/sandbox/inbound",
+        json!({"instance_id": s.instance, "from": "+966501234567", "message": "do not lose me"}),
+    )
+    .await;
+
+    let config = s.app.running.as_ref().unwrap().state.config.clone();
+    let worker = |db| gateway::webhooks::worker::Worker {
+        db,
+        key: config.master_key.clone(),
+        settings: config.webhooks.clone(),
+    };
+    // Claimed, then the process "dies" before sending.
+    let doomed = worker(s.app.conn.clone());
+    let claimed = doomed.claim(10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    drop(doomed);
+    // Another worker cannot take it while the lease holds, and takes it once it ran out.
+    let survivor = worker(s.app.conn.clone());
+    assert!(survivor.claim(10).await.unwrap().is_empty(), "leased to the dead worker");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let again = survivor.claim(10).await.unwrap();
+    assert_eq!(again.len(), 1, "the lease ran out");
+    survivor.deliver(again.into_iter().next().unwrap()).await.unwrap();
+    let events = receiver.wait_for("the delivery", |events| !events.is_empty()).await;
+    assert_eq!(events[0]["text"], "do not lose me");
+    s.app.finish().await;
+}
