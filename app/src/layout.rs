@@ -24,7 +24,7 @@ pub fn FlashBanner() -> impl IntoView {
                 <p>{flash.message}</p>
                 {flash.secret.map(|secret| view! {
                     <div class="secret">
-                        <label class="visually-hidden" for="new-api-key">"New API key"</label>
+                        <label class="visually-hidden" for="new-api-key">"The new secret"</label>
                         <input class="secret-value" id="new-api-key" readonly value=secret/>
                         <button type="button" class="btn btn-secondary copy-button" data-copy-target="#new-api-key" hidden>"Copy"</button>
                     </div>

@@ -54,3 +54,15 @@ fn ensure_sqlite_parent_dir(url: &str) {
 pub async fn ping(db: &DatabaseConnection) -> Result<(), DbErr> {
     db.ping().await
 }
+
+/// A transaction that will write. On SQLite it takes the write lock at BEGIN (IMMEDIATE), so
+/// it waits its turn under the busy timeout instead of failing with SQLITE_BUSY when another
+/// connection wrote after its first read; other databases ignore the option.
+pub async fn begin_write(db: &DatabaseConnection) -> Result<sea_orm::DatabaseTransaction, DbErr> {
+    use sea_orm::{SqliteTransactionMode, TransactionOptions, TransactionTrait};
+    db.begin_with_options(TransactionOptions {
+        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+        ..Default::default()
+    })
+    .await
+}

@@ -3,7 +3,7 @@
 //! step's event is written — all in one transaction, so none can be lost or half-done.
 use sea_orm::{
     sea_query::OnConflict, ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, TransactionTrait,
+    QuerySelect, Set,
 };
 use serde::{Deserialize, Serialize};
 
@@ -60,7 +60,7 @@ pub async fn receive(db: &DatabaseConnection, instance: &Instance, message: &Inb
     let now = time::now();
     let media = message.media.as_ref();
 
-    let txn = db.begin().await?;
+    let txn = crate::db::begin_write(db).await?;
     let row = inbound_message::ActiveModel {
         account_id: Set(instance.account_id),
         instance_id: Set(instance.id.clone()),
@@ -114,8 +114,10 @@ pub async fn receive(db: &DatabaseConnection, instance: &Instance, message: &Inb
             },
         )
         .await?;
-        if opted_out {
-            suppressions::add_in(&txn, instance.account_id, phone, OPT_OUT_REASON, "opt_out", "recipient").await?;
+        // Only a new suppression is news; repeated STOPs change nothing.
+        if opted_out
+            && suppressions::add_in(&txn, instance.account_id, phone, OPT_OUT_REASON, "opt_out", "recipient").await?
+        {
             emit(
                 &txn,
                 source,

@@ -2,7 +2,6 @@
 //! customer can reach takes the account id, so another account's instance is `NotFound`.
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-    TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 
@@ -99,7 +98,7 @@ pub async fn create(db: &DatabaseConnection, account_id: i64, name: &str, connec
     let name = parse_name(name)?;
     let now = time::now();
     let id = ids::new_id("inst");
-    let txn = db.begin().await?;
+    let txn = crate::db::begin_write(db).await?;
     let model = instance::ActiveModel {
         id: Set(id.clone()),
         account_id: Set(account_id),
@@ -178,7 +177,7 @@ pub async fn set_paused(db: &DatabaseConnection, account_id: i64, id: &str, paus
 
 pub async fn delete(db: &DatabaseConnection, account_id: i64, id: &str) -> Result<()> {
     let current = find(db, account_id, id).await?;
-    let txn = db.begin().await?;
+    let txn = crate::db::begin_write(db).await?;
     instance_status_change::Entity::delete_many()
         .filter(instance_status_change::Column::InstanceId.eq(current.id.clone()))
         .exec(&txn)
@@ -197,7 +196,7 @@ pub async fn record_status(
     linked_phone: Option<Option<String>>,
     detail: Option<&str>,
 ) -> Result<Option<Instance>> {
-    let txn = db.begin().await?;
+    let txn = crate::db::begin_write(db).await?;
     let Some(current) = instance::Entity::find_by_id(id.to_string()).one(&txn).await? else {
         return Ok(None);
     };

@@ -1,6 +1,6 @@
 //! The message log: every send the pipeline lets through, with its status lifecycle
 //! accepted → sent → delivered → read, or failed. Receipts never move a status backwards.
-use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set, TransactionTrait};
+use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -146,7 +146,7 @@ pub async fn mark_sent(
     log_id: i64,
     provider_message_id: &str,
 ) -> Result<()> {
-    let txn = db.begin().await?;
+    let txn = crate::db::begin_write(db).await?;
     let row = message::ActiveModel {
         id: Set(log_id),
         status: Set(MessageStatus::Sent.as_str().into()),
@@ -164,7 +164,7 @@ pub async fn mark_sent(
 /// The provider refused the message: `message.failed`, in the same transaction.
 pub async fn mark_failed(db: &DatabaseConnection, source: Source<'_>, log_id: i64, error: &str) -> Result<()> {
     let error: String = error.chars().take(255).collect();
-    let txn = db.begin().await?;
+    let txn = crate::db::begin_write(db).await?;
     let row = message::ActiveModel {
         id: Set(log_id),
         status: Set(MessageStatus::Failed.as_str().into()),
@@ -189,6 +189,20 @@ pub async fn apply_receipt(
     provider_message_id: &str,
     status: DeliveryStatus,
 ) -> Result<Option<MessageStatus>> {
+    match apply_receipt_if_known(db, instance_id, provider_message_id, status).await? {
+        Some(changed) => Ok(changed),
+        None => Ok(None),
+    }
+}
+
+/// Like `apply_receipt`, but `None` when no message has this provider id (yet: a receipt can
+/// overtake the write that records the id), so the caller may try again shortly.
+pub async fn apply_receipt_if_known(
+    db: &DatabaseConnection,
+    instance_id: &str,
+    provider_message_id: &str,
+    status: DeliveryStatus,
+) -> Result<Option<Option<MessageStatus>>> {
     let Some(row) = message::Entity::find()
         .filter(message::Column::InstanceId.eq(instance_id))
         .filter(message::Column::ProviderMessageId.eq(provider_message_id))
@@ -197,12 +211,21 @@ pub async fn apply_receipt(
     else {
         return Ok(None);
     };
+    Ok(Some(apply_to_row(db, instance_id, row, status).await?))
+}
+
+async fn apply_to_row(
+    db: &DatabaseConnection,
+    instance_id: &str,
+    row: message::Model,
+    status: DeliveryStatus,
+) -> Result<Option<MessageStatus>> {
     let current = MessageStatus::from_db(&row.status);
     let next = MessageStatus::from(status);
     if !current.may_become(next) {
         return Ok(None);
     }
-    let txn = db.begin().await?;
+    let txn = crate::db::begin_write(db).await?;
     // Conditional on the status we read, so two receipts racing cannot undo each other.
     let result = message::Entity::update_many()
         .col_expr(message::Column::Status, sea_orm::sea_query::Expr::value(next.as_str()))

@@ -2,7 +2,6 @@
 //! written to the change log in the same transaction.
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-    TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 
@@ -70,7 +69,7 @@ pub async fn add(
     source: &str,
     by: &str,
 ) -> Result<bool> {
-    let txn = db.begin().await?;
+    let txn = crate::db::begin_write(db).await?;
     let added = add_in(&txn, account_id, phone, reason, source, by).await?;
     txn.commit().await?;
     Ok(added)
@@ -111,7 +110,7 @@ pub async fn add_in<C: sea_orm::ConnectionTrait>(
 }
 
 pub async fn remove(db: &DatabaseConnection, account_id: i64, id: i64, by: &str) -> Result<Suppression> {
-    let txn = db.begin().await?;
+    let txn = crate::db::begin_write(db).await?;
     let row = suppression::Entity::find_by_id(id)
         .filter(suppression::Column::AccountId.eq(account_id))
         .one(&txn)

@@ -183,6 +183,7 @@ pub async fn delete_instance(id: String) -> Result<(), ServerFnError> {
 enum Tab {
     Overview,
     Connect,
+    Webhook,
     Settings,
 }
 
@@ -191,6 +192,7 @@ impl Tab {
         match text.as_deref() {
             Some("connect") => Tab::Connect,
             Some("settings") => Tab::Settings,
+            Some("webhook") => Tab::Webhook,
             _ => Tab::Overview,
         }
     }
@@ -232,6 +234,9 @@ fn ManageView(data: ManageData, tab: Tab) -> impl IntoView {
     let body = match tab {
         Tab::Overview => view! { <OverviewTab data=data.clone()/> }.into_any(),
         Tab::Connect => view! { <ConnectTab data=data.clone()/> }.into_any(),
+        Tab::Webhook => {
+            view! { <crate::pages::webhook_tab::WebhookTab instance_id=data.instance.id.clone()/> }.into_any()
+        }
         Tab::Settings => view! { <SettingsTab row=data.instance.clone()/> }.into_any(),
     };
     view! {
@@ -248,6 +253,7 @@ fn ManageView(data: ManageData, tab: Tab) -> impl IntoView {
             <nav class="tabs" aria-label="Instance">
                 {tab_link(Tab::Overview, format!("{base}?tab=overview"), "Overview")}
                 {tab_link(Tab::Connect, format!("{base}?tab=connect"), "Connect")}
+                {tab_link(Tab::Webhook, format!("{base}?tab=webhook"), "Webhook")}
                 {tab_link(Tab::Settings, format!("{base}?tab=settings"), "Settings")}
             </nav>
             {body}

@@ -10,3 +10,4 @@ pub mod manage;
 pub mod not_found;
 pub mod responsible;
 pub mod suppressions;
+pub mod webhook_tab;

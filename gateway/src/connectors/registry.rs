@@ -16,6 +16,8 @@ use crate::{
 };
 
 const EVENT_BUFFER: usize = 1024;
+const RECEIPT_RETRIES: u32 = 20;
+const RECEIPT_RETRY_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
 
 pub struct Registry {
     db: DatabaseConnection,
@@ -87,7 +89,30 @@ impl Registry {
                 instances::record_status(&self.db, id, InstanceStatus::Unlinked, Some(None), Some(reason)).await?;
             }
             EventKind::MessageStatus { provider_message_id, status, .. } => {
-                crate::message_log::apply_receipt(&self.db, id, provider_message_id, *status).await?;
+                let known =
+                    crate::message_log::apply_receipt_if_known(&self.db, id, provider_message_id, *status).await?;
+                if known.is_none() {
+                    // The receipt overtook the write of the message's provider id: try again
+                    // shortly rather than lose it.
+                    let (db, id, provider_message_id, status) =
+                        (self.db.clone(), id.to_string(), provider_message_id.clone(), *status);
+                    tokio::spawn(async move {
+                        for _ in 0..RECEIPT_RETRIES {
+                            tokio::time::sleep(RECEIPT_RETRY_WAIT).await;
+                            match crate::message_log::apply_receipt_if_known(&db, &id, &provider_message_id, status)
+                                .await
+                            {
+                                Ok(Some(_)) => return,
+                                Ok(None) => continue,
+                                Err(e) => {
+                                    tracing::error!(instance_id = %id, error = %e, "applying a receipt failed");
+                                    return;
+                                }
+                            }
+                        }
+                        tracing::debug!(instance_id = %id, "receipt for an unknown message dropped");
+                    });
+                }
             }
             EventKind::QrUpdated { code, expires_at } => {
                 if let Some(instance) = instances::find_for_connector(&self.db, id).await? {

@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::{
     accounts::Account,
     config::SendSettings,
-    connectors::{registry::Registry, OutgoingContent, OutgoingMessage},
+    connectors::{registry::Registry, ConnectorError, OutgoingContent, OutgoingMessage},
     error::{Error, Result},
     ids, instances, message_log,
     policy::{self, Assessment, Decision, Reason},
@@ -255,9 +255,22 @@ impl Sender<'_> {
         };
         let source =
             crate::events::Source { account_id: account.id, instance_id: &instance.id, instance_name: &instance.name };
+        // Customers see a stable reason; the provider's own words go to the log only.
         let sent = match self.registry.session(&instance).await {
-            Ok(session) => session.send(outgoing).await.map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
+            Ok(session) => session.send(outgoing).await.map_err(|e| {
+                tracing::warn!(instance_id = %instance.id, error = %e, "connector refused a send");
+                match e {
+                    ConnectorError::NotConnected => "instance_not_connected".to_string(),
+                    ConnectorError::Rejected(_) => "recipient_rejected".to_string(),
+                    ConnectorError::Unavailable(_) | ConnectorError::Unsupported(_) => {
+                        "provider_unavailable".to_string()
+                    }
+                }
+            }),
+            Err(e) => {
+                tracing::warn!(instance_id = %instance.id, error = %e, "no connector session for a send");
+                Err("provider_unavailable".to_string())
+            }
         };
         match sent {
             Ok(receipt) => {

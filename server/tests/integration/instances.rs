@@ -27,7 +27,7 @@ async fn instance_lifecycle_in_the_portal(backend: Backend) {
     assert_eq!(overview.status, StatusCode::OK);
     assert!(overview.body.contains("Not linked"));
     assert!(overview.body.contains("sandbox"));
-    assert!(!overview.body.contains("tab=webhook"), "no tab for a feature that is not built");
+    assert!(overview.body.contains("tab=webhook"), "the webhook tab is there");
 
     let connect = browser.get(&format!("{manage}?tab=connect")).await;
     assert!(connect.body.contains("<svg"), "a QR code is drawn");

@@ -19,6 +19,7 @@ on_every_database!(
     retries_then_success_and_gone_disables,
     private_targets_are_refused_at_save_and_connect_time,
     a_worker_killed_between_claim_and_send_loses_nothing,
+    the_webhook_tab_manages_destinations,
 );
 
 #[derive(Clone, Debug)]
@@ -332,6 +333,9 @@ async fn a_worker_killed_between_claim_and_send_loses_nothing(backend: Backend) 
     let mut env = fast_webhooks();
     env.retain(|(k, _)| *k != "WAG_WEBHOOK_POLL_MS");
     env.push(("WAG_WEBHOOK_POLL_MS", "60000".into())); // the app's own worker sleeps; we drive a second one
+                                                       // Leases are whole seconds: 3 s holds at least 2 s after the claim.
+    env.retain(|(k, _)| *k != "WAG_WEBHOOK_LEASE_SECS");
+    env.push(("WAG_WEBHOOK_LEASE_SECS", "3".into()));
     let Some(s) = setup(backend, env).await else { return };
     let (receiver, url) = Receiver::start(&[]).await;
     assert!(s.set_webhook(&url, "message.received").success);
@@ -356,11 +360,96 @@ async fn a_worker_killed_between_claim_and_send_loses_nothing(backend: Backend) 
     // Another worker cannot take it while the lease holds, and takes it once it ran out.
     let survivor = worker(s.app.conn.clone());
     assert!(survivor.claim(10).await.unwrap().is_empty(), "leased to the dead worker");
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    tokio::time::sleep(Duration::from_millis(3100)).await;
     let again = survivor.claim(10).await.unwrap();
     assert_eq!(again.len(), 1, "the lease ran out");
     survivor.deliver(again.into_iter().next().unwrap()).await.unwrap();
     let events = receiver.wait_for("the delivery", |events| !events.is_empty()).await;
     assert_eq!(events[0]["text"], "do not lose me");
     s.app.finish().await;
+}
+
+async fn the_webhook_tab_manages_destinations(backend: Backend) {
+    let Some(app) = spawn_app_with(backend, Options { env: fast_webhooks(), ..Options::default() }).await else {
+        return;
+    };
+    let browser = app.browser();
+    browser.signup(&unique_email("tab"), PASSWORD).await;
+    let instance = browser.create_instance("Support Line").await;
+    let tab = format!("/instances/{instance}/manage?tab=webhook");
+    let page = browser.get(&tab).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert_eq!(page.body.matches("type=\"checkbox\"").count(), 16, "all 16 events");
+    assert_eq!(page.body.matches("checked").count(), 4, "the four recommended ones ticked");
+
+    let (receiver, url) = Receiver::start(&[]).await;
+    let posted = browser
+        .submit(
+            &tab,
+            "/_fn/webhooks/add",
+            &[
+                ("instance_id", instance.as_str()),
+                ("url", url.as_str()),
+                ("events[0]", "message.received"),
+                ("events[3]", "recipient.opted_out"),
+            ],
+        )
+        .await;
+    assert_eq!(posted.location.as_deref(), Some(tab.as_str()));
+    let shown = browser.get(&tab).await;
+    let secret = shown.new_api_key().expect("the secret is shown once");
+    assert!(secret.starts_with("whsec_"));
+    assert!(!browser.get(&tab).await.body.contains(&secret), "and only once");
+    assert!(shown.body.contains("message.received, recipient.opted_out"));
+
+    let marker = "name=\"id\" value=\"whd_";
+    let start = shown.body.find(marker).unwrap() + marker.len() - 4;
+    let id = shown.body[start..start + shown.body[start..].find('"').unwrap()].to_string();
+    let act = |command: &'static str| {
+        let id = id.clone();
+        let instance = instance.clone();
+        let tab = tab.clone();
+        let browser = &browser;
+        async move {
+            browser
+                .submit(
+                    &tab,
+                    "/_fn/webhooks/destination",
+                    &[("instance_id", instance.as_str()), ("id", id.as_str()), ("command", command)],
+                )
+                .await
+        }
+    };
+    act("test").await;
+    let events = receiver.wait_for("the test event", |events| !events.is_empty()).await;
+    assert_eq!(events[0]["event"], "webhook.test");
+    verify_with_python(&secret, &receiver.got.lock().unwrap().clone());
+    act("disable").await;
+    assert!(browser.get(&tab).await.body.contains("Disabled"));
+    act("enable").await;
+    act("rotate").await;
+    let rotated = browser.get(&tab).await;
+    assert!(
+        rotated.new_api_key().unwrap().starts_with("whsec_") && rotated.body.contains("previous secret also signs")
+    );
+    let bad =
+        browser.submit(&tab, "/_fn/webhooks/add", &[("instance_id", instance.as_str()), ("url", "not a url")]).await;
+    assert_eq!(bad.location.as_deref(), Some(tab.as_str()));
+    assert!(browser.get(&tab).await.body.contains("Enter a full URL"));
+
+    // Another account reaches none of it.
+    let other = app.browser();
+    other.signup(&unique_email("other"), PASSWORD).await;
+    assert_eq!(other.get(&tab).await.status, StatusCode::NOT_FOUND);
+    let posted = other
+        .submit(
+            "/instances",
+            "/_fn/webhooks/destination",
+            &[("instance_id", instance.as_str()), ("id", id.as_str()), ("command", "delete")],
+        )
+        .await;
+    assert!(other.get(posted.location.as_deref().unwrap()).await.body.contains("Not found."));
+    act("delete").await;
+    assert!(browser.get(&tab).await.body.contains("No destinations yet."));
+    app.finish().await;
 }

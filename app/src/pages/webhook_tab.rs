@@ -1,0 +1,335 @@
+//! The instance's webhook tab: destinations (URL, chosen events, enabled), the signing secret
+//! (shown once, rotatable with the old one valid 24 h more), a test event, and the delivery log
+//! with replay.
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::layout::{fn_path, CsrfField};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryView {
+    pub event_id: String,
+    pub event_kind: String,
+    pub status: String,
+    pub attempts: i32,
+    pub last_status_code: Option<i32>,
+    pub created: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DestinationView {
+    pub id: String,
+    pub url: String,
+    pub events: Vec<String>,
+    pub enabled: bool,
+    pub disabled_reason: Option<String>,
+    pub failing_since: Option<String>,
+    pub previous_secret_valid_until: Option<String>,
+    pub deliveries: Vec<DeliveryView>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookTabData {
+    pub destinations: Vec<DestinationView>,
+    /// Every event name with whether the spec recommends it.
+    pub all_events: Vec<(String, bool)>,
+}
+
+#[server(prefix = "/_fn", endpoint = "webhooks/list")]
+pub async fn get_webhooks(instance_id: String) -> Result<WebhookTabData, ServerFnError> {
+    use crate::server_util::*;
+    use gateway::{events::EventKind, time::display, webhooks::destinations};
+    let user = require_user()?;
+    let state = app_state()?;
+    let instance = gateway::instances::find(&state.db, user.account_id, &instance_id)
+        .await
+        .map_err(|e| read_error("find instance", e))?;
+    let mut views = Vec::new();
+    for d in destinations::list(&state.db, user.account_id, &instance.id)
+        .await
+        .map_err(|e| read_error("list webhooks", e))?
+    {
+        let deliveries = destinations::recent_deliveries(&state.db, user.account_id, &d.id, 20)
+            .await
+            .map_err(|e| read_error("list deliveries", e))?
+            .into_iter()
+            .map(|r| DeliveryView {
+                event_id: r.event_id,
+                event_kind: r.event_kind,
+                status: r.status,
+                attempts: r.attempts,
+                last_status_code: r.last_status_code,
+                created: display(r.created_at),
+            })
+            .collect();
+        views.push(DestinationView {
+            events: d.events.iter().map(|k| k.as_str().to_string()).collect(),
+            failing_since: d.failing_since.map(display),
+            previous_secret_valid_until: d.previous_secret_valid_until.map(display),
+            id: d.id,
+            url: d.url,
+            enabled: d.enabled,
+            disabled_reason: d.disabled_reason,
+            deliveries,
+        });
+    }
+    Ok(WebhookTabData {
+        destinations: views,
+        all_events: EventKind::ALL
+            .iter()
+            .map(|k| (k.as_str().to_string(), EventKind::RECOMMENDED.contains(k)))
+            .collect(),
+    })
+}
+
+fn back(instance_id: &str) -> String {
+    format!("/instances/{instance_id}/manage?tab=webhook")
+}
+
+#[server(prefix = "/_fn", endpoint = "webhooks/add")]
+pub async fn add_webhook(instance_id: String, url: String, events: Option<Vec<String>>) -> Result<(), ServerFnError> {
+    use crate::{context::Flash, server_util::*};
+    use gateway::webhooks::destinations;
+    let user = require_user()?;
+    let state = app_state()?;
+    let here = back(&instance_id);
+    let result = async {
+        let instance = gateway::instances::find(&state.db, user.account_id, &instance_id).await?;
+        let url = destinations::check_url(&url, state.config.webhooks.allow_private).await?;
+        let kinds = destinations::parse_event_list(&events.unwrap_or_default())?;
+        destinations::create_or_replace(
+            &state.db,
+            &state.config.master_key,
+            user.account_id,
+            &instance.id,
+            &url,
+            &kinds,
+        )
+        .await
+    }
+    .await;
+    match result {
+        Ok((d, Some(secret))) => {
+            tracing::info!(account_id = user.account_id, destination_id = %d.id, "webhook destination created");
+            let mut flash =
+                Flash::success("Destination added. Copy its signing secret now: it is shown only this once.");
+            flash.secret = Some(secret);
+            finish(flash, &here).await
+        }
+        Ok((_, None)) => {
+            finish(
+                Flash::success("This URL was already a destination: its events were replaced and it is enabled."),
+                &here,
+            )
+            .await
+        }
+        Err(e) => finish(Flash::error(user_message("add webhook", &e)), &here).await,
+    }
+}
+
+/// What a destination form button asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DestinationCommand {
+    Enable,
+    Disable,
+    Rotate,
+    Test,
+    Delete,
+}
+
+#[server(prefix = "/_fn", endpoint = "webhooks/destination")]
+pub async fn webhook_action(instance_id: String, id: String, command: DestinationCommand) -> Result<(), ServerFnError> {
+    use crate::{context::Flash, server_util::*};
+    use gateway::webhooks::destinations;
+    let user = require_user()?;
+    let state = app_state()?;
+    let here = back(&instance_id);
+    let destination = match destinations::find(&state.db, user.account_id, &id).await {
+        Ok(d) if d.instance_id == instance_id => d,
+        Ok(_) => return finish(Flash::error("Not found."), &here).await,
+        Err(e) => return finish(Flash::error(user_message("webhook action", &e)), &here).await,
+    };
+    let db = &state.db;
+    let outcome: Result<Flash, gateway::Error> = match command {
+        DestinationCommand::Enable => destinations::set_enabled(db, user.account_id, &id, true).await.map(|_| Flash::success("Destination enabled.")),
+        DestinationCommand::Disable => {
+            destinations::set_enabled(db, user.account_id, &id, false).await.map(|_| Flash::success("Destination disabled: it receives nothing until enabled."))
+        }
+        DestinationCommand::Rotate => destinations::rotate(db, &state.config.master_key, user.account_id, &id).await.map(|secret| {
+            let mut f = Flash::success("New signing secret. The previous one keeps signing for 24 hours. Copy the new one now: it is shown only this once.");
+            f.secret = Some(secret);
+            f
+        }),
+        DestinationCommand::Test => {
+            let payload = serde_json::json!({
+                "event": "webhook.test",
+                "event_id": gateway::ids::new_id("evt"),
+                "instance_id": destination.instance_id,
+                "message": "A test event from WA Gateway.",
+                "timestamp": gateway::time::rfc3339(gateway::time::now()),
+            });
+            let event_id = payload["event_id"].as_str().unwrap_or_default().to_string();
+            destinations::queue(db, &id, user.account_id, &event_id, "webhook.test", &payload.to_string())
+                .await
+                .map(|_| Flash::success("Test event queued; its delivery appears in the log below."))
+        }
+        DestinationCommand::Delete => destinations::delete(db, user.account_id, &id).await.map(|_| Flash::success("Destination deleted.")),
+    };
+    match outcome {
+        Ok(flash) => finish(flash, &here).await,
+        Err(e) => finish(Flash::error(user_message("webhook action", &e)), &here).await,
+    }
+}
+
+#[server(prefix = "/_fn", endpoint = "webhooks/replay")]
+pub async fn replay_event(instance_id: String, id: String, event_id: String) -> Result<(), ServerFnError> {
+    use crate::{context::Flash, server_util::*};
+    let user = require_user()?;
+    let state = app_state()?;
+    let here = back(&instance_id);
+    match gateway::webhooks::destinations::replay(&state.db, user.account_id, &id, &event_id).await {
+        Ok(_) => finish(Flash::success(format!("Event {event_id} queued again for this destination.")), &here).await,
+        Err(e) => finish(Flash::error(user_message("replay event", &e)), &here).await,
+    }
+}
+
+#[component]
+pub fn WebhookTab(instance_id: String) -> impl IntoView {
+    let data = Resource::new(|| (), {
+        let id = instance_id.clone();
+        move |_| get_webhooks(id.clone())
+    });
+    view! {
+        <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || {
+                let instance_id = instance_id.clone();
+                Suspend::new(async move {
+                    match data.await {
+                        Ok(d) => view! { <WebhookView data=d instance_id/> }.into_any(),
+                        Err(e) => view! { <div class="banner banner-error" role="alert">{e.to_string()}</div> }.into_any(),
+                    }
+                })
+            }}
+        </Suspense>
+    }
+}
+
+#[component]
+fn WebhookView(data: WebhookTabData, instance_id: String) -> impl IntoView {
+    let id_for_form = instance_id.clone();
+    view! {
+        <section class="card">
+            <h2>"Add a destination"</h2>
+            <p class="hint">"WA Gateway POSTs each chosen event as JSON, signed with Standard Webhooks headers (webhook-id, webhook-timestamp, webhook-signature). See "<a href="/docs/receive">"Receive"</a>" for the events and how to verify them."</p>
+            <form class="form" method="post" action={fn_path::<AddWebhook>()}>
+                <CsrfField/>
+                <input type="hidden" name="instance_id" value=id_for_form/>
+                <div class="field">
+                    <label for="webhook-url">"Destination URL"</label>
+                    <input id="webhook-url" name="url" type="url" required placeholder="https://crm.example.com/hooks/whatsapp"/>
+                </div>
+                <fieldset class="field">
+                    <legend>"Events"</legend>
+                    {data.all_events.into_iter().enumerate().map(|(i, (name, recommended))| {
+                        let field = format!("events[{i}]");
+                        let id = format!("event-{i}");
+                        view! {
+                            <label for=id.clone() class="checkbox">
+                                <input id=id.clone() type="checkbox" name=field value=name.clone() checked=recommended/>
+                                " "<span class="mono">{name}</span>{recommended.then_some(" (recommended)")}
+                            </label>
+                        }
+                    }).collect_view()}
+                </fieldset>
+                <button type="submit" class="btn btn-primary">"Add destination"</button>
+            </form>
+        </section>
+        {if data.destinations.is_empty() {
+            view! { <section class="card"><div class="empty-state"><p><strong>"No destinations yet."</strong></p><p>"Events are still kept: read them in order with GET /api/events."</p></div></section> }.into_any()
+        } else {
+            data.destinations.into_iter().map(|d| view! { <DestinationCard d instance_id=instance_id.clone()/> }).collect_view().into_any()
+        }}
+    }
+}
+
+#[component]
+fn CommandButton(
+    instance_id: String,
+    id: String,
+    command: &'static str,
+    label: &'static str,
+    class: &'static str,
+) -> impl IntoView {
+    view! {
+        <form class="inline" method="post" action={fn_path::<WebhookAction>()}>
+            <CsrfField/>
+            <input type="hidden" name="instance_id" value=instance_id/>
+            <input type="hidden" name="id" value=id/>
+            <input type="hidden" name="command" value=command/>
+            <button type="submit" class=class>{label}</button>
+        </form>
+    }
+}
+
+#[component]
+fn DestinationCard(d: DestinationView, instance_id: String) -> impl IntoView {
+    let (iid, id) = (instance_id.clone(), d.id.clone());
+    let button = move |command: &'static str, label: &'static str, class: &'static str| {
+        view! { <CommandButton instance_id=iid.clone() id=id.clone() command label class/> }
+    };
+    view! {
+        <section class="card">
+            <h2 class="mono">{d.url.clone()}</h2>
+            {d.disabled_reason.clone().map(|r| view! { <div class="banner banner-error" role="alert"><p>{format!("Disabled: {r} Fix the receiver, then enable it again.")}</p></div> })}
+            {d.failing_since.clone().filter(|_| d.enabled).map(|since| view! { <div class="banner banner-error" role="alert"><p>{format!("Deliveries have been failing since {since}. After 5 days of failures the destination is disabled.")}</p></div> })}
+            <dl class="details">
+                <dt>"Status"</dt><dd>{if d.enabled { view! { <span class="badge badge-active">"Enabled"</span> }.into_any() } else { view! { <span class="badge badge-revoked">"Disabled"</span> }.into_any() }}</dd>
+                <dt>"Events"</dt><dd class="mono">{d.events.join(", ")}</dd>
+                <dt>"Signing secret"</dt><dd>"whsec_… (shown once when created or rotated)"{d.previous_secret_valid_until.clone().map(|t| format!("; the previous secret also signs until {t}"))}</dd>
+            </dl>
+            <div class="page-actions">
+                {if d.enabled { button("disable", "Disable", "btn btn-secondary") } else { button("enable", "Enable", "btn btn-primary") }}
+                {button("test", "Send test event", "btn btn-secondary")}
+                {button("rotate", "Rotate secret", "btn btn-secondary")}
+                <details class="confirm">
+                    <summary class="btn btn-danger">"Delete"</summary>
+                    <p>"Delete this destination? Its queued deliveries are dropped."</p>
+                    {button("delete", "Yes, delete it", "btn btn-danger")}
+                </details>
+            </div>
+            <h3>"Recent deliveries"</h3>
+            {if d.deliveries.is_empty() {
+                view! { <p class="muted">"No deliveries yet."</p> }.into_any()
+            } else {
+                view! {
+                    <div class="table-wrap">
+                        <table class="table">
+                            <thead><tr><th>"Queued"</th><th>"Event"</th><th>"Status"</th><th>"Attempts"</th><th>"Last answer"</th><th><span class="visually-hidden">"Actions"</span></th></tr></thead>
+                            <tbody>
+                                {d.deliveries.into_iter().map(|r| view! {
+                                    <tr>
+                                        <td>{r.created}</td>
+                                        <td class="mono">{r.event_kind}<br/><span class="muted">{r.event_id.clone()}</span></td>
+                                        <td>{r.status}</td>
+                                        <td>{r.attempts}</td>
+                                        <td>{r.last_status_code.map(|c| c.to_string()).unwrap_or_else(|| "—".into())}</td>
+                                        <td class="actions">
+                                            <form class="inline" method="post" action={fn_path::<ReplayEvent>()}>
+                                                <CsrfField/>
+                                                <input type="hidden" name="instance_id" value=instance_id.clone()/>
+                                                <input type="hidden" name="id" value=d.id.clone()/>
+                                                <input type="hidden" name="event_id" value=r.event_id/>
+                                                <button type="submit" class="btn btn-secondary">"Replay"</button>
+                                            </form>
+                                        </td>
+                                    </tr>
+                                }).collect_view()}
+                            </tbody>
+                        </table>
+                    </div>
+                }.into_any()
+            }}
+        </section>
+    }
+}
