@@ -106,13 +106,20 @@ pub struct Source<'a> {
     pub instance_name: &'a str,
 }
 
-/// Stores one event inside the caller's transaction (or connection) and returns its `event_id`.
+/// Stores one event inside the caller's transaction and returns its `event_id`.
+///
+/// Call it inside a write transaction: on PostgreSQL and MySQL the account's row is locked
+/// first, so the events of one account get their ids in commit order and a reader paging by id
+/// (/api/events) can never pass over one that commits late. SQLite writes one at a time anyway.
 pub async fn emit<C: ConnectionTrait>(
     conn: &C,
     source: Source<'_>,
     kind: EventKind,
     fields: Map<String, Value>,
 ) -> Result<String> {
+    if conn.get_database_backend() != sea_orm::DatabaseBackend::Sqlite {
+        crate::entities::account::Entity::find_by_id(source.account_id).lock_exclusive().one(conn).await?;
+    }
     let event_id = ids::new_id("evt");
     let now = time::now();
     let mut payload = Map::new();

@@ -173,8 +173,9 @@ pub async fn call(db: &DatabaseConnection, instance: &Instance, from: &Sender, m
     let source = Source { account_id: instance.account_id, instance_id: &instance.id, instance_name: &instance.name };
     let kind = if missed { EventKind::CallMissed } else { EventKind::CallReceived };
     let phone = sender_phone(from);
+    let txn = crate::db::begin_write(db).await?;
     emit(
-        db,
+        &txn,
         source,
         kind,
         fields! {
@@ -185,12 +186,15 @@ pub async fn call(db: &DatabaseConnection, instance: &Instance, from: &Sender, m
         },
     )
     .await?;
+    txn.commit().await?;
     Ok(())
 }
 
 pub async fn group_updated(db: &DatabaseConnection, instance: &Instance, group_id: &str, change: &str) -> Result<()> {
     let source = Source { account_id: instance.account_id, instance_id: &instance.id, instance_name: &instance.name };
-    emit(db, source, EventKind::GroupUpdated, fields! {"group_id" => group_id, "change" => change}).await?;
+    let txn = crate::db::begin_write(db).await?;
+    emit(&txn, source, EventKind::GroupUpdated, fields! {"group_id" => group_id, "change" => change}).await?;
+    txn.commit().await?;
     Ok(())
 }
 

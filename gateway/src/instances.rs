@@ -197,11 +197,15 @@ pub async fn record_status(
     detail: Option<&str>,
 ) -> Result<Option<Instance>> {
     let txn = crate::db::begin_write(db).await?;
+    // Early answers roll back at once: a dropped transaction would keep its lock until its
+    // pooled connection is used again.
     let Some(current) = instance::Entity::find_by_id(id.to_string()).one(&txn).await? else {
+        txn.rollback().await?;
         return Ok(None);
     };
     let phone_changes = linked_phone.as_ref().is_some_and(|p| p != &current.linked_phone);
     if current.status == status.as_str() && !phone_changes {
+        txn.rollback().await?;
         return Ok(None);
     }
     let now = time::now();

@@ -235,6 +235,7 @@ async fn apply_to_row(
         .exec(&txn)
         .await?;
     if result.rows_affected != 1 {
+        txn.rollback().await?;
         return Ok(None);
     }
     let instance = crate::entities::instance::Entity::find_by_id(instance_id.to_string()).one(&txn).await?;

@@ -122,7 +122,9 @@ impl Registry {
                         instance_name: &instance.name,
                     };
                     let fields = crate::fields! {"qr_code" => code, "expires_at" => crate::time::rfc3339(*expires_at)};
-                    crate::events::emit(&self.db, source, crate::events::EventKind::InstanceQrUpdated, fields).await?;
+                    let txn = crate::db::begin_write(&self.db).await?;
+                    crate::events::emit(&txn, source, crate::events::EventKind::InstanceQrUpdated, fields).await?;
+                    txn.commit().await?;
                 }
             }
             EventKind::MessageReceived(message) => {

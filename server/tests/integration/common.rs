@@ -23,13 +23,20 @@ macro_rules! on_every_database {
     ($($name:ident),* $(,)?) => {$(
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() { super::$name($crate::common::Backend::Sqlite).await }
+            async fn sqlite() { $crate::common::within_limit(super::$name($crate::common::Backend::Sqlite)).await }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() { super::$name($crate::common::Backend::Postgres).await }
+            async fn postgres() { $crate::common::within_limit(super::$name($crate::common::Backend::Postgres)).await }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn mysql() { super::$name($crate::common::Backend::Mysql).await }
+            async fn mysql() { $crate::common::within_limit(super::$name($crate::common::Backend::Mysql)).await }
         }
     )*};
+}
+
+/// A scenario that hangs fails with its name instead of stalling the whole run.
+pub async fn within_limit(scenario: impl std::future::Future<Output = ()>) {
+    if tokio::time::timeout(std::time::Duration::from_secs(180), scenario).await.is_err() {
+        panic!("the scenario did not finish within 180 s");
+    }
 }
 
 static SKIP_POSTGRES: Once = Once::new();
