@@ -49,7 +49,13 @@ const NAV: &[NavGroup] = &[
     NavGroup { title: "Overview", items: &[NavItem { href: "/dashboard", label: "Dashboard" }] },
     NavGroup { title: "Customer Access", items: &[NavItem { href: "/api-keys", label: "API Keys" }] },
     NavGroup { title: "Connection", items: &[NavItem { href: "/instances", label: "Instances" }] },
-    NavGroup { title: "Visibility", items: &[NavItem { href: "/inbound-logs", label: "Inbound Logs" }] },
+    NavGroup {
+        title: "Visibility",
+        items: &[
+            NavItem { href: "/inbound-logs", label: "Inbound Logs" },
+            NavItem { href: "/messages", label: "Messages" },
+        ],
+    },
     NavGroup {
         title: "Safety",
         items: &[

@@ -30,6 +30,7 @@ use crate::pages::{
     instances::InstancesPage,
     landing::LandingPage,
     manage::ManagePage,
+    messages::MessagesPage,
     not_found::NotFound,
     responsible::ResponsiblePage,
     suppressions::SuppressionsPage,
@@ -77,6 +78,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/account") view=AccountPage ssr=SsrMode::Async/>
                 <Route path=path!("/suppressed-recipients") view=SuppressionsPage ssr=SsrMode::Async/>
                 <Route path=path!("/inbound-logs") view=InboundLogsPage ssr=SsrMode::Async/>
+                <Route path=path!("/messages") view=MessagesPage ssr=SsrMode::Async/>
                 <Route path=path!("/responsible-messaging") view=ResponsiblePage ssr=SsrMode::Async/>
                 <Route path=path!("/docs") view=DocsPage ssr=SsrMode::Async/>
                 <Route path=path!("/docs/*slug") view=DocsPage ssr=SsrMode::Async/>

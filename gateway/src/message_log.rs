@@ -298,3 +298,99 @@ mod tests {
         assert!(!Read.may_become(Failed));
     }
 }
+
+/// One sent (or attempted) message as the portal lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogRow {
+    pub id: i64,
+    pub message_id: String,
+    pub instance_id: String,
+    pub recipient: String,
+    pub purpose: String,
+    pub kind: String,
+    pub body: String,
+    pub media_file_name: Option<String>,
+    pub status: String,
+    pub error: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct LogFilter {
+    pub instance_id: Option<String>,
+    pub phone: Option<String>,
+    pub status: Option<String>,
+    pub from: Option<i64>,
+    pub until: Option<i64>,
+    /// Keyset pagination: rows with an id below this.
+    pub before: Option<i64>,
+}
+
+/// Newest first, by keyset on the id (indexed with the account), so deep pages stay cheap.
+pub async fn log(db: &DatabaseConnection, account_id: i64, filter: &LogFilter, limit: u64) -> Result<Vec<LogRow>> {
+    use sea_orm::{QueryOrder, QuerySelect};
+    let mut query = message::Entity::find().filter(message::Column::AccountId.eq(account_id));
+    if let Some(instance) = &filter.instance_id {
+        query = query.filter(message::Column::InstanceId.eq(instance.as_str()));
+    }
+    if let Some(phone) = &filter.phone {
+        let digits: String = phone.chars().filter(char::is_ascii_digit).collect();
+        if !digits.is_empty() {
+            query = query.filter(message::Column::Recipient.contains(digits.as_str()));
+        }
+    }
+    if let Some(status) = filter.status.as_deref().filter(|s| !s.is_empty()) {
+        query = query.filter(message::Column::Status.eq(status));
+    }
+    if let Some(from) = filter.from {
+        query = query.filter(message::Column::CreatedAt.gte(from));
+    }
+    if let Some(until) = filter.until {
+        query = query.filter(message::Column::CreatedAt.lt(until));
+    }
+    if let Some(before) = filter.before {
+        query = query.filter(message::Column::Id.lt(before));
+    }
+    Ok(query
+        .order_by_desc(message::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|m| LogRow {
+            id: m.id,
+            message_id: m.message_id,
+            instance_id: m.instance_id,
+            recipient: m.recipient,
+            purpose: m.purpose,
+            kind: m.kind,
+            body: m.body,
+            media_file_name: m.media_file_name,
+            status: m.status,
+            error: m.error,
+            created_at: m.created_at,
+            updated_at: m.updated_at,
+        })
+        .collect())
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailureRate {
+    pub total: u64,
+    pub failed: u64,
+}
+
+/// Messages of the account created in [from, until) and how many of them failed.
+pub async fn failure_rate(db: &DatabaseConnection, account_id: i64, from: i64, until: i64) -> Result<FailureRate> {
+    use sea_orm::PaginatorTrait;
+    let base = || {
+        message::Entity::find()
+            .filter(message::Column::AccountId.eq(account_id))
+            .filter(message::Column::CreatedAt.gte(from))
+            .filter(message::Column::CreatedAt.lt(until))
+    };
+    let total = base().count(db).await?;
+    let failed = base().filter(message::Column::Status.eq(MessageStatus::Failed.as_str())).count(db).await?;
+    Ok(FailureRate { total, failed })
+}

@@ -25,6 +25,7 @@ const PRIVATE_PREFIXES: &[&str] = &[
     "/suppressed-recipients",
     "/responsible-messaging",
     "/inbound-logs",
+    "/messages",
 ];
 
 fn is_private(path: &str) -> bool {

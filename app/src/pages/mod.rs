@@ -7,6 +7,7 @@ pub mod inbound_logs;
 pub mod instances;
 pub mod landing;
 pub mod manage;
+pub mod messages;
 pub mod not_found;
 pub mod responsible;
 pub mod suppressions;

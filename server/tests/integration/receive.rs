@@ -12,6 +12,7 @@ on_every_database!(
     opt_out_requests_suppress_the_sender,
     events_page_in_order_per_account,
     inbound_logs_filter_and_page_by_keyset,
+    the_message_log_shows_statuses_and_failure_rates,
 );
 
 struct Account {
@@ -376,5 +377,65 @@ async fn inbound_logs_filter_and_page_by_keyset(backend: Backend) {
     let other = app.browser();
     other.signup(&unique_email("nosy"), PASSWORD).await;
     assert!(!other.get(&format!("/inbound-logs?instance={}", a.instance)).await.body.contains("note number"));
+    app.finish().await;
+}
+
+async fn the_message_log_shows_statuses_and_failure_rates(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let a = account(&app, "outbox").await;
+    post(&app, &a.key, "/api/sandbox/link", json!({"instance_id": a.instance})).await;
+    let send = |to: &'static str, text: &'static str| {
+        post(
+            &app,
+            &a.key,
+            "/api/send-message",
+            json!({"instance_id": a.instance, "phone": to, "message": text, "message_purpose": "transactional"}),
+        )
+    };
+    assert_eq!(send("+966501234567", "Your order #1 shipped.").await.0, StatusCode::OK);
+    assert_eq!(send("+15550000001", "Your order #2 shipped.").await.0, StatusCode::BAD_GATEWAY);
+    let page = a.browser.get("/messages").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("Your order #1 shipped.") && page.body.contains("+15550000001"));
+    assert!(page.body.contains("provider_unavailable"), "the failure reason, not the provider's own words");
+    assert!(page.body.contains("50.0 %"), "1 of 2 failed in the last 24 hours");
+    assert!(page.body.contains("class=\"chart\"") && page.body.contains("<rect"), "the daily chart");
+    let failed_only = a.browser.get("/messages?status=failed").await;
+    assert!(failed_only.body.contains("+15550000001") && !failed_only.body.contains("Your order #1 shipped."));
+
+    // Keyset pages of 50.
+    let account_id = gateway::instances::find_for_connector(&app.conn, &a.instance).await.unwrap().unwrap().account_id;
+    for i in 0..55 {
+        let id = format!("msg_bulk{i:03}");
+        gateway::message_log::insert_accepted(
+            &app.conn,
+            gateway::message_log::NewMessage {
+                message_id: &id,
+                account_id,
+                instance_id: &a.instance,
+                recipient: "+966501234567",
+                purpose: "transactional",
+                kind: "text",
+                body: format!("bulk note {i:03}"),
+                media_mime_type: None,
+                media_file_name: None,
+                media_bytes: None,
+                content_fingerprint: id.clone(),
+                risk_score: 0,
+            },
+        )
+        .await
+        .unwrap();
+    }
+    let first = a.browser.get("/messages").await;
+    assert!(first.body.contains("bulk note 054") && !first.body.contains("bulk note 004"));
+    let marker = "href=\"/messages?before=";
+    let start = first.body.find(marker).expect("an Older link") + "href=\"".len();
+    let href = first.body[start..start + first.body[start..].find('"').unwrap()].replace("&amp;", "&");
+    let second = a.browser.get(&href).await;
+    assert!(second.body.contains("bulk note 004") && second.body.contains("Your order #1 shipped."));
+    let other = app.browser();
+    other.signup(&unique_email("nosy2"), PASSWORD).await;
+    assert!(!other.get("/messages").await.body.contains("bulk note"));
     app.finish().await;
 }
