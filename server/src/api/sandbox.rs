@@ -57,6 +57,31 @@ fn text(value: &Option<Value>) -> Option<&str> {
     }
 }
 
+/// `instance_id` and `from` of a simulated message or call, noting the bad ones.
+fn instance_and_sender<'a>(
+    instance_id: &'a Option<Value>,
+    from: &Option<Value>,
+    bad: &mut Vec<&'static str>,
+) -> (&'a str, Option<Phone>) {
+    let id = text(instance_id);
+    if id.is_none() {
+        bad.push("instance_id");
+    }
+    let phone = text(from).and_then(Phone::parse);
+    if phone.is_none() {
+        bad.push("from");
+    }
+    (id.unwrap_or_default(), phone)
+}
+
+/// The simulated sender, addressed as WhatsApp addresses a phone.
+fn sender(phone: &Phone) -> Sender {
+    Sender {
+        address: format!("{}@s.whatsapp.net", phone.as_str().trim_start_matches('+')),
+        phone: Some(phone.as_str().into()),
+    }
+}
+
 /// The key account's sandbox instance, or `invalid_instance` for anything else.
 async fn sandbox_instance(state: &AppState, caller: &ApiCaller, id: &str) -> Result<Instance, ApiError> {
     if !caller.account.api_enabled {
@@ -176,14 +201,7 @@ pub async fn inbound(
 ) -> Result<Json<SandboxInboundResponse>, ApiError> {
     let (caller, parsed): (_, SandboxInboundBody) = read_body(&headers, caller, body)?;
     let mut bad = Vec::new();
-    let id = text(&parsed.instance_id);
-    if id.is_none() {
-        bad.push("instance_id");
-    }
-    let from = text(&parsed.from).and_then(Phone::parse);
-    if from.is_none() {
-        bad.push("from");
-    }
+    let (id, from) = instance_and_sender(&parsed.instance_id, &parsed.from, &mut bad);
     let media_kind = text(&parsed.media_type).map(media::parse_kind);
     if matches!(media_kind, Some(None)) {
         bad.push("media_type");
@@ -196,7 +214,7 @@ pub async fn inbound(
     if !bad.is_empty() {
         return Err(ApiError::validation(&bad));
     }
-    let (id, from) = (id.unwrap_or_default(), from.expect("checked"));
+    let from = from.expect("checked");
     let instance = sandbox_instance(&state, &caller, id).await?;
     let provider_message_id = gateway::ids::new_id("sbxin");
     let media = media_kind.flatten().map(|kind| InboundMedia {
@@ -207,10 +225,7 @@ pub async fn inbound(
     });
     let message = InboundMessage {
         provider_message_id: provider_message_id.clone(),
-        from: Sender {
-            address: format!("{}@s.whatsapp.net", from.as_str().trim_start_matches('+')),
-            phone: Some(from.as_str().into()),
-        },
+        from: sender(&from),
         group_id: text(&parsed.group_id).map(str::to_string),
         text: message,
         media,
@@ -240,14 +255,7 @@ pub async fn call(
 ) -> Result<Json<SandboxStatusResponse>, ApiError> {
     let (caller, parsed): (_, SandboxCallBody) = read_body(&headers, caller, body)?;
     let mut bad = Vec::new();
-    let id = text(&parsed.instance_id);
-    if id.is_none() {
-        bad.push("instance_id");
-    }
-    let from = text(&parsed.from).and_then(Phone::parse);
-    if from.is_none() {
-        bad.push("from");
-    }
+    let (id, from) = instance_and_sender(&parsed.instance_id, &parsed.from, &mut bad);
     let missed = match text(&parsed.status) {
         Some("received") => false,
         Some("missed") => true,
@@ -259,12 +267,9 @@ pub async fn call(
     if !bad.is_empty() {
         return Err(ApiError::validation(&bad));
     }
-    let (id, from) = (id.unwrap_or_default(), from.expect("checked"));
+    let from = from.expect("checked");
     let instance = sandbox_instance(&state, &caller, id).await?;
-    let sender = Sender {
-        address: format!("{}@s.whatsapp.net", from.as_str().trim_start_matches('+')),
-        phone: Some(from.as_str().into()),
-    };
+    let sender = sender(&from);
     state
         .registry
         .sandbox_deliver(&instance, EventKind::Call { from: sender, missed, at: gateway::time::now() })
