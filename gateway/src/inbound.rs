@@ -72,7 +72,7 @@ pub async fn receive(db: &DatabaseConnection, instance: &Instance, message: &Inb
         body: Set(text.clone()),
         media_mime_type: Set(media.map(|m| m.mime_type.clone())),
         media_file_name: Set(media.and_then(|m| m.file_name.clone())),
-        media_bytes: Set(media.and_then(|m| m.size_bytes).map(|b| b as i64)),
+        media_bytes: Set(media.and_then(|m| m.size_bytes).and_then(|b| i64::try_from(b).ok())),
         opt_out: Set(opted_out),
         sent_at: Set(message.sent_at),
         received_at: Set(now),

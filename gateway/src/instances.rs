@@ -182,6 +182,27 @@ pub async fn delete(db: &DatabaseConnection, account_id: i64, id: &str) -> Resul
         .filter(instance_status_change::Column::InstanceId.eq(current.id.clone()))
         .exec(&txn)
         .await?;
+    // Its webhook destinations go with it, and their queued deliveries are cancelled, so
+    // nothing of a deleted instance is sent afterwards.
+    let destinations: Vec<String> = crate::entities::webhook_destination::Entity::find()
+        .filter(crate::entities::webhook_destination::Column::InstanceId.eq(current.id.clone()))
+        .all(&txn)
+        .await?
+        .into_iter()
+        .map(|d| d.id)
+        .collect();
+    if !destinations.is_empty() {
+        crate::entities::webhook_delivery::Entity::update_many()
+            .col_expr(crate::entities::webhook_delivery::Column::Status, sea_orm::sea_query::Expr::value("cancelled"))
+            .filter(crate::entities::webhook_delivery::Column::DestinationId.is_in(destinations.clone()))
+            .filter(crate::entities::webhook_delivery::Column::Status.eq("pending"))
+            .exec(&txn)
+            .await?;
+        crate::entities::webhook_destination::Entity::delete_many()
+            .filter(crate::entities::webhook_destination::Column::Id.is_in(destinations))
+            .exec(&txn)
+            .await?;
+    }
     instance::Entity::delete_by_id(current.id).exec(&txn).await?;
     txn.commit().await?;
     Ok(())

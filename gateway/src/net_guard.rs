@@ -39,13 +39,32 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
 }
 
 fn is_public_v6(ip: Ipv6Addr) -> bool {
-    let first = ip.segments()[0];
+    let seg = ip.segments();
+    let first = seg[0];
+    // Addresses that carry an IPv4 address inside are judged by that address: NAT64
+    // (64:ff9b::/96), 6to4 (2002::/16) and the deprecated IPv4-compatible ::a.b.c.d.
+    let embedded = |hi: u16, lo: u16| Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8);
+    if first == 0x0064 && seg[1] == 0xff9b && seg[2..6] == [0, 0, 0, 0] {
+        return is_public_v4(embedded(seg[6], seg[7]));
+    }
+    if first == 0x2002 {
+        return is_public_v4(embedded(seg[1], seg[2]));
+    }
+    if seg[..6] == [0, 0, 0, 0, 0, 0] {
+        return is_public_v4(embedded(seg[6], seg[7]));
+    }
     !(ip.is_loopback()
         || ip.is_unspecified()
         || ip.is_multicast()
         || (first & 0xfe00) == 0xfc00 // unique local
         || (first & 0xffc0) == 0xfe80 // link-local
+        || (first & 0xffc0) == 0xfec0 // site-local (deprecated)
         || first == 0x2001 && ip.segments()[1] == 0x0db8) // documentation
+}
+
+/// A URL's host as DNS takes it: IPv6 literals come bracketed from URLs.
+pub fn bare_host(host: &str) -> &str {
+    host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host)
 }
 
 /// Resolves `host` and returns the address to connect to. With `allow_private` (an operator's
@@ -83,7 +102,7 @@ mod tests {
         ] {
             assert!(!is_public(private.parse().unwrap()), "{private}");
         }
-        for public in ["1.1.1.1", "8.8.8.8", "2606:4700:4700::1111"] {
+        for public in ["1.1.1.1", "8.8.8.8", "2606:4700:4700::1111", "64:ff9b::101:101"] {
             assert!(is_public(public.parse().unwrap()), "{public}");
         }
     }
@@ -93,5 +112,6 @@ mod tests {
         assert_eq!(resolve("localhost", 443, false).await, Err(GuardError::PrivateAddress));
         assert!(resolve("localhost", 443, true).await.is_ok());
         assert_eq!(resolve("no-such-host.invalid", 443, false).await, Err(GuardError::Unresolvable));
+        assert_eq!(resolve(bare_host("[::1]"), 443, false).await, Err(GuardError::PrivateAddress));
     }
 }

@@ -85,6 +85,8 @@ fn portal_router(state: AppState) -> Router {
         .fallback(fallback)
         .with_state(options)
         .layer(middleware::from_fn_with_state(state, crate::portal::page_context))
+        // Portal pages show account data and, once, new secrets: never keep them in caches.
+        .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .layer(sessions)
 }
 

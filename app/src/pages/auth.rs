@@ -94,7 +94,14 @@ pub fn new_csrf_token() -> String {
 #[cfg(feature = "ssr")]
 fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => path.to_string(),
+        Some(path)
+            if path.starts_with('/')
+                && !path.starts_with("//")
+                && !path.contains('\\')
+                && !path.chars().any(|c| c.is_control() || c.is_whitespace()) =>
+        {
+            path.to_string()
+        }
         _ => "/dashboard".to_string(),
     }
 }

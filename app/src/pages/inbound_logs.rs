@@ -98,7 +98,7 @@ pub async fn list_inbound(query: InboundQuery) -> Result<InboundPage, ServerFnEr
             kind: r.kind.clone(),
             body: r.body.clone(),
             media: r.media_mime_type.as_ref().map(|mime| {
-                let size = r.media_bytes.map(|b| format!(", {} KB", (b + 1023) / 1024)).unwrap_or_default();
+                let size = r.media_bytes.map(|b| format!(", {} KB", b.saturating_add(1023) / 1024)).unwrap_or_default();
                 let name = r.media_file_name.clone().map(|n| format!("{n} · ")).unwrap_or_default();
                 format!("{name}{mime}{size}")
             }),

@@ -82,8 +82,13 @@ pub async fn get_webhooks(instance_id: String) -> Result<WebhookTabData, ServerF
     })
 }
 
+/// Where the tab's forms return: only a well-formed id goes into the redirect.
 fn back(instance_id: &str) -> String {
-    format!("/instances/{instance_id}/manage?tab=webhook")
+    if gateway::ids::is_id("inst", instance_id) {
+        format!("/instances/{instance_id}/manage?tab=webhook")
+    } else {
+        "/instances".to_string()
+    }
 }
 
 #[server(prefix = "/_fn", endpoint = "webhooks/add")]
@@ -188,6 +193,10 @@ pub async fn replay_event(instance_id: String, id: String, event_id: String) -> 
     let user = require_user()?;
     let state = app_state()?;
     let here = back(&instance_id);
+    match gateway::webhooks::destinations::find(&state.db, user.account_id, &id).await {
+        Ok(d) if d.instance_id == instance_id => {}
+        _ => return finish(Flash::error("Not found."), &here).await,
+    }
     match gateway::webhooks::destinations::replay(&state.db, user.account_id, &id, &event_id).await {
         Ok(_) => finish(Flash::success(format!("Event {event_id} queued again for this destination.")), &here).await,
         Err(e) => finish(Flash::error(user_message("replay event", &e)), &here).await,

@@ -249,6 +249,10 @@ fn connector_error(e: ConnectorError) -> Error {
     match e {
         ConnectorError::NotConnected => Error::invalid("The instance is not linked to a phone yet."),
         ConnectorError::Unsupported(_) => Error::invalid(e.to_string()),
-        other => Error::Refused(format!("The WhatsApp connection reported a problem: {other}")),
+        other => {
+            // The provider's own words are for the log, not for customers.
+            tracing::warn!(error = %other, "connector action failed");
+            Error::Refused("The WhatsApp connection reported a problem. Please try again shortly.".into())
+        }
     }
 }

@@ -48,7 +48,7 @@ pub async fn fetch(url: &str, policy: FetchPolicy) -> Result<Vec<u8>, FetchError
         }
         let host = current.host_str().ok_or(FetchError::BadUrl)?.to_string();
         let port = current.port_or_known_default().ok_or(FetchError::BadUrl)?;
-        let address = net_guard::resolve(&host, port, policy.allow_private).await?;
+        let address = net_guard::resolve(net_guard::bare_host(&host), port, policy.allow_private).await?;
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(policy.timeout)

@@ -67,7 +67,7 @@ pub async fn check_url(text: &str, allow_private: bool) -> Result<String> {
         return Err(Error::invalid("The URL is longer than 2048 characters."));
     }
     let port = url.port_or_known_default().unwrap_or(443);
-    match net_guard::resolve(host, port, allow_private).await {
+    match net_guard::resolve(net_guard::bare_host(host), port, allow_private).await {
         Ok(_) => Ok(url.to_string()),
         Err(net_guard::GuardError::Unresolvable) => Err(Error::invalid("The URL's host could not be found.")),
         Err(net_guard::GuardError::PrivateAddress) => Err(Error::invalid(
@@ -263,6 +263,9 @@ pub async fn replay(db: &DatabaseConnection, account_id: i64, destination_id: &s
     let event = crate::entities::event::Entity::find()
         .filter(crate::entities::event::Column::EventId.eq(event_id))
         .filter(crate::entities::event::Column::AccountId.eq(account_id))
+        // Only the destination's own instance's events: another instance's messages must not
+        // go out signed with this destination's secret.
+        .filter(crate::entities::event::Column::InstanceId.eq(destination.instance_id.as_str()))
         .one(db)
         .await?
         .ok_or(Error::NotFound)?;

@@ -178,7 +178,7 @@ impl Worker {
         let Some(host) = parsed.host_str().map(str::to_string) else { return failed("invalid URL".into()) };
         let port = parsed.port_or_known_default().unwrap_or(443);
         // Checked again on the address actually dialled, so DNS rebinding cannot slip through.
-        let address = match net_guard::resolve(&host, port, self.settings.allow_private).await {
+        let address = match net_guard::resolve(net_guard::bare_host(&host), port, self.settings.allow_private).await {
             Ok(a) => a,
             Err(e) => return failed(e.to_string()),
         };
@@ -210,8 +210,19 @@ impl Worker {
                     .get("retry-after")
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.trim().parse::<i64>().ok());
-                let body = response.bytes().await.unwrap_or_default();
-                let excerpt = String::from_utf8_lossy(&body[..body.len().min(EXCERPT_BYTES)]).into_owned();
+                // Only the first 4 KB are kept, and only they are read: a receiver that streams
+                // without end cannot fill our memory.
+                let mut response = response;
+                let mut body = Vec::new();
+                while body.len() < EXCERPT_BYTES {
+                    match response.chunk().await {
+                        Ok(Some(chunk)) => {
+                            body.extend_from_slice(&chunk[..chunk.len().min(EXCERPT_BYTES - body.len())])
+                        }
+                        _ => break,
+                    }
+                }
+                let excerpt = String::from_utf8_lossy(&body).into_owned();
                 Outcome { status: Some(status), excerpt, error: None, retry_after }
             }
             Err(e) if e.is_timeout() => failed("timed out".into()),

@@ -46,6 +46,20 @@ async fn signup_login_logout(backend: Backend) {
     let logged_in = browser.login(&email, PASSWORD).await;
     assert_eq!(logged_in.location.as_deref(), Some("/dashboard"));
     assert_eq!(browser.get("/dashboard").await.status, StatusCode::OK);
+
+    // `next` only follows same-site paths; control characters and other hosts go to the dashboard.
+    for (next, expected) in [
+        ("/api-keys", "/api-keys"),
+        ("/\na", "/dashboard"),
+        ("/\t/evil.example", "/dashboard"),
+        ("//evil.example", "/dashboard"),
+    ] {
+        let other = app.browser();
+        let landed = other
+            .submit("/login", "/_fn/login", &[("email", email.as_str()), ("password", PASSWORD), ("next", next)])
+            .await;
+        assert_eq!(landed.location.as_deref(), Some(expected), "next={next:?}");
+    }
     app.finish().await;
 }
 
