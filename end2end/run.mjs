@@ -357,6 +357,17 @@ test('WA Gateway works in a browser without JavaScript', { timeout: 5 * 60_000 }
     assert.match(await badge.innerText(), /Connected/, 'the status badge does not say "Connected"');
   });
 
+  await step('e1. the Webhook tab offers all 16 events, the four recommended ones ticked', async () => {
+    await open(page, manageUrl.replace(/\?.*$/, '') + '?tab=webhook');
+    await page.getByLabel('Destination URL').waitFor();
+    assert.equal(await page.locator('input[type=checkbox]').count(), 16);
+    assert.equal(await page.locator('input[type=checkbox]:checked').count(), 4);
+    await open(page, '/messages');
+    await page.getByRole('heading', { level: 1, name: 'Messages', exact: true }).waitFor();
+    await open(page, '/inbound-logs');
+    await page.getByRole('heading', { level: 1, name: 'Inbound logs', exact: true }).waitFor();
+  });
+
   await step('e2. a number is blocked on the suppression list', async () => {
     await open(page, '/suppressed-recipients');
     await page.getByLabel('Phone number').fill('+966501112233');
