@@ -24,9 +24,10 @@ pub fn LandingPage() -> impl IntoView {
             </section>
             <ul class="features">
                 <li><h3>"Your own numbers"</h3><p>"Link WhatsApp numbers as instances and watch their status from the portal."</p></li>
-                <li><h3>"API keys for your systems"</h3><p>"Create a key per system; WA Gateway keeps only a fingerprint and shows the key once."</p></li>
+                <li><h3>"A guarded send API"</h3><p>"One JSON endpoint with message purposes, opt-out suppression, content checks, exact fair-use limits and a dry run."</p></li>
+                <li><h3>"Signed webhooks"</h3><p>"Received messages, receipts, opt-outs and status changes reach your CRM, ERP, n8n or Make, signed and retried until delivered."</p></li>
                 <li><h3>"A sandbox to start with"</h3><p>"Try every step without a phone: sandbox instances link with one click."</p></li>
-                <li><h3>"No spam cannon"</h3><p>"Marketing, cold outreach and bulk campaigns are not allowed. See the "<a href="/acceptable-use">"acceptable use policy"</a>"."</p></li>
+                <li><h3>"No spam cannon"</h3><p>"Marketing, cold outreach and bulk campaigns are refused by design. See the "<a href="/acceptable-use">"acceptable use policy"</a>"."</p></li>
             </ul>
         </PlainLayout>
     }
