@@ -159,11 +159,7 @@ pub async fn disconnect(
     caller: Result<ApiCaller, ApiError>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<SandboxStatusResponse>, ApiError> {
-    let (caller, parsed): (_, SandboxLinkBody) = read_body(&headers, caller, body)?;
-    let id = text(&parsed.instance_id).ok_or_else(|| ApiError::validation(&["instance_id"]))?;
-    let instance = sandbox_instance(&state, &caller, id).await?;
-    state.registry.disconnect(&instance).await.map_err(|e| delivery_error("sandbox disconnect", e))?;
-    Ok(Json(status_of(&state, &caller, id).await?))
+    switch(&state, &headers, caller, body, false).await
 }
 
 /// Bring a disconnected sandbox instance back (`instance.connected`).
@@ -176,11 +172,23 @@ pub async fn reconnect(
     caller: Result<ApiCaller, ApiError>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<SandboxStatusResponse>, ApiError> {
-    let (caller, parsed): (_, SandboxLinkBody) = read_body(&headers, caller, body)?;
+    switch(&state, &headers, caller, body, true).await
+}
+
+/// Disconnect (`up = false`) or reconnect a sandbox instance, answering its status afterwards.
+async fn switch(
+    state: &AppState,
+    headers: &HeaderMap,
+    caller: Result<ApiCaller, ApiError>,
+    body: Result<Bytes, BytesRejection>,
+    up: bool,
+) -> Result<Json<SandboxStatusResponse>, ApiError> {
+    let (caller, parsed): (_, SandboxLinkBody) = read_body(headers, caller, body)?;
     let id = text(&parsed.instance_id).ok_or_else(|| ApiError::validation(&["instance_id"]))?;
-    let instance = sandbox_instance(&state, &caller, id).await?;
-    state.registry.reconnect(&instance).await.map_err(|e| delivery_error("sandbox reconnect", e))?;
-    Ok(Json(status_of(&state, &caller, id).await?))
+    let instance = sandbox_instance(state, &caller, id).await?;
+    let done = if up { state.registry.reconnect(&instance).await } else { state.registry.disconnect(&instance).await };
+    done.map_err(|e| delivery_error("sandbox connection switch", e))?;
+    Ok(Json(status_of(state, &caller, id).await?))
 }
 
 /// A person writes to a connected sandbox instance: stored in the inbound log, with opt-out
@@ -211,10 +219,9 @@ pub async fn inbound(
     if message.is_none() && media_kind.is_none() {
         bad.push("message");
     }
-    if !bad.is_empty() {
+    let (Some(from), true) = (from, bad.is_empty()) else {
         return Err(ApiError::validation(&bad));
-    }
-    let from = from.expect("checked");
+    };
     let instance = sandbox_instance(&state, &caller, id).await?;
     let provider_message_id = gateway::ids::new_id("sbxin");
     let media = media_kind.flatten().map(|kind| InboundMedia {
@@ -264,10 +271,9 @@ pub async fn call(
             false
         }
     };
-    if !bad.is_empty() {
+    let (Some(from), true) = (from, bad.is_empty()) else {
         return Err(ApiError::validation(&bad));
-    }
-    let from = from.expect("checked");
+    };
     let instance = sandbox_instance(&state, &caller, id).await?;
     let sender = sender(&from);
     state

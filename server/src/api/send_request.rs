@@ -118,14 +118,9 @@ pub async fn parse_send_request(body: &SendMessageBody, settings: MediaSettings<
             ApiError::validation_with_hints(&[("media", format!("The media URL could not be used: {e}."))])
         })?;
     }
-    Ok(SendRequest {
-        instance_id,
-        phone: phone.expect("checked above"),
-        message,
-        purpose: body.message_purpose.clone(),
-        media,
-        dry_run,
-    })
+    // A missing phone is always among the problems above; this only names it for the compiler.
+    let Some(phone) = phone else { return Err(ApiError::validation(&["phone"])) };
+    Ok(SendRequest { instance_id, phone, message, purpose: body.message_purpose.clone(), media, dry_run })
 }
 
 fn parse_media(
