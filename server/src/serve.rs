@@ -35,9 +35,13 @@ pub struct Running {
 
 impl Running {
     /// Stops accepting, lets in-flight requests finish, then stops the workers and sessions.
-    pub async fn stop(self) {
+    pub async fn stop(mut self) {
         let _ = self.shutdown.send(true);
-        let _ = self.server.await;
+        // In-flight requests get time to finish, but a stuck client cannot hold shutdown forever.
+        if tokio::time::timeout(Duration::from_secs(30), &mut self.server).await.is_err() {
+            tracing::warn!("requests still open after 30 s; stopping anyway");
+            self.server.abort();
+        }
         for worker in self.workers {
             // In-flight webhook attempts take at most their 15 s timeout.
             let _ = tokio::time::timeout(Duration::from_secs(20), worker).await;

@@ -106,6 +106,11 @@ impl Setup {
 }
 
 fn verify_with_python(secret: &str, received: &[Received]) {
+    // A child process waited on here must not hold up the test's runtime, which also runs the app.
+    tokio::task::block_in_place(|| verify_with_python_blocking(secret, received))
+}
+
+fn verify_with_python_blocking(secret: &str, received: &[Received]) {
     let mut input = String::new();
     for r in received {
         let header = |name: &str| r.headers.get(name).unwrap().to_str().unwrap().to_string();
