@@ -25,6 +25,9 @@ pub struct Config {
     pub session_days: i64,
     pub send: SendSettings,
     pub webhooks: crate::webhooks::worker::WebhookSettings,
+    /// Reverse proxies whose `X-Forwarded-For` names the real client (3CX IP allowlists and
+    /// login throttling see the client, not the proxy). Empty: the peer address is the client.
+    pub trusted_proxies: crate::threecx::allowlist::IpAllowlist,
 }
 
 /// Tunables of the send pipeline.
@@ -106,6 +109,7 @@ struct RawConfig {
     webhook_retry_schedule: Option<String>,
     webhook_poll_ms: Option<i64>,
     webhook_lease_secs: Option<i64>,
+    trusted_proxies: Option<String>,
 }
 
 /// Environment variables read, in the order the README lists them.
@@ -136,6 +140,7 @@ pub const ENV_VARS: &[&str] = &[
     "WAG_WEBHOOK_RETRY_SCHEDULE",
     "WAG_WEBHOOK_POLL_MS",
     "WAG_WEBHOOK_LEASE_SECS",
+    "WAG_TRUSTED_PROXIES",
 ];
 
 impl Config {
@@ -185,6 +190,7 @@ impl Config {
                 "WAG_WEBHOOK_RETRY_SCHEDULE" => raw.webhook_retry_schedule = Some(v),
                 "WAG_WEBHOOK_POLL_MS" => raw.webhook_poll_ms = Some(parse_int(key, &v)?),
                 "WAG_WEBHOOK_LEASE_SECS" => raw.webhook_lease_secs = Some(parse_int(key, &v)?),
+                "WAG_TRUSTED_PROXIES" => raw.trusted_proxies = Some(v),
                 _ => {}
             }
         }
@@ -355,6 +361,9 @@ impl RawConfig {
             timeout_secs: webhook_defaults.timeout_secs,
             allow_private: self.allow_private_webhook_targets.unwrap_or(false),
         };
+        let trusted_proxies =
+            crate::threecx::allowlist::IpAllowlist::parse(self.trusted_proxies.as_deref().unwrap_or(""))
+                .map_err(|e| ConfigError(format!("WAG_TRUSTED_PROXIES: {}", e.user_message())))?;
         let master_key = match master_key {
             Some(key) => key,
             None => load_or_create_master_key(&data_dir)?,
@@ -380,6 +389,7 @@ impl RawConfig {
             session_days,
             send,
             webhooks,
+            trusted_proxies,
         })
     }
 }

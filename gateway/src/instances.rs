@@ -203,6 +203,7 @@ pub async fn delete(db: &DatabaseConnection, account_id: i64, id: &str) -> Resul
             .exec(&txn)
             .await?;
     }
+    crate::threecx::integrations::delete_for_instance(&txn, &current.id).await?;
     instance::Entity::delete_by_id(current.id).exec(&txn).await?;
     txn.commit().await?;
     Ok(())

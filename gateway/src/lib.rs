@@ -25,6 +25,7 @@ pub mod send;
 pub mod session_store;
 pub mod state;
 pub mod suppressions;
+pub mod threecx;
 pub mod time;
 pub mod usage;
 pub mod webhooks;

@@ -78,6 +78,7 @@ pub struct NewMessage<'a> {
     pub media_bytes: Option<i64>,
     pub content_fingerprint: String,
     pub risk_score: i32,
+    pub channel: &'a crate::send::Channel,
 }
 
 /// Logs a message as accepted; returns its log id.
@@ -99,6 +100,15 @@ pub async fn insert_accepted(db: &DatabaseConnection, new: NewMessage<'_>) -> Re
         status: Set(MessageStatus::Accepted.as_str().into()),
         provider_message_id: Set(None),
         error: Set(None),
+        source: Set(new.channel.source_label().into()),
+        conversation_id: Set(match new.channel {
+            crate::send::Channel::ThreeCx { conversation_id, .. } => conversation_id.clone(),
+            crate::send::Channel::Api => None,
+        }),
+        agent_extension: Set(match new.channel {
+            crate::send::Channel::ThreeCx { agent_extension, .. } => agent_extension.clone(),
+            crate::send::Channel::Api => None,
+        }),
         created_at: Set(now),
         updated_at: Set(now),
         ..Default::default()
@@ -312,6 +322,10 @@ pub struct LogRow {
     pub media_file_name: Option<String>,
     pub status: String,
     pub error: Option<String>,
+    /// `api` or `3cx`.
+    pub source: String,
+    pub conversation_id: Option<String>,
+    pub agent_extension: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -369,6 +383,9 @@ pub async fn log(db: &DatabaseConnection, account_id: i64, filter: &LogFilter, l
             media_file_name: m.media_file_name,
             status: m.status,
             error: m.error,
+            source: m.source,
+            conversation_id: m.conversation_id,
+            agent_extension: m.agent_extension,
             created_at: m.created_at,
             updated_at: m.updated_at,
         })

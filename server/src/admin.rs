@@ -91,6 +91,24 @@ pub enum AdminCommand {
         #[arg(long, default_value = "sandbox")]
         connector: String,
     },
+    /// Create a 3CX integration for an instance (outbound and call events on, strict window,
+    /// every template enabled); prints `integration_id=…` and `secret=…` lines.
+    #[command(name = "create-3cx-integration")]
+    CreateThreecxIntegration {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        instance: String,
+        /// Require HMAC signatures with this secret.
+        #[arg(long)]
+        hmac_secret: Option<String>,
+        /// Comma-separated IPs and CIDR ranges allowed to call the webhook.
+        #[arg(long)]
+        ip_allowlist: Option<String>,
+        /// The name call-event templates use for {{business_name}}.
+        #[arg(long, default_value = "Support team")]
+        business_name: String,
+    },
 }
 
 pub async fn run(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
@@ -238,6 +256,20 @@ async fn execute(db: &DatabaseConnection, config: &Config, command: AdminCommand
                 instance.name, account.email, instance.connector
             );
             println!("{}", instance.id);
+        }
+        AdminCommand::CreateThreecxIntegration { email, instance, hmac_secret, ip_allowlist, business_name } => {
+            use gateway::threecx::{allowlist::IpAllowlist, integrations};
+            let account = require_account(db, &email).await?;
+            let new = integrations::NewIntegration {
+                instance_id: instance,
+                business_name,
+                ip_allowlist: IpAllowlist::parse(ip_allowlist.as_deref().unwrap_or(""))?,
+                hmac_secret,
+            };
+            let (integration, secrets) = integrations::create(db, &config.master_key, &account, new).await?;
+            println!("integration_id={}", integration.id);
+            println!("secret={}", secrets.webhook_secret);
+            println!("webhook_url={}/integrations/3cx/webhook/{}", config.public_base_url, integration.id);
         }
     }
     Ok(())

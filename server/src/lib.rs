@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod api;
 pub mod cli;
+pub mod client_ip;
 pub mod health;
 pub mod portal;
 pub mod router;

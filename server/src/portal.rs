@@ -26,6 +26,7 @@ const PRIVATE_PREFIXES: &[&str] = &[
     "/responsible-messaging",
     "/inbound-logs",
     "/messages",
+    "/integrations",
 ];
 
 fn is_private(path: &str) -> bool {
@@ -101,7 +102,7 @@ async fn prepare(state: &AppState, session: &Session, peer: SocketAddr, request:
         registration_enabled: state.config.registration_enabled,
         public_base_url: state.config.public_base_url.clone(),
         sandbox_enabled: state.config.sandbox_enabled,
-        client_ip: peer.ip().to_string(),
+        client_ip: crate::client_ip::client_ip(peer, request.headers(), &state.config.trusted_proxies).to_string(),
     };
     request.extensions_mut().insert(context);
     Ok(Prepared::Continue(request))

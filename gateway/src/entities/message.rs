@@ -22,6 +22,10 @@ pub struct Model {
     pub status: String,
     pub provider_message_id: Option<String>,
     pub error: Option<String>,
+    /// `api` or `3cx`.
+    pub source: String,
+    pub conversation_id: Option<String>,
+    pub agent_extension: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }

@@ -19,6 +19,8 @@ pub struct Model {
     pub disabled_reason: Option<String>,
     pub failing_since: Option<i64>,
     pub created_at: i64,
+    /// Set when the destination is a 3CX integration's (not listed on the webhook tab).
+    pub integration_id: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -35,6 +35,26 @@ pub struct SendRequest {
     pub purpose: Option<serde_json::Value>,
     pub media: Option<Media>,
     pub dry_run: bool,
+    pub channel: Channel,
+}
+
+/// Where a send came from. Each has its own module switch on the account, and the message log
+/// says which it was.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Channel {
+    #[default]
+    Api,
+    /// A 3CX agent reply or call-event template.
+    ThreeCx { conversation_id: Option<String>, agent_extension: Option<String> },
+}
+
+impl Channel {
+    pub fn source_label(&self) -> &'static str {
+        match self {
+            Channel::Api => "api",
+            Channel::ThreeCx { .. } => "3cx",
+        }
+    }
 }
 
 /// Why a send was refused, in the spec's terms.
@@ -131,8 +151,12 @@ const REVIEW_WINDOW_SECS: i64 = 3600;
 
 impl Sender<'_> {
     pub async fn send(&self, account: &Account, request: SendRequest) -> Result<Result<Outcome, Refusal>> {
-        // 4. the account may send at all
-        if !account.api_enabled {
+        // 4. the account may send at all, through this channel
+        let module_enabled = match request.channel {
+            Channel::Api => account.api_enabled,
+            Channel::ThreeCx { .. } => account.threecx_enabled,
+        };
+        if !module_enabled {
             return Ok(Err(Refusal::ModuleNotEnabled));
         }
         let Some(limits) = account.limits() else {
@@ -237,6 +261,7 @@ impl Sender<'_> {
                 media_bytes: request.media.as_ref().map(|m| m.data.len() as i64),
                 content_fingerprint: fingerprint,
                 risk_score: i32::from(assessment.score),
+                channel: &request.channel,
             },
         )
         .await?;

@@ -108,6 +108,7 @@ pub async fn create_or_replace(
         .filter(webhook_destination::Column::AccountId.eq(account_id))
         .filter(webhook_destination::Column::InstanceId.eq(instance_id))
         .filter(webhook_destination::Column::Url.eq(url))
+        .filter(webhook_destination::Column::IntegrationId.is_null())
         .one(db)
         .await?;
     if let Some(row) = existing {
@@ -132,6 +133,7 @@ pub async fn create_or_replace(
         disabled_reason: Set(None),
         failing_since: Set(None),
         created_at: Set(time::now()),
+        integration_id: Set(None),
     }
     .insert(db)
     .await?;
@@ -142,6 +144,8 @@ pub async fn list(db: &DatabaseConnection, account_id: i64, instance_id: &str) -
     Ok(webhook_destination::Entity::find()
         .filter(webhook_destination::Column::AccountId.eq(account_id))
         .filter(webhook_destination::Column::InstanceId.eq(instance_id))
+        // A 3CX integration's destination is managed on the 3CX page.
+        .filter(webhook_destination::Column::IntegrationId.is_null())
         .order_by_asc(webhook_destination::Column::CreatedAt)
         .all(db)
         .await?
@@ -153,6 +157,7 @@ pub async fn list(db: &DatabaseConnection, account_id: i64, instance_id: &str) -
 async fn find_row(db: &DatabaseConnection, account_id: i64, id: &str) -> Result<webhook_destination::Model> {
     webhook_destination::Entity::find_by_id(id.to_string())
         .filter(webhook_destination::Column::AccountId.eq(account_id))
+        .filter(webhook_destination::Column::IntegrationId.is_null())
         .one(db)
         .await?
         .ok_or(Error::NotFound)
@@ -169,7 +174,15 @@ pub async fn current_secret(db: &DatabaseConnection, key: &MasterKey, account_id
 
 /// A new secret; the old one keeps signing for 24 hours so receivers can switch over.
 pub async fn rotate(db: &DatabaseConnection, key: &MasterKey, account_id: i64, id: &str) -> Result<String> {
-    let row = find_row(db, account_id, id).await?;
+    rotate_row(db, key, find_row(db, account_id, id).await?).await
+}
+
+/// Rotates the secret of a row the caller has found for its owner.
+pub(crate) async fn rotate_row(
+    db: &DatabaseConnection,
+    key: &MasterKey,
+    row: webhook_destination::Model,
+) -> Result<String> {
     let secret = signing::new_secret();
     let mut active: webhook_destination::ActiveModel = row.clone().into();
     active.previous_secret = Set(Some(row.secret));
@@ -291,10 +304,19 @@ pub async fn recent_deliveries(
     destination_id: &str,
     limit: u64,
 ) -> Result<Vec<DeliveryRow>> {
-    use sea_orm::QuerySelect;
     let destination = find_row(db, account_id, destination_id).await?;
+    deliveries_of(db, &destination.id, limit).await
+}
+
+/// The most recent deliveries of a destination the caller has found for its owner.
+pub(crate) async fn deliveries_of(
+    db: &DatabaseConnection,
+    destination_id: &str,
+    limit: u64,
+) -> Result<Vec<DeliveryRow>> {
+    use sea_orm::QuerySelect;
     Ok(webhook_delivery::Entity::find()
-        .filter(webhook_delivery::Column::DestinationId.eq(destination.id))
+        .filter(webhook_delivery::Column::DestinationId.eq(destination_id))
         .order_by_desc(webhook_delivery::Column::Id)
         .limit(limit)
         .all(db)

@@ -120,7 +120,15 @@ pub async fn parse_send_request(body: &SendMessageBody, settings: MediaSettings<
     }
     // A missing phone is always among the problems above; this only names it for the compiler.
     let Some(phone) = phone else { return Err(ApiError::validation(&["phone"])) };
-    Ok(SendRequest { instance_id, phone, message, purpose: body.message_purpose.clone(), media, dry_run })
+    Ok(SendRequest {
+        instance_id,
+        phone,
+        message,
+        purpose: body.message_purpose.clone(),
+        media,
+        dry_run,
+        channel: gateway::send::Channel::Api,
+    })
 }
 
 fn parse_media(

@@ -422,6 +422,7 @@ async fn the_message_log_shows_statuses_and_failure_rates(backend: Backend) {
                 media_bytes: None,
                 content_fingerprint: id.clone(),
                 risk_score: 0,
+                channel: &gateway::send::Channel::Api,
             },
         )
         .await

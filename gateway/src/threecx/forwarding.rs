@@ -1,0 +1,133 @@
+//! Forwarding an instance's inbound WhatsApp messages to 3CX: the integration owns one webhook
+//! destination (marked with its id, so the instance's webhook tab does not list it) that takes
+//! `message.received`. Delivery, retries, signatures and the SSRF guard are the customer
+//! webhooks' own.
+use sea_orm::{sea_query::Expr, ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
+
+use super::integrations::{self, Integration};
+use crate::{
+    config::MasterKey,
+    entities::{webhook_delivery, webhook_destination},
+    error::{Error, Result},
+    events::EventKind,
+    ids, secrets, time,
+    webhooks::{
+        destinations::{self, DeliveryRow, Destination},
+        signing,
+    },
+};
+
+/// What 3CX receives: inbound one-to-one messages (group messages are not conversations an
+/// agent can answer under the window rule).
+pub const FORWARDED: [EventKind; 1] = [EventKind::MessageReceived];
+
+fn forwarded_list() -> String {
+    FORWARDED.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(",")
+}
+
+async fn row_of(db: &DatabaseConnection, integration: &Integration) -> Result<Option<webhook_destination::Model>> {
+    let Some(id) = &integration.destination_id else { return Ok(None) };
+    Ok(webhook_destination::Entity::find_by_id(id.clone())
+        .one(db)
+        .await?
+        .filter(|d| d.integration_id.as_deref() == Some(integration.id.as_str())))
+}
+
+pub async fn destination(db: &DatabaseConnection, integration: &Integration) -> Result<Option<Destination>> {
+    Ok(row_of(db, integration).await?.map(Destination::from))
+}
+
+/// Points forwarding at `url` (already checked with `destinations::check_url`). Returns the
+/// signing secret when the destination is new (shown once).
+pub async fn set_url(
+    db: &DatabaseConnection,
+    key: &MasterKey,
+    account_id: i64,
+    integration_id: &str,
+    url: &str,
+) -> Result<Option<String>> {
+    let integration = integrations::find(db, account_id, integration_id).await?;
+    if let Some(row) = row_of(db, &integration).await? {
+        let mut active: webhook_destination::ActiveModel = row.into();
+        active.url = Set(url.into());
+        active.enabled = Set(true);
+        active.disabled_reason = Set(None);
+        active.failing_since = Set(None);
+        active.update(db).await?;
+        return Ok(None);
+    }
+    let secret = signing::new_secret();
+    let txn = crate::db::begin_write(db).await?;
+    let row = webhook_destination::ActiveModel {
+        id: Set(ids::new_id("whd")),
+        account_id: Set(account_id),
+        instance_id: Set(integration.instance_id.clone()),
+        url: Set(url.into()),
+        events: Set(forwarded_list()),
+        enabled: Set(true),
+        secret: Set(secrets::encrypt(key, &secret)?),
+        previous_secret: Set(None),
+        previous_secret_expires_at: Set(None),
+        disabled_reason: Set(None),
+        failing_since: Set(None),
+        created_at: Set(time::now()),
+        integration_id: Set(Some(integration.id.clone())),
+    }
+    .insert(&txn)
+    .await?;
+    integrations::set_destination_id(&txn, &integration.id, Some(&row.id)).await?;
+    txn.commit().await?;
+    Ok(Some(secret))
+}
+
+/// Stops forwarding; queued deliveries are cancelled.
+pub async fn clear(db: &DatabaseConnection, account_id: i64, integration_id: &str) -> Result<()> {
+    let integration = integrations::find(db, account_id, integration_id).await?;
+    let Some(row) = row_of(db, &integration).await? else { return Ok(()) };
+    let txn = crate::db::begin_write(db).await?;
+    webhook_delivery::Entity::update_many()
+        .col_expr(webhook_delivery::Column::Status, Expr::value("cancelled"))
+        .filter(webhook_delivery::Column::DestinationId.eq(row.id.as_str()))
+        .filter(webhook_delivery::Column::Status.eq("pending"))
+        .exec(&txn)
+        .await?;
+    webhook_destination::Entity::delete_by_id(row.id).exec(&txn).await?;
+    integrations::set_destination_id(&txn, &integration.id, None).await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// A new signing secret for the forwarding destination; the old one signs 24 h more.
+pub async fn rotate_secret(
+    db: &DatabaseConnection,
+    key: &MasterKey,
+    account_id: i64,
+    integration_id: &str,
+) -> Result<String> {
+    let integration = integrations::find(db, account_id, integration_id).await?;
+    let row = row_of(db, &integration).await?.ok_or_else(|| Error::invalid("Set a 3CX destination URL first."))?;
+    destinations::rotate_row(db, key, row).await
+}
+
+/// Enables a destination the worker disabled (410, or 5 days of failures).
+pub async fn enable(db: &DatabaseConnection, account_id: i64, integration_id: &str) -> Result<()> {
+    let integration = integrations::find(db, account_id, integration_id).await?;
+    let row = row_of(db, &integration).await?.ok_or_else(|| Error::invalid("Set a 3CX destination URL first."))?;
+    let mut active: webhook_destination::ActiveModel = row.into();
+    active.enabled = Set(true);
+    active.disabled_reason = Set(None);
+    active.failing_since = Set(None);
+    active.update(db).await?;
+    Ok(())
+}
+
+pub async fn recent_deliveries(
+    db: &DatabaseConnection,
+    integration: &Integration,
+    limit: u64,
+) -> Result<Vec<DeliveryRow>> {
+    match row_of(db, integration).await? {
+        Some(row) => destinations::deliveries_of(db, &row.id, limit).await,
+        None => Ok(Vec::new()),
+    }
+}
