@@ -20,6 +20,22 @@ pub const PAGES: &[Page] = &[
         title: "Responsible messaging",
         source: include_str!("../docs/responsible-messaging.md"),
     },
+    Page { path: "/docs/3cx", title: "3CX middleware", source: include_str!("../docs/3cx.md") },
+    Page {
+        path: "/docs/3cx/webhooks",
+        title: "3CX webhook reference",
+        source: include_str!("../docs/3cx-webhooks.md"),
+    },
+    Page {
+        path: "/docs/3cx/call-events",
+        title: "3CX call event templates",
+        source: include_str!("../docs/3cx-call-events.md"),
+    },
+    Page {
+        path: "/docs/3cx/troubleshooting",
+        title: "3CX troubleshooting",
+        source: include_str!("../docs/3cx-troubleshooting.md"),
+    },
     Page { path: "/docs/endpoints", title: "Endpoints", source: include_str!("../docs/endpoints.md") },
     Page {
         path: "/docs/troubleshooting",

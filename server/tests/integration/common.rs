@@ -183,6 +183,24 @@ impl TestApp {
         format!("{}{path}", self.base)
     }
 
+    /// A second server process on this test's database (as when several run behind a load
+    /// balancer); returns its base URL and handle.
+    pub async fn second_server(&self) -> (String, Running) {
+        let env: Vec<(String, String)> = vec![
+            ("WAG_DATABASE_URL".into(), self.db.url.clone()),
+            ("WAG_DATA_DIR".into(), self.db.data_dir.display().to_string()),
+            ("WAG_LISTEN".into(), "127.0.0.1:0".into()),
+        ]
+        .into_iter()
+        .chain(self.extra_env.iter().cloned())
+        .collect();
+        let mut config = Config::load_from(None, &env).expect("test config");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
+        let addr = listener.local_addr().expect("local addr");
+        config.public_base_url = format!("http://{addr}");
+        (format!("http://{addr}"), serve::start(config, listener).await.expect("start a second server"))
+    }
+
     /// Stops the server and removes the database.
     pub async fn finish(mut self) {
         if let Some(running) = self.running.take() {

@@ -11,4 +11,5 @@ mod receive;
 mod send;
 mod session_store;
 mod tenancy;
+mod threecx;
 mod webhooks;

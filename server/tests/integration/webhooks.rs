@@ -23,20 +23,20 @@ on_every_database!(
 );
 
 #[derive(Clone, Debug)]
-struct Received {
-    headers: HeaderMap,
-    body: String,
+pub(crate) struct Received {
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: String,
 }
 
 #[derive(Clone, Default)]
-struct Receiver {
-    got: Arc<Mutex<Vec<Received>>>,
+pub(crate) struct Receiver {
+    pub(crate) got: Arc<Mutex<Vec<Received>>>,
     /// Statuses to answer, in order; 200 once empty.
     script: Arc<Mutex<VecDeque<u16>>>,
 }
 
 impl Receiver {
-    async fn start(script: &[u16]) -> (Receiver, String) {
+    pub(crate) async fn start(script: &[u16]) -> (Receiver, String) {
         let receiver = Receiver::default();
         receiver.script.lock().unwrap().extend(script);
         let app = Router::new().route("/hook", post(receive)).with_state(receiver.clone());
@@ -46,11 +46,11 @@ impl Receiver {
         (receiver, url)
     }
 
-    fn events(&self) -> Vec<Value> {
+    pub(crate) fn events(&self) -> Vec<Value> {
         self.got.lock().unwrap().iter().map(|r| serde_json::from_str(&r.body).unwrap()).collect()
     }
 
-    async fn wait_for(&self, what: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    pub(crate) async fn wait_for(&self, what: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
         for _ in 0..400 {
             let events = self.events();
             if done(&events) {
@@ -71,7 +71,7 @@ async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Byt
     AxumStatus::from_u16(status).unwrap()
 }
 
-fn fast_webhooks() -> Vec<(&'static str, String)> {
+pub(crate) fn fast_webhooks() -> Vec<(&'static str, String)> {
     vec![
         ("WAG_ALLOW_PRIVATE_WEBHOOK_TARGETS", "true".into()),
         ("WAG_WEBHOOK_POLL_MS", "25".into()),
@@ -105,7 +105,7 @@ impl Setup {
     }
 }
 
-fn verify_with_python(secret: &str, received: &[Received]) {
+pub(crate) fn verify_with_python(secret: &str, received: &[Received]) {
     // A child process waited on here must not hold up the test's runtime, which also runs the app.
     tokio::task::block_in_place(|| verify_with_python_blocking(secret, received))
 }
