@@ -56,6 +56,7 @@ const NAV: &[NavGroup] = &[
             NavItem { href: "/messages", label: "Messages" },
         ],
     },
+    NavGroup { title: "Integrations", items: &[NavItem { href: "/integrations/3cx", label: "3CX Integration" }] },
     NavGroup {
         title: "Safety",
         items: &[

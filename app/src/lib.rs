@@ -34,6 +34,7 @@ use crate::pages::{
     not_found::NotFound,
     responsible::ResponsiblePage,
     suppressions::SuppressionsPage,
+    threecx::ThreecxPage,
 };
 
 /// The HTML document around every page.
@@ -80,6 +81,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/inbound-logs") view=InboundLogsPage ssr=SsrMode::Async/>
                 <Route path=path!("/messages") view=MessagesPage ssr=SsrMode::Async/>
                 <Route path=path!("/responsible-messaging") view=ResponsiblePage ssr=SsrMode::Async/>
+                <Route path=path!("/integrations/3cx") view=ThreecxPage ssr=SsrMode::Async/>
                 <Route path=path!("/docs") view=DocsPage ssr=SsrMode::Async/>
                 <Route path=path!("/docs/*slug") view=DocsPage ssr=SsrMode::Async/>
                 <Route path=path!("/acceptable-use") view=DocsPage ssr=SsrMode::Async/>

@@ -24,6 +24,8 @@ pub struct MessageRow {
     pub instance: String,
     pub to: String,
     pub purpose: String,
+    /// "API", or "3CX" with the agent extension and conversation id when given.
+    pub source: String,
     pub body: String,
     pub status: String,
     pub error: Option<String>,
@@ -97,6 +99,7 @@ pub async fn list_messages(query: MessagesQuery) -> Result<MessagesPage, ServerF
                 message_id: r.message_id,
                 to: r.recipient,
                 purpose: r.purpose,
+                source: source_label(&r.source, r.agent_extension.as_deref(), r.conversation_id.as_deref()),
                 body: match r.media_file_name {
                     Some(name) if r.body.is_empty() => format!("[{}] {name}", r.kind),
                     Some(name) => format!("[{}] {name} — {}", r.kind, r.body),
@@ -246,7 +249,7 @@ fn MessagesView(page: MessagesPage, query: MessagesQuery) -> impl IntoView {
                 view! {
                     <div class="table-wrap">
                         <table class="table">
-                            <thead><tr><th>"Sent"</th><th>"Instance"</th><th>"To"</th><th>"Purpose"</th><th>"Message"</th><th>"Status"</th></tr></thead>
+                            <thead><tr><th>"Sent"</th><th>"Instance"</th><th>"To"</th><th>"Purpose"</th><th>"Source"</th><th>"Message"</th><th>"Status"</th></tr></thead>
                             <tbody>
                                 {page.rows.into_iter().map(|r| {
                                     let badge = match r.status.as_str() {
@@ -260,6 +263,7 @@ fn MessagesView(page: MessagesPage, query: MessagesQuery) -> impl IntoView {
                                             <td>{r.instance}</td>
                                             <td class="mono">{r.to}</td>
                                             <td>{r.purpose}</td>
+                                            <td>{r.source}</td>
                                             <td>{r.body}</td>
                                             <td>
                                                 <span class=badge>{r.status}</span>
@@ -276,5 +280,22 @@ fn MessagesView(page: MessagesPage, query: MessagesQuery) -> impl IntoView {
             }}
             {older.map(|href| view! { <p><a class="btn btn-secondary" href=href>"Older messages →"</a></p> })}
         </section>
+    }
+}
+
+/// How the log names where a message came from.
+fn source_label(source: &str, agent_extension: Option<&str>, conversation_id: Option<&str>) -> String {
+    match source {
+        "3cx" => {
+            let mut label = "3CX".to_string();
+            if let Some(ext) = agent_extension {
+                label.push_str(&format!(" · ext {ext}"));
+            }
+            if let Some(conversation) = conversation_id {
+                label.push_str(&format!(" · {conversation}"));
+            }
+            label
+        }
+        _ => "API".to_string(),
     }
 }

@@ -11,4 +11,5 @@ pub mod messages;
 pub mod not_found;
 pub mod responsible;
 pub mod suppressions;
+pub mod threecx;
 pub mod webhook_tab;

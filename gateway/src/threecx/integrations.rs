@@ -151,7 +151,10 @@ pub async fn create(
     if !account.threecx_enabled {
         return Err(module_off());
     }
-    let instance = instances::find(db, account.id, new.instance_id.trim()).await?;
+    let instance = match instances::find(db, account.id, new.instance_id.trim()).await {
+        Err(Error::NotFound) => return Err(Error::invalid("No instance of this account has that id.")),
+        other => other?,
+    };
     let business_name = check_business_name(&new.business_name)?;
     let taken = threecx_integration::Entity::find()
         .filter(threecx_integration::Column::InstanceId.eq(instance.id.as_str()))

@@ -69,6 +69,35 @@ async fn admin_commands_and_their_errors(backend: Backend) {
     );
     fails(&["admin", "create-instance", "--email", "nobody@example.com", "--name", "x"], "No account");
 
+    // 3CX integrations need the module, an instance of the account and a well-formed allowlist.
+    let tcx = |extra: &[&str]| {
+        let mut args = vec!["admin", "create-3cx-integration", "--email", email, "--instance", instance.as_str()];
+        args.extend_from_slice(extra);
+        args.into_iter().map(str::to_string).collect::<Vec<_>>()
+    };
+    fn as_refs(args: &[String]) -> Vec<&str> {
+        args.iter().map(String::as_str).collect()
+    }
+    assert!(app.wag(&["admin", "set-module", "--email", email, "--module", "3cx", "--enabled", "false"]).success);
+    fails(&as_refs(&tcx(&[])), "3CX Middleware is not enabled");
+    assert!(app.wag(&["admin", "set-module", "--email", email, "--module", "3cx", "--enabled", "true"]).success);
+    fails(&as_refs(&tcx(&["--ip-allowlist", "10.0.0.300"])), "is not an IP address");
+    fails(&as_refs(&tcx(&["--hmac-secret", "short"])), "16 to 256");
+    fails(
+        &["admin", "create-3cx-integration", "--email", email, "--instance", "inst_01aaaaaaaaaaaaaaaaaaaaaaaa"],
+        "No instance of this account",
+    );
+    let created = app.wag(&as_refs(&tcx(&[
+        "--ip-allowlist",
+        "203.0.113.0/24,2001:db8::/32",
+        "--hmac-secret",
+        "a-long-enough-hmac-secret",
+    ])));
+    assert!(created.success, "{created:?}");
+    assert!(created.stdout.lines().any(|l| l.starts_with("integration_id=tcx_")));
+    assert!(created.stdout.lines().any(|l| l.starts_with("secret=tcxs_")));
+    fails(&as_refs(&tcx(&[])), "already has a 3CX integration");
+
     // The running server sees the CLI's instance and key at once.
     let call = || {
         app.api().post(app.url("/api/sandbox/link")).bearer_auth(&key).json(&json!({"instance_id": instance})).send()

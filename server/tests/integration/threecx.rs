@@ -29,6 +29,7 @@ on_every_database!(
     call_events_send_templates_once_per_cooldown,
     the_send_pipeline_refuses_through_3cx,
     inbound_messages_are_forwarded_to_3cx_signed,
+    the_3cx_page_manages_an_integration,
 );
 
 const CUSTOMER: &str = "+966501234567";
@@ -826,4 +827,153 @@ async fn inbound_messages_are_forwarded_to_3cx_signed(backend: Backend) {
     assert!(threecx_integration::Entity::find_by_id(t.id.clone()).one(&t.app.conn).await.unwrap().is_none());
     assert_eq!(gateway::entities::webhook_destination::Entity::find().all(&t.app.conn).await.unwrap().len(), 0);
     t.app.finish().await;
+}
+
+async fn the_3cx_page_manages_an_integration(backend: Backend) {
+    let Some(app) = spawn_app_with(backend, Options::default()).await else { return };
+    let browser = app.browser();
+    let email = unique_email("tcxpage");
+    browser.signup(&email, PASSWORD).await;
+    let page = browser.visit("/integrations/3cx").await;
+    assert!(page.body.contains("3CX Middleware is not enabled for this account."));
+    assert!(!page.body.contains("Create integration"));
+
+    assert!(app.wag(&["admin", "set-module", "--email", &email, "--module", "3cx", "--enabled", "true"]).success);
+    let instance = browser.create_instance("Front desk").await;
+    let page = browser.visit("/integrations/3cx").await;
+    assert!(page.body.contains("Create integration") && page.body.contains("Front desk"));
+    let posted = browser
+        .submit(
+            "/integrations/3cx",
+            "/_fn/3cx/create",
+            &[("instance_id", &instance), ("business_name", "Front Desk Clinic")],
+        )
+        .await;
+    assert_eq!(posted.location.as_deref(), Some("/integrations/3cx"));
+    let shown = browser.get("/integrations/3cx").await;
+    let secret = shown.new_api_key().expect("the webhook secret is shown once");
+    assert!(secret.starts_with("tcxs_"));
+    let start = shown.body.find("/integrations/3cx/webhook/tcx_").expect("the webhook URL is shown");
+    let id: String = shown.body[start + "/integrations/3cx/webhook/".len()..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    let again = browser.get("/integrations/3cx").await;
+    assert!(!again.body.contains(&secret), "the secret is shown only once");
+
+    let post = |secret: String| {
+        let client = app.api();
+        let url = app.url(&format!("/integrations/3cx/webhook/{id}"));
+        async move {
+            client
+                .post(url)
+                .header("x-whatsapp-gateway-3cx-secret", secret)
+                .body(r#"{"event_type":"test"}"#)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(post(secret.clone()).await, StatusCode::OK);
+    let page = browser.get("/integrations/3cx").await;
+    assert!(page.body.contains(">test<") && page.body.contains(">ok<"), "the request log lists the test event");
+
+    // Settings: a bad allowlist is refused and changes nothing; good settings are saved.
+    let settings = |allowlist: &'static str, window: &'static str| {
+        vec![
+            ("id", id.clone()),
+            ("enabled", "on".to_string()),
+            ("call_event_enabled", "on".to_string()),
+            ("strict_window", "on".to_string()),
+            ("window_hours", window.to_string()),
+            ("ip_allowlist", allowlist.to_string()),
+            ("business_name", "Front Desk Clinic".to_string()),
+        ]
+    };
+    let submit_settings = |fields: Vec<(&'static str, String)>| {
+        let browser = &browser;
+        async move {
+            let form: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            browser.submit("/integrations/3cx", "/_fn/3cx/settings", &form).await;
+            browser.get("/integrations/3cx").await
+        }
+    };
+    let refused = submit_settings(settings("10.0.0.1/8", "24")).await;
+    assert!(refused.body.contains("did you mean 10.0.0.0/8"), "the allowlist error is shown");
+    let refused = submit_settings(settings("", "500")).await;
+    assert!(refused.body.contains("1 to 168 hours"));
+    let saved = submit_settings(settings("127.0.0.1\n2001:db8::/32", "12")).await;
+    assert!(saved.body.contains("Settings saved."));
+    let stored = integrations::find_for_webhook(&app.conn, &id).await.unwrap().unwrap();
+    assert_eq!((stored.window_hours, stored.outbound_enabled, stored.strict_window), (12, false, true));
+    assert_eq!(stored.ip_allowlist.entries(), vec!["127.0.0.1/32", "2001:db8::/32"]);
+    assert_eq!(post(secret.clone()).await, StatusCode::OK);
+
+    // Templates: unknown variables are refused at save time; the preview renders a sample.
+    let template = |text: &'static str, preview: bool| {
+        let mut fields = vec![
+            ("id", id.clone()),
+            ("event", "missed_call".to_string()),
+            ("enabled", "on".to_string()),
+            ("text", text.to_string()),
+        ];
+        if preview {
+            fields.push(("preview", "1".to_string()));
+        }
+        fields
+    };
+    let submit_template = |fields: Vec<(&'static str, String)>| {
+        let browser = &browser;
+        async move {
+            let form: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            browser.submit("/integrations/3cx", "/_fn/3cx/template", &form).await;
+            browser.get("/integrations/3cx").await
+        }
+    };
+    let bad = submit_template(template("Hi {{first_name}}, we missed you", false)).await;
+    assert!(bad.body.contains("Unknown variable {{first_name}}"), "unknown variable refused");
+    let preview = submit_template(template("Sorry we missed you, {{customer_phone}}. {{business_name}}", true)).await;
+    assert!(preview
+        .body
+        .contains("Preview (Missed call, not saved): Sorry we missed you, +966500000000. Front Desk Clinic"));
+    let stored = integrations::find_for_webhook(&app.conn, &id).await.unwrap().unwrap();
+    assert_eq!(
+        stored.templates.get(gateway::threecx::templates::CallEvent::MissedCall).text,
+        gateway::threecx::templates::CallEvent::MissedCall.default_text()
+    );
+    let saved = submit_template(template("Sorry we missed your call. {{business_name}}", false)).await;
+    assert!(saved.body.contains("Missed call template saved."));
+    assert!(saved.body.contains("Sample: <!>Sorry we missed your call. Front Desk Clinic"));
+
+    // HMAC: generated, shown once.
+    browser.submit("/integrations/3cx", "/_fn/3cx/hmac", &[("id", &id), ("hmac_secret", "")]).await;
+    let hmac_page = browser.get("/integrations/3cx").await;
+    assert!(hmac_page.new_api_key().unwrap().starts_with("tcxh_"));
+    browser.submit("/integrations/3cx", "/_fn/3cx/hmac", &[("id", &id), ("hmac_secret", "short")]).await;
+    assert!(browser.get("/integrations/3cx").await.body.contains("16 to 256 visible ASCII characters"));
+
+    // Forwarding to a private address is refused (this server does not allow private targets).
+    browser
+        .submit("/integrations/3cx", "/_fn/3cx/forwarding", &[("id", &id), ("url", "http://127.0.0.1:9/hook")])
+        .await;
+    assert!(browser.get("/integrations/3cx").await.body.contains("private, loopback or link-local"));
+
+    // Another account cannot touch it.
+    let stranger = app.browser();
+    stranger.signup(&unique_email("stranger"), PASSWORD).await;
+    stranger.submit("/dashboard", "/_fn/3cx/action", &[("id", &id), ("command", "delete")]).await;
+    assert!(integrations::find_for_webhook(&app.conn, &id).await.unwrap().is_some());
+
+    // Rotation: the old secret stops working, the new one works.
+    browser.submit("/integrations/3cx", "/_fn/3cx/action", &[("id", &id), ("command", "rotate_secret")]).await;
+    let rotated = browser.get("/integrations/3cx").await.new_api_key().unwrap();
+    assert_ne!(rotated, secret);
+    assert_eq!(post(secret.clone()).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(post(rotated.clone()).await, StatusCode::OK);
+
+    browser.submit("/integrations/3cx", "/_fn/3cx/action", &[("id", &id), ("command", "delete")]).await;
+    assert!(browser.get("/integrations/3cx").await.body.contains("Integration deleted."));
+    assert_eq!(post(rotated).await, StatusCode::UNAUTHORIZED);
+    app.finish().await;
 }
