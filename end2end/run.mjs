@@ -10,7 +10,7 @@
 // Output: .tmp/wag.log (server log), screenshots/*.png (failure.png when a step fails).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -148,6 +148,13 @@ async function startServer() {
     await sleep(250);
   }
   throw new Error(`GET ${baseUrl}/healthz did not answer 200 within ${HEALTH_TIMEOUT_MS / 1000} s (last: ${last})`);
+}
+
+/** Runs `wag admin …` against the test server's database (as an operator would). */
+function wagAdmin(args) {
+  const env = { ...process.env, WAG_DATA_DIR: dataDir, WAG_LOG_FORMAT: 'text' };
+  delete env.WAG_DATABASE_URL;
+  return execFileSync(WAG_BIN, ['admin', ...args], { env, cwd: dataDir, encoding: 'utf8' });
 }
 
 async function stopServer() {
@@ -376,6 +383,31 @@ test('WA Gateway works in a browser without JavaScript', { timeout: 5 * 60_000 }
     await page.locator('td', { hasText: '+966501112233' }).first().waitFor();
     await open(page, '/responsible-messaging');
     await page.getByRole('heading', { level: 1, name: 'Responsible messaging', exact: true }).waitFor();
+  });
+
+  await step('e3. a 3CX integration is created, its secret shown once, and a test event logged', async () => {
+    wagAdmin(['set-module', '--email', EMAIL, '--module', '3cx', '--enabled', 'true']);
+    await open(page, '/integrations/3cx');
+    await page.getByRole('heading', { level: 1, name: '3CX Integration', exact: true }).waitFor();
+    await page.getByLabel('Business name', { exact: true }).fill('Support Desk');
+    await page.getByRole('button', { name: 'Create integration', exact: true }).click();
+    await page.getByText('Copy its webhook secret into 3CX now').first().waitFor();
+    const secret = await page.locator('input#new-api-key').inputValue();
+    assert.ok(secret.startsWith('tcxs_'), `the webhook secret should start with "tcxs_", got ${JSON.stringify(secret)}`);
+    const hookUrl = await page.locator('input[id^="tcx-url-"]').first().inputValue();
+    assert.ok(hookUrl.startsWith(`${baseUrl}/integrations/3cx/webhook/tcx_`), `unexpected webhook URL ${hookUrl}`);
+    const res = await fetch(hookUrl, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', 'X-WhatsApp-Gateway-3CX-Secret': secret },
+      body: JSON.stringify({ event_type: 'test' }),
+    });
+    assert.equal(res.status, 200, `the test event answered ${res.status}`);
+    const reloaded = await open(page, '/integrations/3cx');
+    assert.ok(!(await reloaded.text()).includes(secret), 'the webhook secret is still on the page after a reload');
+    await page.locator('td', { hasText: 'test' }).first().waitFor();
+    await page.getByLabel('Missed call (missed_call)').waitFor();
+    fs.mkdirSync(SHOTS_DIR, { recursive: true });
+    await page.screenshot({ path: path.join(SHOTS_DIR, 'integrations-3cx.png'), fullPage: true });
   });
 
   await step('f. dashboard screenshots, desktop and phone', async () => {

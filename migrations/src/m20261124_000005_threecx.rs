@@ -134,6 +134,16 @@ impl MigrationTrait for Migration {
             .await?;
 
         manager
+            .create_index(
+                Index::create()
+                    .name("idx_threecx_requests_received")
+                    .table(ThreecxRequests::Table)
+                    .col(ThreecxRequests::ReceivedAt)
+                    .to_owned(),
+            )
+            .await?;
+
+        manager
             .create_table(
                 Table::create()
                     .table(ThreecxCooldowns::Table)

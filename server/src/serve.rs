@@ -94,7 +94,8 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
     Ok(Running { addr, state, shutdown, server, workers })
 }
 
-/// Hourly housekeeping: expired sessions and idempotency keys.
+/// Hourly housekeeping: expired sessions and idempotency keys, old 3CX request-log rows and
+/// spent call-event cooldowns.
 async fn expire_sessions(db: gateway::DatabaseConnection, mut shutdown: watch::Receiver<bool>) {
     let store = DbSessionStore::new(db.clone());
     let mut every = tokio::time::interval(Duration::from_secs(3600));
@@ -106,6 +107,13 @@ async fn expire_sessions(db: gateway::DatabaseConnection, mut shutdown: watch::R
                 }
                 if let Err(e) = gateway::send::idempotency::delete_expired(&db).await {
                     tracing::warn!(error = %e, "deleting expired idempotency keys failed");
+                }
+                let now = gateway::time::now();
+                if let Err(e) = gateway::threecx::request_log::delete_before(&db, now - gateway::threecx::request_log::KEEP_SECS).await {
+                    tracing::warn!(error = %e, "deleting old 3CX request-log rows failed");
+                }
+                if let Err(e) = gateway::threecx::cooldown::delete_spent(&db, now).await {
+                    tracing::warn!(error = %e, "deleting spent 3CX cooldowns failed");
                 }
             }
             _ = shutdown.changed() => return,

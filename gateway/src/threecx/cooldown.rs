@@ -63,3 +63,12 @@ pub async fn give_back(db: &DatabaseConnection, claim: Claim) -> Result<()> {
         .await?;
     Ok(())
 }
+
+/// Housekeeping: rows whose cooldown ended long ago hold nothing back.
+pub async fn delete_spent(db: &DatabaseConnection, now: i64) -> Result<u64> {
+    Ok(threecx_cooldown::Entity::delete_many()
+        .filter(threecx_cooldown::Column::LastSentAt.lt(now - COOLDOWN_SECS))
+        .exec(db)
+        .await?
+        .rows_affected)
+}

@@ -7,6 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::{entities::threecx_request, error::Result};
 
+/// How long requests stay in the log.
+pub const KEEP_SECS: i64 = 30 * 24 * 3600;
+
 pub struct Entry<'a> {
     pub integration_id: &'a str,
     pub account_id: i64,
@@ -69,4 +72,13 @@ pub async fn recent(db: &DatabaseConnection, account_id: i64, integration_id: &s
             detail: m.detail,
         })
         .collect())
+}
+
+/// Housekeeping: drops rows received before `cutoff`.
+pub async fn delete_before(db: &DatabaseConnection, cutoff: i64) -> Result<u64> {
+    Ok(threecx_request::Entity::delete_many()
+        .filter(threecx_request::Column::ReceivedAt.lt(cutoff))
+        .exec(db)
+        .await?
+        .rows_affected)
 }

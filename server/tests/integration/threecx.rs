@@ -556,6 +556,14 @@ async fn json_module_and_event_type_errors(backend: Backend) {
     assert_eq!((status, text.contains("invalid_json")), (StatusCode::BAD_REQUEST, true));
     let off = assert_code(t.event(json!({"event_type": "test"})).await, StatusCode::FORBIDDEN, "module_not_enabled");
     assert_eq!(off["message"], "3CX Middleware is not enabled for this account.");
+
+    // Housekeeping keeps recent requests and drops those past the retention.
+    let logged = t.log().await.len();
+    assert!(logged >= 8);
+    let now = gateway::time::now();
+    assert_eq!(request_log::delete_before(&t.app.conn, now - 60).await.unwrap(), 0);
+    assert_eq!(t.log().await.len(), logged);
+    assert_eq!(request_log::delete_before(&t.app.conn, now + 60).await.unwrap(), logged as u64);
     t.app.finish().await;
 }
 
