@@ -191,18 +191,7 @@ pub async fn delete(db: &DatabaseConnection, account_id: i64, id: &str) -> Resul
         .into_iter()
         .map(|d| d.id)
         .collect();
-    if !destinations.is_empty() {
-        crate::entities::webhook_delivery::Entity::update_many()
-            .col_expr(crate::entities::webhook_delivery::Column::Status, sea_orm::sea_query::Expr::value("cancelled"))
-            .filter(crate::entities::webhook_delivery::Column::DestinationId.is_in(destinations.clone()))
-            .filter(crate::entities::webhook_delivery::Column::Status.eq("pending"))
-            .exec(&txn)
-            .await?;
-        crate::entities::webhook_destination::Entity::delete_many()
-            .filter(crate::entities::webhook_destination::Column::Id.is_in(destinations))
-            .exec(&txn)
-            .await?;
-    }
+    crate::webhooks::destinations::delete_with_deliveries(&txn, destinations).await?;
     crate::threecx::integrations::delete_for_instance(&txn, &current.id).await?;
     instance::Entity::delete_by_id(current.id).exec(&txn).await?;
     txn.commit().await?;

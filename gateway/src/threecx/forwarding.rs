@@ -2,28 +2,20 @@
 //! destination (marked with its id, so the instance's webhook tab does not list it) that takes
 //! `message.received`. Delivery, retries, signatures and the SSRF guard are the customer
 //! webhooks' own.
-use sea_orm::{sea_query::Expr, ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
+use sea_orm::{ActiveModelTrait, DatabaseConnection, EntityTrait, Set};
 
 use super::integrations::{self, Integration};
 use crate::{
     config::MasterKey,
-    entities::{webhook_delivery, webhook_destination},
+    entities::webhook_destination,
     error::{Error, Result},
     events::EventKind,
-    ids, secrets, time,
-    webhooks::{
-        destinations::{self, DeliveryRow, Destination},
-        signing,
-    },
+    webhooks::destinations::{self, DeliveryRow, Destination},
 };
 
 /// What 3CX receives: inbound one-to-one messages (group messages are not conversations an
 /// agent can answer under the window rule).
 pub const FORWARDED: [EventKind; 1] = [EventKind::MessageReceived];
-
-fn forwarded_list() -> String {
-    FORWARDED.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(",")
-}
 
 async fn row_of(db: &DatabaseConnection, integration: &Integration) -> Result<Option<webhook_destination::Model>> {
     let Some(id) = &integration.destination_id else { return Ok(None) };
@@ -56,25 +48,15 @@ pub async fn set_url(
         active.update(db).await?;
         return Ok(None);
     }
-    let secret = signing::new_secret();
     let txn = crate::db::begin_write(db).await?;
-    let row = webhook_destination::ActiveModel {
-        id: Set(ids::new_id("whd")),
-        account_id: Set(account_id),
-        instance_id: Set(integration.instance_id.clone()),
-        url: Set(url.into()),
-        events: Set(forwarded_list()),
-        enabled: Set(true),
-        secret: Set(secrets::encrypt(key, &secret)?),
-        previous_secret: Set(None),
-        previous_secret_expires_at: Set(None),
-        disabled_reason: Set(None),
-        failing_since: Set(None),
-        created_at: Set(time::now()),
-        integration_id: Set(Some(integration.id.clone())),
-    }
-    .insert(&txn)
-    .await?;
+    let new = destinations::NewRow {
+        account_id,
+        instance_id: &integration.instance_id,
+        url,
+        kinds: &FORWARDED,
+        integration_id: Some(&integration.id),
+    };
+    let (row, secret) = destinations::insert(&txn, key, new).await?;
     integrations::set_destination_id(&txn, &integration.id, Some(&row.id)).await?;
     txn.commit().await?;
     Ok(Some(secret))
@@ -85,13 +67,7 @@ pub async fn clear(db: &DatabaseConnection, account_id: i64, integration_id: &st
     let integration = integrations::find(db, account_id, integration_id).await?;
     let Some(row) = row_of(db, &integration).await? else { return Ok(()) };
     let txn = crate::db::begin_write(db).await?;
-    webhook_delivery::Entity::update_many()
-        .col_expr(webhook_delivery::Column::Status, Expr::value("cancelled"))
-        .filter(webhook_delivery::Column::DestinationId.eq(row.id.as_str()))
-        .filter(webhook_delivery::Column::Status.eq("pending"))
-        .exec(&txn)
-        .await?;
-    webhook_destination::Entity::delete_by_id(row.id).exec(&txn).await?;
+    destinations::delete_with_deliveries(&txn, vec![row.id]).await?;
     integrations::set_destination_id(&txn, &integration.id, None).await?;
     txn.commit().await?;
     Ok(())

@@ -15,7 +15,7 @@ use super::{
 use crate::{
     accounts::Account,
     config::MasterKey,
-    entities::{threecx_cooldown, threecx_integration, threecx_request, webhook_delivery, webhook_destination},
+    entities::{threecx_cooldown, threecx_integration, threecx_request},
     error::{Error, Result},
     instances, secrets, time,
 };
@@ -336,13 +336,7 @@ pub(crate) async fn set_destination_id<C: ConnectionTrait>(
 /// inside the caller's transaction.
 async fn remove_rows<C: ConnectionTrait>(conn: &C, row: &threecx_integration::Model) -> Result<()> {
     if let Some(destination) = &row.destination_id {
-        webhook_delivery::Entity::update_many()
-            .col_expr(webhook_delivery::Column::Status, Expr::value("cancelled"))
-            .filter(webhook_delivery::Column::DestinationId.eq(destination.as_str()))
-            .filter(webhook_delivery::Column::Status.eq("pending"))
-            .exec(conn)
-            .await?;
-        webhook_destination::Entity::delete_by_id(destination.clone()).exec(conn).await?;
+        crate::webhooks::destinations::delete_with_deliveries(conn, vec![destination.clone()]).await?;
     }
     threecx_request::Entity::delete_many()
         .filter(threecx_request::Column::IntegrationId.eq(row.id.as_str()))

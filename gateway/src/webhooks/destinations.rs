@@ -119,13 +119,33 @@ pub async fn create_or_replace(
         active.failing_since = Set(None);
         return Ok((active.update(db).await?.into(), None));
     }
+    let (row, secret) = insert(db, key, NewRow { account_id, instance_id, url, kinds, integration_id: None }).await?;
+    Ok((row.into(), Some(secret)))
+}
+
+/// A destination to create, enabled, with a new signing secret.
+pub(crate) struct NewRow<'a> {
+    pub account_id: i64,
+    pub instance_id: &'a str,
+    pub url: &'a str,
+    pub kinds: &'a [EventKind],
+    /// The 3CX integration that owns it, if any.
+    pub integration_id: Option<&'a str>,
+}
+
+/// Inserts a destination; returns it with its secret (to be shown once).
+pub(crate) async fn insert<C: ConnectionTrait>(
+    conn: &C,
+    key: &MasterKey,
+    new: NewRow<'_>,
+) -> Result<(webhook_destination::Model, String)> {
     let secret = signing::new_secret();
     let row = webhook_destination::ActiveModel {
         id: Set(ids::new_id("whd")),
-        account_id: Set(account_id),
-        instance_id: Set(instance_id.into()),
-        url: Set(url.into()),
-        events: Set(join(kinds)),
+        account_id: Set(new.account_id),
+        instance_id: Set(new.instance_id.into()),
+        url: Set(new.url.into()),
+        events: Set(join(new.kinds)),
         enabled: Set(true),
         secret: Set(secrets::encrypt(key, &secret)?),
         previous_secret: Set(None),
@@ -133,11 +153,27 @@ pub async fn create_or_replace(
         disabled_reason: Set(None),
         failing_since: Set(None),
         created_at: Set(time::now()),
-        integration_id: Set(None),
+        integration_id: Set(new.integration_id.map(str::to_string)),
     }
-    .insert(db)
+    .insert(conn)
     .await?;
-    Ok((row.into(), Some(secret)))
+    Ok((row, secret))
+}
+
+/// Deletes destinations and cancels their queued deliveries, inside the caller's transaction,
+/// so nothing more is sent to them.
+pub(crate) async fn delete_with_deliveries<C: ConnectionTrait>(conn: &C, ids: Vec<String>) -> Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    webhook_delivery::Entity::update_many()
+        .col_expr(webhook_delivery::Column::Status, sea_orm::sea_query::Expr::value("cancelled"))
+        .filter(webhook_delivery::Column::DestinationId.is_in(ids.clone()))
+        .filter(webhook_delivery::Column::Status.eq("pending"))
+        .exec(conn)
+        .await?;
+    webhook_destination::Entity::delete_many().filter(webhook_destination::Column::Id.is_in(ids)).exec(conn).await?;
+    Ok(())
 }
 
 pub async fn list(db: &DatabaseConnection, account_id: i64, instance_id: &str) -> Result<Vec<Destination>> {
