@@ -104,6 +104,17 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
+        // One integration per instance, also when two creates race.
+        manager
+            .create_index(
+                Index::create()
+                    .name("idx_threecx_integrations_instance")
+                    .table(ThreecxIntegrations::Table)
+                    .col(ThreecxIntegrations::InstanceId)
+                    .unique()
+                    .to_owned(),
+            )
+            .await?;
 
         manager
             .create_table(

@@ -99,7 +99,7 @@ pub enum AdminCommand {
         email: String,
         #[arg(long)]
         instance: String,
-        /// Require HMAC signatures with this secret.
+        /// Require HMAC signatures with this secret (empty: generate one and print it).
         #[arg(long)]
         hmac_secret: Option<String>,
         /// Comma-separated IPs and CIDR ranges allowed to call the webhook.
@@ -260,6 +260,7 @@ async fn execute(db: &DatabaseConnection, config: &Config, command: AdminCommand
         AdminCommand::CreateThreecxIntegration { email, instance, hmac_secret, ip_allowlist, business_name } => {
             use gateway::threecx::{allowlist::IpAllowlist, integrations};
             let account = require_account(db, &email).await?;
+            let given_hmac = hmac_secret.as_deref().map(str::trim).map(str::to_string);
             let new = integrations::NewIntegration {
                 instance_id: instance,
                 business_name,
@@ -269,6 +270,9 @@ async fn execute(db: &DatabaseConnection, config: &Config, command: AdminCommand
             let (integration, secrets) = integrations::create(db, &config.master_key, &account, new).await?;
             println!("integration_id={}", integration.id);
             println!("secret={}", secrets.webhook_secret);
+            if let Some(hmac) = secrets.hmac_secret.as_deref().filter(|h| Some(*h) != given_hmac.as_deref()) {
+                println!("hmac_secret={hmac}");
+            }
             println!("webhook_url={}/integrations/3cx/webhook/{}", config.public_base_url, integration.id);
         }
     }

@@ -11,15 +11,33 @@ pub fn client_ip(peer: SocketAddr, headers: &HeaderMap, trusted_proxies: &IpAllo
     if !trusted_proxies.contains(peer_ip) {
         return peer_ip;
     }
-    let forwarded: Vec<IpAddr> = headers
+    let entries: Vec<&str> = headers
         .get_all("x-forwarded-for")
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|entry| entry.trim().parse::<IpAddr>().ok())
-        .map(|ip| ip.to_canonical())
+        .map(str::trim)
         .collect();
-    forwarded.iter().rev().find(|ip| !trusted_proxies.contains(**ip)).or(forwarded.first()).copied().unwrap_or(peer_ip)
+    // From the right: our proxies' own additions first. The first entry that is not a trusted
+    // proxy is the client. An entry we cannot read (`unknown`, garbage) ends the walk: what lies
+    // left of it is not vouched for, so the proxy itself stands as the client.
+    for entry in entries.iter().rev() {
+        let Some(ip) = parse_entry(entry) else { return peer_ip };
+        if !trusted_proxies.contains(ip) {
+            return ip;
+        }
+    }
+    peer_ip
+}
+
+/// `203.0.113.7`, `2001:db8::1`, and the forms with a port some proxies write
+/// (`203.0.113.7:5060`, `[2001:db8::1]:5060`).
+fn parse_entry(entry: &str) -> Option<IpAddr> {
+    entry
+        .parse::<IpAddr>()
+        .ok()
+        .or_else(|| entry.parse::<SocketAddr>().ok().map(|s| s.ip()))
+        .map(|ip| ip.to_canonical())
 }
 
 #[cfg(test)]
@@ -48,5 +66,20 @@ mod tests {
         assert_eq!(client_ip(peer, &HeaderMap::new(), &proxies), "127.0.0.1".parse::<IpAddr>().unwrap());
         let mapped: SocketAddr = "[::ffff:127.0.0.1]:5000".parse().unwrap();
         assert_eq!(client_ip(mapped, &headers("2001:db8::5"), &proxies), "2001:db8::5".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn unreadable_entries_and_all_trusted_chains_fall_back_to_the_proxy() {
+        let peer: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let proxies = IpAllowlist::parse("127.0.0.1, 10.0.0.0/8").unwrap();
+        let proxy: IpAddr = "127.0.0.1".parse().unwrap();
+        assert_eq!(client_ip(peer, &headers("198.51.100.7, unknown"), &proxies), proxy);
+        assert_eq!(
+            client_ip(peer, &headers("198.51.100.7, 10.0.0.9"), &proxies),
+            "198.51.100.7".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(client_ip(peer, &headers("10.0.0.1, 10.0.0.9"), &proxies), proxy);
+        assert_eq!(client_ip(peer, &headers("203.0.113.5:5060"), &proxies), "203.0.113.5".parse::<IpAddr>().unwrap());
+        assert_eq!(client_ip(peer, &headers("[2001:db8::7]:5060"), &proxies), "2001:db8::7".parse::<IpAddr>().unwrap());
     }
 }

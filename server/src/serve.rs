@@ -94,8 +94,8 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
     Ok(Running { addr, state, shutdown, server, workers })
 }
 
-/// Hourly housekeeping: expired sessions and idempotency keys, old 3CX request-log rows and
-/// spent call-event cooldowns.
+/// Hourly housekeeping: expired sessions and idempotency keys, old 3CX request-log rows, spent
+/// call-event cooldowns and old rate windows.
 async fn expire_sessions(db: gateway::DatabaseConnection, mut shutdown: watch::Receiver<bool>) {
     let store = DbSessionStore::new(db.clone());
     let mut every = tokio::time::interval(Duration::from_secs(3600));
@@ -114,6 +114,9 @@ async fn expire_sessions(db: gateway::DatabaseConnection, mut shutdown: watch::R
                 }
                 if let Err(e) = gateway::threecx::cooldown::delete_spent(&db, now).await {
                     tracing::warn!(error = %e, "deleting spent 3CX cooldowns failed");
+                }
+                if let Err(e) = gateway::send::throttle::delete_old_windows(&db, now - 2 * 86_400).await {
+                    tracing::warn!(error = %e, "deleting old rate windows failed");
                 }
             }
             _ = shutdown.changed() => return,

@@ -324,6 +324,8 @@ pub async fn set_threecx_forwarding(id: String, url: String) -> Result<(), Serve
     let user = require_user()?;
     let state = app_state()?;
     let result = async {
+        // Whose integration it is, before anything is looked up on the network.
+        gateway::threecx::integrations::find(&state.db, user.account_id, &id).await?;
         let url = destinations::check_url(&url, state.config.webhooks.allow_private).await?;
         forwarding::set_url(&state.db, &state.config.master_key, user.account_id, &id, &url).await
     }

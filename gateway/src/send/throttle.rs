@@ -106,3 +106,14 @@ pub async fn record_contact(db: &DatabaseConnection, instance_id: &str, phone: &
         .await?;
     Ok(())
 }
+
+/// Housekeeping: windows that ended long ago (per-minute and per-hour counters of sends and
+/// 3CX requests) count nothing any more.
+pub async fn delete_old_windows(db: &DatabaseConnection, before: i64) -> Result<u64> {
+    use sea_orm::{ColumnTrait, QueryFilter};
+    Ok(crate::entities::rate_window::Entity::delete_many()
+        .filter(crate::entities::rate_window::Column::WindowStart.lt(before))
+        .exec(db)
+        .await?
+        .rows_affected)
+}

@@ -26,28 +26,46 @@ pub async fn claim(
     phone: &Phone,
     now: i64,
 ) -> Result<Option<Claim>> {
-    let row = threecx_cooldown::ActiveModel {
-        integration_id: Set(integration_id.into()),
-        event_type: Set(event.as_str().into()),
-        phone: Set(phone.as_str().into()),
-        last_sent_at: Set(0),
-    };
     let pk =
         [threecx_cooldown::Column::IntegrationId, threecx_cooldown::Column::EventType, threecx_cooldown::Column::Phone];
-    threecx_cooldown::Entity::insert(row)
-        .on_conflict(OnConflict::columns(pk).do_nothing_on(pk).to_owned())
-        .exec_without_returning(db)
-        .await?;
-    let taken = threecx_cooldown::Entity::update_many()
-        .col_expr(threecx_cooldown::Column::LastSentAt, Expr::value(now))
-        .filter(threecx_cooldown::Column::IntegrationId.eq(integration_id))
-        .filter(threecx_cooldown::Column::EventType.eq(event.as_str()))
-        .filter(threecx_cooldown::Column::Phone.eq(phone.as_str()))
-        .filter(threecx_cooldown::Column::LastSentAt.lte(now - COOLDOWN_SECS))
-        .exec(db)
+    // Twice at most: housekeeping may delete a fresh row between the insert and the update.
+    let mut taken = false;
+    for _ in 0..2 {
+        let row = threecx_cooldown::ActiveModel {
+            integration_id: Set(integration_id.into()),
+            event_type: Set(event.as_str().into()),
+            phone: Set(phone.as_str().into()),
+            last_sent_at: Set(0),
+        };
+        threecx_cooldown::Entity::insert(row)
+            .on_conflict(OnConflict::columns(pk).do_nothing_on(pk).to_owned())
+            .exec_without_returning(db)
+            .await?;
+        taken = threecx_cooldown::Entity::update_many()
+            .col_expr(threecx_cooldown::Column::LastSentAt, Expr::value(now))
+            .filter(threecx_cooldown::Column::IntegrationId.eq(integration_id))
+            .filter(threecx_cooldown::Column::EventType.eq(event.as_str()))
+            .filter(threecx_cooldown::Column::Phone.eq(phone.as_str()))
+            .filter(threecx_cooldown::Column::LastSentAt.lte(now - COOLDOWN_SECS))
+            .exec(db)
+            .await?
+            .rows_affected
+            == 1;
+        if taken {
+            break;
+        }
+        let still_there = threecx_cooldown::Entity::find_by_id((
+            integration_id.to_string(),
+            event.as_str().to_string(),
+            phone.as_str().to_string(),
+        ))
+        .one(db)
         .await?
-        .rows_affected
-        == 1;
+        .is_some();
+        if still_there {
+            break;
+        }
+    }
     Ok(taken.then(|| Claim { integration_id: integration_id.into(), event, phone: phone.as_str().into(), at: now }))
 }
 
@@ -64,10 +82,10 @@ pub async fn give_back(db: &DatabaseConnection, claim: Claim) -> Result<()> {
     Ok(())
 }
 
-/// Housekeeping: rows whose cooldown ended long ago hold nothing back.
+/// Housekeeping: rows whose cooldown ended a day ago hold nothing back.
 pub async fn delete_spent(db: &DatabaseConnection, now: i64) -> Result<u64> {
     Ok(threecx_cooldown::Entity::delete_many()
-        .filter(threecx_cooldown::Column::LastSentAt.lt(now - COOLDOWN_SECS))
+        .filter(threecx_cooldown::Column::LastSentAt.lt(now - 24 * 3600))
         .exec(db)
         .await?
         .rows_affected)

@@ -2,7 +2,7 @@
 //! destination (marked with its id, so the instance's webhook tab does not list it) that takes
 //! `message.received`. Delivery, retries, signatures and the SSRF guard are the customer
 //! webhooks' own.
-use sea_orm::{ActiveModelTrait, DatabaseConnection, EntityTrait, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
 
 use super::integrations::{self, Integration};
 use crate::{
@@ -18,11 +18,10 @@ use crate::{
 pub const FORWARDED: [EventKind; 1] = [EventKind::MessageReceived];
 
 async fn row_of(db: &DatabaseConnection, integration: &Integration) -> Result<Option<webhook_destination::Model>> {
-    let Some(id) = &integration.destination_id else { return Ok(None) };
-    Ok(webhook_destination::Entity::find_by_id(id.clone())
+    Ok(webhook_destination::Entity::find()
+        .filter(webhook_destination::Column::IntegrationId.eq(integration.id.as_str()))
         .one(db)
-        .await?
-        .filter(|d| d.integration_id.as_deref() == Some(integration.id.as_str())))
+        .await?)
 }
 
 pub async fn destination(db: &DatabaseConnection, integration: &Integration) -> Result<Option<Destination>> {
@@ -38,17 +37,29 @@ pub async fn set_url(
     integration_id: &str,
     url: &str,
 ) -> Result<Option<String>> {
-    let integration = integrations::find(db, account_id, integration_id).await?;
-    if let Some(row) = row_of(db, &integration).await? {
+    // Under the integration's lock, so two saves cannot both create a destination.
+    let txn = crate::db::begin_write(db).await?;
+    let integration: Integration = match integrations::locked_row(&txn, account_id, integration_id).await {
+        Ok(row) => row.into(),
+        Err(e) => {
+            txn.rollback().await?;
+            return Err(e);
+        }
+    };
+    let existing = webhook_destination::Entity::find()
+        .filter(webhook_destination::Column::IntegrationId.eq(integration.id.as_str()))
+        .one(&txn)
+        .await?;
+    if let Some(row) = existing {
         let mut active: webhook_destination::ActiveModel = row.into();
         active.url = Set(url.into());
         active.enabled = Set(true);
         active.disabled_reason = Set(None);
         active.failing_since = Set(None);
-        active.update(db).await?;
+        active.update(&txn).await?;
+        txn.commit().await?;
         return Ok(None);
     }
-    let txn = crate::db::begin_write(db).await?;
     let new = destinations::NewRow {
         account_id,
         instance_id: &integration.instance_id,

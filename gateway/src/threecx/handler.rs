@@ -60,6 +60,8 @@ impl EventType {
 pub const PHONE_FIELDS: [&str; 5] = ["to", "from", "customer_phone", "caller", "phone"];
 pub const TEXT_FIELDS: [&str; 2] = ["message_text", "message"];
 pub const MAX_TEXT_CHARS: usize = 4096;
+/// Payload values put into a template (queue names, extensions, times) are cut to this length.
+pub const MAX_VALUE_CHARS: usize = 64;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SkipReason {
@@ -140,23 +142,19 @@ fn text_field(payload: &Map<String, Value>, name: &str) -> Option<String> {
     }
 }
 
-/// 3CX shows numbers as dialled: `+966…`, `00966…` or `966…`. All mean the international form.
+/// International numbers only: `+966…` or `00966…`. A bare `966…` could as well be a national
+/// number (`2025550123` is not Egypt), and writing to the wrong person is worse than refusing.
 fn parse_phone(text: &str) -> Option<Phone> {
     let compact: String = text.chars().filter(|c| !matches!(c, ' ' | '-' | '(' | ')' | '.')).collect();
-    let international = if let Some(rest) = compact.strip_prefix("00") {
-        format!("+{rest}")
-    } else if compact.starts_with('+') {
-        compact
-    } else {
-        format!("+{compact}")
-    };
-    Phone::parse(&international)
+    match compact.strip_prefix("00") {
+        Some(rest) => Phone::parse(&format!("+{rest}")),
+        None => Phone::parse(&compact),
+    }
 }
 
-/// The first phone field present. A present but unusable number counts as missing: there is
-/// nobody we could write to.
+/// The first phone field that holds a usable number. None: there is nobody we could write to.
 fn find_phone(payload: &Map<String, Value>) -> Option<Phone> {
-    PHONE_FIELDS.iter().find_map(|f| text_field(payload, f)).and_then(|t| parse_phone(&t))
+    PHONE_FIELDS.iter().filter_map(|f| text_field(payload, f)).find_map(|t| parse_phone(&t))
 }
 
 /// `message_purpose`, `support` when absent. Anything else outside the five allowed values is
@@ -216,10 +214,15 @@ async fn window_open(ctx: &Context<'_>, integration: &Integration, phone: &Phone
     Ok(matches!(last, Some(at) if at > ctx.now - integration.window_secs()))
 }
 
+/// A payload value for the message log or a template, cut to `max` characters.
+fn short_field(payload: &Map<String, Value>, names: &[&str], max: usize) -> Option<String> {
+    names.iter().find_map(|n| text_field(payload, n)).map(|v| v.chars().take(max).collect())
+}
+
 fn channel_of(payload: &Map<String, Value>) -> Channel {
     Channel::ThreeCx {
-        conversation_id: text_field(payload, "conversation_id").map(|c| c.chars().take(128).collect()),
-        agent_extension: text_field(payload, "agent_extension").map(|a| a.chars().take(32).collect()),
+        conversation_id: short_field(payload, &["conversation_id"], 128),
+        agent_extension: short_field(payload, &["agent_extension", "extension"], 32),
     }
 }
 
@@ -303,15 +306,12 @@ async fn call_follow_up(
     };
     let values = templates::Values {
         customer_phone: phone.as_str().into(),
-        agent_extension: text_field(payload, "agent_extension")
-            .or_else(|| text_field(payload, "extension"))
-            .unwrap_or_default(),
-        queue: text_field(payload, "queue").or_else(|| text_field(payload, "queue_name")).unwrap_or_default(),
-        call_time: text_field(payload, "call_time")
-            .map(|t| t.chars().take(64).collect())
-            .unwrap_or_else(|| time::display(ctx.now)),
+        agent_extension: short_field(payload, &["agent_extension", "extension"], MAX_VALUE_CHARS).unwrap_or_default(),
+        queue: short_field(payload, &["queue", "queue_name"], MAX_VALUE_CHARS).unwrap_or_default(),
+        call_time: short_field(payload, &["call_time"], MAX_VALUE_CHARS).unwrap_or_else(|| time::display(ctx.now)),
         business_name: integration.business_name.clone(),
     };
+    // Templates are at most 1000 characters and values are cut, so this stays within the limit.
     let text = templates::render(&template.text, &values);
     let sent = send(ctx, integration, account, phone, text, purpose, channel_of(payload)).await;
     if !matches!(sent, Ok(Ok(Answer::Sent { .. }))) {
@@ -338,14 +338,18 @@ mod tests {
         assert_eq!(find_phone(&both).unwrap().as_str(), "+966501234567");
         assert!(find_phone(&payload(serde_json::json!({"to": ""}))).is_none());
         assert!(find_phone(&payload(serde_json::json!({"to": "not a phone"}))).is_none());
+        let extension_first = payload(serde_json::json!({"to": "101", "caller": "+966501234567"}));
+        assert_eq!(find_phone(&extension_first).unwrap().as_str(), "+966501234567");
     }
 
     #[test]
-    fn dialled_forms_mean_the_international_number() {
-        for form in ["+966 50 123 4567", "00966501234567", "966501234567", "966-50-123-4567"] {
+    fn only_international_forms_are_read() {
+        for form in ["+966 50 123 4567", "00966501234567", "+966-50-123-4567"] {
             assert_eq!(parse_phone(form).unwrap().as_str(), "+966501234567", "{form}");
         }
-        assert!(parse_phone("101").is_none());
+        for national in ["101", "966501234567", "2025550123", "0501234567"] {
+            assert!(parse_phone(national).is_none(), "{national}");
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! with the secret.
 use sea_orm::{
     sea_query::Expr, ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, Set,
+    QueryOrder, QuerySelect, Set,
 };
 
 use super::{
@@ -187,7 +187,21 @@ pub async fn create(
         updated_at: Set(now),
     }
     .insert(db)
-    .await?;
+    .await;
+    let row = match row {
+        Ok(row) => row,
+        // The unique index on the instance: another create won the race.
+        Err(_)
+            if threecx_integration::Entity::find()
+                .filter(threecx_integration::Column::InstanceId.eq(instance.id.as_str()))
+                .one(db)
+                .await?
+                .is_some() =>
+        {
+            return Err(Error::invalid("This instance already has a 3CX integration; edit that one."));
+        }
+        Err(e) => return Err(e.into()),
+    };
     tracing::info!(account_id = account.id, integration_id = %row.id, instance_id = %instance.id, "3CX integration created");
     Ok((row.into(), NewSecrets { webhook_secret, hmac_secret }))
 }
@@ -209,6 +223,21 @@ async fn find_row(db: &DatabaseConnection, account_id: i64, id: &str) -> Result<
         .one(db)
         .await?
         .ok_or(Error::NotFound)
+}
+
+/// The row inside a write transaction, locked on PostgreSQL/MySQL (SQLite's write transaction
+/// already excludes other writers), for read-modify-write changes.
+pub(crate) async fn locked_row<C: ConnectionTrait>(
+    conn: &C,
+    account_id: i64,
+    id: &str,
+) -> Result<threecx_integration::Model> {
+    let mut query = threecx_integration::Entity::find_by_id(id.to_string())
+        .filter(threecx_integration::Column::AccountId.eq(account_id));
+    if conn.get_database_backend() != sea_orm::DatabaseBackend::Sqlite {
+        query = query.lock_exclusive();
+    }
+    query.one(conn).await?.ok_or(Error::NotFound)
 }
 
 pub async fn find(db: &DatabaseConnection, account_id: i64, id: &str) -> Result<Integration> {
@@ -307,16 +336,40 @@ pub async fn update_template(
     enabled: bool,
     text: &str,
 ) -> Result<Template> {
-    let row = find_row(db, account_id, id).await?;
     let text = super::templates::validate(text)?;
+    // The five templates share one column: read and write it under the row lock so saves of
+    // different templates do not undo each other.
+    let txn = crate::db::begin_write(db).await?;
+    let row = match locked_row(&txn, account_id, id).await {
+        Ok(row) => row,
+        Err(e) => {
+            txn.rollback().await?;
+            return Err(e);
+        }
+    };
     let mut templates = Templates::from_json(&row.templates);
     let template = Template { enabled, text };
     templates.set(event, template.clone());
     let mut active: threecx_integration::ActiveModel = row.into();
     active.templates = Set(templates.to_json());
     active.updated_at = Set(time::now());
-    active.update(db).await?;
+    active.update(&txn).await?;
+    txn.commit().await?;
     Ok(template)
+}
+
+/// Whether the integration forwards inbound messages now: it is enabled and its account has
+/// the 3CX module.
+pub(crate) async fn forwards<C: ConnectionTrait>(conn: &C, account_id: i64, id: &str) -> Result<bool> {
+    let enabled = threecx_integration::Entity::find_by_id(id.to_string())
+        .filter(threecx_integration::Column::AccountId.eq(account_id))
+        .one(conn)
+        .await?
+        .is_some_and(|i| i.enabled);
+    if !enabled {
+        return Ok(false);
+    }
+    Ok(crate::entities::account::Entity::find_by_id(account_id).one(conn).await?.is_some_and(|a| a.threecx_enabled))
 }
 
 pub(crate) async fn set_destination_id<C: ConnectionTrait>(
@@ -335,9 +388,14 @@ pub(crate) async fn set_destination_id<C: ConnectionTrait>(
 /// Removes an integration's own rows (destination, queued deliveries, request log, cooldowns)
 /// inside the caller's transaction.
 async fn remove_rows<C: ConnectionTrait>(conn: &C, row: &threecx_integration::Model) -> Result<()> {
-    if let Some(destination) = &row.destination_id {
-        crate::webhooks::destinations::delete_with_deliveries(conn, vec![destination.clone()]).await?;
-    }
+    let owned: Vec<String> = crate::entities::webhook_destination::Entity::find()
+        .filter(crate::entities::webhook_destination::Column::IntegrationId.eq(row.id.as_str()))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|d| d.id)
+        .collect();
+    crate::webhooks::destinations::delete_with_deliveries(conn, owned).await?;
     threecx_request::Entity::delete_many()
         .filter(threecx_request::Column::IntegrationId.eq(row.id.as_str()))
         .exec(conn)

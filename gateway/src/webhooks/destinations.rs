@@ -272,6 +272,13 @@ pub async fn fan_out<C: ConnectionTrait>(
         .all(conn)
         .await?;
     for destination in destinations.into_iter().filter(|d| parse_events(&d.events).contains(&kind)) {
+        // A 3CX integration's destination forwards only while the integration and the
+        // account's 3CX module are on.
+        if let Some(integration_id) = &destination.integration_id {
+            if !crate::threecx::integrations::forwards(conn, account_id, integration_id).await? {
+                continue;
+            }
+        }
         queue(conn, &destination.id, account_id, event_id, kind.as_str(), payload).await?;
     }
     Ok(())

@@ -163,25 +163,58 @@ async fn webhook(
             (response, logged, true)
         }
     };
-    // Refused guesses are logged only up to a cap, so they cannot flood the customer's log.
-    let may_log = authenticated || rate_limit::may_log_refusal(&state.db, &integration.id, now).await.unwrap_or(false);
-    if may_log {
-        let entry = request_log::Entry {
-            integration_id: &integration.id,
-            account_id: integration.account_id,
-            received_at: now,
-            event_type: logged.event_type.as_deref(),
-            outcome: &logged.outcome,
-            status_code: logged.status.as_u16(),
-            phone_masked: logged.phone_masked,
-            latency_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
-            detail: logged.detail,
-        };
-        if let Err(e) = request_log::record(&state.db, entry).await {
-            tracing::error!(integration_id = %integration.id, error = %e, "recording a 3CX request failed");
-        }
+    let latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+    // Logged after answering, so a refusal takes as long as an unknown id does; refusals are
+    // logged only up to a cap (first in this process, then across processes), so guessing
+    // cannot flood the customer's log or the database.
+    if authenticated || refusal_cap::allows(&integration.id, now) {
+        let db = state.db.clone();
+        tokio::spawn(async move {
+            if !authenticated && !rate_limit::may_log_refusal(&db, &integration.id, now).await.unwrap_or(false) {
+                return;
+            }
+            let entry = request_log::Entry {
+                integration_id: &integration.id,
+                account_id: integration.account_id,
+                received_at: now,
+                event_type: logged.event_type.as_deref(),
+                outcome: &logged.outcome,
+                status_code: logged.status.as_u16(),
+                phone_masked: logged.phone_masked,
+                latency_ms,
+                detail: logged.detail,
+            };
+            if let Err(e) = request_log::record(&db, entry).await {
+                tracing::error!(integration_id = %integration.id, error = %e, "recording a 3CX request failed");
+            }
+        });
     }
     response
+}
+
+/// A per-process first cap on logging refused requests, so a flood of them costs no database
+/// writes beyond a few a minute.
+mod refusal_cap {
+    use std::{
+        collections::HashMap,
+        sync::{Mutex, OnceLock},
+    };
+
+    static SEEN: OnceLock<Mutex<HashMap<String, (i64, i64)>>> = OnceLock::new();
+
+    pub fn allows(integration_id: &str, now: i64) -> bool {
+        let minute = now - now.rem_euclid(60);
+        let Ok(mut seen) = SEEN.get_or_init(Default::default).lock() else { return false };
+        if seen.len() > 10_000 {
+            seen.retain(|_, (m, _)| *m == minute);
+        }
+        let slot = seen.entry(integration_id.to_string()).or_insert((minute, 0));
+        if slot.0 != minute {
+            *slot = (minute, 0);
+        }
+        slot.1 += 1;
+        slot.1 <= gateway::threecx::rate_limit::REFUSALS_LOGGED_PER_MINUTE
+    }
 }
 
 /// The checks in their order. Answers the response, what to log, and whether the caller
@@ -229,14 +262,28 @@ async fn process(
     }
 
     // 2. the size, refused before the body is read to the end
+    // Oversized bodies are logged under the refusal cap: they come before the rate check, which
+    // needs the signature, which needs the body.
+    let oversized = || {
+        let refused = too_large();
+        let logged = Logged {
+            event_type: None,
+            outcome: refused.code.to_string(),
+            status: refused.status,
+            phone_masked: None,
+            detail: None,
+        };
+        (refused.into_response(), logged, false)
+    };
     let declared =
         headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > threecx::MAX_BODY_BYTES as u64) {
-        return Ok(plain(too_large(), None));
+        return Ok(oversized());
     }
     let body: Bytes = match axum::body::to_bytes(body, threecx::MAX_BODY_BYTES).await {
         Ok(bytes) => bytes,
-        Err(_) => return Ok(plain(too_large(), None)),
+        Err(e) if is_length_limit(&e) => return Ok(oversized()),
+        Err(_) => return Ok(plain(Refused::from_api(ApiError::invalid_json()), Some("the body could not be read"))),
     };
 
     // 3. the signature
@@ -275,6 +322,10 @@ async fn process(
     let ctx = handler::Context { sender: &sender, now };
     let handled = handler::handle(&ctx, integration, &account, &payload).await?;
     Ok(answer(handled))
+}
+
+fn is_length_limit(e: &axum::Error) -> bool {
+    std::error::Error::source(e).is_some_and(|inner| inner.is::<http_body_util::LengthLimitError>())
 }
 
 fn too_large() -> Refused {

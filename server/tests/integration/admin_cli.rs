@@ -97,6 +97,13 @@ async fn admin_commands_and_their_errors(backend: Backend) {
     assert!(created.stdout.lines().any(|l| l.starts_with("integration_id=tcx_")));
     assert!(created.stdout.lines().any(|l| l.starts_with("secret=tcxs_")));
     fails(&as_refs(&tcx(&[])), "already has a 3CX integration");
+    // An empty --hmac-secret generates one and prints it (else the integration could not be used).
+    let second = app.wag(&["admin", "create-instance", "--email", email, "--name", "Second line"]).last_line();
+    let generated =
+        app.wag(&["admin", "create-3cx-integration", "--email", email, "--instance", &second, "--hmac-secret", ""]);
+    assert!(generated.success, "{generated:?}");
+    assert!(generated.stdout.lines().any(|l| l.starts_with("hmac_secret=tcxh_")), "{}", generated.stdout);
+    assert!(!created.stdout.contains("hmac_secret="), "a given secret is not printed back");
 
     // The running server sees the CLI's instance and key at once.
     let call = || {

@@ -159,7 +159,9 @@ impl Tcx {
         gateway::config::Config::load_from(None, &env).unwrap().master_key
     }
 
+    /// The request log, once the writes that follow each answer have landed.
     async fn log(&self) -> Vec<request_log::Row> {
+        settle().await;
         request_log::recent(&self.app.conn, self.integration().await.account_id, &self.id, 500).await.unwrap()
     }
 }
@@ -366,6 +368,16 @@ async fn signatures_in_both_forms_and_the_documented_openssl_command(backend: Ba
         assert_eq!(status, StatusCode::OK);
     }
 
+    // The size is checked before the signature: an oversized body answers 413 whatever it is signed with.
+    let big = format!(r#"{{"event_type":"test","padding":"{}"}}"#, "a".repeat(256 * 1024));
+    let (status, _, _) = t
+        .post_raw(
+            big,
+            &[("x-whatsapp-gateway-timestamp", now.to_string()), ("x-whatsapp-gateway-signature", "sha256=00".into())],
+        )
+        .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+
     // The docs' openssl line computes what the server accepts.
     let doc = include_str!("../../../app/docs/3cx-webhooks.md");
     let shell = openssl_signature(doc, hmac, now, &body);
@@ -404,6 +416,14 @@ async fn allowlists_of_both_families(backend: Backend) {
         let want = if allowed { StatusCode::OK } else { StatusCode::UNAUTHORIZED };
         assert_eq!(status, want, "{client}");
     }
+    // A client cannot slip an allowed address in front of the chain: the right-most entry that
+    // is not a trusted proxy counts, and an unreadable entry makes the proxy the client.
+    for spoofed in ["198.51.100.23, 192.0.2.1", "198.51.100.23, unknown", "198.51.100.23,garbage"] {
+        let (status, _, _) = t.post_raw(body.clone(), &[("x-forwarded-for", spoofed.to_string())]).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{spoofed}");
+    }
+    let (status, _, _) = t.post_raw(body.clone(), &[("x-forwarded-for", "192.0.2.1, 198.51.100.23".to_string())]).await;
+    assert_eq!(status, StatusCode::OK);
     // Without a forwarded address the proxy itself (127.0.0.1) is the client: not listed.
     assert_eq!(t.post_raw(body.clone(), &[]).await.0, StatusCode::UNAUTHORIZED);
     t.settings(|s| s.ip_allowlist = IpAllowlist::parse("127.0.0.0/8").unwrap()).await;
@@ -439,6 +459,11 @@ async fn the_256_kb_boundary(backend: Backend) {
         .unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     t.app.finish().await;
+}
+
+/// The request log is written just after each answer: give those writes a moment.
+async fn settle() {
+    tokio::time::sleep(Duration::from_millis(300)).await;
 }
 
 /// Waits, if need be, so that what follows runs within one clock minute (limits count per minute).
@@ -504,6 +529,17 @@ async fn the_61st_request_in_a_minute_is_refused_across_servers(backend: Backend
     let (other_base, other) = t.app.second_server().await;
     let body = json!({"event_type": "test"}).to_string();
     let client = t.app.api();
+    // Refused guesses in the same minute do not use up the integration's allowance.
+    for _ in 0..10 {
+        let response = client
+            .post(t.webhook_url())
+            .header("x-whatsapp-gateway-3cx-secret", "tcxs_guess")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
     for i in 0..60 {
         let base = if i % 2 == 0 { t.app.base.clone() } else { other_base.clone() };
         let response = client
@@ -521,10 +557,19 @@ async fn the_61st_request_in_a_minute_is_refused_across_servers(backend: Backend
     assert_eq!(answer["error"], "webhook_rate_limited");
     let retry: i64 = headers.get("retry-after").unwrap().to_str().unwrap().parse().unwrap();
     assert!((1..=60).contains(&retry));
-    // Refused guesses do not use up the integration's allowance.
+    // A wrong secret still gets the generic 401, not 429: authentication comes first.
+    let response = client
+        .post(t.webhook_url())
+        .header("x-whatsapp-gateway-3cx-secret", "tcxs_guess")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     let log = t.log().await;
     assert_eq!(log.iter().filter(|r| r.outcome == "ok").count(), 60);
-    assert_eq!(log[0].outcome, "webhook_rate_limited");
+    assert_eq!(log.iter().filter(|r| r.outcome == "webhook_rate_limited").count(), 1);
+    assert_eq!(log.iter().filter(|r| r.outcome == "invalid_3cx_webhook").count(), 11);
     other.stop().await;
     t.app.finish().await;
 }
@@ -682,6 +727,24 @@ async fn call_events_send_templates_once_per_cooldown(backend: Backend) {
         assert_skipped(t.event(call(event, CUSTOMER)).await, "cooldown_active");
     }
 
+    // Racing events for the same caller send once.
+    let (a, b, c) = tokio::join!(
+        t.event(call("after_hours", OTHER_CUSTOMER)),
+        t.event(call("after_hours", OTHER_CUSTOMER)),
+        t.event(call("after_hours", OTHER_CUSTOMER)),
+    );
+    let statuses: Vec<String> =
+        [a, b, c].iter().map(|(_, v)| v["status"].as_str().unwrap_or("?").to_string()).collect();
+    assert_eq!(statuses.iter().filter(|s| *s == "sent").count(), 1, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| *s == "skipped").count(), 2, "{statuses:?}");
+    gateway::entities::threecx_cooldown::Entity::update_many()
+        .col_expr(gateway::entities::threecx_cooldown::Column::LastSentAt, Expr::value(0i64))
+        .filter(gateway::entities::threecx_cooldown::Column::EventType.eq("after_hours"))
+        .filter(gateway::entities::threecx_cooldown::Column::Phone.eq(OTHER_CUSTOMER))
+        .exec(&t.app.conn)
+        .await
+        .unwrap();
+
     // The template text, with its variables filled in.
     let account_id = t.integration().await.account_id;
     let rows = gateway::message_log::log(&t.app.conn, account_id, &Default::default(), 100).await.unwrap();
@@ -830,6 +893,20 @@ async fn inbound_messages_are_forwarded_to_3cx_signed(backend: Backend) {
     let listed = gateway::webhooks::destinations::list(&t.app.conn, integration.account_id, &t.instance).await.unwrap();
     assert!(listed.is_empty());
 
+    // Nothing is forwarded while the integration or the account's 3CX module is off.
+    let before = receiver.events().len();
+    t.settings(|s| s.enabled = false).await;
+    t.customer_writes(OTHER_CUSTOMER, "Are you open on Friday?").await;
+    t.settings(|s| s.enabled = true).await;
+    t.admin(&["admin", "set-module", "--email", &t.email, "--module", "3cx", "--enabled", "false"]);
+    t.customer_writes(OTHER_CUSTOMER, "Hello again, are you open on Saturday?").await;
+    t.admin(&["admin", "set-module", "--email", &t.email, "--module", "3cx", "--enabled", "true"]);
+    t.customer_writes(OTHER_CUSTOMER, "Thanks, see you then").await;
+    let events = receiver.wait_for("the message after re-enabling", |e| e.len() > before).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let forwarded: Vec<Value> = receiver.events()[before..].iter().map(|e| e["text"].clone()).collect();
+    assert_eq!(forwarded, vec![json!("Thanks, see you then")], "{events:?}");
+
     // Deleting the instance removes the integration and its destination.
     gateway::instances::delete(&t.app.conn, integration.account_id, &t.instance).await.unwrap();
     assert!(threecx_integration::Entity::find_by_id(t.id.clone()).one(&t.app.conn).await.unwrap().is_none());
@@ -884,6 +961,7 @@ async fn the_3cx_page_manages_an_integration(backend: Backend) {
         }
     };
     assert_eq!(post(secret.clone()).await, StatusCode::OK);
+    settle().await;
     let page = browser.get("/integrations/3cx").await;
     assert!(page.body.contains(">test<") && page.body.contains(">ok<"), "the request log lists the test event");
 
@@ -971,7 +1049,18 @@ async fn the_3cx_page_manages_an_integration(backend: Backend) {
     let stranger = app.browser();
     stranger.signup(&unique_email("stranger"), PASSWORD).await;
     stranger.submit("/dashboard", "/_fn/3cx/action", &[("id", &id), ("command", "delete")]).await;
-    assert!(integrations::find_for_webhook(&app.conn, &id).await.unwrap().is_some());
+    let before = integrations::find_for_webhook(&app.conn, &id).await.unwrap().expect("still there");
+    let theirs = [("id", id.as_str()), ("window_hours", "1"), ("ip_allowlist", ""), ("business_name", "Taken Over")];
+    stranger.submit("/dashboard", "/_fn/3cx/settings", &theirs).await;
+    stranger
+        .submit("/dashboard", "/_fn/3cx/template", &[("id", &id), ("event", "missed_call"), ("text", "Hijacked")])
+        .await;
+    stranger.submit("/dashboard", "/_fn/3cx/hmac", &[("id", &id), ("hmac_secret", "")]).await;
+    stranger.submit("/dashboard", "/_fn/3cx/forwarding", &[("id", &id), ("url", "https://example.com/hook")]).await;
+    assert!(stranger.get("/dashboard").await.body.contains("Not found."));
+    let after = integrations::find_for_webhook(&app.conn, &id).await.unwrap().unwrap();
+    assert_eq!(after, before, "another account changed nothing");
+    assert!(!stranger.get("/integrations/3cx").await.body.contains(&id));
 
     // Rotation: the old secret stops working, the new one works.
     browser.submit("/integrations/3cx", "/_fn/3cx/action", &[("id", &id), ("command", "rotate_secret")]).await;
