@@ -90,7 +90,9 @@ impl Worker {
         let due = webhook_delivery::Entity::find()
             .filter(webhook_delivery::Column::Status.eq("pending"))
             .filter(webhook_delivery::Column::NextAttemptAt.lte(now))
-            .filter(webhook_delivery::Column::LockedUntil.lte(now))
+            // Strictly before now: times are whole seconds, so a lease of L seconds lasts at
+            // least L seconds, never less.
+            .filter(webhook_delivery::Column::LockedUntil.lt(now))
             .order_by_asc(webhook_delivery::Column::NextAttemptAt)
             .limit(limit)
             .all(&self.db)
@@ -101,7 +103,7 @@ impl Worker {
                 .col_expr(webhook_delivery::Column::LockedUntil, Expr::value(now + self.settings.lease_secs))
                 .filter(webhook_delivery::Column::Id.eq(row.id))
                 .filter(webhook_delivery::Column::Status.eq("pending"))
-                .filter(webhook_delivery::Column::LockedUntil.lte(now))
+                .filter(webhook_delivery::Column::LockedUntil.lt(now))
                 .exec(&self.db)
                 .await?
                 .rows_affected

@@ -76,7 +76,9 @@ pub(crate) fn fast_webhooks() -> Vec<(&'static str, String)> {
         ("WAG_ALLOW_PRIVATE_WEBHOOK_TARGETS", "true".into()),
         ("WAG_WEBHOOK_POLL_MS", "25".into()),
         ("WAG_WEBHOOK_RETRY_SCHEDULE", "0,0,0".into()),
-        ("WAG_WEBHOOK_LEASE_SECS", "1".into()),
+        // Short, so a killed worker's claim comes back soon; long enough that a slow attempt
+        // on a loaded machine is not claimed twice.
+        ("WAG_WEBHOOK_LEASE_SECS", "2".into()),
     ]
 }
 
@@ -337,8 +339,9 @@ async fn private_targets_are_refused_at_save_and_connect_time(backend: Backend) 
 async fn a_worker_killed_between_claim_and_send_loses_nothing(backend: Backend) {
     let mut env = fast_webhooks();
     env.retain(|(k, _)| *k != "WAG_WEBHOOK_POLL_MS");
-    env.push(("WAG_WEBHOOK_POLL_MS", "60000".into())); // the app's own worker sleeps; we drive a second one
-                                                       // Leases are whole seconds: 3 s holds at least 2 s after the claim.
+    // The app's own worker sleeps; we drive a second one.
+    env.push(("WAG_WEBHOOK_POLL_MS", "60000".into()));
+    // Leases are whole seconds and last at least their length: 3 s ends 3 to 4 s after the claim.
     env.retain(|(k, _)| *k != "WAG_WEBHOOK_LEASE_SECS");
     env.push(("WAG_WEBHOOK_LEASE_SECS", "3".into()));
     let Some(s) = setup(backend, env).await else { return };
@@ -365,7 +368,7 @@ async fn a_worker_killed_between_claim_and_send_loses_nothing(backend: Backend) 
     // Another worker cannot take it while the lease holds, and takes it once it ran out.
     let survivor = worker(s.app.conn.clone());
     assert!(survivor.claim(10).await.unwrap().is_empty(), "leased to the dead worker");
-    tokio::time::sleep(Duration::from_millis(3100)).await;
+    tokio::time::sleep(Duration::from_millis(4100)).await;
     let again = survivor.claim(10).await.unwrap();
     assert_eq!(again.len(), 1, "the lease ran out");
     survivor.deliver(again.into_iter().next().unwrap()).await.unwrap();
