@@ -6,6 +6,7 @@ mod m20261124_000001_foundation;
 mod m20261124_000002_send_path;
 mod m20261124_000003_events_and_inbound;
 mod m20261124_000004_webhooks;
+mod m20261124_090000_connection_alerts_ww;
 
 pub struct Migrator;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000002_send_path::Migration),
             Box::new(m20261124_000003_events_and_inbound::Migration),
             Box::new(m20261124_000004_webhooks::Migration),
+            Box::new(m20261124_090000_connection_alerts_ww::Migration),
         ]
     }
 }

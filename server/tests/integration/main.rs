@@ -12,3 +12,4 @@ mod send;
 mod session_store;
 mod tenancy;
 mod webhooks;
+mod whatsapp_web;
