@@ -656,4 +656,6 @@ impl TransportFactory for SharedTransport {
 }
 
 #[cfg(test)]
+mod live_test;
+#[cfg(test)]
 mod tests;
