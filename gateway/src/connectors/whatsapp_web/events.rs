@@ -92,6 +92,7 @@ pub async fn map_event(event: &Event, ctx: &dyn Context, now: i64) -> Mapped {
         Event::Connected(_) => {
             Mapped::one(EventKind::Connected { phone: ctx.own_phone() }, Some(LinkChange::Connected))
         }
+        Event::Disconnected(_) if ctx.own_phone().is_none() => Mapped::default(),
         Event::Disconnected(_) => Mapped::one(
             EventKind::Disconnected { reason: "The connection to WhatsApp dropped; reconnecting.".into() },
             Some(LinkChange::Reconnecting),
@@ -113,9 +114,11 @@ pub async fn map_event(event: &Event, ctx: &dyn Context, now: i64) -> Mapped {
             )
         }
         Event::StreamReplaced(_) => Mapped::one(
-            EventKind::Disconnected {
-                reason: "Another connection took over this session; reconnect from the portal to take it back.".into(),
-            },
+            lost(
+                ctx,
+                "Another connection took over this session; reconnect from the portal to take it back.",
+                "replaced",
+            ),
             Some(LinkChange::Replaced),
         ),
         Event::TemporaryBan(ban) => {
@@ -128,11 +131,11 @@ pub async fn map_event(event: &Event, ctx: &dyn Context, now: i64) -> Mapped {
         }
         Event::ClientOutdated(_) => {
             let reason = "WhatsApp refused this gateway's client version; the gateway needs an update.".to_string();
-            Mapped::one(EventKind::Disconnected { reason: reason.clone() }, Some(LinkChange::Refused { reason }))
+            Mapped::one(lost(ctx, &reason, "client_outdated"), Some(LinkChange::Refused { reason }))
         }
         Event::ConnectFailure(failure) if !failure.reason.should_reconnect() => {
             let reason = format!("WhatsApp refused the connection (code {}).", failure.reason.code());
-            Mapped::one(EventKind::Disconnected { reason: reason.clone() }, Some(LinkChange::Refused { reason }))
+            Mapped::one(lost(ctx, &reason, "connect_failed"), Some(LinkChange::Refused { reason }))
         }
         Event::Messages(batch) => {
             let mut events = Vec::new();
@@ -153,6 +156,15 @@ pub async fn map_event(event: &Event, ctx: &dyn Context, now: i64) -> Mapped {
             None,
         ),
         _ => Mapped::default(),
+    }
+}
+
+/// A lost connection: the instance is disconnected when it was linked; before linking there is
+/// no status to change, only a state to report.
+fn lost(ctx: &dyn Context, reason: &str, state: &str) -> EventKind {
+    match ctx.own_phone() {
+        Some(_) => EventKind::Disconnected { reason: reason.into() },
+        None => EventKind::ConnectionUpdated { state: state.into() },
     }
 }
 
@@ -280,6 +292,21 @@ mod tests {
         }
     }
 
+    struct Unpaired;
+
+    #[async_trait::async_trait]
+    impl LidLookup for Unpaired {
+        async fn phone_for_lid(&self, _lid_user: &str) -> Option<String> {
+            None
+        }
+    }
+
+    impl Context for Unpaired {
+        fn own_phone(&self) -> Option<String> {
+            None
+        }
+    }
+
     async fn map(event: Event) -> Mapped {
         map_event(&event, &Phone, NOW).await
     }
@@ -378,6 +405,12 @@ mod tests {
         assert_eq!(*until, NOW + 7200);
         assert!(reason.contains("too many messages"), "{reason}");
         assert!(matches!(ban.link, Some(LinkChange::Banned { .. })));
+
+        // Before a phone is linked, a dropped connection changes no status: only codes are lost.
+        let drop = Event::Disconnected(Disconnected::builder().reason(DisconnectReason::StreamEnded).build());
+        assert_eq!(map_event(&drop, &Unpaired, NOW).await, Mapped::default());
+        let replaced_early = map_event(&Event::StreamReplaced(StreamReplaced::builder().build()), &Unpaired, NOW).await;
+        assert_eq!(replaced_early.events, vec![EventKind::ConnectionUpdated { state: "replaced".into() }]);
 
         let replaced = map(Event::StreamReplaced(StreamReplaced::builder().build())).await;
         assert!(matches!(replaced.events[..], [EventKind::Disconnected { .. }]));

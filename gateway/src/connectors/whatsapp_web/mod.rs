@@ -124,6 +124,7 @@ impl Connector for WhatsAppWebConnector {
             client: StdMutex::new(None),
             known_recipients: StdMutex::new(HashSet::new()),
             restarts: AtomicU32::new(0),
+            boot_linked: std::sync::atomic::AtomicBool::new(boot.status != crate::instances::InstanceStatus::Unlinked),
         });
         let session = Arc::new(WhatsAppWebSession { inner, supervisor: Mutex::new(None) });
         session.start().await;
@@ -191,6 +192,8 @@ struct Inner {
     known_recipients: StdMutex<HashSet<String>>,
     /// Clients rebuilt after stopping by themselves, for logs and tests.
     restarts: AtomicU32,
+    /// The instance was linked when the session opened; cleared once checked against the store.
+    boot_linked: std::sync::atomic::AtomicBool,
 }
 
 impl Inner {
@@ -338,6 +341,15 @@ async fn supervise(inner: Arc<Inner>, mut stop: oneshot::Receiver<()>) {
         };
         let mut handle = bot.spawn();
         let client = handle.client();
+        if inner.boot_linked.swap(false, Ordering::Relaxed) && client.pn().is_none() {
+            // Linked by the database's account, but the keys are gone (a lost or restored data
+            // folder): say so instead of showing a connected instance that can do nothing.
+            let kind = EventKind::LoggedOut {
+                reason: "the session file of this linked device is missing; link the phone again".into(),
+                forced: true,
+            };
+            let _ = inner.events.send(ConnectorEvent { instance_id: inner.instance_id.clone(), kind }).await;
+        }
         if client.pn().is_some() && inner.phase() == Phase::Starting {
             inner.set_phase(Phase::Reconnecting);
         }

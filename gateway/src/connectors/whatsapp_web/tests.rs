@@ -168,7 +168,7 @@ async fn the_registry_opens_sessions_once_and_shuts_them_down() {
     let opens = Arc::new(AtomicU32::new(0));
     let connector =
         Arc::new(Counting { inner: WhatsAppWebConnector::new(settings(Storage::Memory)), opens: opens.clone() });
-    let (registry, _events) = Registry::new(db.clone(), vec![connector]);
+    let (registry, mut events) = Registry::new(db.clone(), vec![connector]);
     assert!(registry.has_connector(NAME));
 
     // At server start, linked instances come back up; unlinked ones wait until used.
@@ -208,7 +208,22 @@ async fn the_registry_opens_sessions_once_and_shuts_them_down() {
     assert!(Arc::ptr_eq(&session, &again), "one session per instance");
     assert_eq!(opens.load(Ordering::Relaxed), 2);
     let client = client_where(session_of(&session), |_| true).await;
-    // Linked before (status connected) but its keys are gone: it waits for a code like a new one.
+    // Linked before (status connected) but its keys are gone: reported as a forced logout, and it
+    // waits for a code like a new one.
+    let mut missing = Vec::new();
+    while let Ok(Some(event)) = tokio::time::timeout(Duration::from_secs(2), events.recv()).await {
+        if let EventKind::LoggedOut { forced: true, reason } = &event.kind {
+            missing.push(event.instance_id.clone());
+            assert!(reason.contains("session file"), "{reason}");
+        }
+        if missing.len() == 2 {
+            break;
+        }
+    }
+    missing.sort();
+    let mut expected = vec![a.id.clone(), linked.id.clone()];
+    expected.sort();
+    assert_eq!(missing, expected);
     assert!(matches!(registry.link_state(&a).await.unwrap(), LinkState::Starting));
     assert!(registry.request_pair_code(&a, "not a number").await.is_err());
 
