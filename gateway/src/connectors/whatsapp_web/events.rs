@@ -29,7 +29,11 @@ pub enum LinkChange {
     CodesExhausted {
         disconnected: bool,
     },
+    /// The phone accepted the link; the client reconnects as the new device before it is usable.
+    Paired,
     Connected,
+    /// The account's profile name, as other people see it.
+    ProfileName(String),
     /// Transient: the client reconnects by itself.
     Reconnecting,
     /// The link is gone; the stored keys are worthless now.
@@ -87,7 +91,12 @@ pub async fn map_event(event: &Event, ctx: &dyn Context, now: i64) -> Mapped {
             EventKind::ConnectionUpdated { state: "qr_codes_exhausted".into() },
             Some(LinkChange::CodesExhausted { disconnected: exhausted.disconnected }),
         ),
-        Event::PairSuccess(_) => Mapped::one(EventKind::ConnectionUpdated { state: "paired".into() }, None),
+        Event::PairSuccess(_) => {
+            Mapped::one(EventKind::ConnectionUpdated { state: "paired".into() }, Some(LinkChange::Paired))
+        }
+        Event::SelfPushNameUpdated(update) => {
+            Mapped { events: vec![], link: Some(LinkChange::ProfileName(update.new_name.clone())) }
+        }
         Event::PairError(_) => Mapped::one(EventKind::ConnectionUpdated { state: "pairing_failed".into() }, None),
         Event::Connected(_) => {
             Mapped::one(EventKind::Connected { phone: ctx.own_phone() }, Some(LinkChange::Connected))
@@ -260,8 +269,8 @@ mod tests {
             call::MissedReason,
             events::{
                 BatchOrigin, ClientOutdated, ConnectFailure, Connected, Disconnected, LoggedOut, MessageBatch,
-                PairSuccess, PairingCode, PairingQrCode, PairingQrCodesExhausted, StreamReplaced, TempBanReason,
-                TemporaryBan,
+                PairSuccess, PairingCode, PairingQrCode, PairingQrCodesExhausted, SelfPushNameUpdated, StreamReplaced,
+                TempBanReason, TemporaryBan,
             },
             message::{MessageInfo, MessageSource},
         },
@@ -359,6 +368,12 @@ mod tests {
         ))
         .await;
         assert_eq!(paired.events, vec![EventKind::ConnectionUpdated { state: "paired".into() }]);
+        assert_eq!(paired.link, Some(LinkChange::Paired));
+
+        let renamed =
+            SelfPushNameUpdated::builder().from_server(true).old_name(String::new()).new_name("Acme Support".into());
+        let named = map(Event::SelfPushNameUpdated(renamed.build())).await;
+        assert_eq!(named, Mapped { events: vec![], link: Some(LinkChange::ProfileName("Acme Support".into())) });
 
         let connected = map(Event::Connected(Connected::builder().build())).await;
         assert_eq!(connected.events, vec![EventKind::Connected { phone: Some("+966500000009".into()) }]);

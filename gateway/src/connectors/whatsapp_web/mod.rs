@@ -292,6 +292,11 @@ impl Inner {
             LinkChange::CodesExhausted { disconnected: true } => {
                 Phase::Idle { reason: "The QR codes expired before a phone scanned one.".into() }
             }
+            LinkChange::Paired => Phase::Starting,
+            LinkChange::ProfileName(name) => {
+                link.name = (!name.trim().is_empty()).then_some(name);
+                return;
+            }
             LinkChange::Connected => {
                 link.phone = client.pn().as_ref().and_then(jid::jid_to_phone).or(link.phone.take());
                 let name = client.push_name();

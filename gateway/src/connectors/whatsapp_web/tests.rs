@@ -251,3 +251,52 @@ impl Connector for Counting {
         self.inner.open(boot, events).await
     }
 }
+
+#[tokio::test]
+async fn the_connect_tab_follows_the_client_events() {
+    let (tx, _rx) = tokio::sync::mpsc::channel(64);
+    let connector = WhatsAppWebConnector::new(settings(Storage::Memory));
+    let boot = InstanceBoot {
+        instance_id: "inst_tab".into(),
+        status: InstanceStatus::Unlinked,
+        linked_phone: Some("+966500000009".into()),
+    };
+    let session = connector.open(boot, tx).await.unwrap();
+    let ww = session_of(&session);
+    let client = client_where(ww, |_| true).await;
+    let later = time::now() + 60;
+    let apply = |change| ww.inner.apply(change, &client);
+
+    apply(LinkChange::Qr { code: "2@first".into(), expires_at: later });
+    assert_eq!(session.link_state().await, LinkState::AwaitingScan { code: "2@first".into(), expires_at: later });
+    apply(LinkChange::PairCode { code: "ABCD1234".into(), expires_at: later });
+    apply(LinkChange::Qr { code: "2@second".into(), expires_at: later });
+    assert_eq!(
+        session.link_state().await,
+        LinkState::AwaitingPairCode { code: "ABCD1234".into(), expires_at: later },
+        "QR rotation does not hide a pair code being typed"
+    );
+    apply(LinkChange::CodesExhausted { disconnected: false });
+    assert!(matches!(session.link_state().await, LinkState::AwaitingPairCode { .. }), "the pair code stays valid");
+    apply(LinkChange::Paired);
+    assert_eq!(session.link_state().await, LinkState::Starting);
+
+    apply(LinkChange::Connected);
+    assert_eq!(session.link_state().await, LinkState::Connected { phone: Some("+966500000009".into()), name: None });
+    apply(LinkChange::ProfileName("Acme Support".into()));
+    assert_eq!(
+        session.link_state().await,
+        LinkState::Connected { phone: Some("+966500000009".into()), name: Some("Acme Support".into()) }
+    );
+
+    apply(LinkChange::Banned { reason: "101: too many".into(), until: Some(later) });
+    let LinkState::Disconnected { reason } = session.link_state().await else { panic!("not disconnected") };
+    assert!(reason.starts_with("Temporarily banned by WhatsApp until"), "{reason}");
+
+    apply(LinkChange::LoggedOut { reason: "the phone removed this linked device".into() });
+    let LinkState::Idle { reason } = session.link_state().await else { panic!("not idle") };
+    assert!(reason.contains("removed this linked device"));
+    apply(LinkChange::Connected);
+    assert_eq!(session.link_state().await, LinkState::Connected { phone: None, name: None }, "the old number is gone");
+    session.close().await;
+}
