@@ -488,7 +488,7 @@ impl WhatsAppWebSession {
         }
         let found = client.contacts().is_on_whatsapp(std::slice::from_ref(to)).await.map_err(|e| match e {
             whatsapp_rust::ContactError::Iq(iq) => outgoing::iq_error(iq),
-            other => ConnectorError::Rejected(other.to_string()),
+            other => ConnectorError::Rejected(outgoing::redact(&other.to_string())),
         })?;
         if !found.iter().any(|r| r.is_registered) {
             return Err(ConnectorError::NotOnWhatsApp);
@@ -540,14 +540,15 @@ impl ConnectorSession for WhatsAppWebSession {
                 let upload = client
                     .upload(data, outgoing::media_type(kind), UploadOptions::default())
                     .await
-                    .map_err(|e| ConnectorError::Unavailable(format!("media upload: {e}")))?;
+                    .map_err(|e| ConnectorError::Unavailable(outgoing::redact(&format!("media upload: {e}"))))?;
                 let body =
                     outgoing::media_message(kind, upload.into(), &mime_type, file_name.as_deref(), caption.as_deref());
                 let sent = client.send_message(to.clone(), body).await.map_err(outgoing::send_error)?;
                 if let Some(caption) = outgoing::caption_after(kind, caption.as_deref()) {
                     if let Err(e) = client.send_text(to, caption).await {
                         // The file went out; a lost caption is not worth failing the send for.
-                        tracing::warn!(instance_id = %self.inner.instance_id, error = %e, "sending an audio caption failed");
+                        let error = outgoing::redact(&e.to_string());
+                        tracing::warn!(instance_id = %self.inner.instance_id, error, "sending an audio caption failed");
                     }
                 }
                 sent
@@ -622,7 +623,7 @@ impl ConnectorSession for WhatsAppWebSession {
         let code = client
             .pair_with_code(options)
             .await
-            .map_err(|e| ConnectorError::Unavailable(format!("requesting a pair code: {e}")))?;
+            .map_err(|e| ConnectorError::Unavailable(outgoing::redact(&format!("requesting a pair code: {e}"))))?;
         self.inner.set_phase(Phase::PairCode { code: code.clone(), expires_at: time::now() + PAIR_CODE_SECS });
         Ok(code)
     }
@@ -644,7 +645,7 @@ impl jid::LidLookup for ClientContext<'_> {
         match self.0.get_lid_pn_entry(&Jid::lid(lid_user)).await {
             Ok(entry) => entry.map(|e| format!("+{}", e.phone_number)),
             Err(e) => {
-                tracing::debug!(error = %e, "looking up a LID's number failed");
+                tracing::debug!(error = %outgoing::redact(&e.to_string()), "looking up a LID's number failed");
                 None
             }
         }

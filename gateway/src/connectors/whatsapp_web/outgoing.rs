@@ -141,9 +141,36 @@ pub fn send_error(e: SendError) -> ConnectorError {
             ConnectorError::NotConnected
         }
         SendError::Iq(iq) | SendError::Client(ClientError::Iq(iq)) => iq_error(iq),
-        SendError::InvalidRequest(text) => ConnectorError::Rejected(text),
-        other => ConnectorError::Unavailable(other.to_string()),
+        SendError::InvalidRequest(text) => ConnectorError::Rejected(redact(&text)),
+        other => ConnectorError::Unavailable(redact(&other.to_string())),
     }
+}
+
+/// The provider's error text with every number long enough to be a phone (or the user part of
+/// an address) masked, since these texts end up in logs.
+pub fn redact(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut digits = String::new();
+    let flush = |digits: &mut String, out: &mut String| {
+        if digits.len() >= 7 {
+            out.push_str(&digits[..2]);
+            out.push_str("•••");
+            out.push_str(&digits[digits.len() - 2..]);
+        } else {
+            out.push_str(digits);
+        }
+        digits.clear();
+    };
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+        } else {
+            flush(&mut digits, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut digits, &mut out);
+    out
 }
 
 pub fn iq_error(e: IqError) -> ConnectorError {
@@ -152,7 +179,7 @@ pub fn iq_error(e: IqError) -> ConnectorError {
             ConnectorError::NotConnected
         }
         IqError::ServerError { code: 429, .. } => ConnectorError::RateLimited,
-        other => ConnectorError::Unavailable(other.to_string()),
+        other => ConnectorError::Unavailable(redact(&other.to_string())),
     }
 }
 
@@ -225,5 +252,15 @@ mod tests {
         assert!(matches!(send_error(SendError::Iq(other)), ConnectorError::Unavailable(_)));
         assert!(matches!(send_error(SendError::InvalidRequest("bad jid".into())), ConnectorError::Rejected(_)));
         assert_eq!(iq_error(IqError::Timeout), ConnectorError::Unavailable("IQ request timed out".into()));
+    }
+
+    #[test]
+    fn numbers_in_provider_errors_are_masked_for_the_log() {
+        assert_eq!(
+            redact("no devices for 966512345678@s.whatsapp.net (code 406)"),
+            "no devices for 96•••78@s.whatsapp.net (code 406)"
+        );
+        let invalid = SendError::InvalidRequest("bad recipient 966512345678@lid".into());
+        assert_eq!(send_error(invalid), ConnectorError::Rejected("bad recipient 96•••78@lid".into()));
     }
 }
