@@ -96,26 +96,39 @@ impl Registry {
                 }
             }
             EventKind::TemporarilyBanned { reason, until } => {
-                let detail = format!("Temporarily banned by WhatsApp: {reason}");
+                let detail = match until {
+                    Some(until) => {
+                        format!("Temporarily banned by WhatsApp until {}: {reason}", crate::time::rfc3339(*until))
+                    }
+                    None => format!("Temporarily banned by WhatsApp: {reason}"),
+                };
                 let changed =
                     instances::record_status(&self.db, id, InstanceStatus::Disconnected, None, Some(&detail)).await?;
                 let alert = match until {
-                    Some(until) => {
-                        format!("{detail}. Sending is possible again after {}.", crate::time::display(*until))
-                    }
+                    Some(until) => format!(
+                        "Temporarily banned by WhatsApp: {reason}. Sending is possible again after {}.",
+                        crate::time::display(*until)
+                    ),
                     None => detail.clone(),
                 };
                 instances::set_connection_alert(&self.db, id, Some(&alert)).await?;
                 // A ban must reach the customer's systems even when the status was already
                 // "disconnected" and so no status event went out.
                 if changed.is_none() {
-                    let fields = crate::fields! {
-                        "status" => InstanceStatus::Disconnected.as_str(),
-                        "state" => "temporarily_banned",
-                        "detail" => detail,
-                        "banned_until" => until.map(crate::time::rfc3339),
-                    };
-                    self.emit_instance_event(id, crate::events::EventKind::InstanceConnectionUpdated, fields).await?;
+                    if let Some(instance) = instances::find_for_connector(&self.db, id).await? {
+                        let fields = crate::fields! {
+                            "status" => instance.status.as_str(),
+                            "state" => "temporarily_banned",
+                            "detail" => detail,
+                            "banned_until" => until.map(crate::time::rfc3339),
+                        };
+                        self.emit_instance_event(
+                            &instance,
+                            crate::events::EventKind::InstanceConnectionUpdated,
+                            fields,
+                        )
+                        .await?;
+                    }
                 }
             }
             EventKind::MessageStatus { provider_message_id, status, .. } => {
@@ -145,8 +158,10 @@ impl Registry {
                 }
             }
             EventKind::QrUpdated { code, expires_at } => {
-                let fields = crate::fields! {"qr_code" => code, "expires_at" => crate::time::rfc3339(*expires_at)};
-                self.emit_instance_event(id, crate::events::EventKind::InstanceQrUpdated, fields).await?;
+                if let Some(instance) = instances::find_for_connector(&self.db, id).await? {
+                    let fields = crate::fields! {"qr_code" => code, "expires_at" => crate::time::rfc3339(*expires_at)};
+                    self.emit_instance_event(&instance, crate::events::EventKind::InstanceQrUpdated, fields).await?;
+                }
             }
             EventKind::MessageReceived(message) => {
                 if let Some(instance) = instances::find_for_connector(&self.db, id).await? {
@@ -167,7 +182,8 @@ impl Registry {
                 tracing::debug!(instance_id = %id, state, "connection state reported");
                 if let Some(instance) = instances::find_for_connector(&self.db, id).await? {
                     let fields = crate::fields! {"status" => instance.status.as_str(), "state" => state};
-                    self.emit_instance_event(id, crate::events::EventKind::InstanceConnectionUpdated, fields).await?;
+                    self.emit_instance_event(&instance, crate::events::EventKind::InstanceConnectionUpdated, fields)
+                        .await?;
                 }
             }
         }
@@ -176,20 +192,18 @@ impl Registry {
 
     async fn emit_instance_event(
         &self,
-        id: &str,
+        instance: &Instance,
         kind: crate::events::EventKind,
         fields: serde_json::Map<String, serde_json::Value>,
     ) -> Result<()> {
-        if let Some(instance) = instances::find_for_connector(&self.db, id).await? {
-            let source = crate::events::Source {
-                account_id: instance.account_id,
-                instance_id: &instance.id,
-                instance_name: &instance.name,
-            };
-            let txn = crate::db::begin_write(&self.db).await?;
-            crate::events::emit(&txn, source, kind, fields).await?;
-            txn.commit().await?;
-        }
+        let source = crate::events::Source {
+            account_id: instance.account_id,
+            instance_id: &instance.id,
+            instance_name: &instance.name,
+        };
+        let txn = crate::db::begin_write(&self.db).await?;
+        crate::events::emit(&txn, source, kind, fields).await?;
+        txn.commit().await?;
         Ok(())
     }
 

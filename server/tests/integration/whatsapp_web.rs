@@ -63,9 +63,29 @@ async fn choosing_the_connector_and_loud_alerts(backend: Backend) {
     let payload: serde_json::Value = serde_json::from_str(&last.payload).unwrap();
     assert!(payload["detail"].as_str().unwrap().contains("too many messages"), "{payload}");
 
+    assert!(payload["detail"].as_str().unwrap().contains(&gateway::time::rfc3339(until)), "{payload}");
+
+    // Banned again while already disconnected: no status change, but the event still goes out.
+    let again = EventKind::TemporarilyBanned { reason: "102: too many people blocked you".into(), until: Some(until) };
+    registry.handle_event(&ConnectorEvent { instance_id: id.clone(), kind: again }).await.unwrap();
+    let last = gateway::entities::event::Entity::find()
+        .filter(gateway::entities::event::Column::InstanceId.eq(id.clone()))
+        .order_by_desc(gateway::entities::event::Column::Id)
+        .one(&app.conn)
+        .await
+        .unwrap()
+        .unwrap();
+    let payload: serde_json::Value = serde_json::from_str(&last.payload).unwrap();
+    assert_eq!(
+        (last.kind.as_str(), payload["state"].as_str()),
+        ("instance.connection_updated", Some("temporarily_banned"))
+    );
+    assert_eq!(payload["banned_until"], gateway::time::rfc3339(until));
+    assert!(payload["detail"].as_str().unwrap().contains("blocked you"));
+
     let manage = browser.get(&format!("/instances/{id}/manage")).await;
     assert!(manage.body.contains("banner-loud"), "shown loudly on the instance page");
-    assert!(manage.body.contains("too many messages"));
+    assert!(manage.body.contains("blocked you"), "the latest reason");
     let dashboard = browser.get("/dashboard").await;
     assert!(dashboard.body.contains("banner-loud"), "and on the dashboard");
     assert!(dashboard.body.contains("Phone line"));
