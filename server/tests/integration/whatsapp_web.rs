@@ -96,6 +96,13 @@ async fn choosing_the_connector_and_loud_alerts(backend: Backend) {
     registry.handle_event(&ConnectorEvent { instance_id: id.clone(), kind: connected }).await.unwrap();
     assert!(!browser.get("/dashboard").await.body.contains("banner-loud"));
 
+    // Pausing stops sending only: the number stays linked and connected.
+    let settings = format!("/instances/{id}/manage?tab=settings");
+    browser.submit(&settings, "/_fn/instances/pause", &[("id", id.as_str()), ("paused", "true")]).await;
+    let row = gateway::entities::instance::Entity::find_by_id(id.clone()).one(&app.conn).await.unwrap().unwrap();
+    assert!(row.paused);
+    assert_eq!((row.status.as_str(), row.linked_phone.as_deref()), ("connected", Some("+966500000009")));
+
     // The phone removes the linked device: a forced logout, loud too, and in the events.
     let removed = EventKind::LoggedOut { reason: "the phone removed this linked device".into(), forced: true };
     registry.handle_event(&ConnectorEvent { instance_id: id.clone(), kind: removed }).await.unwrap();
