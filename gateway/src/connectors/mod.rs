@@ -209,6 +209,10 @@ pub enum EventKind {
         provider_message_id: String,
         status: DeliveryStatus,
         at: i64,
+        /// The connector sent this message moments ago, so its id may not be stored yet and the
+        /// receipt is worth holding on to. Otherwise an unknown id belongs to a message the
+        /// gateway did not send (one sent from the phone, say) and is dropped at once.
+        just_sent: bool,
     },
     Call {
         from: Sender,

@@ -131,10 +131,10 @@ impl Registry {
                     }
                 }
             }
-            EventKind::MessageStatus { provider_message_id, status, .. } => {
+            EventKind::MessageStatus { provider_message_id, status, just_sent, .. } => {
                 let known =
                     crate::message_log::apply_receipt_if_known(&self.db, id, provider_message_id, *status).await?;
-                if known.is_none() {
+                if known.is_none() && *just_sent {
                     // The receipt overtook the write of the message's provider id: try again
                     // shortly rather than lose it.
                     let (db, id, provider_message_id, status) =

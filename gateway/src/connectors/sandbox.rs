@@ -137,8 +137,12 @@ async fn send_receipts(
 ) {
     for status in receipts {
         tokio::time::sleep(delay).await;
-        let kind =
-            EventKind::MessageStatus { provider_message_id: provider_message_id.clone(), status, at: time::now() };
+        let kind = EventKind::MessageStatus {
+            provider_message_id: provider_message_id.clone(),
+            status,
+            at: time::now(),
+            just_sent: true,
+        };
         if events.send(ConnectorEvent { instance_id: instance_id.clone(), kind }).await.is_err() {
             return;
         }

@@ -238,7 +238,8 @@ fn receipt_events(receipt: &Receipt) -> Vec<EventKind> {
     receipt
         .message_ids
         .iter()
-        .map(|id| EventKind::MessageStatus { provider_message_id: id.clone(), status, at })
+        // Whether the session sent it moments ago is for the session to say.
+        .map(|id| EventKind::MessageStatus { provider_message_id: id.clone(), status, at, just_sent: false })
         .collect()
 }
 
@@ -548,12 +549,14 @@ mod tests {
                 EventKind::MessageStatus {
                     provider_message_id: "3EB0C1".into(),
                     status: DeliveryStatus::Delivered,
-                    at: NOW - 5
+                    at: NOW - 5,
+                    just_sent: false
                 },
                 EventKind::MessageStatus {
                     provider_message_id: "3EB0C2".into(),
                     status: DeliveryStatus::Delivered,
-                    at: NOW - 5
+                    at: NOW - 5,
+                    just_sent: false
                 },
             ]
         );

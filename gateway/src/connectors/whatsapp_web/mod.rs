@@ -45,6 +45,10 @@ const PAIR_CODE_SECS: i64 = 180;
 const EVENT_MAILBOX: usize = 4096;
 /// Numbers known to be on WhatsApp, per session, before the set starts over.
 const KNOWN_RECIPIENTS: usize = 10_000;
+/// How long a sent message counts as just sent (its id may not be stored yet when a receipt
+/// comes), and how many such ids are kept at most.
+const JUST_SENT_SECS: i64 = 120;
+const JUST_SENT_MAX: usize = 5_000;
 
 /// Where sessions keep their keys.
 #[derive(Clone, Debug)]
@@ -121,6 +125,7 @@ impl Connector for WhatsAppWebConnector {
             link: StdMutex::new(Link { phase: Phase::Starting, phone: boot.linked_phone, name: None }),
             client: StdMutex::new(None),
             known_recipients: StdMutex::new(HashSet::new()),
+            just_sent: StdMutex::new(std::collections::VecDeque::new()),
             restarts: AtomicU32::new(0),
             boot_linked: std::sync::atomic::AtomicBool::new(boot.status != crate::instances::InstanceStatus::Unlinked),
         });
@@ -188,6 +193,8 @@ struct Inner {
     /// The running client, while there is one.
     client: StdMutex<Option<Arc<Client>>>,
     known_recipients: StdMutex<HashSet<String>>,
+    /// Ids of messages sent in the last [`JUST_SENT_SECS`], oldest first.
+    just_sent: StdMutex<std::collections::VecDeque<(String, i64)>>,
     /// Clients rebuilt after stopping by themselves, for logs and tests.
     restarts: AtomicU32,
     /// The instance was linked when the session opened; cleared once checked against the store.
@@ -263,13 +270,32 @@ impl Inner {
         bot.map_err(|e| format!("building the client: {e}"))
     }
 
+    fn note_sent(&self, id: &str, now: i64) {
+        let mut recent = self.just_sent.lock().unwrap_or_else(|p| p.into_inner());
+        while recent.front().is_some_and(|(_, at)| *at < now - JUST_SENT_SECS) || recent.len() >= JUST_SENT_MAX {
+            recent.pop_front();
+        }
+        recent.push_back((id.to_string(), now));
+    }
+
+    /// Marks a receipt for a message this session sent moments ago.
+    fn with_just_sent(&self, mut kind: EventKind, now: i64) -> EventKind {
+        if let EventKind::MessageStatus { provider_message_id, just_sent, .. } = &mut kind {
+            let recent = self.just_sent.lock().unwrap_or_else(|p| p.into_inner());
+            *just_sent = recent.iter().any(|(id, at)| id == provider_message_id && *at >= now - JUST_SENT_SECS);
+        }
+        kind
+    }
+
     async fn on_event(&self, event: &Event, client: &Arc<Client>) {
         let ctx = ClientContext(client);
-        let mapped = events::map_event(event, &ctx, time::now()).await;
+        let now = time::now();
+        let mapped = events::map_event(event, &ctx, now).await;
         if let Some(change) = mapped.link {
             self.apply(change, client);
         }
         for kind in mapped.events {
+            let kind = self.with_just_sent(kind, now);
             let event = ConnectorEvent { instance_id: self.instance_id.clone(), kind };
             if self.events.send(event).await.is_err() {
                 return;
@@ -449,6 +475,7 @@ impl ConnectorSession for WhatsAppWebSession {
                 sent
             }
         };
+        self.inner.note_sent(&sent.message_id, time::now());
         Ok(SentMessage { provider_message_id: sent.message_id })
     }
 

@@ -253,6 +253,33 @@ impl Connector for Counting {
 }
 
 #[tokio::test]
+async fn receipts_are_held_only_for_messages_just_sent() {
+    let (tx, _rx) = tokio::sync::mpsc::channel(64);
+    let session = WhatsAppWebConnector::new(settings(Storage::Memory))
+        .open(boot("inst_receipts", InstanceStatus::Unlinked), tx)
+        .await
+        .unwrap();
+    let inner = &session_of(&session).inner;
+    let receipt = |id: &str| EventKind::MessageStatus {
+        provider_message_id: id.into(),
+        status: crate::connectors::DeliveryStatus::Delivered,
+        at: 0,
+        just_sent: false,
+    };
+    let now = 1_780_000_000;
+    inner.note_sent("3EB0SENT", now);
+    let held = |kind| matches!(kind, EventKind::MessageStatus { just_sent: true, .. });
+    assert!(held(inner.with_just_sent(receipt("3EB0SENT"), now + 5)));
+    assert!(!held(inner.with_just_sent(receipt("3EB0PHONE"), now + 5)), "sent from the phone, not by us");
+    assert!(!held(inner.with_just_sent(receipt("3EB0SENT"), now + JUST_SENT_SECS + 1)), "long stored by then");
+    for n in 0..JUST_SENT_MAX + 10 {
+        inner.note_sent(&format!("id{n}"), now);
+    }
+    assert!(inner.just_sent.lock().unwrap().len() <= JUST_SENT_MAX, "bounded");
+    session.close().await;
+}
+
+#[tokio::test]
 async fn the_connect_tab_follows_the_client_events() {
     let (tx, _rx) = tokio::sync::mpsc::channel(64);
     let connector = WhatsAppWebConnector::new(settings(Storage::Memory));
