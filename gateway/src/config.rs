@@ -18,6 +18,9 @@ pub struct Config {
     pub sandbox_enabled: bool,
     /// The wait before each simulated sandbox receipt (delivered, read).
     pub sandbox_receipt_delay_ms: u64,
+    /// The `whatsapp-web` connector (the gateway as a linked device of the customer's phone).
+    /// Only offered when the binary was built with the `whatsapp-web` feature.
+    pub whatsapp_web_enabled: bool,
     pub allow_private_webhook_targets: bool,
     /// Whether media URLs in send requests may point at private, loopback or link-local hosts.
     pub allow_private_media_urls: bool,
@@ -92,6 +95,7 @@ struct RawConfig {
     default_plan: Option<String>,
     sandbox_enabled: Option<bool>,
     sandbox_receipt_delay_ms: Option<i64>,
+    whatsapp_web_enabled: Option<bool>,
     allow_private_webhook_targets: Option<bool>,
     allow_private_media_urls: Option<bool>,
     log_format: Option<String>,
@@ -123,6 +127,7 @@ pub const ENV_VARS: &[&str] = &[
     "WAG_DEFAULT_PLAN",
     "WAG_SANDBOX_ENABLED",
     "WAG_SANDBOX_RECEIPT_DELAY_MS",
+    "WAG_WHATSAPP_WEB_ENABLED",
     "WAG_ALLOW_PRIVATE_WEBHOOK_TARGETS",
     "WAG_ALLOW_PRIVATE_MEDIA_URLS",
     "WAG_LOG_FORMAT",
@@ -176,6 +181,7 @@ impl Config {
                 "WAG_LOG_FORMAT" => raw.log_format = Some(v),
                 "WAG_ALLOW_PRIVATE_MEDIA_URLS" => raw.allow_private_media_urls = Some(parse_bool(key, &v)?),
                 "WAG_SANDBOX_RECEIPT_DELAY_MS" => raw.sandbox_receipt_delay_ms = Some(parse_int(key, &v)?),
+                "WAG_WHATSAPP_WEB_ENABLED" => raw.whatsapp_web_enabled = Some(parse_bool(key, &v)?),
                 "WAG_SESSION_DAYS" => raw.session_days = Some(parse_int(key, &v)?),
                 "WAG_SEND_RATE_PER_MINUTE" => raw.send_rate_per_minute = Some(parse_int(key, &v)?),
                 "WAG_NEW_RECIPIENTS_PER_HOUR" => raw.new_recipients_per_hour = Some(parse_int(key, &v)?),
@@ -383,6 +389,7 @@ impl RawConfig {
                 2000,
                 0..=600_000,
             )? as u64,
+            whatsapp_web_enabled: self.whatsapp_web_enabled.unwrap_or(true),
             allow_private_webhook_targets: self.allow_private_webhook_targets.unwrap_or(false),
             allow_private_media_urls: self.allow_private_media_urls.unwrap_or(false),
             log_format,

@@ -61,6 +61,10 @@ pub struct Instance {
     /// lifts it.
     pub review_paused: bool,
     pub review_reason: Option<String>,
+    /// Set when WhatsApp itself suspended or ended the link (a temporary ban, a forced logout);
+    /// cleared when the instance connects again.
+    pub connection_alert: Option<String>,
+    pub connection_alert_at: Option<i64>,
     pub created_at: i64,
     pub status_changed_at: i64,
 }
@@ -77,6 +81,8 @@ impl From<instance::Model> for Instance {
             paused: m.paused,
             review_paused: m.review_paused,
             review_reason: m.review_reason,
+            connection_alert: m.connection_alert,
+            connection_alert_at: m.connection_alert_at,
             created_at: m.created_at,
             status_changed_at: m.status_changed_at,
         }
@@ -112,6 +118,8 @@ pub async fn create(db: &DatabaseConnection, account_id: i64, name: &str, connec
         review_paused: Set(false),
         review_reason: Set(None),
         review_paused_at: Set(None),
+        connection_alert: Set(None),
+        connection_alert_at: Set(None),
     }
     .insert(&txn)
     .await?;
@@ -232,6 +240,34 @@ pub async fn record_status(
     emit_status_events(&txn, &updated, previous, status, detail).await?;
     txn.commit().await?;
     Ok(Some(updated.into()))
+}
+
+/// Sets (`Some`) or clears (`None`) the instance's connection alert. Returns the instance when
+/// the alert changed.
+pub async fn set_connection_alert(db: &DatabaseConnection, id: &str, alert: Option<&str>) -> Result<Option<Instance>> {
+    let Some(current) = instance::Entity::find_by_id(id.to_string()).one(db).await? else {
+        return Ok(None);
+    };
+    let alert: Option<String> = alert.map(|a| a.chars().take(500).collect());
+    if current.connection_alert == alert {
+        return Ok(None);
+    }
+    let mut active: instance::ActiveModel = instance::ActiveModel { id: Set(current.id), ..Default::default() };
+    active.connection_alert_at = Set(alert.as_ref().map(|_| time::now()));
+    active.connection_alert = Set(alert);
+    Ok(Some(active.update(db).await?.into()))
+}
+
+/// Instances of the account that carry a connection alert, for the dashboard.
+pub async fn list_alerted(db: &DatabaseConnection, account_id: i64) -> Result<Vec<Instance>> {
+    Ok(instance::Entity::find()
+        .filter(instance::Column::AccountId.eq(account_id))
+        .filter(instance::Column::ConnectionAlert.is_not_null())
+        .all(db)
+        .await?
+        .into_iter()
+        .map(Instance::from)
+        .collect())
 }
 
 /// `instance.connection_updated` for every change, and `instance.connected` /

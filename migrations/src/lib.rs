@@ -7,6 +7,7 @@ mod m20261124_000002_send_path;
 mod m20261124_000003_events_and_inbound;
 mod m20261124_000004_webhooks;
 mod m20261124_000005_threecx;
+mod m20261124_000006_connection_alerts;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000003_events_and_inbound::Migration),
             Box::new(m20261124_000004_webhooks::Migration),
             Box::new(m20261124_000005_threecx::Migration),
+            Box::new(m20261124_000006_connection_alerts::Migration),
         ]
     }
 }

@@ -82,7 +82,8 @@ pub enum AdminCommand {
         #[arg(long)]
         instance: String,
     },
-    /// Create an instance; its id is printed alone on the last line.
+    /// Create an instance (`--connector sandbox` or `whatsapp-web`); its id is printed alone on
+    /// the last line.
     CreateInstance {
         #[arg(long)]
         email: String,
@@ -242,13 +243,15 @@ async fn execute(db: &DatabaseConnection, config: &Config, command: AdminCommand
         AdminCommand::CreateInstance { email, name, connector } => {
             let account = require_account(db, &email).await?;
             let connector = connector.trim().to_ascii_lowercase();
-            if connector != gateway::connectors::sandbox::NAME {
-                return Err(gateway::Error::invalid(format!(
-                    "Unknown connector {connector:?}: this server offers sandbox."
-                )));
-            }
-            if !config.sandbox_enabled {
-                return Err(gateway::Error::invalid("The sandbox connector is disabled (WAG_SANDBOX_ENABLED=false)."));
+            let enabled = gateway::connectors::enabled_names(config);
+            if !enabled.contains(&connector.as_str()) {
+                let offered = if enabled.is_empty() { "none".to_string() } else { enabled.join(", ") };
+                let known = gateway::connectors::KNOWN.contains(&connector.as_str());
+                return Err(gateway::Error::invalid(if known {
+                    format!("The {connector} connector is not enabled on this server. Enabled: {offered}.")
+                } else {
+                    format!("Unknown connector {connector:?}: this server offers {offered}.")
+                }));
             }
             let instance = instances::create(db, account.id, &name, &connector).await?;
             println!(

@@ -2,12 +2,7 @@
 //! the listener, and a graceful shutdown on SIGTERM / Ctrl-C.
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use gateway::{
-    config::Config,
-    connectors::{registry::Registry, sandbox::SandboxConnector, Connector},
-    session_store::DbSessionStore,
-    state::AppState,
-};
+use gateway::{config::Config, connectors::registry::Registry, session_store::DbSessionStore, state::AppState};
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 use tower_sessions::session_store::ExpiredDeletion;
 
@@ -56,12 +51,7 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
         .map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?;
     gateway::db::migrate(&db).await.map_err(|e| anyhow::anyhow!("database migration failed: {e}"))?;
 
-    let mut connectors: Vec<Arc<dyn Connector>> = Vec::new();
-    if config.sandbox_enabled {
-        connectors
-            .push(Arc::new(SandboxConnector { receipt_delay: Duration::from_millis(config.sandbox_receipt_delay_ms) }));
-    }
-    let (registry, events) = Registry::new(db.clone(), connectors);
+    let (registry, events) = Registry::new(db.clone(), gateway::connectors::from_config(&config));
     let state = AppState { db: db.clone(), config: Arc::new(config), registry: registry.clone() };
 
     let (shutdown, shutdown_rx) = watch::channel(false);

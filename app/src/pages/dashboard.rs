@@ -98,7 +98,18 @@ fn DashboardView(d: DashboardData) -> impl IntoView {
         (false, true) => "3CX middleware",
         (false, false) => "None enabled",
     };
+    let alerts: Vec<_> = d.instances.iter().filter(|i| i.connection_alert.is_some()).cloned().collect();
     view! {
+        {(!alerts.is_empty()).then(|| view! {
+            <div class="banner banner-error banner-loud" role="alert">
+                <p><strong>"WhatsApp suspended or ended the link of an instance."</strong></p>
+                <ul>
+                    {alerts.into_iter().map(|i| view! {
+                        <li><a href=format!("/instances/{}/manage", i.id)>{i.name.clone()}</a>": "{i.connection_alert.clone().unwrap_or_default()}</li>
+                    }).collect_view()}
+                </ul>
+            </div>
+        })}
         <div class="grid">
             <div class="stat">
                 <div class="stat-label">"Plan"</div>

@@ -10,12 +10,16 @@ pub struct InstanceRow {
     pub id: String,
     pub name: String,
     pub connector: String,
+    /// How the portal names the connector, e.g. "WhatsApp Web (linked device of your phone)".
+    pub connector_label: String,
     pub status: String,
     pub status_label: String,
     pub linked_phone: Option<String>,
     pub paused: bool,
     pub review_paused: bool,
     pub review_reason: Option<String>,
+    /// WhatsApp suspended or ended the link (temporary ban, forced logout): shown loudly.
+    pub connection_alert: Option<String>,
     pub created: String,
     pub status_changed: String,
 }
@@ -28,6 +32,7 @@ impl From<gateway::instances::Instance> for InstanceRow {
             status_label: i.status.label().into(),
             created: gateway::time::display(i.created_at),
             status_changed: gateway::time::display(i.status_changed_at),
+            connector_label: gateway::connectors::label(&i.connector).into(),
             id: i.id,
             name: i.name,
             connector: i.connector,
@@ -35,6 +40,7 @@ impl From<gateway::instances::Instance> for InstanceRow {
             paused: i.paused,
             review_paused: i.review_paused,
             review_reason: i.review_reason,
+            connection_alert: i.connection_alert,
         }
     }
 }
@@ -45,6 +51,7 @@ pub fn StatusBadge(row: InstanceRow) -> impl IntoView {
         <span class=format!("badge badge-{}", row.status)>{row.status_label}</span>
         {row.paused.then(|| view! { " " <span class="badge badge-paused">"Paused"</span> })}
         {row.review_paused.then(|| view! { " " <span class="badge badge-paused">"Paused for review"</span> })}
+        {row.connection_alert.is_some().then(|| view! { " " <span class="badge badge-alert">"Action needed"</span> })}
     }
 }
 
@@ -58,14 +65,46 @@ pub async fn list_instances() -> Result<Vec<InstanceRow>, ServerFnError> {
     Ok(list.into_iter().map(InstanceRow::from).collect())
 }
 
+/// A connector the customer may choose for a new instance.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectorChoice {
+    pub name: String,
+    pub label: String,
+}
+
+/// The connectors enabled on this server, the default first.
+#[server(prefix = "/_fn", endpoint = "instances/connectors")]
+pub async fn instance_connectors() -> Result<Vec<ConnectorChoice>, ServerFnError> {
+    use crate::server_util::*;
+    require_user()?;
+    let state = app_state()?;
+    Ok(state
+        .registry
+        .connector_names()
+        .into_iter()
+        .map(|name| ConnectorChoice { name: name.into(), label: gateway::connectors::label(name).into() })
+        .collect())
+}
+
 #[server(prefix = "/_fn", endpoint = "instances/create")]
-pub async fn create_instance(name: String) -> Result<(), ServerFnError> {
+pub async fn create_instance(name: String, connector: Option<String>) -> Result<(), ServerFnError> {
     use crate::{context::Flash, server_util::*};
     let user = require_user()?;
     let state = app_state()?;
-    match gateway::instances::create(&state.db, user.account_id, &name, gateway::connectors::sandbox::NAME).await {
+    let enabled = state.registry.connector_names();
+    let connector = match connector.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
+        Some(chosen) => match enabled.iter().find(|n| **n == chosen) {
+            Some(name) => *name,
+            None => return finish(Flash::error("That connector is not available on this server."), "/instances").await,
+        },
+        None => match enabled.first() {
+            Some(name) => *name,
+            None => return finish(Flash::error("No connector is enabled on this server."), "/instances").await,
+        },
+    };
+    match gateway::instances::create(&state.db, user.account_id, &name, connector).await {
         Ok(instance) => {
-            tracing::info!(account_id = user.account_id, instance_id = %instance.id, "instance created");
+            tracing::info!(account_id = user.account_id, instance_id = %instance.id, connector, "instance created");
             finish(
                 Flash::success(format!("Instance \"{}\" created. Open it to link a phone.", instance.name)),
                 "/instances",
@@ -79,6 +118,7 @@ pub async fn create_instance(name: String) -> Result<(), ServerFnError> {
 #[component]
 pub fn InstancesPage() -> impl IntoView {
     let instances = Resource::new(|| (), |_| list_instances());
+    let connectors = Resource::new(|| (), |_| instance_connectors());
     view! {
         <PortalLayout title="Instances" current="/instances"
             lead="Each instance is one WhatsApp number connected to WA Gateway.">
@@ -90,9 +130,15 @@ pub fn InstancesPage() -> impl IntoView {
                         <label for="instance-name">"Instance name"</label>
                         <input id="instance-name" name="name" maxlength="60" required placeholder="Support line"/>
                     </div>
+                    <Suspense fallback=|| ()>
+                        {move || Suspend::new(async move {
+                            let choices = connectors.await.unwrap_or_default();
+                            view! { <ConnectorField choices/> }
+                        })}
+                    </Suspense>
                     <button type="submit" class="btn btn-primary">"Create instance"</button>
                 </form>
-                <p class="hint">"New instances use the sandbox connector: a simulated WhatsApp for trying every path without a phone."</p>
+                <p class="hint">"The sandbox is a simulated WhatsApp for trying every path without a phone. WhatsApp Web links the instance to your own WhatsApp number as a linked device: "<a href="/docs/connect">"read how linking works and what it means for the number"</a>"."</p>
             </section>
             <section class="card">
                 <h2>"Your instances"</h2>
@@ -112,6 +158,31 @@ pub fn InstancesPage() -> impl IntoView {
     }
 }
 
+/// The connector choice; a lone connector is stated rather than offered.
+#[component]
+fn ConnectorField(choices: Vec<ConnectorChoice>) -> impl IntoView {
+    match choices.len() {
+        0 => view! { <p class="hint">"No connector is enabled on this server."</p> }.into_any(),
+        1 => {
+            let only = choices.into_iter().next().expect("one choice");
+            view! {
+                <input type="hidden" name="connector" value=only.name.clone()/>
+                <p class="hint">{format!("Connector: {}", only.label)}</p>
+            }
+            .into_any()
+        }
+        _ => view! {
+            <div class="field">
+                <label for="instance-connector">"Connector"</label>
+                <select id="instance-connector" name="connector">
+                    {choices.into_iter().map(|c| view! { <option value=c.name.clone()>{c.label.clone()}</option> }).collect_view()}
+                </select>
+            </div>
+        }
+        .into_any(),
+    }
+}
+
 #[component]
 pub fn InstanceTable(rows: Vec<InstanceRow>) -> impl IntoView {
     view! {
@@ -127,7 +198,7 @@ pub fn InstanceTable(rows: Vec<InstanceRow>) -> impl IntoView {
                                 <td class="mono">{row.id.clone()}</td>
                                 <td><StatusBadge row=row.clone()/></td>
                                 <td class="mono">{row.linked_phone.clone().unwrap_or_else(|| "—".into())}</td>
-                                <td>{row.connector.clone()}</td>
+                                <td title=row.connector_label.clone()>{row.connector.clone()}</td>
                                 <td>{row.created.clone()}</td>
                             </tr>
                         }

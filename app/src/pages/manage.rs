@@ -23,8 +23,10 @@ pub struct HistoryRow {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum LinkView {
     AwaitingScan { qr_svg: String, expires_in_secs: i64 },
+    AwaitingPairCode { code: String, expires_in_secs: i64 },
     Starting,
-    Connected { phone: Option<String> },
+    Idle { reason: String },
+    Connected { phone: Option<String>, name: Option<String> },
     Disconnected { reason: String },
 }
 
@@ -34,6 +36,8 @@ pub struct ManageData {
     pub history: Vec<HistoryRow>,
     pub link: Option<LinkView>,
     pub is_sandbox: bool,
+    /// Whether the connector links by phone number too (a code typed into the phone).
+    pub pair_code_linking: bool,
 }
 
 #[cfg(feature = "ssr")]
@@ -71,8 +75,12 @@ pub async fn get_manage_data(id: String, with_link: bool) -> Result<Option<Manag
                 qr_svg: qr_svg(&code).map_err(|e| read_error("render QR code", e))?,
                 expires_in_secs: (expires_at - gateway::time::now()).max(0),
             },
+            LinkState::AwaitingPairCode { code, expires_at } => {
+                LinkView::AwaitingPairCode { code, expires_in_secs: (expires_at - gateway::time::now()).max(0) }
+            }
             LinkState::Starting => LinkView::Starting,
-            LinkState::Connected { phone } => LinkView::Connected { phone },
+            LinkState::Idle { reason } => LinkView::Idle { reason },
+            LinkState::Connected { phone, name } => LinkView::Connected { phone, name },
             LinkState::Disconnected { reason } => LinkView::Disconnected { reason },
         })
     } else {
@@ -80,6 +88,7 @@ pub async fn get_manage_data(id: String, with_link: bool) -> Result<Option<Manag
     };
     Ok(Some(ManageData {
         is_sandbox: instance.connector == gateway::connectors::sandbox::NAME,
+        pair_code_linking: instance.connector == "whatsapp-web",
         instance: instance.into(),
         history,
         link,
@@ -107,6 +116,7 @@ pub async fn link_action(id: String, action: LinkCommand) -> Result<(), ServerFn
         Err(e) => return finish(Flash::error(user_message("link action", &e)), "/instances").await,
     };
     let registry = &state.registry;
+    let sandbox = instance.connector == gateway::connectors::sandbox::NAME;
     let (result, done) = match action {
         LinkCommand::SimulateScan => {
             (registry.simulate_scan(&instance).await, "Scan simulated: the instance is connected.")
@@ -114,10 +124,17 @@ pub async fn link_action(id: String, action: LinkCommand) -> Result<(), ServerFn
         LinkCommand::Disconnect => {
             (registry.disconnect(&instance).await, "Disconnected. The link is kept; reconnect at any time.")
         }
-        LinkCommand::Reconnect => (registry.reconnect(&instance).await, "Reconnected."),
-        LinkCommand::Logout => {
+        LinkCommand::Reconnect if sandbox => (registry.reconnect(&instance).await, "Reconnected."),
+        LinkCommand::Reconnect => {
+            (registry.reconnect(&instance).await, "Connecting to WhatsApp. This page shows the result in a moment.")
+        }
+        LinkCommand::Logout if sandbox => {
             (registry.logout(&instance).await, "Logged out. Scan a new QR code to link a phone again.")
         }
+        LinkCommand::Logout => (
+            registry.logout(&instance).await,
+            "Logged out: the device is unlinked from the phone and its session keys are deleted.",
+        ),
     };
     match result {
         Ok(()) => {
@@ -125,6 +142,26 @@ pub async fn link_action(id: String, action: LinkCommand) -> Result<(), ServerFn
             finish(Flash::success(done), &back).await
         }
         Err(e) => finish(Flash::error(user_message("link action", &e)), &back).await,
+    }
+}
+
+/// Linking by phone number: WhatsApp gives a code the customer types into the phone.
+#[server(prefix = "/_fn", endpoint = "instances/pair-code")]
+pub async fn request_pair_code(id: String, phone: String) -> Result<(), ServerFnError> {
+    use crate::{context::Flash, server_util::*};
+    let user = require_user()?;
+    let state = app_state()?;
+    let back = format!("/instances/{id}/manage?tab=connect");
+    let instance = match gateway::instances::find(&state.db, user.account_id, &id).await {
+        Ok(i) => i,
+        Err(e) => return finish(Flash::error(user_message("pair code", &e)), "/instances").await,
+    };
+    match state.registry.request_pair_code(&instance, &phone).await {
+        Ok(code) => {
+            tracing::info!(account_id = user.account_id, instance_id = %instance.id, "pair code requested");
+            finish(Flash::success(format!("Enter the code {code} on the phone.")), &back).await
+        }
+        Err(e) => finish(Flash::error(user_message("pair code", &e)), &back).await,
     }
 }
 
@@ -241,6 +278,12 @@ fn ManageView(data: ManageData, tab: Tab) -> impl IntoView {
     };
     view! {
         <PortalLayout title=data.instance.name.clone() current="/instances">
+            {data.instance.connection_alert.clone().map(|alert| view! {
+                <div class="banner banner-error banner-loud" role="alert">
+                    <p><strong>"WhatsApp suspended or ended this instance's link. "</strong>{alert}</p>
+                    <p>"Nothing is sent or received until it is linked and connected again. Bans follow messages people did not expect or want: read "<a href="/docs/connect">"the ban risks"</a>" and "<a href="/docs/responsible-messaging">"responsible messaging"</a>" before sending again."</p>
+                </div>
+            })}
             {data.instance.review_paused.then(|| view! {
                 <div class="banner banner-error" role="alert">
                     <p>
@@ -270,7 +313,7 @@ fn OverviewTab(data: ManageData) -> impl IntoView {
                 <dt>"Status"</dt><dd><StatusBadge row=row.clone()/></dd>
                 <dt>"Instance ID"</dt><dd class="mono">{row.id.clone()}</dd>
                 <dt>"Linked number"</dt><dd class="mono">{row.linked_phone.clone().unwrap_or_else(|| "Not linked yet".into())}</dd>
-                <dt>"Connector"</dt><dd>{row.connector.clone()}</dd>
+                <dt>"Connector"</dt><dd>{row.connector_label.clone()}" "<span class="mono muted">{format!("({})", row.connector)}</span></dd>
                 <dt>"Created"</dt><dd>{row.created.clone()}</dd>
                 <dt>"Status since"</dt><dd>{row.status_changed.clone()}</dd>
             </dl>
@@ -304,9 +347,29 @@ fn LinkButton(id: String, action: &'static str, label: &'static str, class: &'st
 }
 
 #[component]
+fn PairCodeForm(id: String) -> impl IntoView {
+    view! {
+        <details class="pair-code">
+            <summary>"Link with a phone number instead"</summary>
+            <p>"WhatsApp shows a code here; on the phone choose Linked devices › Link a device › Link with phone number instead, and type it in."</p>
+            <form class="form form-inline" method="post" action={fn_path::<RequestPairCode>()}>
+                <CsrfField/>
+                <input type="hidden" name="id" value=id/>
+                <div class="field">
+                    <label for="pair-phone">"The phone's WhatsApp number"</label>
+                    <input id="pair-phone" name="phone" type="tel" required placeholder="+9665XXXXXXXX" autocomplete="tel"/>
+                </div>
+                <button type="submit" class="btn btn-secondary">"Get a code"</button>
+            </form>
+        </details>
+    }
+}
+
+#[component]
 fn ConnectTab(data: ManageData) -> impl IntoView {
     let id = data.instance.id.clone();
     let here = format!("/instances/{id}/manage?tab=connect");
+    let pair = data.pair_code_linking;
     match data.link {
         Some(LinkView::AwaitingScan { qr_svg, expires_in_secs }) => {
             // Refresh a little after the code rotates, and often enough to notice the scan.
@@ -325,19 +388,43 @@ fn ConnectTab(data: ManageData) -> impl IntoView {
                         <p class="hint">"This is a sandbox instance: no phone is needed."</p>
                         <LinkButton id=id.clone() action="simulate_scan" label="Simulate scan" class="btn btn-primary"/>
                     })}
+                    {pair.then(|| view! { <PairCodeForm id=id.clone()/> })}
                 </section>
             }.into_any()
         }
+        Some(LinkView::AwaitingPairCode { code, expires_in_secs }) => view! {
+            <Meta http_equiv="refresh" content="10"/>
+            <section class="card">
+                <h2>"Enter this code on the phone"</h2>
+                <p class="pair-code-value mono" aria-label="Pairing code">{code}</p>
+                <p>"On the phone: WhatsApp › Settings › Linked devices › Link a device › Link with phone number instead, then type the code."</p>
+                <p class="hint">{format!("The code is valid for about {expires_in_secs} s more. The page refreshes by itself; ")}<a href=here>"reload now"</a>"."</p>
+            </section>
+        }.into_any(),
         Some(LinkView::Starting) => view! {
             <Meta http_equiv="refresh" content="5"/>
             <section class="card">
                 <p>"Preparing a link code… "<a href=here>"reload"</a></p>
             </section>
         }.into_any(),
-        Some(LinkView::Connected { phone }) => view! {
+        Some(LinkView::Idle { reason }) => view! {
+            <section class="card">
+                <h2>"Not linked"</h2>
+                <p><span class="badge badge-unlinked">"Not linked"</span>" "{reason}</p>
+                <div class="page-actions">
+                    <LinkButton id=id.clone() action="reconnect" label="Show a new QR code" class="btn btn-primary"/>
+                </div>
+                {pair.then(|| view! { <PairCodeForm id=id.clone()/> })}
+            </section>
+        }.into_any(),
+        Some(LinkView::Connected { phone, name }) => view! {
             <section class="card">
                 <h2>"Linked"</h2>
-                <p><span class="badge badge-connected">"Connected"</span>" "{phone.map(|p| view! { <span class="mono">{p}</span> })}</p>
+                <p>
+                    <span class="badge badge-connected">"Connected"</span>" "
+                    {phone.map(|p| view! { <span class="mono">{p}</span> })}
+                    {name.map(|n| view! { " · " <span>{n}</span> })}
+                </p>
                 <div class="page-actions">
                     <LinkButton id=id.clone() action="disconnect" label="Disconnect" class="btn btn-secondary"/>
                     <LogoutConfirm id=id.clone()/>

@@ -7,6 +7,8 @@
 //! provider's message id, and a sender may be known only by an opaque address without a phone.
 pub mod registry;
 pub mod sandbox;
+#[cfg(feature = "whatsapp-web")]
+pub mod whatsapp_web;
 
 use std::{any::Any, sync::Arc};
 
@@ -14,6 +16,48 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use crate::instances::InstanceStatus;
+
+/// Every connector this code knows, enabled or not.
+pub const KNOWN: [&str; 2] = [sandbox::NAME, "whatsapp-web"];
+
+/// The connectors this server offers, as configured; the first is the default for new
+/// instances (the sandbox, while it is enabled).
+pub fn from_config(config: &crate::config::Config) -> Vec<Arc<dyn Connector>> {
+    let mut connectors: Vec<Arc<dyn Connector>> = Vec::new();
+    if config.sandbox_enabled {
+        connectors.push(Arc::new(sandbox::SandboxConnector {
+            receipt_delay: std::time::Duration::from_millis(config.sandbox_receipt_delay_ms),
+        }));
+    }
+    #[cfg(feature = "whatsapp-web")]
+    if config.whatsapp_web_enabled {
+        let settings = whatsapp_web::Settings::new(&config.data_dir);
+        connectors.push(Arc::new(whatsapp_web::WhatsAppWebConnector::new(settings)));
+    }
+    connectors
+}
+
+/// The names of [`from_config`]'s connectors, in the same order, without building them.
+pub fn enabled_names(config: &crate::config::Config) -> Vec<&'static str> {
+    let mut names = Vec::new();
+    if config.sandbox_enabled {
+        names.push(sandbox::NAME);
+    }
+    #[cfg(feature = "whatsapp-web")]
+    if config.whatsapp_web_enabled {
+        names.push(whatsapp_web::NAME);
+    }
+    names
+}
+
+/// How the portal names a connector.
+pub fn label(name: &str) -> &'static str {
+    match name {
+        sandbox::NAME => "Sandbox (simulated WhatsApp, no phone)",
+        "whatsapp-web" => "WhatsApp Web (linked device of your phone)",
+        _ => "Unknown connector",
+    }
+}
 
 /// What the connect tab shows.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,10 +67,22 @@ pub enum LinkState {
         code: String,
         expires_at: i64,
     },
-    /// No code on offer right now (starting, or codes ran out); the page offers a retry.
+    /// Waiting for the customer to type `code` into the phone (linking by phone number).
+    AwaitingPairCode {
+        code: String,
+        expires_at: i64,
+    },
+    /// No code on offer yet; one is on its way.
     Starting,
+    /// No code on offer and none coming (codes ran out, logged out, another connection took
+    /// over): the page offers a retry, which is [`ConnectorSession::reconnect`].
+    Idle {
+        reason: String,
+    },
     Connected {
         phone: Option<String>,
+        /// The WhatsApp profile name of the linked number, when the connector knows it.
+        name: Option<String>,
     },
     Disconnected {
         reason: String,
@@ -75,6 +131,10 @@ pub enum ConnectorError {
     NotConnected,
     #[error("the recipient cannot be reached: {0}")]
     Rejected(String),
+    #[error("the recipient is not on WhatsApp")]
+    NotOnWhatsApp,
+    #[error("the provider is limiting our sending rate")]
+    RateLimited,
     #[error("the provider is unavailable: {0}")]
     Unavailable(String),
     #[error("this action is not available for the {0} connector")]
@@ -125,8 +185,17 @@ pub enum EventKind {
         reason: String,
     },
     /// The phone removed this linked device, or the customer logged out: a new scan is needed.
+    /// `forced` when WhatsApp or the phone ended the link rather than the customer, which the
+    /// portal shows loudly.
     LoggedOut {
         reason: String,
+        forced: bool,
+    },
+    /// WhatsApp banned the number for a while (`until`, when known): nothing is sent or received
+    /// until then, and more of what caused it risks a permanent ban.
+    TemporarilyBanned {
+        reason: String,
+        until: Option<i64>,
     },
     ConnectionUpdated {
         state: String,
@@ -140,6 +209,10 @@ pub enum EventKind {
         provider_message_id: String,
         status: DeliveryStatus,
         at: i64,
+        /// The connector sent this message moments ago, so its id may not be stored yet and the
+        /// receipt is worth holding on to. Otherwise an unknown id belongs to a message the
+        /// gateway did not send (one sent from the phone, say) and is dropped at once.
+        just_sent: bool,
     },
     Call {
         from: Sender,
@@ -169,6 +242,9 @@ pub trait Connector: Send + Sync + 'static {
 
     /// Opens, or resumes from what the connector stored, the session of one instance.
     async fn open(&self, boot: InstanceBoot, events: EventSink) -> Result<Arc<dyn ConnectorSession>, ConnectorError>;
+
+    /// Drops whatever the connector stored for an instance that is gone (deleted).
+    async fn forget(&self, _instance_id: &str) {}
 }
 
 #[async_trait::async_trait]
@@ -180,6 +256,11 @@ pub trait ConnectorSession: Send + Sync + 'static {
     async fn reconnect(&self) -> Result<EventKind, ConnectorError>;
     /// Unlinks the device; the next link needs a new scan.
     async fn logout(&self) -> Result<EventKind, ConnectorError>;
+    /// Links by phone number instead of a scan: asks WhatsApp for a code the customer types
+    /// into the phone (Linked devices › Link with phone number), and returns it.
+    async fn request_pair_code(&self, _phone: &str) -> Result<String, ConnectorError> {
+        Err(ConnectorError::Unsupported("selected"))
+    }
     /// Stops background work (server shutdown, instance deleted). Keeps the link.
     async fn close(&self);
     /// Lets the registry reach connector-specific controls (the sandbox's simulated scan).

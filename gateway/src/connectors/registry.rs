@@ -22,6 +22,8 @@ const RECEIPT_RETRY_WAIT: std::time::Duration = std::time::Duration::from_millis
 pub struct Registry {
     db: DatabaseConnection,
     connectors: HashMap<&'static str, Arc<dyn Connector>>,
+    /// Connector names in the order given.
+    order: Vec<&'static str>,
     sessions: Mutex<HashMap<String, Arc<dyn ConnectorSession>>>,
     events: mpsc::Sender<ConnectorEvent>,
 }
@@ -33,14 +35,14 @@ impl Registry {
         connectors: Vec<Arc<dyn Connector>>,
     ) -> (Arc<Registry>, mpsc::Receiver<ConnectorEvent>) {
         let (tx, rx) = mpsc::channel(EVENT_BUFFER);
+        let order = connectors.iter().map(|c| c.name()).collect();
         let connectors = connectors.into_iter().map(|c| (c.name(), c)).collect();
-        (Arc::new(Registry { db, connectors, sessions: Mutex::new(HashMap::new()), events: tx }), rx)
+        (Arc::new(Registry { db, connectors, order, sessions: Mutex::new(HashMap::new()), events: tx }), rx)
     }
 
+    /// The enabled connectors, the default for new instances first.
     pub fn connector_names(&self) -> Vec<&'static str> {
-        let mut names: Vec<_> = self.connectors.keys().copied().collect();
-        names.sort_unstable();
-        names
+        self.order.clone()
     }
 
     pub fn has_connector(&self, name: &str) -> bool {
@@ -81,17 +83,58 @@ impl Registry {
                     Some("connected"),
                 )
                 .await?;
+                instances::set_connection_alert(&self.db, id, None).await?;
             }
             EventKind::Disconnected { reason } => {
                 instances::record_status(&self.db, id, InstanceStatus::Disconnected, None, Some(reason)).await?;
             }
-            EventKind::LoggedOut { reason } => {
+            EventKind::LoggedOut { reason, forced } => {
                 instances::record_status(&self.db, id, InstanceStatus::Unlinked, Some(None), Some(reason)).await?;
+                if *forced {
+                    let alert = format!("WhatsApp ended the link to the phone: {reason}");
+                    instances::set_connection_alert(&self.db, id, Some(&alert)).await?;
+                }
             }
-            EventKind::MessageStatus { provider_message_id, status, .. } => {
+            EventKind::TemporarilyBanned { reason, until } => {
+                let detail = match until {
+                    Some(until) => {
+                        format!("Temporarily banned by WhatsApp until {}: {reason}", crate::time::rfc3339(*until))
+                    }
+                    None => format!("Temporarily banned by WhatsApp: {reason}"),
+                };
+                let changed =
+                    instances::record_status(&self.db, id, InstanceStatus::Disconnected, None, Some(&detail)).await?;
+                let alert = match until {
+                    Some(until) => format!(
+                        "Temporarily banned by WhatsApp: {reason}. Sending is possible again after {}.",
+                        crate::time::display(*until)
+                    ),
+                    None => detail.clone(),
+                };
+                instances::set_connection_alert(&self.db, id, Some(&alert)).await?;
+                // A ban must reach the customer's systems even when the status was already
+                // "disconnected" and so no status event went out.
+                if changed.is_none() {
+                    if let Some(instance) = instances::find_for_connector(&self.db, id).await? {
+                        let fields = crate::fields! {
+                            "status" => instance.status.as_str(),
+                            "state" => "temporarily_banned",
+                            "detail" => detail,
+                            "banned_until" => until.map(crate::time::rfc3339),
+                        };
+                        self.emit_instance_event(
+                            &instance,
+                            crate::events::EventKind::InstanceConnectionUpdated,
+                            fields,
+                        )
+                        .await?;
+                    }
+                }
+            }
+            EventKind::MessageStatus { provider_message_id, status, just_sent, .. } => {
                 let known =
                     crate::message_log::apply_receipt_if_known(&self.db, id, provider_message_id, *status).await?;
-                if known.is_none() {
+                if known.is_none() && *just_sent {
                     // The receipt overtook the write of the message's provider id: try again
                     // shortly rather than lose it.
                     let (db, id, provider_message_id, status) =
@@ -116,15 +159,8 @@ impl Registry {
             }
             EventKind::QrUpdated { code, expires_at } => {
                 if let Some(instance) = instances::find_for_connector(&self.db, id).await? {
-                    let source = crate::events::Source {
-                        account_id: instance.account_id,
-                        instance_id: &instance.id,
-                        instance_name: &instance.name,
-                    };
                     let fields = crate::fields! {"qr_code" => code, "expires_at" => crate::time::rfc3339(*expires_at)};
-                    let txn = crate::db::begin_write(&self.db).await?;
-                    crate::events::emit(&txn, source, crate::events::EventKind::InstanceQrUpdated, fields).await?;
-                    txn.commit().await?;
+                    self.emit_instance_event(&instance, crate::events::EventKind::InstanceQrUpdated, fields).await?;
                 }
             }
             EventKind::MessageReceived(message) => {
@@ -144,8 +180,30 @@ impl Registry {
             }
             EventKind::ConnectionUpdated { state } => {
                 tracing::debug!(instance_id = %id, state, "connection state reported");
+                if let Some(instance) = instances::find_for_connector(&self.db, id).await? {
+                    let fields = crate::fields! {"status" => instance.status.as_str(), "state" => state};
+                    self.emit_instance_event(&instance, crate::events::EventKind::InstanceConnectionUpdated, fields)
+                        .await?;
+                }
             }
         }
+        Ok(())
+    }
+
+    async fn emit_instance_event(
+        &self,
+        instance: &Instance,
+        kind: crate::events::EventKind,
+        fields: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<()> {
+        let source = crate::events::Source {
+            account_id: instance.account_id,
+            instance_id: &instance.id,
+            instance_name: &instance.name,
+        };
+        let txn = crate::db::begin_write(&self.db).await?;
+        crate::events::emit(&txn, source, kind, fields).await?;
+        txn.commit().await?;
         Ok(())
     }
 
@@ -200,6 +258,14 @@ impl Registry {
         self.apply(instance, kind).await
     }
 
+    /// Links by phone number: the code the customer types into the phone.
+    pub async fn request_pair_code(&self, instance: &Instance, phone: &str) -> Result<String> {
+        let phone = crate::send::phone::Phone::parse(phone).ok_or_else(|| {
+            Error::invalid("Enter the phone's number in international format, starting with + and the country code.")
+        })?;
+        self.session(instance).await?.request_pair_code(phone.as_str()).await.map_err(connector_error)
+    }
+
     /// The sandbox's stand-in for scanning the QR code with a phone.
     pub async fn simulate_scan(&self, instance: &Instance) -> Result<()> {
         if instance.connector != sandbox::NAME {
@@ -226,18 +292,24 @@ impl Registry {
         self.apply(instance, kind).await
     }
 
-    /// Ends the instance's session here (the instance was deleted).
+    /// Ends the instance's session here and drops what its connector stored (the instance was
+    /// deleted). A linked device is unlinked from the phone first, where the connector can.
     pub async fn remove(&self, instance_id: &str) {
         if let Some(session) = self.sessions.lock().await.remove(instance_id) {
+            if let Err(e) = session.logout().await {
+                tracing::debug!(instance_id, error = %e, "logging out a deleted instance failed");
+            }
             session.close().await;
+        }
+        for connector in self.connectors.values() {
+            connector.forget(instance_id).await;
         }
     }
 
+    /// Closes every session, all at once: a real connector's clean stop takes a few seconds each.
     pub async fn shutdown(&self) {
         let sessions: Vec<_> = self.sessions.lock().await.drain().map(|(_, s)| s).collect();
-        for session in sessions {
-            session.close().await;
-        }
+        futures::future::join_all(sessions.iter().map(|s| s.close())).await;
     }
 
     async fn apply(&self, instance: &Instance, kind: EventKind) -> Result<()> {

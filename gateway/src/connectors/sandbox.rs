@@ -137,8 +137,12 @@ async fn send_receipts(
 ) {
     for status in receipts {
         tokio::time::sleep(delay).await;
-        let kind =
-            EventKind::MessageStatus { provider_message_id: provider_message_id.clone(), status, at: time::now() };
+        let kind = EventKind::MessageStatus {
+            provider_message_id: provider_message_id.clone(),
+            status,
+            at: time::now(),
+            just_sent: true,
+        };
         if events.send(ConnectorEvent { instance_id: instance_id.clone(), kind }).await.is_err() {
             return;
         }
@@ -150,7 +154,7 @@ impl ConnectorSession for SandboxSession {
     async fn link_state(&self) -> LinkState {
         let state = self.state.lock().await;
         match (&state.linked, state.connected) {
-            (Some(phone), true) => LinkState::Connected { phone: Some(phone.clone()) },
+            (Some(phone), true) => LinkState::Connected { phone: Some(phone.clone()), name: None },
             (Some(_), false) => LinkState::Disconnected { reason: "Disconnected from the portal.".into() },
             (None, _) => {
                 let (code, expires_at) = self.code_at(time::now());
@@ -206,7 +210,7 @@ impl ConnectorSession for SandboxSession {
         let mut state = self.state.lock().await;
         state.linked = None;
         state.connected = false;
-        Ok(EventKind::LoggedOut { reason: "Logged out from the portal.".into() })
+        Ok(EventKind::LoggedOut { reason: "Logged out from the portal.".into(), forced: false })
     }
 
     async fn close(&self) {

@@ -16,6 +16,8 @@ pub struct Model {
     pub review_paused: bool,
     pub review_reason: Option<String>,
     pub review_paused_at: Option<i64>,
+    pub connection_alert: Option<String>,
+    pub connection_alert_at: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

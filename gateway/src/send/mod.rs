@@ -287,6 +287,8 @@ impl Sender<'_> {
                 match e {
                     ConnectorError::NotConnected => "instance_not_connected".to_string(),
                     ConnectorError::Rejected(_) => "recipient_rejected".to_string(),
+                    ConnectorError::NotOnWhatsApp => "recipient_not_on_whatsapp".to_string(),
+                    ConnectorError::RateLimited => "provider_rate_limited".to_string(),
                     ConnectorError::Unavailable(_) | ConnectorError::Unsupported(_) => {
                         "provider_unavailable".to_string()
                     }

@@ -13,3 +13,4 @@ mod session_store;
 mod tenancy;
 mod threecx;
 mod webhooks;
+mod whatsapp_web;
