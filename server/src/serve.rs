@@ -26,6 +26,9 @@ pub struct Running {
     shutdown: watch::Sender<bool>,
     server: JoinHandle<()>,
     workers: Vec<JoinHandle<()>>,
+    /// The connector-event loop stops last, after the sessions, so nothing they report is lost.
+    events_shutdown: watch::Sender<bool>,
+    events: JoinHandle<()>,
 }
 
 impl Running {
@@ -42,6 +45,8 @@ impl Running {
             let _ = tokio::time::timeout(Duration::from_secs(20), worker).await;
         }
         self.state.registry.shutdown().await;
+        let _ = self.events_shutdown.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.events).await;
     }
 }
 
@@ -55,7 +60,9 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
     let state = AppState { db: db.clone(), config: Arc::new(config), registry: registry.clone() };
 
     let (shutdown, shutdown_rx) = watch::channel(false);
-    let mut workers = vec![tokio::spawn(registry.clone().run_events(events, shutdown_rx.clone()))];
+    let (events_shutdown, events_shutdown_rx) = watch::channel(false);
+    let events = tokio::spawn(registry.clone().run_events(events, events_shutdown_rx));
+    let mut workers = Vec::new();
     let webhook_worker = Arc::new(gateway::webhooks::worker::Worker {
         db: db.clone(),
         key: state.config.master_key.clone(),
@@ -81,7 +88,7 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
             tracing::error!(error = %e, "the HTTP server stopped with an error");
         }
     });
-    Ok(Running { addr, state, shutdown, server, workers })
+    Ok(Running { addr, state, shutdown, server, workers, events_shutdown, events })
 }
 
 /// Hourly housekeeping: expired sessions and idempotency keys, old 3CX request-log rows, spent

@@ -65,7 +65,15 @@ impl Registry {
                     }
                     None => return,
                 },
-                _ = shutdown.changed() => return,
+                _ = shutdown.changed() => {
+                    // The sessions are closed by now: record what they reported last.
+                    while let Ok(event) = rx.try_recv() {
+                        if let Err(e) = self.handle_event(&event).await {
+                            tracing::error!(instance_id = %event.instance_id, error = %e, "recording a connector event failed");
+                        }
+                    }
+                    return;
+                }
             }
         }
     }
@@ -295,7 +303,9 @@ impl Registry {
     /// Ends the instance's session here and drops what its connector stored (the instance was
     /// deleted). A linked device is unlinked from the phone first, where the connector can.
     pub async fn remove(&self, instance_id: &str) {
-        if let Some(session) = self.sessions.lock().await.remove(instance_id) {
+        // Out of the map first: the lock must not be held while the session talks to WhatsApp.
+        let removed = self.sessions.lock().await.remove(instance_id);
+        if let Some(session) = removed {
             if let Err(e) = session.logout().await {
                 tracing::debug!(instance_id, error = %e, "logging out a deleted instance failed");
             }

@@ -281,7 +281,14 @@ impl Sender<'_> {
         let source =
             crate::events::Source { account_id: account.id, instance_id: &instance.id, instance_name: &instance.name };
         // Customers see a stable reason; the provider's own words go to the log only.
-        let sent = match self.registry.session(&instance).await {
+        // An instance that was never linked (or was logged out) has nobody to send as; opening
+        // its session would only start offering link codes.
+        let session = if instance.status == instances::InstanceStatus::Unlinked {
+            Err(None)
+        } else {
+            self.registry.session(&instance).await.map_err(Some)
+        };
+        let sent = match session {
             Ok(session) => session.send(outgoing).await.map_err(|e| {
                 tracing::warn!(instance_id = %instance.id, error = %e, "connector refused a send");
                 match e {
@@ -294,7 +301,8 @@ impl Sender<'_> {
                     }
                 }
             }),
-            Err(e) => {
+            Err(None) => Err("instance_not_connected".to_string()),
+            Err(Some(e)) => {
                 tracing::warn!(instance_id = %instance.id, error = %e, "no connector session for a send");
                 Err("provider_unavailable".to_string())
             }

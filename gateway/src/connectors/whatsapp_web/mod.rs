@@ -110,7 +110,13 @@ impl Connector for WhatsAppWebConnector {
             Storage::Files(dir) => {
                 let path = store::store_path(dir, &boot.instance_id)
                     .ok_or_else(|| ConnectorError::Unavailable("unusable instance id for a store".into()))?;
-                std::fs::create_dir_all(dir)
+                // The folder holds the keys of every linked number: owner only, like the master key.
+                let mut builder = std::fs::DirBuilder::new();
+                builder.recursive(true);
+                #[cfg(unix)]
+                std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+                builder
+                    .create(dir)
                     .map_err(|e| ConnectorError::Unavailable(format!("cannot create the session folder: {e}")))?;
                 Some(path)
             }
@@ -129,7 +135,11 @@ impl Connector for WhatsAppWebConnector {
             restarts: AtomicU32::new(0),
             boot_linked: std::sync::atomic::AtomicBool::new(boot.status != crate::instances::InstanceStatus::Unlinked),
         });
-        let session = Arc::new(WhatsAppWebSession { inner, supervisor: Mutex::new(None) });
+        let session = Arc::new(WhatsAppWebSession {
+            inner,
+            supervisor: Mutex::new(None),
+            closed: std::sync::atomic::AtomicBool::new(false),
+        });
         session.start().await;
         Ok(session)
     }
@@ -345,13 +355,18 @@ impl Inner {
 pub struct WhatsAppWebSession {
     inner: Arc<Inner>,
     supervisor: Mutex<Option<supervisor::Supervisor>>,
+    /// Set by `close`: a pair-code request or reconnect racing a delete or shutdown must not
+    /// start a client again.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 impl WhatsAppWebSession {
     /// Starts the supervisor unless one is running.
     async fn start(&self) {
         let mut supervisor = self.supervisor.lock().await;
-        if supervisor.as_ref().is_some_and(|s| !s.task.is_finished()) {
+        if self.closed.load(std::sync::atomic::Ordering::SeqCst)
+            || supervisor.as_ref().is_some_and(|s| !s.task.is_finished())
+        {
             return;
         }
         if !matches!(self.inner.phase(), Phase::Connected | Phase::Reconnecting) {
@@ -551,6 +566,7 @@ impl ConnectorSession for WhatsAppWebSession {
     }
 
     async fn close(&self) {
+        self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
         self.stop().await;
     }
 

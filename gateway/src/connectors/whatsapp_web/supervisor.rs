@@ -22,6 +22,9 @@ enum Ending {
     Crash,
 }
 
+/// How long the events that explain a stop may trail it.
+const ENDING_GRACE: Duration = Duration::from_secs(2);
+
 pub(super) async fn supervise(inner: Arc<Inner>, mut stop: oneshot::Receiver<()>) {
     let mut failures = 0u32;
     loop {
@@ -50,7 +53,7 @@ pub(super) async fn supervise(inner: Arc<Inner>, mut stop: oneshot::Receiver<()>
         if client.pn().is_some() && inner.phase() == Phase::Starting {
             inner.set_phase(Phase::Reconnecting);
         }
-        inner.set_client(Some(client));
+        inner.set_client(Some(client.clone()));
         let started = tokio::time::Instant::now();
         let stopped = tokio::select! {
             _ = &mut stop => true,
@@ -64,6 +67,16 @@ pub(super) async fn supervise(inner: Arc<Inner>, mut stop: oneshot::Receiver<()>
             return;
         }
         inner.set_client(None);
+        // The client's events reach us on a task of their own and can trail its end: give the
+        // last ones (logged out, banned, replaced) a moment to land before judging why it
+        // stopped. Holding `client` keeps that task able to deliver them.
+        let deadline = tokio::time::Instant::now() + ENDING_GRACE;
+        while !matches!(inner.phase(), Phase::LoggedOut { .. } | Phase::Idle { .. } | Phase::Banned { .. })
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        drop(client);
         let ending = match inner.phase() {
             Phase::LoggedOut { .. } => Ending::Unlinked,
             Phase::Idle { .. } => Ending::Park,
