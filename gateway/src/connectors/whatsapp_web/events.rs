@@ -29,6 +29,10 @@ pub enum LinkChange {
     CodesExhausted {
         disconnected: bool,
     },
+    /// The pairing code on screen is no longer good (expired, or the request failed).
+    PairCodeEnded {
+        reason: String,
+    },
     /// The phone accepted the link; the client reconnects as the new device before it is usable.
     Paired,
     Connected,
@@ -87,6 +91,19 @@ pub async fn map_event(event: &Event, ctx: &dyn Context, now: i64) -> Mapped {
                 expires_at: now + code.timeout.as_secs() as i64,
             }),
         },
+        Event::PairingCodeRefresh(_) => Mapped::one(
+            EventKind::ConnectionUpdated { state: "pair_code_expired".into() },
+            Some(LinkChange::PairCodeEnded {
+                reason: "The pairing code expired. Request a new one, or link with the QR code.".into(),
+            }),
+        ),
+        Event::PairingCodeError(_) => Mapped::one(
+            EventKind::ConnectionUpdated { state: "pair_code_failed".into() },
+            Some(LinkChange::PairCodeEnded {
+                reason: "WhatsApp did not accept the pairing-code request. Try again in a few minutes, or link with the QR code."
+                    .into(),
+            }),
+        ),
         Event::PairingQrCodesExhausted(exhausted) => Mapped::one(
             EventKind::ConnectionUpdated { state: "qr_codes_exhausted".into() },
             Some(LinkChange::CodesExhausted { disconnected: exhausted.disconnected }),
@@ -270,8 +287,8 @@ mod tests {
             call::MissedReason,
             events::{
                 BatchOrigin, ClientOutdated, ConnectFailure, Connected, Disconnected, LoggedOut, MessageBatch,
-                PairSuccess, PairingCode, PairingQrCode, PairingQrCodesExhausted, SelfPushNameUpdated, StreamReplaced,
-                TempBanReason, TemporaryBan,
+                PairSuccess, PairingCode, PairingCodeError, PairingCodeRefresh, PairingQrCode, PairingQrCodesExhausted,
+                SelfPushNameUpdated, StreamReplaced, TempBanReason, TemporaryBan,
             },
             message::{MessageInfo, MessageSource},
         },
@@ -352,6 +369,11 @@ mod tests {
         ))
         .await;
         assert_eq!(code.link, Some(LinkChange::PairCode { code: "ABCD1234".into(), expires_at: NOW + 180 }));
+        let expired = map(Event::PairingCodeRefresh(PairingCodeRefresh::builder().force_manual(false).build())).await;
+        assert!(matches!(expired.link, Some(LinkChange::PairCodeEnded { .. })));
+        assert_eq!(expired.events, vec![EventKind::ConnectionUpdated { state: "pair_code_expired".into() }]);
+        let failed = map(Event::PairingCodeError(PairingCodeError::builder().error("refused".into()).build())).await;
+        assert!(matches!(failed.link, Some(LinkChange::PairCodeEnded { .. })));
         assert!(code.events.is_empty(), "a pair code is shown to the customer, not sent to webhooks");
 
         let exhausted =

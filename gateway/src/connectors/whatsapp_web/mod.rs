@@ -2,6 +2,7 @@
 //! WhatsApp Web, through the `whatsapp-rust` client. Each instance runs one client (a "bot")
 //! with its own session store; a supervisor task per instance owns it, rebuilds it when it
 //! stops by itself, and leaves it stopped when WhatsApp ended the link.
+mod calls;
 pub mod events;
 pub mod jid;
 pub mod outgoing;
@@ -132,6 +133,7 @@ impl Connector for WhatsAppWebConnector {
             client: StdMutex::new(None),
             known_recipients: StdMutex::new(HashSet::new()),
             just_sent: StdMutex::new(std::collections::VecDeque::new()),
+            ringing: calls::Ringing::default(),
             restarts: AtomicU32::new(0),
             boot_linked: std::sync::atomic::AtomicBool::new(boot.status != crate::instances::InstanceStatus::Unlinked),
         });
@@ -205,6 +207,8 @@ struct Inner {
     known_recipients: StdMutex<HashSet<String>>,
     /// Ids of messages sent in the last [`JUST_SENT_SECS`], oldest first.
     just_sent: StdMutex<std::collections::VecDeque<(String, i64)>>,
+    /// Calls ringing now, to tell when one ends unanswered.
+    ringing: calls::Ringing,
     /// Clients rebuilt after stopping by themselves, for logs and tests.
     restarts: AtomicU32,
     /// The instance was linked when the session opened; cleared once checked against the store.
@@ -304,7 +308,15 @@ impl Inner {
         if let Some(change) = mapped.link {
             self.apply(change, client);
         }
-        for kind in mapped.events {
+        let mut kinds = mapped.events;
+        if let Event::IncomingCall(call) = event {
+            let rang = kinds.iter().find_map(|k| match k {
+                EventKind::Call { from, missed: false, .. } => Some(from.clone()),
+                _ => None,
+            });
+            kinds.extend(self.ringing.follow(call, rang.as_ref()));
+        }
+        for kind in kinds {
             let kind = self.with_just_sent(kind, now);
             let event = ConnectorEvent { instance_id: self.instance_id.clone(), kind };
             if self.events.send(event).await.is_err() {
@@ -322,6 +334,10 @@ impl Inner {
                 _ => Phase::Qr { code, expires_at },
             },
             LinkChange::PairCode { code, expires_at } => Phase::PairCode { code, expires_at },
+            LinkChange::PairCodeEnded { reason } => match &link.phase {
+                Phase::PairCode { .. } => Phase::Idle { reason },
+                _ => return,
+            },
             LinkChange::CodesExhausted { disconnected: false } => return,
             LinkChange::CodesExhausted { disconnected: true } => {
                 Phase::Idle { reason: "The QR codes expired before a phone scanned one.".into() }
