@@ -534,20 +534,34 @@ impl ConnectorSession for WhatsAppWebSession {
         // Set first, so the supervisor reads the client's end as an unlink, not a crash.
         self.inner
             .set_phase(Phase::LoggedOut { reason: "Logged out. Link a phone to use this instance again.".into() });
-        if let Some(client) = self.inner.client() {
-            // Tells WhatsApp to remove this linked device from the phone, when connected.
-            client.logout().await;
-        }
+        // Only a connected client can tell WhatsApp to remove this linked device from the phone.
+        let told_whatsapp = match self.inner.client() {
+            Some(client) if client.is_connected() => {
+                client.logout().await;
+                true
+            }
+            _ => false,
+        };
         self.stop().await;
         self.inner.wipe_store();
+        let reason = if told_whatsapp {
+            "Logged out. Link a phone to use this instance again."
+        } else {
+            "Logged out here, but the instance was offline, so WhatsApp was not told: on the phone, open Linked devices and remove this device."
+        };
         {
             let mut link = self.inner.link.lock().unwrap_or_else(|p| p.into_inner());
             link.phone = None;
             link.name = None;
             // No new client until the customer asks for a code: nothing stored, nothing offered.
-            link.phase = Phase::LoggedOut { reason: "Logged out. Link a phone to use this instance again.".into() };
+            link.phase = Phase::LoggedOut { reason: reason.into() };
         }
-        Ok(EventKind::LoggedOut { reason: "Logged out from the portal.".into(), forced: false })
+        let event_reason = if told_whatsapp {
+            "Logged out from the portal."
+        } else {
+            "Logged out from the portal while offline; the device may still be listed on the phone."
+        };
+        Ok(EventKind::LoggedOut { reason: event_reason.into(), forced: false })
     }
 
     async fn request_pair_code(&self, phone: &str) -> Result<String, ConnectorError> {

@@ -127,10 +127,15 @@ async fn logout_deletes_the_store_and_forget_too() {
     assert!(path.exists(), "the client keeps its keys in the instance's own file");
 
     let out = session.logout().await.unwrap();
-    assert_eq!(out, EventKind::LoggedOut { reason: "Logged out from the portal.".into(), forced: false });
+    // The transport never connects, so WhatsApp could not be told: the customer is asked to
+    // remove the device on the phone.
+    assert!(
+        matches!(&out, EventKind::LoggedOut { reason, forced: false } if reason.contains("while offline")),
+        "{out:?}"
+    );
     assert!(!path.exists(), "logging out deletes the store");
     assert!(session_of(&session).client().is_none());
-    assert!(matches!(session.link_state().await, LinkState::Idle { .. }));
+    assert!(matches!(session.link_state().await, LinkState::Idle { reason } if reason.contains("Linked devices")));
     session.close().await;
 
     // A deleted instance's store goes too, even when no session runs here.
