@@ -484,10 +484,15 @@ impl ConnectorSession for WhatsAppWebSession {
         let client = self.ready_client()?;
         let to = jid::phone_to_jid(&message.to)?;
         self.check_recipient(&client, &to).await?;
+        // The id is chosen and noted before sending: a receipt can arrive before the send returns.
+        let id = client.generate_message_id();
+        self.inner.note_sent(&id, time::now());
+        let options = || whatsapp_rust::send::SendOptions::default().with_message_id(id.clone());
         let sent = match message.content {
-            OutgoingContent::Text(text) => {
-                client.send_message(to, outgoing::text_message(&text)).await.map_err(outgoing::send_error)?
-            }
+            OutgoingContent::Text(text) => client
+                .send_message_with_options(to, outgoing::text_message(&text), options())
+                .await
+                .map_err(outgoing::send_error)?,
             OutgoingContent::Media { kind, mime_type, file_name, data, caption } => {
                 let upload = client
                     .upload(data, outgoing::media_type(kind), UploadOptions::default())
@@ -495,7 +500,10 @@ impl ConnectorSession for WhatsAppWebSession {
                     .map_err(|e| ConnectorError::Unavailable(outgoing::redact(&format!("media upload: {e}"))))?;
                 let body =
                     outgoing::media_message(kind, upload.into(), &mime_type, file_name.as_deref(), caption.as_deref());
-                let sent = client.send_message(to.clone(), body).await.map_err(outgoing::send_error)?;
+                let sent = client
+                    .send_message_with_options(to.clone(), body, options())
+                    .await
+                    .map_err(outgoing::send_error)?;
                 if let Some(caption) = outgoing::caption_after(kind, caption.as_deref()) {
                     if let Err(e) = client.send_text(to, caption).await {
                         // The file went out; a lost caption is not worth failing the send for.
@@ -506,7 +514,9 @@ impl ConnectorSession for WhatsAppWebSession {
                 sent
             }
         };
-        self.inner.note_sent(&sent.message_id, time::now());
+        if sent.message_id != id {
+            self.inner.note_sent(&sent.message_id, time::now());
+        }
         Ok(SentMessage { provider_message_id: sent.message_id })
     }
 
