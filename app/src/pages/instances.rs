@@ -161,16 +161,13 @@ pub fn InstancesPage() -> impl IntoView {
 /// The connector choice; a lone connector is stated rather than offered.
 #[component]
 fn ConnectorField(choices: Vec<ConnectorChoice>) -> impl IntoView {
-    match choices.len() {
-        0 => view! { <p class="hint">"No connector is enabled on this server."</p> }.into_any(),
-        1 => {
-            let only = choices.into_iter().next().expect("one choice");
-            view! {
-                <input type="hidden" name="connector" value=only.name.clone()/>
-                <p class="hint">{format!("Connector: {}", only.label)}</p>
-            }
-            .into_any()
+    match choices.as_slice() {
+        [] => view! { <p class="hint">"No connector is enabled on this server."</p> }.into_any(),
+        [only] => view! {
+            <input type="hidden" name="connector" value=only.name.clone()/>
+            <p class="hint">{format!("Connector: {}", only.label)}</p>
         }
+        .into_any(),
         _ => view! {
             <div class="field">
                 <label for="instance-connector">"Connector"</label>

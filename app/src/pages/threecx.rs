@@ -87,7 +87,7 @@ pub async fn get_threecx() -> Result<ThreecxData, ServerFnError> {
     for i in &found {
         let forwarding = match forwarding::destination(db, i).await.map_err(|e| read_error("3CX destination", e))? {
             Some(d) => {
-                let deliveries = forwarding::recent_deliveries(db, i, 10)
+                let deliveries = forwarding::recent_deliveries(db, &d, 10)
                     .await
                     .map_err(|e| read_error("3CX deliveries", e))?
                     .into_iter()

@@ -108,13 +108,11 @@ pub async fn enable(db: &DatabaseConnection, account_id: i64, integration_id: &s
     Ok(())
 }
 
+/// The recent deliveries of the destination `destination` (as found for its integration).
 pub async fn recent_deliveries(
     db: &DatabaseConnection,
-    integration: &Integration,
+    destination: &Destination,
     limit: u64,
 ) -> Result<Vec<DeliveryRow>> {
-    match row_of(db, integration).await? {
-        Some(row) => destinations::deliveries_of(db, &row.id, limit).await,
-        None => Ok(Vec::new()),
-    }
+    destinations::deliveries_of(db, &destination.id, limit).await
 }

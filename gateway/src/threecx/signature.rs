@@ -48,13 +48,18 @@ pub fn secret_matches(presented: &str, stored_hash: &str) -> bool {
     }
 }
 
-/// The hex signature of one request, as a sender computes it.
-pub fn sign(secret: &str, timestamp: &str, body: &[u8]) -> String {
+/// HMAC-SHA256 keyed with the secret, over `timestamp + "." + body`.
+fn mac(secret: &str, timestamp: &str, body: &[u8]) -> Hmac<Sha256> {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
     mac.update(timestamp.as_bytes());
     mac.update(b".");
     mac.update(body);
-    hex::encode(mac.finalize().into_bytes())
+    mac
+}
+
+/// The hex signature of one request, as a sender computes it.
+pub fn sign(secret: &str, timestamp: &str, body: &[u8]) -> String {
+    hex::encode(mac(secret, timestamp, body).finalize().into_bytes())
 }
 
 /// Why a signed request was refused (for the integration's own request log only).
@@ -92,11 +97,7 @@ pub fn verify(
     let signature = signature.map(str::trim).filter(|s| !s.is_empty()).ok_or(SignatureProblem::MissingSignature)?;
     let hex_part = signature.strip_prefix("sha256=").unwrap_or(signature);
     let presented = hex::decode(hex_part.to_ascii_lowercase()).map_err(|_| SignatureProblem::Mismatch)?;
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
-    mac.update(timestamp.as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    mac.verify_slice(&presented).map_err(|_| SignatureProblem::Mismatch)
+    mac(secret, timestamp, body).verify_slice(&presented).map_err(|_| SignatureProblem::Mismatch)
 }
 
 #[cfg(test)]
