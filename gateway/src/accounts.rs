@@ -258,7 +258,16 @@ pub async fn set_plan(
     if let Some(m) = monthly {
         active.monthly_limit_override = Set(limit_override(m, "monthly")?);
     }
-    Ok(active.update(db).await?.into())
+    update_cached(db, active).await
+}
+
+/// Writes a change that the API path keeps in memory, with the change counter.
+async fn update_cached(db: &DatabaseConnection, active: account::ActiveModel) -> Result<Account> {
+    let txn = crate::db::begin_write(db).await?;
+    let updated = active.update(&txn).await?;
+    crate::cache::epoch::mark(&txn).await?;
+    crate::cache::epoch::commit(txn).await?;
+    Ok(updated.into())
 }
 
 fn limit_override(value: i64, which: &str) -> Result<Option<i32>> {
@@ -280,7 +289,7 @@ pub async fn set_module(db: &DatabaseConnection, email: &str, module: Module, en
         Module::Api => active.api_enabled = Set(enabled),
         Module::ThreeCx => active.threecx_enabled = Set(enabled),
     }
-    Ok(active.update(db).await?.into())
+    update_cached(db, active).await
 }
 
 async fn require_by_email(db: &DatabaseConnection, email: &str) -> Result<account::Model> {

@@ -16,7 +16,7 @@ pub const KEY_PREFIX: &str = "wag_";
 const SECRET_CHARS: usize = 40;
 const DISPLAY_CHARS: usize = 12;
 /// `last_used_at` is refreshed at most this often, so a busy key does not write on every call.
-const LAST_USED_RESOLUTION_SECS: i64 = 60;
+pub(crate) const LAST_USED_RESOLUTION_SECS: i64 = 60;
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ApiKeyInfo {
@@ -116,9 +116,13 @@ async fn mark_revoked(db: &DatabaseConnection, model: api_key::Model) -> Result<
     if model.revoked_at.is_some() {
         return Ok(model.into());
     }
+    let txn = crate::db::begin_write(db).await?;
     let mut active: api_key::ActiveModel = model.into();
     active.revoked_at = Set(Some(time::now()));
-    Ok(active.update(db).await?.into())
+    let revoked = active.update(&txn).await?;
+    crate::cache::epoch::mark(&txn).await?;
+    crate::cache::epoch::commit(txn).await?;
+    Ok(revoked.into())
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -128,29 +132,55 @@ pub enum KeyCheck {
     Invalid,
 }
 
-/// Resolves a presented bearer key. Constant work per call: one indexed lookup by hash.
+/// Whether the text has the shape of one of our keys (anything else is not looked up).
+pub fn looks_like_key(presented: &str) -> bool {
+    presented.starts_with(KEY_PREFIX) && presented.len() == KEY_PREFIX.len() + SECRET_CHARS
+}
+
+/// A stored key found by its hash.
+pub struct FoundKey {
+    pub check: KeyCheck,
+    pub last_used_at: Option<i64>,
+}
+
+pub async fn find_by_hash(db: &DatabaseConnection, hash: &str) -> Result<Option<FoundKey>> {
+    let Some(model) = api_key::Entity::find().filter(api_key::Column::KeyHash.eq(hash)).one(db).await? else {
+        return Ok(None);
+    };
+    let check = if model.revoked_at.is_some() {
+        KeyCheck::Revoked
+    } else {
+        KeyCheck::Valid { key_id: model.id, account_id: model.account_id }
+    };
+    Ok(Some(FoundKey { check, last_used_at: model.last_used_at }))
+}
+
+pub async fn touch_last_used(db: &DatabaseConnection, key_id: &str, now: i64) -> Result<()> {
+    api_key::Entity::update_many()
+        .col_expr(api_key::Column::LastUsedAt, sea_orm::sea_query::Expr::value(now))
+        .filter(api_key::Column::Id.eq(key_id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Resolves a presented bearer key straight from the database: one indexed lookup by hash. The
+/// API path goes through `cache::HotCache::authenticate`, which remembers the answer.
 pub async fn authenticate(db: &DatabaseConnection, presented: &str) -> Result<KeyCheck> {
     let presented = presented.trim();
-    if !presented.starts_with(KEY_PREFIX) || presented.len() != KEY_PREFIX.len() + SECRET_CHARS {
+    if !looks_like_key(presented) {
         return Ok(KeyCheck::Invalid);
     }
-    let Some(model) = api_key::Entity::find().filter(api_key::Column::KeyHash.eq(hash_key(presented))).one(db).await?
-    else {
+    let Some(found) = find_by_hash(db, &hash_key(presented)).await? else {
         return Ok(KeyCheck::Invalid);
     };
-    if model.revoked_at.is_some() {
-        return Ok(KeyCheck::Revoked);
+    if let KeyCheck::Valid { key_id, .. } = &found.check {
+        let now = time::now();
+        if found.last_used_at.is_none_or(|t| now - t >= LAST_USED_RESOLUTION_SECS) {
+            touch_last_used(db, key_id, now).await?;
+        }
     }
-    let now = time::now();
-    let check = KeyCheck::Valid { key_id: model.id.clone(), account_id: model.account_id };
-    if model.last_used_at.is_none_or(|t| now - t >= LAST_USED_RESOLUTION_SECS) {
-        api_key::Entity::update_many()
-            .col_expr(api_key::Column::LastUsedAt, sea_orm::sea_query::Expr::value(now))
-            .filter(api_key::Column::Id.eq(model.id))
-            .exec(db)
-            .await?;
-    }
-    Ok(check)
+    Ok(found.check)
 }
 
 #[cfg(test)]

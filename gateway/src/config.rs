@@ -47,6 +47,11 @@ pub struct SendSettings {
     /// This many policy blocks of one instance within an hour pause it for review.
     pub review_pause_blocks: u64,
     pub media: crate::send::media::MediaLimits,
+    /// How long a connector may take to hand a message to WhatsApp.
+    pub timeout_secs: u64,
+    /// A message still `accepted` this long after admission was interrupted by a crash and is
+    /// settled by the reconciler (above `timeout_secs`, so no live send is taken for one).
+    pub reconcile_after_secs: i64,
 }
 
 impl Default for SendSettings {
@@ -58,6 +63,8 @@ impl Default for SendSettings {
             policy_block_threshold: crate::policy::BLOCK_THRESHOLD_DEFAULT,
             review_pause_blocks: 5,
             media: crate::send::media::MediaLimits::default(),
+            timeout_secs: 30,
+            reconcile_after_secs: 120,
         }
     }
 }
@@ -105,6 +112,8 @@ struct RawConfig {
     policy_flag_threshold: Option<i64>,
     policy_block_threshold: Option<i64>,
     review_pause_blocks: Option<i64>,
+    send_timeout_secs: Option<i64>,
+    send_reconcile_after_secs: Option<i64>,
     media_max_image_mb: Option<i64>,
     media_max_audio_mb: Option<i64>,
     media_max_video_mb: Option<i64>,
@@ -137,6 +146,8 @@ pub const ENV_VARS: &[&str] = &[
     "WAG_POLICY_FLAG_THRESHOLD",
     "WAG_POLICY_BLOCK_THRESHOLD",
     "WAG_REVIEW_PAUSE_BLOCKS",
+    "WAG_SEND_TIMEOUT_SECS",
+    "WAG_SEND_RECONCILE_AFTER_SECS",
     "WAG_MEDIA_MAX_IMAGE_MB",
     "WAG_MEDIA_MAX_AUDIO_MB",
     "WAG_MEDIA_MAX_VIDEO_MB",
@@ -188,6 +199,8 @@ impl Config {
                 "WAG_POLICY_FLAG_THRESHOLD" => raw.policy_flag_threshold = Some(parse_int(key, &v)?),
                 "WAG_POLICY_BLOCK_THRESHOLD" => raw.policy_block_threshold = Some(parse_int(key, &v)?),
                 "WAG_REVIEW_PAUSE_BLOCKS" => raw.review_pause_blocks = Some(parse_int(key, &v)?),
+                "WAG_SEND_TIMEOUT_SECS" => raw.send_timeout_secs = Some(parse_int(key, &v)?),
+                "WAG_SEND_RECONCILE_AFTER_SECS" => raw.send_reconcile_after_secs = Some(parse_int(key, &v)?),
                 "WAG_MEDIA_MAX_IMAGE_MB" => raw.media_max_image_mb = Some(parse_int(key, &v)?),
                 "WAG_MEDIA_MAX_AUDIO_MB" => raw.media_max_audio_mb = Some(parse_int(key, &v)?),
                 "WAG_MEDIA_MAX_VIDEO_MB" => raw.media_max_video_mb = Some(parse_int(key, &v)?),
@@ -296,18 +309,30 @@ impl RawConfig {
         if flag > block {
             return Err(ConfigError("WAG_POLICY_FLAG_THRESHOLD must not be above WAG_POLICY_BLOCK_THRESHOLD".into()));
         }
+        let timeout_secs = bounded("WAG_SEND_TIMEOUT_SECS", self.send_timeout_secs, defaults.timeout_secs as i64, 1..=300)?;
+        let reconcile_after_secs = bounded(
+            "WAG_SEND_RECONCILE_AFTER_SECS",
+            self.send_reconcile_after_secs,
+            defaults.reconcile_after_secs,
+            2..=86_400,
+        )?;
+        if reconcile_after_secs <= timeout_secs {
+            return Err(ConfigError("WAG_SEND_RECONCILE_AFTER_SECS must be above WAG_SEND_TIMEOUT_SECS".into()));
+        }
         let send = SendSettings {
+            timeout_secs: timeout_secs as u64,
+            reconcile_after_secs,
             rate_per_minute: bounded(
                 "WAG_SEND_RATE_PER_MINUTE",
                 self.send_rate_per_minute,
                 defaults.rate_per_minute,
-                1..=100_000,
+                1..=10_000_000,
             )?,
             new_recipients_per_hour: bounded(
                 "WAG_NEW_RECIPIENTS_PER_HOUR",
                 self.new_recipients_per_hour,
                 defaults.new_recipients_per_hour,
-                1..=100_000,
+                1..=10_000_000,
             )?,
             policy_flag_threshold: flag as u8,
             policy_block_threshold: block as u8,

@@ -3,7 +3,7 @@
 //! then write; the database admits exactly `limit` of them.
 use sea_orm::{
     sea_query::{Alias, Expr, OnConflict, Query, SimpleExpr},
-    ConnectionTrait, DatabaseConnection, DbErr, ExprTrait, Value,
+    ConnectionTrait, DbErr, ExprTrait, Value,
 };
 
 /// Where a counter lives: a table, its key columns with their values, and the count column.
@@ -22,7 +22,7 @@ impl Counter<'_> {
             .expect("a counter has at least one key column")
     }
 
-    async fn ensure_row(&self, db: &DatabaseConnection) -> Result<(), DbErr> {
+    async fn ensure_row<C: ConnectionTrait>(&self, db: &C) -> Result<(), DbErr> {
         let mut insert = Query::insert();
         let key_columns: Vec<Alias> = self.keys.iter().map(|(c, _)| Alias::new(*c)).collect();
         let mut columns = key_columns.clone();
@@ -39,7 +39,7 @@ impl Counter<'_> {
     }
 
     /// Takes one unit if fewer than `limit` are taken. True when taken.
-    pub async fn try_take(&self, db: &DatabaseConnection, limit: i64) -> Result<bool, DbErr> {
+    pub async fn try_take<C: ConnectionTrait>(&self, db: &C, limit: i64) -> Result<bool, DbErr> {
         self.ensure_row(db).await?;
         let count = Alias::new(self.count_column);
         let mut update = Query::update();
@@ -52,7 +52,7 @@ impl Counter<'_> {
     }
 
     /// Gives one unit back (a refused or failed send).
-    pub async fn give_back(&self, db: &DatabaseConnection) -> Result<(), DbErr> {
+    pub async fn give_back<C: ConnectionTrait>(&self, db: &C) -> Result<(), DbErr> {
         let count = Alias::new(self.count_column);
         let mut update = Query::update();
         update
@@ -65,7 +65,7 @@ impl Counter<'_> {
     }
 
     /// The current count (0 when the row does not exist yet).
-    pub async fn current(&self, db: &DatabaseConnection) -> Result<i64, DbErr> {
+    pub async fn current<C: ConnectionTrait>(&self, db: &C) -> Result<i64, DbErr> {
         let mut select = Query::select();
         select.column(Alias::new(self.count_column)).from(Alias::new(self.table)).and_where(self.key_condition());
         let row = db.query_one(&select).await?;

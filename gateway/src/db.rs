@@ -66,3 +66,11 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<sea_orm::DatabaseTra
     })
     .await
 }
+
+/// Errors worth trying the whole transaction again for: a deadlock victim (PostgreSQL,
+/// MySQL), a serialization failure, or SQLite's busy/locked after its timeout.
+pub fn is_transient(error: &crate::Error) -> bool {
+    let crate::Error::Db(e) = error else { return false };
+    let text = e.to_string().to_ascii_lowercase();
+    ["deadlock", "could not serialize", "database is locked", "lock wait timeout"].iter().any(|t| text.contains(t))
+}

@@ -173,14 +173,23 @@ pub async fn rename(db: &DatabaseConnection, account_id: i64, id: &str, name: &s
     let current = find(db, account_id, id).await?;
     let mut active: instance::ActiveModel = instance::ActiveModel { id: Set(current.id), ..Default::default() };
     active.name = Set(name);
-    Ok(active.update(db).await?.into())
+    update_cached(db, active).await
 }
 
 pub async fn set_paused(db: &DatabaseConnection, account_id: i64, id: &str, paused: bool) -> Result<Instance> {
     let current = find(db, account_id, id).await?;
     let mut active: instance::ActiveModel = instance::ActiveModel { id: Set(current.id), ..Default::default() };
     active.paused = Set(paused);
-    Ok(active.update(db).await?.into())
+    update_cached(db, active).await
+}
+
+/// Writes a change that the send path keeps in memory, with the change counter.
+async fn update_cached(db: &DatabaseConnection, active: instance::ActiveModel) -> Result<Instance> {
+    let txn = crate::db::begin_write(db).await?;
+    let updated = active.update(&txn).await?;
+    crate::cache::epoch::mark(&txn).await?;
+    crate::cache::epoch::commit(txn).await?;
+    Ok(updated.into())
 }
 
 pub async fn delete(db: &DatabaseConnection, account_id: i64, id: &str) -> Result<()> {
@@ -202,7 +211,8 @@ pub async fn delete(db: &DatabaseConnection, account_id: i64, id: &str) -> Resul
     crate::webhooks::destinations::delete_with_deliveries(&txn, destinations).await?;
     crate::threecx::integrations::delete_for_instance(&txn, &current.id).await?;
     instance::Entity::delete_by_id(current.id).exec(&txn).await?;
-    txn.commit().await?;
+    crate::cache::epoch::mark(&txn).await?;
+    crate::cache::epoch::commit(txn).await?;
     Ok(())
 }
 
@@ -238,7 +248,8 @@ pub async fn record_status(
     let updated = active.update(&txn).await?;
     insert_change(&txn, id, status, detail, now).await?;
     emit_status_events(&txn, &updated, previous, status, detail).await?;
-    txn.commit().await?;
+    crate::cache::epoch::mark(&txn).await?;
+    crate::cache::epoch::commit(txn).await?;
     Ok(Some(updated.into()))
 }
 
@@ -255,7 +266,7 @@ pub async fn set_connection_alert(db: &DatabaseConnection, id: &str, alert: Opti
     let mut active: instance::ActiveModel = instance::ActiveModel { id: Set(current.id), ..Default::default() };
     active.connection_alert_at = Set(alert.as_ref().map(|_| time::now()));
     active.connection_alert = Set(alert);
-    Ok(Some(active.update(db).await?.into()))
+    Ok(Some(update_cached(db, active).await?))
 }
 
 /// Instances of the account that carry a connection alert, for the dashboard.
@@ -345,6 +356,7 @@ pub async fn status_history(
 /// Pauses an instance for responsible-messaging review (automatically or by an operator).
 /// Only an operator lifts it. Returns false when it was already paused for review.
 pub async fn pause_for_review(db: &DatabaseConnection, id: &str, reason: &str) -> Result<bool> {
+    let txn = crate::db::begin_write(db).await?;
     let result = instance::Entity::update_many()
         .col_expr(instance::Column::ReviewPaused, sea_orm::sea_query::Expr::value(true))
         .col_expr(
@@ -354,20 +366,25 @@ pub async fn pause_for_review(db: &DatabaseConnection, id: &str, reason: &str) -
         .col_expr(instance::Column::ReviewPausedAt, sea_orm::sea_query::Expr::value(time::now()))
         .filter(instance::Column::Id.eq(id))
         .filter(instance::Column::ReviewPaused.eq(false))
-        .exec(db)
+        .exec(&txn)
         .await?;
+    crate::cache::epoch::mark(&txn).await?;
+    crate::cache::epoch::commit(txn).await?;
     Ok(result.rows_affected == 1)
 }
 
 pub async fn resume_from_review(db: &DatabaseConnection, id: &str) -> Result<bool> {
+    let txn = crate::db::begin_write(db).await?;
     let result = instance::Entity::update_many()
         .col_expr(instance::Column::ReviewPaused, sea_orm::sea_query::Expr::value(false))
         .col_expr(instance::Column::ReviewReason, sea_orm::sea_query::Expr::value(Option::<String>::None))
         .col_expr(instance::Column::ReviewPausedAt, sea_orm::sea_query::Expr::value(Option::<i64>::None))
         .filter(instance::Column::Id.eq(id))
         .filter(instance::Column::ReviewPaused.eq(true))
-        .exec(db)
+        .exec(&txn)
         .await?;
+    crate::cache::epoch::mark(&txn).await?;
+    crate::cache::epoch::commit(txn).await?;
     Ok(result.rows_affected == 1)
 }
 

@@ -2,6 +2,7 @@
 //! Nothing here knows about HTML or HTTP; `app` and `server` call into it.
 pub mod accounts;
 pub mod api_keys;
+pub mod cache;
 pub mod config;
 pub mod connectors;
 pub mod counters;
@@ -9,6 +10,7 @@ pub mod db;
 pub mod entities;
 pub mod error;
 pub mod events;
+pub mod faults;
 pub mod ids;
 pub mod inbound;
 pub mod instances;

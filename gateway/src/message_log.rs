@@ -79,10 +79,11 @@ pub struct NewMessage<'a> {
     pub content_fingerprint: String,
     pub risk_score: i32,
     pub channel: &'a crate::send::Channel,
+    pub idempotency_key: Option<&'a str>,
 }
 
 /// Logs a message as accepted; returns its log id.
-pub async fn insert_accepted(db: &DatabaseConnection, new: NewMessage<'_>) -> Result<i64> {
+pub async fn insert_accepted<C: sea_orm::ConnectionTrait>(db: &C, new: NewMessage<'_>) -> Result<i64> {
     let now = time::now();
     let row = message::ActiveModel {
         message_id: Set(new.message_id.into()),
@@ -109,6 +110,7 @@ pub async fn insert_accepted(db: &DatabaseConnection, new: NewMessage<'_>) -> Re
             crate::send::Channel::ThreeCx { agent_extension, .. } => agent_extension.clone(),
             crate::send::Channel::Api => None,
         }),
+        idempotency_key: Set(new.idempotency_key.map(str::to_string)),
         created_at: Set(now),
         updated_at: Set(now),
         ..Default::default()
@@ -149,45 +151,84 @@ async fn emit_status<C: sea_orm::ConnectionTrait>(
     Ok(())
 }
 
-/// The provider accepted the message: `message.sent`, in the same transaction.
-pub async fn mark_sent(
-    db: &DatabaseConnection,
+/// The provider accepted the message: `message.sent`, inside the caller's transaction. False
+/// when the message had already left `accepted` (the reconciler settled it after a crash).
+pub async fn mark_sent<C: sea_orm::ConnectionTrait>(
+    conn: &C,
     source: Source<'_>,
     log_id: i64,
     provider_message_id: &str,
-) -> Result<()> {
-    let txn = crate::db::begin_write(db).await?;
-    let row = message::ActiveModel {
-        id: Set(log_id),
-        status: Set(MessageStatus::Sent.as_str().into()),
-        provider_message_id: Set(Some(provider_message_id.into())),
-        updated_at: Set(time::now()),
-        ..Default::default()
-    }
-    .update(&txn)
+) -> Result<bool> {
+    let now = time::now();
+    let changed = settle_row(
+        conn,
+        log_id,
+        vec![
+            (message::Column::Status, MessageStatus::Sent.as_str().into()),
+            (message::Column::ProviderMessageId, Some(provider_message_id.to_string()).into()),
+            (message::Column::UpdatedAt, now.into()),
+        ],
+    )
     .await?;
-    emit_status(&txn, source, &row, MessageStatus::Sent, Some(EventKind::MessageSent), &[]).await?;
-    txn.commit().await?;
-    Ok(())
+    let Some(row) = changed else { return Ok(false) };
+    emit_status(conn, source, &row, MessageStatus::Sent, Some(EventKind::MessageSent), &[]).await?;
+    Ok(true)
 }
 
-/// The provider refused the message: `message.failed`, in the same transaction.
-pub async fn mark_failed(db: &DatabaseConnection, source: Source<'_>, log_id: i64, error: &str) -> Result<()> {
+/// The message did not go out (or may not have): `message.failed`, inside the caller's
+/// transaction. False when the message had already left `accepted`.
+pub async fn mark_failed<C: sea_orm::ConnectionTrait>(
+    conn: &C,
+    source: Source<'_>,
+    log_id: i64,
+    error: &str,
+) -> Result<bool> {
     let error: String = error.chars().take(255).collect();
-    let txn = crate::db::begin_write(db).await?;
-    let row = message::ActiveModel {
-        id: Set(log_id),
-        status: Set(MessageStatus::Failed.as_str().into()),
-        error: Set(Some(error.clone())),
-        updated_at: Set(time::now()),
-        ..Default::default()
-    }
-    .update(&txn)
+    let changed = settle_row(
+        conn,
+        log_id,
+        vec![
+            (message::Column::Status, MessageStatus::Failed.as_str().into()),
+            (message::Column::Error, Some(error.clone()).into()),
+            (message::Column::UpdatedAt, time::now().into()),
+        ],
+    )
     .await?;
+    let Some(row) = changed else { return Ok(false) };
     let extra = [("error", serde_json::json!(error))];
-    emit_status(&txn, source, &row, MessageStatus::Failed, Some(EventKind::MessageFailed), &extra).await?;
-    txn.commit().await?;
-    Ok(())
+    emit_status(conn, source, &row, MessageStatus::Failed, Some(EventKind::MessageFailed), &extra).await?;
+    Ok(true)
+}
+
+/// Moves an `accepted` message on, conditionally, so a send and the reconciler never both
+/// settle it; returns the updated row when this call did.
+async fn settle_row<C: sea_orm::ConnectionTrait>(
+    conn: &C,
+    log_id: i64,
+    values: Vec<(message::Column, sea_orm::Value)>,
+) -> Result<Option<message::Model>> {
+    let mut update = message::Entity::update_many()
+        .filter(message::Column::Id.eq(log_id))
+        .filter(message::Column::Status.eq(MessageStatus::Accepted.as_str()));
+    for (column, value) in values {
+        update = update.col_expr(column, sea_orm::sea_query::Expr::value(value));
+    }
+    if update.exec(conn).await?.rows_affected != 1 {
+        return Ok(None);
+    }
+    Ok(message::Entity::find_by_id(log_id).one(conn).await?)
+}
+
+/// Messages still `accepted` that were created before `before`: sends a crash interrupted.
+pub async fn stale_accepted(db: &DatabaseConnection, before: i64, limit: u64) -> Result<Vec<message::Model>> {
+    use sea_orm::{QueryOrder, QuerySelect};
+    Ok(message::Entity::find()
+        .filter(message::Column::Status.eq(MessageStatus::Accepted.as_str()))
+        .filter(message::Column::CreatedAt.lt(before))
+        .order_by_asc(message::Column::CreatedAt)
+        .limit(limit)
+        .all(db)
+        .await?)
 }
 
 /// Applies a receipt for a provider message id of an instance. Returns the new status when it

@@ -33,8 +33,8 @@ pub struct NewEntry<'a> {
     pub reasons: &'a [Reason],
 }
 
-pub async fn record(db: &DatabaseConnection, entry: NewEntry<'_>) -> Result<()> {
-    policy_decision::ActiveModel {
+pub async fn record<C: sea_orm::ConnectionTrait>(db: &C, entry: NewEntry<'_>) -> Result<i64> {
+    let row = policy_decision::ActiveModel {
         account_id: Set(entry.account_id),
         instance_id: Set(Some(entry.instance_id.into())),
         recipient_masked: Set(entry.recipient_masked),
@@ -48,7 +48,7 @@ pub async fn record(db: &DatabaseConnection, entry: NewEntry<'_>) -> Result<()> 
     }
     .insert(db)
     .await?;
-    Ok(())
+    Ok(row.id)
 }
 
 /// Recent blocked and flagged attempts, newest first.
@@ -95,6 +95,16 @@ pub async fn summary(db: &DatabaseConnection, account_id: i64, since: i64) -> Re
 }
 
 /// Policy-violation blocks of an instance since `since` (for the review pause).
+/// A send that passed every check but that the provider did not take.
+pub async fn mark_send_failed<C: sea_orm::ConnectionTrait>(db: &C, id: i64, error_code: &str) -> Result<()> {
+    policy_decision::Entity::update_many()
+        .col_expr(policy_decision::Column::ErrorCode, sea_orm::sea_query::Expr::value(error_code))
+        .filter(policy_decision::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
 pub async fn policy_blocks_since(db: &DatabaseConnection, instance_id: &str, since: i64) -> Result<u64> {
     Ok(policy_decision::Entity::find()
         .filter(policy_decision::Column::InstanceId.eq(instance_id))

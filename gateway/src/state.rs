@@ -3,11 +3,21 @@ use std::sync::Arc;
 
 use sea_orm::DatabaseConnection;
 
-use crate::{config::Config, connectors::registry::Registry};
+use crate::{
+    cache::HotCache,
+    config::Config,
+    connectors::registry::Registry,
+    send::{inflight::InFlight, StoredAnswers},
+};
 
 #[derive(Clone)]
 pub struct AppState {
     pub db: DatabaseConnection,
     pub config: Arc<Config>,
     pub registry: Arc<Registry>,
+    /// API keys, accounts and instances as the API path reads them.
+    pub cache: Arc<HotCache>,
+    /// Sends past admission, running in tasks of their own.
+    pub sends: InFlight,
+    pub answers: Arc<dyn StoredAnswers>,
 }

@@ -51,7 +51,7 @@ pub fn parse_reason(text: &str) -> Result<&'static str> {
         .ok_or_else(|| Error::invalid("Choose a reason from the list."))
 }
 
-pub async fn is_suppressed(db: &DatabaseConnection, account_id: i64, phone: &Phone) -> Result<bool> {
+pub async fn is_suppressed<C: sea_orm::ConnectionTrait>(db: &C, account_id: i64, phone: &Phone) -> Result<bool> {
     Ok(suppression::Entity::find()
         .filter(suppression::Column::AccountId.eq(account_id))
         .filter(suppression::Column::Phone.eq(phone.as_str()))

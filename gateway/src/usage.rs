@@ -1,7 +1,7 @@
 //! Fair-use counters per account, per UTC day and UTC month. The send pipeline counts units
 //! here; the dashboard reads them.
 use chrono::{DateTime, Utc};
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 
 use crate::{entities::usage_counter, error::Result};
 
@@ -19,7 +19,7 @@ pub fn month_key(at: DateTime<Utc>) -> String {
     at.format("%Y-%m").to_string()
 }
 
-pub async fn current(db: &DatabaseConnection, account_id: i64, at: DateTime<Utc>) -> Result<Usage> {
+pub async fn current<C: ConnectionTrait>(db: &C, account_id: i64, at: DateTime<Utc>) -> Result<Usage> {
     let rows = usage_counter::Entity::find()
         .filter(usage_counter::Column::AccountId.eq(account_id))
         .filter(usage_counter::Column::PeriodStart.is_in([day_key(at), month_key(at)]))
@@ -61,8 +61,8 @@ pub struct Reservation {
 }
 
 /// Takes one unit of the day's and the month's quota, atomically and exactly.
-pub async fn reserve(
-    db: &DatabaseConnection,
+pub async fn reserve<C: ConnectionTrait>(
+    db: &C,
     account_id: i64,
     limits: crate::plans::Limits,
     at: DateTime<Utc>,
@@ -84,8 +84,8 @@ pub async fn reserve(
 }
 
 /// What a reservation would meet, without taking anything (dry runs).
-pub async fn check(
-    db: &DatabaseConnection,
+pub async fn check<C: ConnectionTrait>(
+    db: &C,
     account_id: i64,
     limits: crate::plans::Limits,
     at: DateTime<Utc>,
@@ -100,7 +100,7 @@ pub async fn check(
     Ok(Ok(limits.daily - usage.today - 1))
 }
 
-pub async fn refund(db: &DatabaseConnection, reservation: &Reservation) -> Result<()> {
+pub async fn refund<C: ConnectionTrait>(db: &C, reservation: &Reservation) -> Result<()> {
     counter(&keys(reservation.account_id, "day", &reservation.day)).give_back(db).await?;
     counter(&keys(reservation.account_id, "month", &reservation.month)).give_back(db).await?;
     Ok(())

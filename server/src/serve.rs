@@ -40,6 +40,9 @@ impl Running {
             tracing::warn!("requests still open after 30 s; stopping anyway");
             self.server.abort();
         }
+        // Admitted sends run to their end (their connector calls are bounded by a timeout).
+        let send_limit = Duration::from_secs(self.state.config.send.timeout_secs + 10);
+        self.state.sends.close_and_wait(send_limit).await;
         for worker in self.workers {
             // In-flight webhook attempts take at most their 15 s timeout.
             let _ = tokio::time::timeout(Duration::from_secs(20), worker).await;
@@ -57,7 +60,15 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
     gateway::db::migrate(&db).await.map_err(|e| anyhow::anyhow!("database migration failed: {e}"))?;
 
     let (registry, events) = Registry::new(db.clone(), gateway::connectors::from_config(&config));
-    let state = AppState { db: db.clone(), config: Arc::new(config), registry: registry.clone() };
+    let cache = gateway::cache::HotCache::new(db.clone());
+    let state = AppState {
+        db: db.clone(),
+        config: Arc::new(config),
+        registry: registry.clone(),
+        cache: cache.clone(),
+        sends: gateway::send::inflight::InFlight::new(),
+        answers: Arc::new(crate::api::send::StoredBodies),
+    };
 
     let (shutdown, shutdown_rx) = watch::channel(false);
     let (events_shutdown, events_shutdown_rx) = watch::channel(false);
@@ -70,6 +81,8 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
     });
     workers.push(tokio::spawn(webhook_worker.run(shutdown_rx.clone())));
     workers.push(tokio::spawn(expire_sessions(db, shutdown_rx.clone())));
+    workers.push(tokio::spawn(cache.follow(shutdown_rx.clone())));
+    workers.push(tokio::spawn(gateway::send::reconcile::run(state.clone(), shutdown_rx.clone())));
     if let Err(e) = registry.start_linked().await {
         tracing::warn!(error = %e, "resuming linked instances failed");
     }

@@ -26,6 +26,9 @@ pub struct Model {
     pub source: String,
     pub conversation_id: Option<String>,
     pub agent_extension: Option<String>,
+    /// The Idempotency-Key the message was sent under, so a send interrupted by a crash can
+    /// still answer its key.
+    pub idempotency_key: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }

@@ -1,7 +1,11 @@
 //! `Idempotency-Key`: a retried request returns the first successful response without sending
-//! or counting again. Keys are scoped to the account and kept 24 hours. A key is claimed before
-//! the send starts, so two concurrent requests with one key cannot both send.
-use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
+//! or counting again. Keys are scoped to the account and kept 24 hours. A key is claimed in the
+//! same transaction that admits the message, and answered in the one that settles it, so no
+//! crash can leave a key without its message or send a message twice under one key.
+use sea_orm::{
+    sea_query::Expr, ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    Set,
+};
 use sha2::{Digest, Sha256};
 
 use crate::{entities::idempotency_key, error::Result, time};
@@ -11,9 +15,15 @@ pub const MAX_KEY_LEN: usize = 255;
 /// Status stored while the first request is still running.
 const IN_PROGRESS: i32 = 0;
 
+/// A key the caller asked to send under, with the hash of the request body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyedRequest {
+    pub key: String,
+    pub request_hash: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Claim {
-    /// First use: go ahead, then `complete` or `release`.
-    Claimed,
     /// A finished request with this key and the same body: answer this again.
     Replay { status: u16, body: String },
     /// The same key with a different body.
@@ -26,60 +36,77 @@ pub fn request_hash(body: &[u8]) -> String {
     hex::encode(Sha256::digest(body))
 }
 
-pub async fn claim(db: &DatabaseConnection, account_id: i64, key: &str, hash: &str) -> Result<Claim> {
-    let now = time::now();
-    // An expired key is free again.
-    idempotency_key::Entity::delete_many()
-        .filter(idempotency_key::Column::AccountId.eq(account_id))
-        .filter(idempotency_key::Column::Key.eq(key))
-        .filter(idempotency_key::Column::CreatedAt.lt(now - KEEP_SECS))
-        .exec(db)
-        .await?;
+/// What an earlier use of the key answers, or `None` when the key is free (an expired one is
+/// removed here).
+pub async fn earlier_use(db: &DatabaseConnection, account_id: i64, keyed: &KeyedRequest) -> Result<Option<Claim>> {
+    let Some(row) = idempotency_key::Entity::find_by_id((account_id, keyed.key.clone())).one(db).await? else {
+        return Ok(None);
+    };
+    if row.created_at < time::now() - KEEP_SECS {
+        idempotency_key::Entity::delete_many()
+            .filter(idempotency_key::Column::AccountId.eq(account_id))
+            .filter(idempotency_key::Column::Key.eq(keyed.key.as_str()))
+            .filter(idempotency_key::Column::CreatedAt.eq(row.created_at))
+            .exec(db)
+            .await?;
+        return Ok(None);
+    }
+    Ok(Some(answer_of(row, &keyed.request_hash)))
+}
+
+fn answer_of(row: idempotency_key::Model, hash: &str) -> Claim {
+    if row.request_hash != hash {
+        Claim::Mismatch
+    } else if row.status_code == IN_PROGRESS {
+        Claim::InProgress
+    } else {
+        Claim::Replay { status: u16::try_from(row.status_code).unwrap_or(200), body: row.response_body }
+    }
+}
+
+/// Claims the key inside the admission transaction. False when another request holds it: the
+/// caller rolls back (PostgreSQL aborts a transaction on a unique violation) and asks
+/// [`earlier_use`] again.
+pub async fn claim<C: ConnectionTrait>(conn: &C, account_id: i64, keyed: &KeyedRequest) -> Result<bool> {
     let inserted = idempotency_key::ActiveModel {
         account_id: Set(account_id),
-        key: Set(key.into()),
-        request_hash: Set(hash.into()),
+        key: Set(keyed.key.clone()),
+        request_hash: Set(keyed.request_hash.clone()),
         status_code: Set(IN_PROGRESS),
         response_body: Set(String::new()),
-        created_at: Set(now),
+        created_at: Set(time::now()),
     }
-    .insert(db)
+    .insert(conn)
     .await;
     match inserted {
-        Ok(_) => Ok(Claim::Claimed),
-        Err(e) if matches!(e.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_))) => {
-            let Some(row) = idempotency_key::Entity::find_by_id((account_id, key.to_string())).one(db).await? else {
-                return Ok(Claim::InProgress);
-            };
-            if row.request_hash != hash {
-                Ok(Claim::Mismatch)
-            } else if row.status_code == IN_PROGRESS {
-                Ok(Claim::InProgress)
-            } else {
-                Ok(Claim::Replay { status: u16::try_from(row.status_code).unwrap_or(200), body: row.response_body })
-            }
-        }
+        Ok(_) => Ok(true),
+        Err(e) if matches!(e.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_))) => Ok(false),
         Err(e) => Err(e.into()),
     }
 }
 
-/// Stores the response to replay.
-pub async fn complete(db: &DatabaseConnection, account_id: i64, key: &str, status: u16, body: &str) -> Result<()> {
-    idempotency_key::ActiveModel {
-        account_id: Set(account_id),
-        key: Set(key.into()),
-        status_code: Set(i32::from(status)),
-        response_body: Set(body.into()),
-        ..Default::default()
-    }
-    .update(db)
-    .await?;
+/// Stores the answer a retry will get (only over a key still in progress: the first answer
+/// stays).
+pub async fn complete<C: ConnectionTrait>(conn: &C, account_id: i64, key: &str, status: u16, body: &str) -> Result<()> {
+    idempotency_key::Entity::update_many()
+        .col_expr(idempotency_key::Column::StatusCode, Expr::value(i32::from(status)))
+        .col_expr(idempotency_key::Column::ResponseBody, Expr::value(body))
+        .filter(idempotency_key::Column::AccountId.eq(account_id))
+        .filter(idempotency_key::Column::Key.eq(key))
+        .filter(idempotency_key::Column::StatusCode.eq(IN_PROGRESS))
+        .exec(conn)
+        .await?;
     Ok(())
 }
 
-/// Frees the key: the request did not send, so a retry should run the checks again.
-pub async fn release(db: &DatabaseConnection, account_id: i64, key: &str) -> Result<()> {
-    idempotency_key::Entity::delete_by_id((account_id, key.to_string())).exec(db).await?;
+/// Frees the key: nothing was sent, so a retry should run the checks again.
+pub async fn release<C: ConnectionTrait>(conn: &C, account_id: i64, key: &str) -> Result<()> {
+    idempotency_key::Entity::delete_many()
+        .filter(idempotency_key::Column::AccountId.eq(account_id))
+        .filter(idempotency_key::Column::Key.eq(key))
+        .filter(idempotency_key::Column::StatusCode.eq(IN_PROGRESS))
+        .exec(conn)
+        .await?;
     Ok(())
 }
 
@@ -89,4 +116,10 @@ pub async fn delete_expired(db: &DatabaseConnection) -> Result<u64> {
         .exec(db)
         .await?
         .rows_affected)
+}
+
+/// Keys still in progress (for the failure tests' checks and operators' eyes).
+pub async fn in_progress_count(db: &DatabaseConnection) -> Result<u64> {
+    use sea_orm::PaginatorTrait;
+    Ok(idempotency_key::Entity::find().filter(idempotency_key::Column::StatusCode.eq(IN_PROGRESS)).count(db).await?)
 }

@@ -1,11 +1,16 @@
 //! The guarded send pipeline (the spec's `ResponsibleMessageSender`). The JSON handler checks
 //! steps 1–3 (content type, key, well-formed body); this runs steps 4–12 in DESIGN.md's order
 //! and the first refusal answers. Every decision past the instance check is policy-logged.
+mod admission;
+mod delivery;
 pub mod fetch;
 pub mod idempotency;
+pub mod inflight;
 pub mod media;
 pub mod phone;
 pub mod purpose;
+pub mod reconcile;
+mod settle;
 pub mod throttle;
 
 use sea_orm::DatabaseConnection;
@@ -14,11 +19,13 @@ use serde::Serialize;
 use crate::{
     accounts::Account,
     config::SendSettings,
-    connectors::{registry::Registry, ConnectorError, OutgoingContent, OutgoingMessage},
+    connectors::{OutgoingContent, OutgoingMessage},
     error::{Error, Result},
-    ids, instances, message_log,
+    instances, message_log,
     policy::{self, Assessment, Decision, Reason},
-    policy_log, suppressions, time, usage,
+    policy_log,
+    state::AppState,
+    suppressions, time, usage,
 };
 use media::Media;
 use phone::Phone;
@@ -136,12 +143,21 @@ pub struct DryRun {
 pub enum Outcome {
     Sent(Sent),
     DryRun(DryRun),
+    /// The Idempotency-Key was used before: its first answer, or why there is none.
+    Earlier(idempotency::Claim),
+}
+
+/// What the API answers and a retry with the same Idempotency-Key gets back. The JSON shapes
+/// belong to the HTTP layer, which provides them; the engine stores them when it settles.
+pub trait StoredAnswers: Send + Sync {
+    /// The 200 body of a sent message.
+    fn sent(&self, message_id: &str, log_id: i64) -> String;
+    /// The `gateway_send_failed` body of a message whose outcome the gateway cannot know.
+    fn send_failed(&self, log_id: i64) -> String;
 }
 
 pub struct Sender<'a> {
-    pub db: &'a DatabaseConnection,
-    pub registry: &'a Registry,
-    pub settings: &'a SendSettings,
+    pub state: &'a AppState,
 }
 
 /// Distinct recipients of the same content in a day that make it look like a broadcast.
@@ -150,7 +166,28 @@ const REPEAT_STEPS: [(i64, u8); 3] = [(50, 60), (20, 40), (10, 20)];
 const REVIEW_WINDOW_SECS: i64 = 3600;
 
 impl Sender<'_> {
-    pub async fn send(&self, account: &Account, request: SendRequest) -> Result<Result<Outcome, Refusal>> {
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.state.db
+    }
+
+    fn settings(&self) -> &SendSettings {
+        &self.state.config.send
+    }
+
+    /// Runs the pipeline. `keyed` is the request's Idempotency-Key (ignored for dry runs).
+    pub async fn send(
+        &self,
+        account: &Account,
+        request: SendRequest,
+        keyed: Option<idempotency::KeyedRequest>,
+    ) -> Result<Result<Outcome, Refusal>> {
+        let keyed = keyed.filter(|_| !request.dry_run);
+        // A retry gets its first answer, whatever changed since.
+        if let Some(keyed) = &keyed {
+            if let Some(earlier) = idempotency::earlier_use(self.db(), account.id, keyed).await? {
+                return Ok(Ok(Outcome::Earlier(earlier)));
+            }
+        }
         // 4. the account may send at all, through this channel
         let module_enabled = match request.channel {
             Channel::Api => account.api_enabled,
@@ -163,7 +200,7 @@ impl Sender<'_> {
             return Ok(Err(Refusal::ActivePlanRequired));
         };
         // 5. the instance is the account's
-        let instance = match instances::find(self.db, account.id, &request.instance_id).await {
+        let instance = match self.state.cache.instance(account.id, &request.instance_id).await {
             Ok(i) => i,
             Err(Error::NotFound) => return Ok(Err(Refusal::InvalidInstance)),
             Err(e) => return Err(e),
@@ -172,7 +209,7 @@ impl Sender<'_> {
         let text = request.message.clone().unwrap_or_default();
         let purpose_text = purpose_label(request.purpose.as_ref());
         let logger = DecisionLog {
-            db: self.db,
+            db: self.db(),
             account_id: account.id,
             instance_id: &instance.id,
             phone: &request.phone,
@@ -190,81 +227,49 @@ impl Sender<'_> {
         if instance.paused || instance.review_paused {
             return logger.refuse(Refusal::InstancePaused).await;
         }
-        // 8. suppression
-        if suppressions::is_suppressed(self.db, account.id, &request.phone).await? {
-            return logger.refuse(Refusal::RecipientSuppressed).await;
-        }
-        // 9. content policy
+        // 9's content checks need no lock: they run before the admission transaction, which
+        // answers in the spec's order (suppression before content).
         let fingerprint = fingerprint_of(&text, request.media.as_ref());
         let assessment = self.assess(account.id, &text, request.media.as_ref(), purpose, &fingerprint).await?;
-        let decision =
-            policy::decide(assessment.score, self.settings.policy_flag_threshold, self.settings.policy_block_threshold);
-        if decision == Decision::Block {
-            let refused = logger.refuse(Refusal::PolicyViolation(assessment.clone())).await;
-            if !dry_run {
-                self.maybe_pause_for_review(&instance.id).await?;
-            }
-            return refused;
-        }
-        let now = chrono::Utc::now();
+        let settings = self.settings();
+        let decision = policy::decide(assessment.score, settings.policy_flag_threshold, settings.policy_block_threshold);
         let throttle_limits = throttle::ThrottleLimits {
-            per_minute: self.settings.rate_per_minute,
-            new_recipients_per_hour: self.settings.new_recipients_per_hour,
+            per_minute: settings.rate_per_minute,
+            new_recipients_per_hour: settings.new_recipients_per_hour,
         };
 
         if dry_run {
-            // 10–11 without taking anything.
-            if let Err(exceeded) = usage::check(self.db, account.id, limits, now).await? {
-                return Ok(Err(limit_refusal(exceeded)));
-            }
-            if let Err(t) =
-                throttle::check(self.db, &instance.id, &request.phone, throttle_limits, now.timestamp()).await?
-            {
-                return Ok(Err(Refusal::Throttled { retry_after_secs: t.retry_after_secs }));
-            }
-            return Ok(Ok(Outcome::DryRun(DryRun { decision, assessment, refusal: None })));
+            return self.dry_run(account.id, limits, &instance.id, &request.phone, decision, assessment, throttle_limits).await;
         }
 
-        // 10. fair-use limits
-        let reservation = match usage::reserve(self.db, account.id, limits, now).await? {
-            Ok(r) => r,
-            Err(exceeded) => return logger.refuse(limit_refusal(exceeded)).await,
+        let plan = admission::Plan {
+            account_id: account.id,
+            instance_id: &instance.id,
+            phone: &request.phone,
+            purpose,
+            purpose_label: &purpose_text,
+            request: &request,
+            text: &text,
+            fingerprint,
+            assessment: &assessment,
+            decision,
+            limits,
+            throttle: throttle_limits,
+            keyed: keyed.as_ref(),
         };
-        // 11. sending speed
-        let admission =
-            match throttle::admit(self.db, &instance.id, &request.phone, throttle_limits, now.timestamp()).await {
-                Ok(Ok(a)) => a,
-                Ok(Err(t)) => {
-                    usage::refund(self.db, &reservation).await?;
-                    return logger.refuse(Refusal::Throttled { retry_after_secs: t.retry_after_secs }).await;
+        let ticket = match admission::admit(self.db(), &plan).await? {
+            admission::Admission::Admitted(ticket) => ticket,
+            admission::Admission::Earlier(claim) => return Ok(Ok(Outcome::Earlier(claim))),
+            admission::Admission::Refused(refusal) => {
+                if matches!(refusal, Refusal::PolicyViolation(_)) {
+                    self.maybe_pause_for_review(&instance.id).await?;
                 }
-                Err(e) => {
-                    usage::refund(self.db, &reservation).await?;
-                    return Err(e);
-                }
-            };
+                return Ok(Err(refusal));
+            }
+        };
 
-        // 12. the connector
-        let message_id = ids::new_id("msg");
-        let log_id = message_log::insert_accepted(
-            self.db,
-            message_log::NewMessage {
-                message_id: &message_id,
-                account_id: account.id,
-                instance_id: &instance.id,
-                recipient: request.phone.as_str(),
-                purpose: purpose.as_str(),
-                kind: request.media.as_ref().map(|m| media_kind_name(m.kind)).unwrap_or("text"),
-                body: stored_body(&text, purpose),
-                media_mime_type: request.media.as_ref().map(|m| m.mime_type.clone()),
-                media_file_name: request.media.as_ref().and_then(|m| m.file_name.clone()),
-                media_bytes: request.media.as_ref().map(|m| m.data.len() as i64),
-                content_fingerprint: fingerprint,
-                risk_score: i32::from(assessment.score),
-                channel: &request.channel,
-            },
-        )
-        .await?;
+        // Admitted: from here the send runs to its end in a task of its own, whatever happens
+        // to this request (a client that hangs up, a timeout, shutdown).
         let outgoing = OutgoingMessage {
             to: request.phone.as_str().to_string(),
             content: match request.media {
@@ -275,60 +280,61 @@ impl Sender<'_> {
                     data: m.data,
                     caption: request.message.clone(),
                 },
-                None => OutgoingContent::Text(text.clone()),
+                None => OutgoingContent::Text(text),
             },
         };
-        let source =
-            crate::events::Source { account_id: account.id, instance_id: &instance.id, instance_name: &instance.name };
-        // Customers see a stable reason; the provider's own words go to the log only.
-        // An instance that was never linked (or was logged out) has nobody to send as; opening
-        // its session would only start offering link codes.
-        let session = if instance.status == instances::InstanceStatus::Unlinked {
-            Err(None)
-        } else {
-            self.registry.session(&instance).await.map_err(Some)
+        let log_id = ticket.log_id;
+        let delivery = delivery::Delivery {
+            state: self.state.clone(),
+            instance,
+            ticket,
+            outgoing: Some(outgoing),
+            phone: request.phone.clone(),
+            keyed,
         };
-        let sent = match session {
-            Ok(session) => session.send(outgoing).await.map_err(|e| {
-                tracing::warn!(instance_id = %instance.id, error = %e, "connector refused a send");
-                match e {
-                    ConnectorError::NotConnected => "instance_not_connected".to_string(),
-                    ConnectorError::Rejected(_) => "recipient_rejected".to_string(),
-                    ConnectorError::NotOnWhatsApp => "recipient_not_on_whatsapp".to_string(),
-                    ConnectorError::RateLimited => "provider_rate_limited".to_string(),
-                    ConnectorError::Unavailable(_) | ConnectorError::Unsupported(_) => {
-                        "provider_unavailable".to_string()
-                    }
-                }
-            }),
-            Err(None) => Err("instance_not_connected".to_string()),
-            Err(Some(e)) => {
-                tracing::warn!(instance_id = %instance.id, error = %e, "no connector session for a send");
-                Err("provider_unavailable".to_string())
-            }
+        let finished = self.state.sends.spawn(log_id, delivery.run()).await;
+        let sent = match finished {
+            Ok(result) => result?,
+            Err(e) => return Err(Error::Internal(format!("a send task stopped: {e}"))),
         };
-        match sent {
-            Ok(receipt) => {
-                message_log::mark_sent(self.db, source, log_id, &receipt.provider_message_id).await?;
-                throttle::record_contact(self.db, &instance.id, &request.phone, now.timestamp()).await?;
-                logger.record(decision_label(decision), None, &assessment).await?;
-                Ok(Ok(Outcome::Sent(Sent {
-                    message_id,
-                    log_id,
-                    daily_limit: limits.daily,
-                    remaining_today: reservation.remaining_today,
-                    assessment,
-                    decision,
-                })))
-            }
-            Err(provider_error) => {
-                tracing::warn!(account_id = account.id, instance_id = %instance.id, log_id, error = %provider_error, "connector send failed");
-                message_log::mark_failed(self.db, source, log_id, &provider_error).await?;
-                usage::refund(self.db, &reservation).await?;
-                throttle::release(self.db, &admission).await?;
-                logger.refuse(Refusal::GatewaySendFailed { log_id }).await
-            }
+        Ok(match sent {
+            delivery::Finished::Sent { message_id, log_id, remaining_today } => Ok(Outcome::Sent(Sent {
+                message_id,
+                log_id,
+                daily_limit: limits.daily,
+                remaining_today,
+                assessment,
+                decision,
+            })),
+            delivery::Finished::Failed { log_id } => Err(Refusal::GatewaySendFailed { log_id }),
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn dry_run(
+        &self,
+        account_id: i64,
+        limits: crate::plans::Limits,
+        instance_id: &str,
+        phone: &Phone,
+        decision: Decision,
+        assessment: Assessment,
+        throttle_limits: throttle::ThrottleLimits,
+    ) -> Result<Result<Outcome, Refusal>> {
+        // 8–11 without taking anything.
+        if suppressions::is_suppressed(self.db(), account_id, phone).await? {
+            return Ok(Err(Refusal::RecipientSuppressed));
         }
+        if decision == Decision::Block {
+            return Ok(Err(Refusal::PolicyViolation(assessment)));
+        }
+        if let Err(exceeded) = usage::check(self.db(), account_id, limits, chrono::Utc::now()).await? {
+            return Ok(Err(limit_refusal(exceeded)));
+        }
+        if let Err(t) = throttle::check(self.db(), instance_id, phone, throttle_limits, time::now()).await? {
+            return Ok(Err(Refusal::Throttled { retry_after_secs: t.retry_after_secs }));
+        }
+        Ok(Ok(Outcome::DryRun(DryRun { decision, assessment, refusal: None })))
     }
 
     async fn assess(
@@ -347,7 +353,7 @@ impl Sender<'_> {
         let mut assessment = policy::assess(&subject, purpose.as_str());
         let since = time::now() - REPEAT_WINDOW_SECS;
         let recipients =
-            message_log::distinct_recipients_with_fingerprint(self.db, account_id, fingerprint, since).await?;
+            message_log::distinct_recipients_with_fingerprint(self.db(), account_id, fingerprint, since).await?;
         if let Some((threshold, points)) = REPEAT_STEPS.iter().find(|(n, _)| recipients >= *n) {
             assessment.reasons.push(Reason {
                 code: "repeated_content".into(),
@@ -363,10 +369,10 @@ impl Sender<'_> {
 
     async fn maybe_pause_for_review(&self, instance_id: &str) -> Result<()> {
         let since = time::now() - REVIEW_WINDOW_SECS;
-        let blocks = policy_log::policy_blocks_since(self.db, instance_id, since).await?;
-        if blocks >= self.settings.review_pause_blocks {
+        let blocks = policy_log::policy_blocks_since(self.db(), instance_id, since).await?;
+        if blocks >= self.settings().review_pause_blocks {
             let reason = format!("Automatic: {blocks} policy blocks within an hour.");
-            if instances::pause_for_review(self.db, instance_id, &reason).await? {
+            if instances::pause_for_review(self.db(), instance_id, &reason).await? {
                 tracing::warn!(instance_id, blocks, "instance paused for responsible-messaging review");
             }
         }
@@ -410,7 +416,8 @@ impl DecisionLog<'_> {
                 reasons: &assessment.reasons,
             },
         )
-        .await
+        .await?;
+        Ok(())
     }
 }
 

@@ -2,7 +2,7 @@
 //! several server processes: a fixed one-minute window of sends, and an hourly window of
 //! recipients the instance has never written to (WhatsApp bans numbers that message many new
 //! people quickly).
-use sea_orm::{sea_query::OnConflict, DatabaseConnection, EntityTrait, Set};
+use sea_orm::{sea_query::OnConflict, ConnectionTrait, DatabaseConnection, EntityTrait, Set};
 
 use crate::{counters::Counter, entities::contacted_recipient, error::Result, send::phone::Phone};
 
@@ -31,7 +31,7 @@ fn counter<'a>(keys: &'a [(&'static str, sea_orm::Value)]) -> Counter<'a> {
     Counter { table: "rate_windows", keys, count_column: "count" }
 }
 
-async fn is_known(db: &DatabaseConnection, instance_id: &str, phone: &Phone) -> Result<bool> {
+async fn is_known<C: ConnectionTrait>(db: &C, instance_id: &str, phone: &Phone) -> Result<bool> {
     Ok(contacted_recipient::Entity::find_by_id((instance_id.to_string(), phone.as_str().to_string()))
         .one(db)
         .await?
@@ -39,8 +39,8 @@ async fn is_known(db: &DatabaseConnection, instance_id: &str, phone: &Phone) -> 
 }
 
 /// Takes a place in this minute's window (and, for a new recipient, in this hour's).
-pub async fn admit(
-    db: &DatabaseConnection,
+pub async fn admit<C: ConnectionTrait>(
+    db: &C,
     instance_id: &str,
     phone: &Phone,
     limits: ThrottleLimits,
@@ -64,8 +64,8 @@ pub async fn admit(
 }
 
 /// What `admit` would answer, taking nothing (dry runs).
-pub async fn check(
-    db: &DatabaseConnection,
+pub async fn check<C: ConnectionTrait>(
+    db: &C,
     instance_id: &str,
     phone: &Phone,
     limits: ThrottleLimits,
@@ -85,7 +85,7 @@ pub async fn check(
 }
 
 /// A send that failed does not use up a new-recipient place.
-pub async fn release(db: &DatabaseConnection, admission: &Admission) -> Result<()> {
+pub async fn release<C: ConnectionTrait>(db: &C, admission: &Admission) -> Result<()> {
     if let Some((scope, start)) = &admission.new_recipient_window {
         counter(&window(scope, *start)).give_back(db).await?;
     }
@@ -93,7 +93,7 @@ pub async fn release(db: &DatabaseConnection, admission: &Admission) -> Result<(
 }
 
 /// Remembers that the instance has written to this recipient.
-pub async fn record_contact(db: &DatabaseConnection, instance_id: &str, phone: &Phone, now: i64) -> Result<()> {
+pub async fn record_contact<C: ConnectionTrait>(db: &C, instance_id: &str, phone: &Phone, now: i64) -> Result<()> {
     let row = contacted_recipient::ActiveModel {
         instance_id: Set(instance_id.into()),
         phone: Set(phone.as_str().into()),

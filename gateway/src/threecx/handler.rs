@@ -210,7 +210,7 @@ async fn window_open(ctx: &Context<'_>, integration: &Integration, phone: &Phone
     if !integration.strict_window {
         return Ok(true);
     }
-    let last = inbound::last_inbound_at(ctx.sender.db, &integration.instance_id, phone).await?;
+    let last = inbound::last_inbound_at(ctx.sender.db(), &integration.instance_id, phone).await?;
     Ok(matches!(last, Some(at) if at > ctx.now - integration.window_secs()))
 }
 
@@ -244,9 +244,10 @@ async fn send(
         dry_run: false,
         channel,
     };
-    Ok(match ctx.sender.send(account, request).await? {
+    Ok(match ctx.sender.send(account, request, None).await? {
         Ok(Outcome::Sent(sent)) => Ok(Answer::Sent { message_id: sent.message_id, log_id: sent.log_id }),
-        Ok(Outcome::DryRun(_)) => Err(Rejection::Send(Refusal::GatewaySendFailed { log_id: 0 })),
+        // Neither happens without dry_run and an Idempotency-Key.
+        Ok(Outcome::DryRun(_) | Outcome::Earlier(_)) => Err(Rejection::Send(Refusal::GatewaySendFailed { log_id: 0 })),
         Err(refusal) => Err(Rejection::Send(refusal)),
     })
 }
@@ -301,7 +302,7 @@ async fn call_follow_up(
     if !window_open(ctx, integration, phone).await? {
         return Ok(Ok(Answer::Skipped(SkipReason::ConversationWindowClosed)));
     }
-    let Some(claim) = cooldown::claim(ctx.sender.db, &integration.id, call, phone, ctx.now).await? else {
+    let Some(claim) = cooldown::claim(ctx.sender.db(), &integration.id, call, phone, ctx.now).await? else {
         return Ok(Ok(Answer::Skipped(SkipReason::CooldownActive)));
     };
     let values = templates::Values {
@@ -315,7 +316,7 @@ async fn call_follow_up(
     let text = templates::render(&template.text, &values);
     let sent = send(ctx, integration, account, phone, text, purpose, channel_of(payload)).await;
     if !matches!(sent, Ok(Ok(Answer::Sent { .. }))) {
-        cooldown::give_back(ctx.sender.db, claim).await?;
+        cooldown::give_back(ctx.sender.db(), claim).await?;
     }
     sent
 }

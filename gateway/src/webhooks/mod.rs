@@ -3,3 +3,10 @@
 pub mod destinations;
 pub mod signing;
 pub mod worker;
+
+static WAKE: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// New deliveries were committed: delivery workers in this process look at once.
+pub fn wake() {
+    WAKE.notify_waiters();
+}

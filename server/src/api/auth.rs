@@ -1,5 +1,6 @@
-//! The bearer-key extractor. Resolves `Authorization: Bearer <key>` to the key's account with
-//! one indexed lookup (keys are stored as SHA-256; no argon2 on this path).
+//! The bearer-key extractor. Resolves `Authorization: Bearer <key>` to the key's account from
+//! the hot cache (keys are stored as SHA-256; no argon2 on this path, and no query once a key
+//! has been seen until something changes).
 use axum::{extract::FromRequestParts, http::request::Parts};
 use gateway::{accounts::Account, api_keys::KeyCheck, state::AppState};
 
@@ -22,9 +23,11 @@ impl FromRequestParts<AppState> for ApiCaller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let token = bearer_token(parts).ok_or_else(ApiError::invalid_api_key)?;
-        match gateway::api_keys::authenticate(&state.db, token).await {
+        match state.cache.authenticate(token).await {
             Ok(KeyCheck::Valid { key_id, account_id }) => {
-                let account = gateway::accounts::find_by_id(&state.db, account_id)
+                let account = state
+                    .cache
+                    .account(account_id)
                     .await
                     .map_err(|e| ApiError::internal("load key account", &e))?
                     .ok_or_else(ApiError::invalid_api_key)?;

@@ -191,15 +191,25 @@ impl ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = super::schema::ErrorResponse {
+impl ApiError {
+    fn body(&self) -> super::schema::ErrorResponse {
+        super::schema::ErrorResponse {
             success: false,
             error: self.code.to_string(),
             message: self.message.to_string(),
-            details: self.details,
-        };
-        let mut response = (self.status, Json(body)).into_response();
+            details: self.details.clone(),
+        }
+    }
+
+    /// The JSON body alone, as `into_response` sends it (stored for idempotent replays).
+    pub fn body_json(&self) -> String {
+        serde_json::to_string(&self.body()).unwrap_or_default()
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, Json(self.body())).into_response();
         if let Some(secs) = self.retry_after {
             response.headers_mut().insert("retry-after", HeaderValue::from(secs.max(1)));
         }

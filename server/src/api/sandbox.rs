@@ -87,7 +87,9 @@ async fn sandbox_instance(state: &AppState, caller: &ApiCaller, id: &str) -> Res
     if !caller.account.api_enabled {
         return Err(ApiError::module_not_enabled());
     }
-    let instance = instances::find(&state.db, caller.account.id, id)
+    let instance = state
+        .cache
+        .instance(caller.account.id, id)
         .await
         .map_err(|e| ApiError::from_domain("find sandbox instance", e))?;
     if instance.connector != sandbox::NAME {

@@ -86,26 +86,11 @@ async fn handle(
     let request = parse_send_request(&parsed, media_settings).await?;
     let wants_dry_run = request.dry_run;
 
-    let idempotency_key = idempotency_key(headers)?;
-    let claimed = match (&idempotency_key, request.dry_run) {
-        (Some(key), false) => {
-            let hash = idempotency::request_hash(&body);
-            match idempotency::claim(&state.db, caller.account.id, key, &hash)
-                .await
-                .map_err(|e| ApiError::internal("claim idempotency key", &e))?
-            {
-                idempotency::Claim::Claimed => Some(key.clone()),
-                idempotency::Claim::Replay { status, body } => return Ok(replay(status, body)),
-                idempotency::Claim::Mismatch => return Err(ApiError::idempotency_key_reused()),
-                idempotency::Claim::InProgress => return Err(ApiError::idempotency_key_in_progress()),
-            }
-        }
-        _ => None,
-    };
+    let keyed = idempotency_key(headers)?
+        .map(|key| idempotency::KeyedRequest { key, request_hash: idempotency::request_hash(&body) });
 
-    let sender = Sender { db: &state.db, registry: &state.registry, settings: &state.config.send };
-    let outcome = sender.send(&caller.account, request).await;
-    let response = match outcome {
+    let sender = Sender { state };
+    match sender.send(&caller.account, request, keyed).await {
         Ok(Ok(Outcome::Sent(sent))) => {
             let body = SendMessageResponse {
                 success: true,
@@ -113,21 +98,20 @@ async fn handle(
                 message_id: sent.message_id,
                 log_id: sent.log_id,
             };
-            if let Some(key) = &claimed {
-                let stored = serde_json::to_string(&body).map_err(|e| ApiError::internal("encode response", &e))?;
-                idempotency::complete(&state.db, caller.account.id, key, 200, &stored)
-                    .await
-                    .map_err(|e| ApiError::internal("store idempotent response", &e))?;
-            }
             let mut response = (StatusCode::OK, Json(body)).into_response();
             let headers = response.headers_mut();
             headers.insert("x-ratelimit-limit", HeaderValue::from(sent.daily_limit));
             headers.insert("x-ratelimit-remaining", HeaderValue::from(sent.remaining_today));
-            return Ok(response);
+            Ok(response)
         }
         Ok(Ok(Outcome::DryRun(dry))) => {
             Ok(dry_run_response(dry.decision, dry.assessment.score, &dry.assessment.reasons, dry.refusal.as_ref()))
         }
+        Ok(Ok(Outcome::Earlier(claim))) => match claim {
+            idempotency::Claim::Replay { status, body } => Ok(replay(status, body)),
+            idempotency::Claim::Mismatch => Err(ApiError::idempotency_key_reused()),
+            idempotency::Claim::InProgress => Err(ApiError::idempotency_key_in_progress()),
+        },
         // A dry run answers what would happen to the message; problems of the caller itself
         // (module, plan, instance) answer as errors, as they would without dry_run.
         Ok(Err(refusal)) if wants_dry_run && !is_caller_problem(&refusal) => Ok(dry_run_response(
@@ -138,14 +122,22 @@ async fn handle(
         )),
         Ok(Err(refusal)) => Err(ApiError::from_refusal(&refusal)),
         Err(e) => Err(ApiError::internal("send message", &e)),
-    };
-    if let Some(key) = &claimed {
-        // Nothing was sent: a retry with this key runs the checks again.
-        if let Err(e) = idempotency::release(&state.db, caller.account.id, key).await {
-            tracing::error!(error = %e, "releasing an idempotency key failed");
-        }
     }
-    response
+}
+
+/// The bodies the engine stores for an Idempotency-Key, exactly as this handler answers them.
+pub struct StoredBodies;
+
+impl gateway::send::StoredAnswers for StoredBodies {
+    fn sent(&self, message_id: &str, log_id: i64) -> String {
+        let body =
+            SendMessageResponse { success: true, status: "sent".into(), message_id: message_id.to_string(), log_id };
+        serde_json::to_string(&body).unwrap_or_default()
+    }
+
+    fn send_failed(&self, log_id: i64) -> String {
+        ApiError::from_refusal(&Refusal::GatewaySendFailed { log_id }).body_json()
+    }
 }
 
 fn is_caller_problem(refusal: &Refusal) -> bool {

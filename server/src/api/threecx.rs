@@ -318,7 +318,7 @@ async fn process(
     let Some(account) = gateway::accounts::find_by_id(&state.db, integration.account_id).await? else {
         return Ok(refuse("account no longer exists"));
     };
-    let sender = Sender { db: &state.db, registry: &state.registry, settings: &state.config.send };
+    let sender = Sender { state };
     let ctx = handler::Context { sender: &sender, now };
     let handled = handler::handle(&ctx, integration, &account, &payload).await?;
     Ok(answer(handled))

@@ -423,6 +423,7 @@ async fn the_message_log_shows_statuses_and_failure_rates(backend: Backend) {
                 content_fingerprint: id.clone(),
                 risk_score: 0,
                 channel: &gateway::send::Channel::Api,
+                idempotency_key: None,
             },
         )
         .await

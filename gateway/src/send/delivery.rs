@@ -1,0 +1,133 @@
+//! An admitted message's way out: the connector call, bounded by a timeout, then the settle
+//! transaction, retried until it holds. Runs in its own task (see `inflight`).
+use std::time::Duration;
+
+use super::{admission::Ticket, idempotency::KeyedRequest, phone::Phone, settle::Settle};
+use crate::{
+    connectors::{ConnectorError, OutgoingMessage},
+    error::Result,
+    instances::{Instance, InstanceStatus},
+    state::AppState,
+};
+
+pub(crate) struct Delivery {
+    pub state: AppState,
+    pub instance: Instance,
+    pub ticket: Ticket,
+    /// Taken when handed to the connector (media can be large: it is not copied).
+    pub outgoing: Option<OutgoingMessage>,
+    pub phone: Phone,
+    pub keyed: Option<KeyedRequest>,
+}
+
+pub(crate) enum Finished {
+    Sent { message_id: String, log_id: i64, remaining_today: i64 },
+    Failed { log_id: i64 },
+}
+
+/// What the connector said.
+enum Handed {
+    Accepted(String),
+    /// Certainly not sent; the stable reason customers see.
+    Refused(&'static str),
+    /// Perhaps sent: the connector did not answer in time.
+    Unknown(&'static str),
+}
+
+impl Delivery {
+    pub(crate) async fn run(mut self) -> Result<Finished> {
+        crate::faults::crash_point("send.after_admission");
+        let handed = match self.outgoing.take() {
+            Some(outgoing) => self.hand_over(outgoing).await,
+            None => Handed::Refused("provider_unavailable"),
+        };
+        crate::faults::crash_point("send.after_connector");
+        let settle = Settle {
+            db: &self.state.db,
+            instance: &self.instance,
+            ticket: &self.ticket,
+            phone: &self.phone,
+            keyed: self.keyed.as_ref(),
+        };
+        let log_id = self.ticket.log_id;
+        match handed {
+            Handed::Accepted(provider_id) => {
+                let answer = self.state.answers.sent(&self.ticket.message_id, log_id);
+                retrying("settle a sent message", log_id, || settle.sent(&provider_id, &answer)).await;
+                Ok(Finished::Sent {
+                    message_id: self.ticket.message_id.clone(),
+                    log_id,
+                    remaining_today: self.ticket.reservation.remaining_today,
+                })
+            }
+            Handed::Refused(reason) => {
+                retrying("settle a refused message", log_id, || settle.refused(reason)).await;
+                Ok(Finished::Failed { log_id })
+            }
+            Handed::Unknown(reason) => {
+                let answer = self.state.answers.send_failed(log_id);
+                retrying("settle an unanswered message", log_id, || settle.unknown(reason, &answer)).await;
+                Ok(Finished::Failed { log_id })
+            }
+        }
+    }
+
+    async fn hand_over(&self, outgoing: OutgoingMessage) -> Handed {
+        let instance_id = &self.instance.id;
+        // An instance that was never linked (or was logged out) has nobody to send as; opening
+        // its session would only start offering link codes.
+        if self.instance.status == InstanceStatus::Unlinked {
+            return Handed::Refused("instance_not_connected");
+        }
+        let session = match self.state.registry.session(&self.instance).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(instance_id = %instance_id, error = %e, "no connector session for a send");
+                return Handed::Refused("provider_unavailable");
+            }
+        };
+        let limit = Duration::from_secs(self.state.config.send.timeout_secs);
+        // Customers see a stable reason; the provider's own words go to the log only.
+        match tokio::time::timeout(limit, session.send(outgoing)).await {
+            Ok(Ok(receipt)) => Handed::Accepted(receipt.provider_message_id),
+            Ok(Err(e)) => {
+                tracing::warn!(instance_id = %instance_id, log_id = self.ticket.log_id, error = %e, "connector refused a send");
+                Handed::Refused(match e {
+                    ConnectorError::NotConnected => "instance_not_connected",
+                    ConnectorError::Rejected(_) => "recipient_rejected",
+                    ConnectorError::NotOnWhatsApp => "recipient_not_on_whatsapp",
+                    ConnectorError::RateLimited => "provider_rate_limited",
+                    ConnectorError::Unavailable(_) | ConnectorError::Unsupported(_) => "provider_unavailable",
+                })
+            }
+            Err(_) => {
+                tracing::warn!(instance_id = %instance_id, log_id = self.ticket.log_id, "the connector did not answer a send in time");
+                Handed::Unknown("provider_timeout")
+            }
+        }
+    }
+}
+
+/// Settling must hold once the connector has answered: a failed attempt (the database away,
+/// a deadlock) is tried again with a growing pause until it does.
+async fn retrying<'a, F, Fut>(what: &str, log_id: i64, attempt: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<()>> + 'a,
+{
+    let mut pause = Duration::from_millis(20);
+    let mut failures = 0u32;
+    loop {
+        match attempt().await {
+            Ok(()) => return,
+            Err(e) => {
+                failures += 1;
+                if failures == 1 || failures.is_power_of_two() {
+                    tracing::error!(log_id, failures, error = %e, "could not {what}; trying again");
+                }
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
