@@ -21,6 +21,25 @@ pub fn crash_point(point: &str) {
     }
 }
 
+/// The failure tests' witness of what reached "WhatsApp": in debug builds, when
+/// `WAG_FAULTS_SEND_LOG` names a file, the sandbox appends each message it accepts, one line
+/// (newlines flattened) per send, before it answers.
+#[inline]
+pub fn witness_send(text: &str) {
+    #[cfg(debug_assertions)]
+    if let Some(path) = std::env::var_os("WAG_FAULTS_SEND_LOG") {
+        use std::io::Write;
+        let line = format!("{}\n", text.replace('\n', " "));
+        // One append-mode write: lines from racing sends never interleave, and what was
+        // written survives the process being killed right after.
+        if let Ok(mut file) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+            let _ = file.write_all(line.as_bytes());
+        }
+    }
+    #[cfg(not(debug_assertions))]
+    let _ = text;
+}
+
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Action {
     Crash,

@@ -309,6 +309,7 @@ async fn apply_to_row(
     };
     emit_status(&txn, source, &row, next, specific, &extra).await?;
     txn.commit().await?;
+    crate::webhooks::wake();
     Ok(Some(next))
 }
 

@@ -185,6 +185,9 @@ impl ConnectorSession for SandboxSession {
             receipts.to_vec(),
             self.receipt_delay,
         ));
+        if let super::OutgoingContent::Text(text) = &message.content {
+            crate::faults::witness_send(text);
+        }
         Ok(SentMessage { provider_message_id })
     }
 

@@ -49,7 +49,7 @@ pub fn router() -> Router<AppState> {
         (status = 423, description = "instance_paused_for_review", body = ErrorResponse),
         (status = 429, description = "daily_message_limit_exceeded, monthly_message_limit_exceeded, sending_throttled (with Retry-After)", body = ErrorResponse),
         (status = 500, description = "internal_error", body = ErrorResponse),
-        (status = 502, description = "gateway_send_failed: the quota unit is given back", body = ErrorResponse),
+        (status = 502, description = "gateway_send_failed: the quota unit is given back, unless the message may have reached WhatsApp (provider_timeout, interrupted)", body = ErrorResponse),
     ),
     security(("bearer" = []))
 )]

@@ -412,10 +412,8 @@ async fn idempotent_retries_send_once(backend: Backend) {
     let account = gateway::accounts::find_by_email(&f.app.conn, &f.email).await.unwrap().unwrap();
     let in_flight = f.body("+966507777777", OK_TEXT);
     let hash = gateway::send::idempotency::request_hash(serde_json::to_string(&in_flight).unwrap().as_bytes());
-    assert!(matches!(
-        gateway::send::idempotency::claim(&f.app.conn, account.id, "still-running", &hash).await.unwrap(),
-        gateway::send::idempotency::Claim::Claimed
-    ));
+    let keyed = gateway::send::idempotency::KeyedRequest { key: "still-running".into(), request_hash: hash };
+    assert!(gateway::send::idempotency::claim(&f.app.conn, account.id, &keyed).await.unwrap());
     let (s, _, busy) = send("still-running", in_flight).await;
     assert_eq!((s, busy["error"].as_str()), (StatusCode::CONFLICT, Some("idempotency_key_in_progress")));
     assert_eq!(busy["message"], "A request with this Idempotency-Key is still being processed. Retry in a moment.");
