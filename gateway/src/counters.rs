@@ -38,17 +38,38 @@ impl Counter<'_> {
         Ok(())
     }
 
-    /// Takes one unit if fewer than `limit` are taken. True when taken.
-    pub async fn try_take<C: ConnectionTrait>(&self, db: &C, limit: i64) -> Result<bool, DbErr> {
+    /// Takes one unit if fewer than `limit` are taken; the count after taking it, or `None`
+    /// when the limit is reached. The window's row exists after its first unit, so the usual
+    /// case is one statement.
+    pub async fn try_take<C: ConnectionTrait>(&self, db: &C, limit: i64) -> Result<Option<i64>, DbErr> {
+        if let Some(count) = self.take_existing(db, limit).await? {
+            return Ok(Some(count));
+        }
+        // No row yet, or the limit is reached: make sure of the row and ask again.
         self.ensure_row(db).await?;
+        self.take_existing(db, limit).await
+    }
+
+    async fn take_existing<C: ConnectionTrait>(&self, db: &C, limit: i64) -> Result<Option<i64>, DbErr> {
         let count = Alias::new(self.count_column);
         let mut update = Query::update();
         update
             .table(Alias::new(self.table))
             .value(count.clone(), Expr::col(count.clone()).add(1))
             .and_where(self.key_condition())
-            .and_where(Expr::col(count).lt(limit));
-        Ok(db.execute(&update).await?.rows_affected() == 1)
+            .and_where(Expr::col(count.clone()).lt(limit));
+        if db.get_database_backend() == sea_orm::DatabaseBackend::MySql {
+            // No RETURNING on MySQL: read the count back inside the same transaction.
+            if db.execute(&update).await?.rows_affected() != 1 {
+                return Ok(None);
+            }
+            return self.current(db).await.map(Some);
+        }
+        update.returning_col(count);
+        match db.query_one(&update).await? {
+            Some(row) => Ok(Some(i64::from(row.try_get_by_index::<i32>(0)?))),
+            None => Ok(None),
+        }
     }
 
     /// Gives one unit back (a refused or failed send).

@@ -41,6 +41,7 @@ pub fn witness_send(text: &str) {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(not(debug_assertions), allow(dead_code))]
 enum Action {
     Crash,
     Error,

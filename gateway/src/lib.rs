@@ -16,6 +16,7 @@ pub mod inbound;
 pub mod instances;
 pub mod login_throttle;
 pub mod message_log;
+pub mod message_stats;
 pub mod names;
 pub mod net_guard;
 pub mod optout;

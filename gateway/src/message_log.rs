@@ -82,7 +82,7 @@ pub struct NewMessage<'a> {
     pub idempotency_key: Option<&'a str>,
 }
 
-/// Logs a message as accepted; returns its log id.
+/// Logs a message as accepted (and counts it in its hour); returns its log id.
 pub async fn insert_accepted<C: sea_orm::ConnectionTrait>(db: &C, new: NewMessage<'_>) -> Result<i64> {
     let now = time::now();
     let row = message::ActiveModel {
@@ -117,6 +117,7 @@ pub async fn insert_accepted<C: sea_orm::ConnectionTrait>(db: &C, new: NewMessag
     }
     .insert(db)
     .await?;
+    crate::message_stats::count_created(db, new.account_id, now).await?;
     Ok(row.id)
 }
 
@@ -195,6 +196,7 @@ pub async fn mark_failed<C: sea_orm::ConnectionTrait>(
     )
     .await?;
     let Some(row) = changed else { return Ok(false) };
+    crate::message_stats::count_failed(conn, row.account_id, row.created_at).await?;
     let extra = [("error", serde_json::json!(error))];
     emit_status(conn, source, &row, MessageStatus::Failed, Some(EventKind::MessageFailed), &extra).await?;
     Ok(true)
@@ -288,6 +290,9 @@ async fn apply_to_row(
     if result.rows_affected != 1 {
         txn.rollback().await?;
         return Ok(None);
+    }
+    if next == MessageStatus::Failed {
+        crate::message_stats::count_failed(&txn, row.account_id, row.created_at).await?;
     }
     let instance = crate::entities::instance::Entity::find_by_id(instance_id.to_string()).one(&txn).await?;
     let name = instance.map(|i| i.name).unwrap_or_default();
@@ -440,16 +445,8 @@ pub struct FailureRate {
     pub failed: u64,
 }
 
-/// Messages of the account created in [from, until) and how many of them failed.
+/// Messages of the account created in [from, until) and how many of them failed, from the
+/// maintained hourly counts (see `message_stats`).
 pub async fn failure_rate(db: &DatabaseConnection, account_id: i64, from: i64, until: i64) -> Result<FailureRate> {
-    use sea_orm::PaginatorTrait;
-    let base = || {
-        message::Entity::find()
-            .filter(message::Column::AccountId.eq(account_id))
-            .filter(message::Column::CreatedAt.gte(from))
-            .filter(message::Column::CreatedAt.lt(until))
-    };
-    let total = base().count(db).await?;
-    let failed = base().filter(message::Column::Status.eq(MessageStatus::Failed.as_str())).count(db).await?;
-    Ok(FailureRate { total, failed })
+    crate::message_stats::failure_rate(db, account_id, from, until).await
 }

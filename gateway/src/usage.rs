@@ -70,16 +70,15 @@ pub async fn reserve<C: ConnectionTrait>(
     let (day, month) = (day_key(at), month_key(at));
     let day_keys = keys(account_id, "day", &day);
     let month_keys = keys(account_id, "month", &month);
-    if !counter(&day_keys).try_take(db, limits.daily).await? {
+    let Some(used_today) = counter(&day_keys).try_take(db, limits.daily).await? else {
         let used = counter(&day_keys).current(db).await?;
         return Ok(Err(LimitExceeded::Daily { limit: limits.daily, used }));
-    }
-    if !counter(&month_keys).try_take(db, limits.monthly).await? {
+    };
+    if counter(&month_keys).try_take(db, limits.monthly).await?.is_none() {
         counter(&day_keys).give_back(db).await?;
         let used = counter(&month_keys).current(db).await?;
         return Ok(Err(LimitExceeded::Monthly { limit: limits.monthly, used }));
     }
-    let used_today = counter(&day_keys).current(db).await?;
     Ok(Ok(Reservation { account_id, day, month, remaining_today: (limits.daily - used_today).max(0) }))
 }
 

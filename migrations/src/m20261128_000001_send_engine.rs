@@ -1,7 +1,8 @@
 //! The send engine's bookkeeping: a change counter that tells every server when its in-memory
 //! copies of keys, accounts and instances are stale, the Idempotency-Key a message was sent
-//! under (so a crash-interrupted send can still answer its key), and an index that finds
-//! messages left `accepted` by a crash.
+//! under (so a crash-interrupted send can still answer its key), an index that finds
+//! messages left `accepted` by a crash, and hourly message counts per account (filled from the
+//! messages already there) so failure rates never count the messages table.
 use sea_orm_migration::prelude::*;
 
 #[derive(DeriveMigrationName)]
@@ -12,6 +13,15 @@ enum ChangeEpoch {
     Table,
     Id,
     Version,
+}
+
+#[derive(DeriveIden)]
+enum MessageStats {
+    Table,
+    AccountId,
+    HourStart,
+    Total,
+    Failed,
 }
 
 #[derive(DeriveIden)]
@@ -60,10 +70,33 @@ impl MigrationTrait for Migration {
                     .col(Messages::CreatedAt)
                     .to_owned(),
             )
-            .await
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(MessageStats::Table)
+                    .col(ColumnDef::new(MessageStats::AccountId).big_integer().not_null())
+                    .col(ColumnDef::new(MessageStats::HourStart).big_integer().not_null())
+                    .col(ColumnDef::new(MessageStats::Total).integer().not_null().default(0))
+                    .col(ColumnDef::new(MessageStats::Failed).integer().not_null().default(0))
+                    .primary_key(Index::create().col(MessageStats::AccountId).col(MessageStats::HourStart))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .get_connection()
+            .execute_unprepared(
+                "INSERT INTO message_stats (account_id, hour_start, total, failed) \
+                 SELECT account_id, created_at - (created_at % 3600), COUNT(*), \
+                 SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END) \
+                 FROM messages GROUP BY account_id, created_at - (created_at % 3600)",
+            )
+            .await?;
+        Ok(())
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager.drop_table(Table::drop().table(MessageStats::Table).to_owned()).await?;
         manager.drop_index(Index::drop().name("idx_messages_status_created").table(Messages::Table).to_owned()).await?;
         manager
             .alter_table(Table::alter().table(Messages::Table).drop_column(Messages::IdempotencyKey).to_owned())

@@ -5,7 +5,9 @@
 //! it moved; in the writing process the change counts at once, right after the commit.
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr};
+
+use crate::db::WriteTxn;
 
 /// Changes committed by this process (every cache in it compares against this too).
 static LOCAL: AtomicU64 = AtomicU64::new(0);
@@ -25,7 +27,7 @@ pub async fn mark<C: ConnectionTrait>(conn: &C) -> Result<(), DbErr> {
 
 /// Commits a transaction that called [`mark`], then lets this process's caches know. Counting
 /// after the commit matters: a reader refilling its cache before then would read the old row.
-pub async fn commit(txn: DatabaseTransaction) -> Result<(), DbErr> {
+pub async fn commit(txn: WriteTxn) -> Result<(), DbErr> {
     txn.commit().await?;
     LOCAL.fetch_add(1, Ordering::AcqRel);
     Ok(())

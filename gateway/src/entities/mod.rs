@@ -10,6 +10,7 @@ pub mod instance;
 pub mod instance_status_change;
 pub mod login_throttle;
 pub mod message;
+pub mod message_stat;
 pub mod policy_decision;
 pub mod rate_window;
 pub mod session;

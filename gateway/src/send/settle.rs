@@ -79,7 +79,7 @@ impl Settle<'_> {
     }
 }
 
-async fn finish(txn: sea_orm::DatabaseTransaction, result: Result<()>) -> Result<()> {
+async fn finish(txn: crate::db::WriteTxn, result: Result<()>) -> Result<()> {
     match result {
         Ok(()) => {
             if let Err(e) = crate::faults::fail_point("send.settle.commit") {

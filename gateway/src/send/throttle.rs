@@ -48,7 +48,7 @@ pub async fn admit<C: ConnectionTrait>(
 ) -> Result<Result<Admission, Throttled>> {
     let minute = now - now.rem_euclid(60);
     let speed_scope = format!("speed:{instance_id}");
-    if !counter(&window(&speed_scope, minute)).try_take(db, limits.per_minute).await? {
+    if counter(&window(&speed_scope, minute)).try_take(db, limits.per_minute).await?.is_none() {
         return Ok(Err(Throttled { retry_after_secs: (minute + 60 - now).max(1) }));
     }
     if is_known(db, instance_id, phone).await? {
@@ -56,7 +56,7 @@ pub async fn admit<C: ConnectionTrait>(
     }
     let hour = now - now.rem_euclid(3600);
     let new_scope = format!("new:{instance_id}");
-    if !counter(&window(&new_scope, hour)).try_take(db, limits.new_recipients_per_hour).await? {
+    if counter(&window(&new_scope, hour)).try_take(db, limits.new_recipients_per_hour).await?.is_none() {
         counter(&window(&speed_scope, minute)).give_back(db).await?;
         return Ok(Err(Throttled { retry_after_secs: (hour + 3600 - now).max(1) }));
     }

@@ -11,7 +11,7 @@ async fn take(db: &DatabaseConnection, scope: String, limit: i64, now: i64) -> R
     let minute = now - now.rem_euclid(60);
     let keys = [("scope", scope.into()), ("window_start", minute.into())];
     let counter = Counter { table: "rate_windows", keys: &keys, count_column: "count" };
-    if counter.try_take(db, limit).await? {
+    if counter.try_take(db, limit).await?.is_some() {
         Ok(Ok(()))
     } else {
         Ok(Err((minute + 60 - now).max(1)))

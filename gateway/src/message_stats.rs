@@ -1,0 +1,44 @@
+//! Messages and failures per account and clock hour, kept up to date in the transactions that
+//! create and fail messages, so the message log's failure rates read a few rows instead of
+//! counting the messages table. A message counts in the hour it was created, also when it fails
+//! later.
+use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, Value};
+
+use crate::{counters::Counter, entities::message_stat, error::Result, message_log::FailureRate};
+
+fn hour_of(at: i64) -> i64 {
+    at - at.rem_euclid(3600)
+}
+
+async fn bump<C: ConnectionTrait>(conn: &C, account_id: i64, at: i64, column: &'static str) -> Result<()> {
+    let keys: [(&'static str, Value); 2] = [("account_id", account_id.into()), ("hour_start", hour_of(at).into())];
+    Counter { table: "message_stats", keys: &keys, count_column: column }.try_take(conn, i64::from(i32::MAX)).await?;
+    Ok(())
+}
+
+/// A message was admitted at `created_at`.
+pub async fn count_created<C: ConnectionTrait>(conn: &C, account_id: i64, created_at: i64) -> Result<()> {
+    bump(conn, account_id, created_at, "total").await
+}
+
+/// A message created at `created_at` failed.
+pub async fn count_failed<C: ConnectionTrait>(conn: &C, account_id: i64, created_at: i64) -> Result<()> {
+    bump(conn, account_id, created_at, "failed").await
+}
+
+/// Messages created in the hours that overlap [from, until), and how many of them failed. `from`
+/// is rounded down to its hour: "the last 24 hours" covers 24 to 25 hours.
+pub async fn failure_rate(db: &DatabaseConnection, account_id: i64, from: i64, until: i64) -> Result<FailureRate> {
+    let rows = message_stat::Entity::find()
+        .filter(message_stat::Column::AccountId.eq(account_id))
+        .filter(message_stat::Column::HourStart.gte(hour_of(from)))
+        .filter(message_stat::Column::HourStart.lt(until))
+        .all(db)
+        .await?;
+    let mut rate = FailureRate::default();
+    for row in rows {
+        rate.total += row.total.max(0) as u64;
+        rate.failed += row.failed.max(0) as u64;
+    }
+    Ok(rate)
+}
