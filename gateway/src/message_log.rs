@@ -215,6 +215,9 @@ async fn settle_row<C: sea_orm::ConnectionTrait>(
     for (column, value) in values {
         update = update.col_expr(column, sea_orm::sea_query::Expr::value(value));
     }
+    if conn.support_returning() {
+        return Ok(update.exec_with_returning(conn).await?.into_iter().next());
+    }
     if update.exec(conn).await?.rows_affected != 1 {
         return Ok(None);
     }

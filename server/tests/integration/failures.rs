@@ -32,35 +32,49 @@ struct Server {
     env: Vec<(String, String)>,
     child: Mutex<Option<Child>>,
     base: String,
+    starts: std::sync::atomic::AtomicUsize,
 }
 
 impl Server {
-    fn start(&self) {
+    /// Starts a process into the (locked) slot; every start and kill happens under that lock,
+    /// so the killer and the reviver never start two at once.
+    fn spawn_into(&self, slot: &mut Option<Child>) {
         let mut command = Command::new(env!("CARGO_BIN_EXE_wag"));
         for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("WAG_")) {
             command.env_remove(key);
         }
         command.envs(self.env.iter().cloned()).env("RUST_LOG", "error").stdout(Stdio::null()).stderr(Stdio::null());
-        let child = command.arg("serve").spawn().expect("start wag serve");
-        *self.child.lock().unwrap() = Some(child);
+        *slot = Some(command.arg("serve").spawn().expect("start wag serve"));
+        self.starts.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// SIGKILL, as an operator's `kill -9` or the OOM killer would.
-    fn kill(&self) {
-        if let Some(mut child) = self.child.lock().unwrap().take() {
+    fn kill_in(slot: &mut Option<Child>) {
+        if let Some(mut child) = slot.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
     }
 
+    /// SIGKILL, as an operator's `kill -9` or the OOM killer would, then a fresh start.
+    fn kill_and_restart(&self) {
+        let mut slot = self.child.lock().unwrap();
+        Self::kill_in(&mut slot);
+        self.spawn_into(&mut slot);
+    }
+
+    fn kill(&self) {
+        Self::kill_in(&mut self.child.lock().unwrap());
+    }
+
     /// Starts it again if it died (a fault point aborts the process).
     fn revive(&self) {
-        let dead = match self.child.lock().unwrap().as_mut() {
+        let mut slot = self.child.lock().unwrap();
+        let dead = match slot.as_mut() {
             Some(child) => child.try_wait().ok().flatten().is_some(),
             None => true,
         };
         if dead {
-            self.start();
+            self.spawn_into(&mut slot);
         }
     }
 
@@ -112,6 +126,7 @@ enum Answer {
 
 async fn killed_mid_send_nothing_is_lost_or_doubled(backend: Backend) {
     let Some(db) = TestDb::create(backend).await else { return };
+    let started = Instant::now();
     let email = unique_email("crash");
     cli(&db, &["admin", "create-user", "--email", &email, "--password", PASSWORD]);
     cli(&db, &["admin", "set-plan", "--email", &email, "--plan", "scale", "--daily-limit", "100000", "--monthly-limit", "1000000"]);
@@ -126,12 +141,12 @@ async fn killed_mid_send_nothing_is_lost_or_doubled(backend: Backend) {
         ("WAG_LISTEN", format!("127.0.0.1:{port}")),
         ("WAG_SEND_RATE_PER_MINUTE", "100000".into()),
         ("WAG_NEW_RECIPIENTS_PER_HOUR", "100000".into()),
-        ("WAG_SEND_TIMEOUT_SECS", "2".into()),
-        ("WAG_SEND_RECONCILE_AFTER_SECS", "3".into()),
+        ("WAG_SEND_TIMEOUT_SECS", "1".into()),
+        ("WAG_SEND_RECONCILE_AFTER_SECS", "2".into()),
         ("WAG_SANDBOX_RECEIPT_DELAY_MS", "600000".into()),
         (
             "WAG_FAULTS",
-            "send.after_admission=crash@0.04,send.after_connector=crash@0.04,send.settle=error@0.3,send.settle.commit=error@0.1"
+            "send.after_admission=crash@0.02,send.after_connector=crash@0.02,send.settle=error@0.3,send.settle.commit=error@0.1"
                 .into(),
         ),
         ("WAG_FAULTS_SEND_LOG", witness.display().to_string()),
@@ -139,7 +154,7 @@ async fn killed_mid_send_nothing_is_lost_or_doubled(backend: Backend) {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
-    let server = Arc::new(Server { env, child: Mutex::new(None), base: format!("http://127.0.0.1:{port}") });
+    let server = Arc::new(Server { env, child: Mutex::new(None), base: format!("http://127.0.0.1:{port}"), starts: Default::default() });
     let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
     server.wait_ready(&client).await;
     let linked = client
@@ -151,19 +166,23 @@ async fn killed_mid_send_nothing_is_lost_or_doubled(backend: Backend) {
         .unwrap();
     assert_eq!(linked.status(), StatusCode::OK);
 
-    // SIGKILL at random moments while the sends run (each time once the server is serving
-    // again, so every kill lands among requests), and revive whatever died.
+    // SIGKILL at random moments while the sends run: after every few answers (so the number of
+    // kills does not depend on the machine's speed), a random moment later, among requests.
     let sending = Arc::new(AtomicBool::new(true));
+    let answered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let killer = {
-        let (server, sending, client) = (server.clone(), sending.clone(), client.clone());
+        let (server, sending, answered) = (server.clone(), sending.clone(), answered.clone());
         tokio::spawn(async move {
+            let mut next = 0;
             while sending.load(Ordering::Acquire) {
-                server.wait_ready(&client).await;
-                let pause = rand::rng().random_range(200..1500);
+                next += rand::rng().random_range(4..16);
+                while answered.load(Ordering::Acquire) < next && sending.load(Ordering::Acquire) {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                let pause = rand::rng().random_range(0..300);
                 tokio::time::sleep(Duration::from_millis(pause)).await;
                 if sending.load(Ordering::Acquire) {
-                    server.kill();
-                    server.start();
+                    server.kill_and_restart();
                 }
             }
         })
@@ -183,6 +202,7 @@ async fn killed_mid_send_nothing_is_lost_or_doubled(backend: Backend) {
     let mut clients = Vec::new();
     for _ in 0..CLIENTS {
         let (client, server, answers, next) = (client.clone(), server.clone(), answers.clone(), next.clone());
+        let answered = answered.clone();
         let (key, instance) = (key.clone(), instance.clone());
         clients.push(tokio::spawn(async move {
             loop {
@@ -199,6 +219,7 @@ async fn killed_mid_send_nothing_is_lost_or_doubled(backend: Backend) {
                 });
                 let answer = send_until_answered(&client, &server.base, &key, &idem, &body).await;
                 answers.lock().unwrap().insert(idem, answer);
+                answered.fetch_add(1, Ordering::AcqRel);
             }
         }));
     }
@@ -277,6 +298,13 @@ async fn killed_mid_send_nothing_is_lost_or_doubled(backend: Backend) {
     let used: i64 = days.iter().map(|r| i64::from(r.try_get_by_index::<i32>(0).unwrap())).sum();
     assert_eq!(used, kept, "quota used must equal the messages that may have gone out");
     assert!(provider.len() >= SENDS / 2, "most sends got through: {}", provider.len());
+    eprintln!(
+        "failure test ({backend:?}): {} restarts, {} of {SENDS} reached the provider, {} answered 200, in {:?}",
+        server.starts.load(Ordering::Relaxed),
+        provider.len(),
+        answers.values().filter(|a| **a == Answer::Sent).count(),
+        started.elapsed()
+    );
 
     drop(conn);
     server.kill();
