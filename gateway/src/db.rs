@@ -66,3 +66,12 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<sea_orm::DatabaseTra
     })
     .await
 }
+
+/// Commits, then wakes this process's webhook workers: for transactions that may have written
+/// webhook deliveries (anything that emits events). The wake comes after the commit on purpose:
+/// a worker woken earlier could look before the deliveries are visible and go back to sleep.
+pub async fn commit_and_wake(txn: sea_orm::DatabaseTransaction) -> Result<(), DbErr> {
+    txn.commit().await?;
+    crate::webhooks::wake();
+    Ok(())
+}

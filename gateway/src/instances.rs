@@ -238,7 +238,7 @@ pub async fn record_status(
     let updated = active.update(&txn).await?;
     insert_change(&txn, id, status, detail, now).await?;
     emit_status_events(&txn, &updated, previous, status, detail).await?;
-    txn.commit().await?;
+    crate::db::commit_and_wake(txn).await?;
     Ok(Some(updated.into()))
 }
 

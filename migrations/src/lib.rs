@@ -8,6 +8,7 @@ mod m20261124_000003_events_and_inbound;
 mod m20261124_000004_webhooks;
 mod m20261124_000005_threecx;
 mod m20261124_000006_connection_alerts;
+mod m20261128_000002_webhook_engine;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000004_webhooks::Migration),
             Box::new(m20261124_000005_threecx::Migration),
             Box::new(m20261124_000006_connection_alerts::Migration),
+            Box::new(m20261128_000002_webhook_engine::Migration),
         ]
     }
 }
