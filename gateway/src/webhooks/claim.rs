@@ -10,7 +10,10 @@ use sea_orm::{
     sea_query::Expr, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 
-use super::scheduler::{admit, Candidate, ClaimReport, Keyed, Plan};
+use super::{
+    lane::WriteLane,
+    scheduler::{admit, Candidate, ClaimReport, Keyed, Plan},
+};
 use crate::{entities::webhook_delivery, error::Result, time};
 
 /// A delivery this process holds the lease of.
@@ -44,14 +47,19 @@ pub(super) struct ClaimResult {
     pub next_due: Option<i64>,
 }
 
-pub(super) async fn claim(db: &DatabaseConnection, plan: &Plan, lease_secs: i64) -> Result<ClaimResult> {
+pub(super) async fn claim(
+    db: &DatabaseConnection,
+    lane: &WriteLane,
+    plan: &Plan,
+    lease_secs: i64,
+) -> Result<ClaimResult> {
     let now = time::now();
     let candidates = candidates(db, plan, now).await?;
     let window_full = candidates.len() as u64 >= plan.limit;
     let account_of: HashMap<String, i64> =
         candidates.iter().map(|c| (c.destination_id.clone(), c.account_id)).collect();
     let (chosen, leftover) = admit(plan, candidates);
-    let jobs = lease(db, &chosen, now, lease_secs).await?;
+    let jobs = lease(db, lane, &chosen, now, lease_secs).await?;
     let next_due = if chosen.is_empty() && !window_full { next_due(db, now).await? } else { None };
     let report = ClaimReport {
         leftover: leftover.into_iter().map(|d| (d.clone(), account_of.get(&d).copied().unwrap_or_default())).collect(),
@@ -91,11 +99,18 @@ async fn candidates(db: &DatabaseConnection, plan: &Plan, now: i64) -> Result<Ve
 }
 
 /// Leases those of `ids` that are still free, under a new token, and returns them.
-async fn lease(db: &DatabaseConnection, ids: &[i64], now: i64, lease_secs: i64) -> Result<Vec<Claimed>> {
+async fn lease(
+    db: &DatabaseConnection,
+    lane: &WriteLane,
+    ids: &[i64],
+    now: i64,
+    lease_secs: i64,
+) -> Result<Vec<Claimed>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
     let token = ulid::Ulid::new().to_string();
+    let writing = lane.enter().await;
     let won = webhook_delivery::Entity::update_many()
         .col_expr(webhook_delivery::Column::LockedUntil, Expr::value(now + lease_secs))
         .col_expr(webhook_delivery::Column::LeaseOwner, Expr::value(token.clone()))
@@ -105,6 +120,7 @@ async fn lease(db: &DatabaseConnection, ids: &[i64], now: i64, lease_secs: i64) 
         .exec(db)
         .await?
         .rows_affected;
+    drop(writing);
     if won == 0 {
         return Ok(Vec::new());
     }

@@ -10,6 +10,7 @@ mod attempt;
 mod cache;
 mod claim;
 mod client;
+mod lane;
 pub mod destinations;
 mod scheduler;
 mod settle;

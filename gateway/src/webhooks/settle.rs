@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use super::{
     attempt::{Effect, Settlement, Update},
     cache::Cache,
+    lane::WriteLane,
 };
 use crate::{
     entities::{webhook_attempt, webhook_delivery, webhook_destination},
@@ -22,7 +23,7 @@ use crate::{
 };
 
 /// How long the settle task waits for more outcomes before writing a batch.
-const LINGER: Duration = Duration::from_millis(5);
+const LINGER: Duration = Duration::from_millis(10);
 const MAX_BATCH: usize = 256;
 /// Rows per multi-row INSERT (well under every database's bound-parameter limit).
 const INSERT_CHUNK: usize = 200;
@@ -31,6 +32,7 @@ const INSERT_CHUNK: usize = 200;
 /// of every retry this schedules (the worker sleeps until the earliest).
 pub(super) async fn run(
     db: DatabaseConnection,
+    lane: WriteLane,
     mut settlements: mpsc::Receiver<Settlement>,
     cache: Arc<Cache>,
     retry_at: impl Fn(i64) + Send,
@@ -45,7 +47,7 @@ pub(super) async fn run(
                 Ok(None) | Err(_) => break,
             }
         }
-        flush(&db, &batch, &cache).await;
+        flush(&db, &lane, &batch, &cache).await;
         for settlement in &batch {
             if let Update::Retry { at, .. } = settlement.update {
                 retry_at(at);
@@ -57,10 +59,10 @@ pub(super) async fn run(
 
 /// Writes a batch, trying again a few times: a batch that cannot be written leaves its
 /// deliveries leased, and they are sent again once the lease runs out (at least once).
-pub(super) async fn flush(db: &DatabaseConnection, batch: &[Settlement], cache: &Cache) {
+pub(super) async fn flush(db: &DatabaseConnection, lane: &WriteLane, batch: &[Settlement], cache: &Cache) {
     let mut pause = Duration::from_millis(100);
     for left in (0..4).rev() {
-        match write(db, batch).await {
+        match write(db, lane, batch).await {
             Ok(()) => {
                 for settlement in batch.iter().filter(|s| s.changes_destination) {
                     cache.forget(&settlement.destination_id);
@@ -79,10 +81,11 @@ pub(super) async fn flush(db: &DatabaseConnection, batch: &[Settlement], cache: 
     }
 }
 
-pub(super) async fn write(db: &DatabaseConnection, batch: &[Settlement]) -> Result<()> {
+pub(super) async fn write(db: &DatabaseConnection, lane: &WriteLane, batch: &[Settlement]) -> Result<()> {
     if batch.is_empty() {
         return Ok(());
     }
+    let _writing = lane.enter().await;
     let txn = crate::db::begin_write(db).await?;
     match write_in(&txn, batch).await {
         Ok(()) => Ok(txn.commit().await?),

@@ -22,6 +22,7 @@ use super::{
     cache::Cache,
     claim::{self, ClaimResult},
     client::Client,
+    lane::WriteLane,
     scheduler::{Limits, Plan, Scheduler},
     settle, wake,
 };
@@ -71,6 +72,7 @@ pub struct Worker {
     settings: WebhookSettings,
     cache: Arc<Cache>,
     client: Arc<Client>,
+    lane: WriteLane,
 }
 
 enum Event {
@@ -87,7 +89,8 @@ impl Worker {
             settings.allow_private,
         )
         .map_err(|e| Error::Internal(format!("building the webhook HTTP client failed: {e}")))?;
-        Ok(Worker { db, settings, cache: Arc::new(Cache::new(key)), client: Arc::new(client) })
+        let lane = WriteLane::for_database(&db);
+        Ok(Worker { db, settings, cache: Arc::new(Cache::new(key)), client: Arc::new(client), lane })
     }
 
     fn limits(&self) -> Limits {
@@ -97,14 +100,14 @@ impl Worker {
     /// Takes up to `limit` due deliveries for this worker, without fair shares: for driving a
     /// worker by hand (`deliver` sends them).
     pub async fn claim(&self, limit: u64) -> Result<Vec<Claimed>> {
-        Ok(claim::claim(&self.db, &Plan::unlimited(limit), self.settings.lease_secs).await?.jobs)
+        Ok(claim::claim(&self.db, &self.lane, &Plan::unlimited(limit), self.settings.lease_secs).await?.jobs)
     }
 
     /// Sends one claimed delivery and records the attempt and its outcome.
     pub async fn deliver(&self, job: Claimed) -> Result<()> {
         let target = self.cache.get(&self.db, &job.delivery.destination_id).await?;
         let (settlement, _) = attempt::run(&job, target, &self.client, &self.settings.retry_schedule_secs).await;
-        settle::write(&self.db, &[settlement.clone()]).await?;
+        settle::write(&self.db, &self.lane, &[settlement.clone()]).await?;
         if settlement.changes_destination {
             self.cache.forget(&settlement.destination_id);
         }
@@ -115,16 +118,18 @@ impl Worker {
         let (events_tx, mut events) = mpsc::unbounded_channel::<Event>();
         let (settle_tx, settle_rx) = mpsc::channel::<Settlement>(SETTLE_QUEUE);
         let retries = events_tx.clone();
-        let settler = tokio::spawn(settle::run(self.db.clone(), settle_rx, self.cache.clone(), move |at| {
+        let settler = tokio::spawn(settle::run(self.db.clone(), self.lane.clone(), settle_rx, self.cache.clone(), move |at| {
             let _ = retries.send(Event::RetryAt(at));
         }));
         let listener = tokio::spawn(wake::listen(self.db.clone(), shutdown.clone()));
 
         let mut scheduler: Scheduler<Claimed> = Scheduler::new(self.limits());
         let poll = Duration::from_millis(self.settings.poll_ms.max(1));
-        // Queued deliveries older than this are given back rather than sent: the lease must
-        // outlast the wait plus the request.
-        let max_wait = Duration::from_millis((self.settings.lease_secs.max(1) as u64) * 500);
+        // Claimed deliveries that waited here longer than this are given back rather than sent:
+        // the lease must outlast the wait plus the request (with a margin for whole seconds).
+        let lease_ms = self.settings.lease_secs.max(1) as u64 * 1000;
+        let max_wait =
+            Duration::from_millis(lease_ms.saturating_sub((self.settings.timeout_secs + 2) * 1000).max(lease_ms / 2));
         let mut woken = wake::armed();
         let mut look = true;
         let mut claiming = false;
@@ -149,10 +154,11 @@ impl Worker {
                         claiming = true;
                         let db = self.db.clone();
                         let cache = self.cache.clone();
+                        let lane = self.lane.clone();
                         let lease_secs = self.settings.lease_secs;
                         let events_tx = events_tx.clone();
                         tokio::spawn(async move {
-                            let result = claim_and_load(&db, &cache, &plan, lease_secs).await;
+                            let result = claim_and_load(&db, &lane, &cache, &plan, lease_secs).await;
                             let _ = events_tx.send(Event::Claimed(result));
                         });
                     }
@@ -264,8 +270,14 @@ impl Worker {
 
 /// Claims, then reads the claimed deliveries' destinations in one query (so attempts find them
 /// cached).
-async fn claim_and_load(db: &DatabaseConnection, cache: &Cache, plan: &Plan, lease_secs: i64) -> Result<ClaimResult> {
-    let claimed = claim::claim(db, plan, lease_secs).await?;
+async fn claim_and_load(
+    db: &DatabaseConnection,
+    lane: &WriteLane,
+    cache: &Cache,
+    plan: &Plan,
+    lease_secs: i64,
+) -> Result<ClaimResult> {
+    let claimed = claim::claim(db, lane, plan, lease_secs).await?;
     let destinations: Vec<String> = claimed.jobs.iter().map(|j| j.delivery.destination_id.clone()).collect();
     // The claim stands either way: attempts read what is missing themselves.
     if let Err(e) = cache.load(db, &destinations).await {
