@@ -34,6 +34,7 @@ pub(crate) fn destinations_changed() {
     VERSION.fetch_add(1, Ordering::Relaxed);
 }
 
+#[derive(Clone)]
 pub(super) struct Target {
     /// `None` when the stored URL does not parse (an attempt then fails with that reason).
     pub url: Option<reqwest::Url>,
@@ -159,5 +160,17 @@ impl Cache {
     /// This worker changed the destination: read it again next time.
     pub fn forget(&self, id: &str) {
         self.lock().remove(id);
+    }
+
+    /// This worker is about to disable the destination: treat it as disabled from now on (until
+    /// it is read again, shortly after the change is written).
+    pub fn disable(&self, id: &str) {
+        let mut entries = self.lock();
+        if let Some(entry) = entries.get_mut(id) {
+            if let Some(target) = &entry.target {
+                entry.target = Some(Arc::new(Target { enabled: false, ..Target::clone(target) }));
+                entry.fetched = Instant::now();
+            }
+        }
     }
 }

@@ -8,7 +8,9 @@
 //! in between loses nothing, because the lease runs out and the delivery is claimed again.
 //! Shutdown stops claiming, gives back the leases of deliveries not yet started, waits for the
 //! attempts in flight and writes their outcomes.
-use std::{sync::Arc, time::Duration};
+use std::{panic::AssertUnwindSafe, sync::Arc, time::Duration};
+
+use futures::FutureExt;
 
 use sea_orm::DatabaseConnection;
 use tokio::{
@@ -18,7 +20,7 @@ use tokio::{
 
 pub use super::{attempt::DISABLE_AFTER_SECS, claim::Claimed};
 use super::{
-    attempt::{self, Settlement},
+    attempt::{self, Effect, Settlement},
     cache::Cache,
     claim::{self, ClaimResult},
     client::Client,
@@ -158,7 +160,12 @@ impl Worker {
                         let lease_secs = self.settings.lease_secs;
                         let events_tx = events_tx.clone();
                         tokio::spawn(async move {
-                            let result = claim_and_load(&db, &lane, &cache, &plan, lease_secs).await;
+                            // Always answered, even by a panic: the loop waits for this answer
+                            // before it claims again.
+                            let result = AssertUnwindSafe(claim_and_load(&db, &lane, &cache, &plan, lease_secs))
+                                .catch_unwind()
+                                .await
+                                .unwrap_or_else(|_| Err(Error::Internal("claiming webhook deliveries panicked".into())));
                             let _ = events_tx.send(Event::Claimed(result));
                         });
                     }
@@ -244,12 +251,23 @@ impl Worker {
         let client = self.client.clone();
         let schedule = self.settings.retry_schedule_secs.clone();
         tokio::spawn(async move {
-            let mut slow = false;
+            let mut finished = Finished {
+                events: events_tx,
+                destination_id: job.delivery.destination_id.clone(),
+                account_id: job.delivery.account_id,
+                slow: false,
+            };
             match cache.get(&db, &job.delivery.destination_id).await {
                 Ok(target) => {
-                    let (settlement, was_slow) = attempt::run(&job, target, &client, &schedule).await;
-                    slow = was_slow;
-                    // Queued before `Finished`, so shutdown never closes the queue ahead of it.
+                    let (settlement, slow) = attempt::run(&job, target, &client, &schedule).await;
+                    finished.slow = slow;
+                    if matches!(settlement.effect, Effect::Disable { .. }) {
+                        // The deliveries that start before the settlement is written are
+                        // cancelled, not sent to a receiver that said it is gone.
+                        cache.disable(&settlement.destination_id);
+                    }
+                    // Queued before `finished` reports, so shutdown never closes the queue ahead
+                    // of it.
                     let _ = settle_tx.send(settlement).await;
                 }
                 // Left leased: it goes again after the lease, like after a crash.
@@ -259,11 +277,25 @@ impl Worker {
                     "reading a webhook destination failed; the delivery goes again after its lease"
                 ),
             }
-            let _ = events_tx.send(Event::Finished {
-                destination_id: job.delivery.destination_id,
-                account_id: job.delivery.account_id,
-                slow,
-            });
+        });
+    }
+}
+
+/// Reports a started delivery as finished when dropped: at the end of its task, or when the
+/// task panicked (the loop counts on every started delivery finishing).
+struct Finished {
+    events: mpsc::UnboundedSender<Event>,
+    destination_id: String,
+    account_id: i64,
+    slow: bool,
+}
+
+impl Drop for Finished {
+    fn drop(&mut self) {
+        let _ = self.events.send(Event::Finished {
+            destination_id: std::mem::take(&mut self.destination_id),
+            account_id: self.account_id,
+            slow: self.slow,
         });
     }
 }
