@@ -281,18 +281,7 @@ pub async fn fan_out<C: ConnectionTrait>(
         queued = true;
     }
     if queued {
-        notify_other_processes(conn).await?;
-    }
-    Ok(())
-}
-
-/// On PostgreSQL, tells every worker process that deliveries were written. Inside a transaction
-/// PostgreSQL delivers it only at commit (and once per transaction, however often it is sent),
-/// which is exactly when the deliveries become visible. This process's own workers are woken by
-/// `db::commit_and_wake` after the commit.
-async fn notify_other_processes<C: ConnectionTrait>(conn: &C) -> Result<()> {
-    if conn.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
-        conn.execute_unprepared(&format!("SELECT pg_notify('{}', '')", super::wake::CHANNEL)).await?;
+        super::wake::notify_other_processes(conn, super::wake::Notify::Throttled).await?;
     }
     Ok(())
 }
@@ -307,7 +296,7 @@ pub async fn queue(
     payload: &str,
 ) -> Result<i64> {
     let id = insert_delivery(db, destination_id, account_id, event_id, kind, payload).await?;
-    notify_other_processes(db).await?;
+    super::wake::notify_other_processes(db, super::wake::Notify::Always).await?;
     super::wake();
     Ok(id)
 }
