@@ -188,33 +188,69 @@ async fn update<const N: usize>(
     Ok(())
 }
 
-/// A destination's state after the batch: its last outcome counts, and disabling wins. Only
-/// changes are written (as the worker's copy saw the destination; one that is a second stale
-/// is corrected by the next outcome).
-async fn write_destinations(txn: &DatabaseTransaction, batch: &[Settlement]) -> Result<()> {
-    let mut last: HashMap<&str, (Effect, bool)> = HashMap::new();
-    for s in batch {
-        let entry = last.entry(s.destination_id.as_str()).or_insert((Effect::None, false));
-        match (s.effect, entry.0) {
-            (Effect::None, _) | (_, Effect::Disable { .. }) => {}
-            (effect, _) => *entry = (effect, s.changes_destination),
-        }
+/// What a batch changes about a destination.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Change {
+    /// Succeeded after failing: no longer failing.
+    Clear,
+    /// Failing since then, unless it already was (keeps the earlier start).
+    FailingUnlessAlready(i64),
+    /// Failing since then, after a success earlier in this batch (a new start).
+    FailingAnew(i64),
+    Disable(&'static str),
+}
+
+/// A destination's state after the batch: disabling wins; otherwise its last outcome counts,
+/// and a failure after a success in the same batch starts a new failing period. Only changes
+/// from what the worker's copy of the destination said are written (a copy a second stale is
+/// corrected by the next outcome). Sorted by destination, so every batch takes the row locks in
+/// one order and two processes' batches cannot deadlock.
+fn destination_changes(batch: &[Settlement]) -> Vec<(&str, Change)> {
+    #[derive(Default)]
+    struct Seen {
+        disable: Option<&'static str>,
+        last: Option<(Effect, bool)>,
+        succeeded: bool,
+        /// The first failure since the last success (or since the batch began).
+        failing_start: Option<i64>,
     }
-    let mut ids: Vec<&str> = last.keys().copied().collect();
-    // One order for the row locks of every batch, so two processes' batches cannot deadlock.
-    ids.sort_unstable();
-    let mut healthy = Vec::new();
-    let mut failing: HashMap<i64, Vec<String>> = HashMap::new();
-    for id in ids {
-        let (effect, changes) = last[id];
-        if !changes {
-            continue;
+    let mut seen: HashMap<&str, Seen> = HashMap::new();
+    for s in batch {
+        let d = seen.entry(s.destination_id.as_str()).or_default();
+        match s.effect {
+            Effect::None => continue,
+            Effect::Disable { reason } => d.disable = d.disable.or(Some(reason)),
+            Effect::Healthy => {
+                d.succeeded = true;
+                d.failing_start = None;
+            }
+            Effect::Failing { since } => {
+                d.failing_start = d.failing_start.or(Some(since));
+            }
         }
-        match effect {
-            Effect::None => {}
-            Effect::Healthy => healthy.push(id.to_string()),
-            Effect::Failing { since } => failing.entry(since).or_default().push(id.to_string()),
-            Effect::Disable { reason } => {
+        d.last = Some((s.effect, s.changes_destination));
+    }
+    let mut changes: Vec<(&str, Change)> = seen
+        .into_iter()
+        .filter_map(|(id, d)| {
+            let change = match (d.disable, d.last?) {
+                (Some(reason), _) => Change::Disable(reason),
+                (None, (Effect::Healthy, true)) => Change::Clear,
+                (None, (Effect::Failing { .. }, _)) if d.succeeded => Change::FailingAnew(d.failing_start?),
+                (None, (Effect::Failing { .. }, true)) => Change::FailingUnlessAlready(d.failing_start?),
+                _ => return None,
+            };
+            Some((id, change))
+        })
+        .collect();
+    changes.sort_unstable_by_key(|(id, _)| *id);
+    changes
+}
+
+async fn write_destinations(txn: &DatabaseTransaction, batch: &[Settlement]) -> Result<()> {
+    for (id, change) in destination_changes(batch) {
+        let (value, only_if): (SimpleExpr, Option<SimpleExpr>) = match change {
+            Change::Disable(reason) => {
                 tracing::warn!(destination_id = %id, reason, "webhook destination disabled");
                 webhook_destination::Entity::update_many()
                     .col_expr(webhook_destination::Column::Enabled, Expr::value(false))
@@ -222,25 +258,80 @@ async fn write_destinations(txn: &DatabaseTransaction, batch: &[Settlement]) -> 
                     .filter(webhook_destination::Column::Id.eq(id))
                     .exec(txn)
                     .await?;
+                continue;
             }
+            // Conditional where another process may have changed it first: its change stays.
+            Change::Clear => (
+                Expr::value(Option::<i64>::None),
+                Some(webhook_destination::Column::FailingSince.is_not_null()),
+            ),
+            Change::FailingUnlessAlready(since) => {
+                (Expr::value(since), Some(webhook_destination::Column::FailingSince.is_null()))
+            }
+            Change::FailingAnew(since) => (Expr::value(since), None),
+        };
+        let mut query = webhook_destination::Entity::update_many()
+            .col_expr(webhook_destination::Column::FailingSince, value)
+            .filter(webhook_destination::Column::Id.eq(id));
+        if let Some(condition) = only_if {
+            query = query.filter(condition);
         }
-    }
-    // Conditional, so a change another process made first is kept.
-    if !healthy.is_empty() {
-        webhook_destination::Entity::update_many()
-            .col_expr(webhook_destination::Column::FailingSince, Expr::value(Option::<i64>::None))
-            .filter(webhook_destination::Column::Id.is_in(healthy))
-            .filter(webhook_destination::Column::FailingSince.is_not_null())
-            .exec(txn)
-            .await?;
-    }
-    for (since, ids) in failing {
-        webhook_destination::Entity::update_many()
-            .col_expr(webhook_destination::Column::FailingSince, Expr::value(since))
-            .filter(webhook_destination::Column::Id.is_in(ids))
-            .filter(webhook_destination::Column::FailingSince.is_null())
-            .exec(txn)
-            .await?;
+        query.exec(txn).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settled(destination: &str, effect: Effect, changes_destination: bool) -> Settlement {
+        Settlement {
+            delivery_id: 1,
+            token: "t".into(),
+            attempts: 1,
+            attempt: None,
+            update: Update::Release,
+            destination_id: destination.into(),
+            effect,
+            changes_destination,
+        }
+    }
+
+    #[test]
+    fn a_batch_writes_each_destination_s_final_state_once() {
+        let batch = [
+            // a: was failing, then succeeded twice: cleared.
+            settled("a", Effect::Healthy, true),
+            settled("a", Effect::Healthy, true),
+            // b: healthy, then a failure: failing from then on.
+            settled("b", Effect::Failing { since: 10 }, true),
+            settled("b", Effect::Failing { since: 11 }, true),
+            // c: was failing, succeeded, failed again: a new failing period.
+            settled("c", Effect::Healthy, true),
+            settled("c", Effect::Failing { since: 12 }, false),
+            settled("c", Effect::Failing { since: 13 }, false),
+            // d: gone (410), whatever came after.
+            settled("d", Effect::Disable { reason: "gone" }, true),
+            settled("d", Effect::Healthy, false),
+            // e: succeeded and was not failing: nothing to write.
+            settled("e", Effect::Healthy, false),
+            // f: failed and already was failing: the earlier start stays.
+            settled("f", Effect::Failing { since: 14 }, false),
+            // g: failed, then succeeded, as the copy said (not failing): nothing to write.
+            settled("g", Effect::Failing { since: 15 }, true),
+            settled("g", Effect::Healthy, false),
+            // h: cancelled only.
+            settled("h", Effect::None, false),
+        ];
+        assert_eq!(
+            destination_changes(&batch),
+            vec![
+                ("a", Change::Clear),
+                ("b", Change::FailingUnlessAlready(10)),
+                ("c", Change::FailingAnew(12)),
+                ("d", Change::Disable("gone")),
+            ]
+        );
+    }
 }
