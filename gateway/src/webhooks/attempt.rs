@@ -23,9 +23,16 @@ const SLOW: Duration = Duration::from_secs(1);
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) enum Update {
-    Succeeded { code: u16 },
-    Failed { code: Option<u16> },
-    Retry { code: Option<u16>, at: i64 },
+    Succeeded {
+        code: u16,
+    },
+    Failed {
+        code: Option<u16>,
+    },
+    Retry {
+        code: Option<u16>,
+        at: i64,
+    },
     /// Its destination is disabled or gone: nothing was sent.
     Cancelled,
     /// Not attempted: the lease is given back for any process to claim again.
@@ -194,7 +201,10 @@ mod tests {
     fn answers_map_to_updates_and_effects() {
         let schedule = [5, 300];
         let now = 1_000_000;
-        assert_eq!(decide(&answered(204), 1, Some(now - 10), now, &schedule), (Update::Succeeded { code: 204 }, Effect::Healthy));
+        assert_eq!(
+            decide(&answered(204), 1, Some(now - 10), now, &schedule),
+            (Update::Succeeded { code: 204 }, Effect::Healthy)
+        );
         assert_eq!(
             decide(&answered(410), 1, None, now, &schedule),
             (Update::Failed { code: Some(410) }, Effect::Disable { reason: GONE_REASON })

@@ -120,8 +120,10 @@ impl Cache {
         if stale.is_empty() {
             return Ok(());
         }
-        let rows =
-            webhook_destination::Entity::find().filter(webhook_destination::Column::Id.is_in(stale.clone())).all(db).await?;
+        let rows = webhook_destination::Entity::find()
+            .filter(webhook_destination::Column::Id.is_in(stale.clone()))
+            .all(db)
+            .await?;
         let fetched = Instant::now();
         let mut found: HashMap<String, Result<Target>> =
             rows.into_iter().map(|row| (row.id.clone(), Target::from_row(&self.key, row))).collect();

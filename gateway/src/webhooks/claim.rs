@@ -6,9 +6,7 @@
 //! process which ones it won, on SQLite, PostgreSQL and MySQL alike.
 use std::{collections::HashMap, time::Instant};
 
-use sea_orm::{
-    sea_query::Expr, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-};
+use sea_orm::{sea_query::Expr, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::{
     lane::WriteLane,
@@ -43,15 +41,19 @@ impl Keyed for Claimed {
 pub(super) struct ClaimResult {
     pub jobs: Vec<Claimed>,
     pub report: ClaimReport,
-    /// When nothing was due: the earliest time a pending delivery becomes due.
-    pub next_due: Option<i64>,
+    /// Asked for, and nothing was due: `Some` of the earliest time a pending delivery becomes
+    /// due (`Some(None)`: none is pending).
+    pub next_due: Option<Option<i64>>,
 }
 
+/// With `look_ahead`, a claim that finds nothing due also reads when the next delivery falls
+/// due (a retry scheduled by another process, or before a restart).
 pub(super) async fn claim(
     db: &DatabaseConnection,
     lane: &WriteLane,
     plan: &Plan,
     lease_secs: i64,
+    look_ahead: bool,
 ) -> Result<ClaimResult> {
     let now = time::now();
     let candidates = candidates(db, plan, now).await?;
@@ -60,7 +62,7 @@ pub(super) async fn claim(
         candidates.iter().map(|c| (c.destination_id.clone(), c.account_id)).collect();
     let (chosen, leftover) = admit(plan, candidates);
     let jobs = lease(db, lane, &chosen, now, lease_secs).await?;
-    let next_due = if chosen.is_empty() && !window_full { next_due(db, now).await? } else { None };
+    let next_due = if look_ahead && chosen.is_empty() && !window_full { Some(next_due(db, now).await?) } else { None };
     let report = ClaimReport {
         leftover: leftover.into_iter().map(|d| (d.clone(), account_of.get(&d).copied().unwrap_or_default())).collect(),
         excluded: plan.exclude_destinations.iter().cloned().collect(),

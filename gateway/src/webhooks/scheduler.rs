@@ -483,11 +483,14 @@ mod tests {
     fn plans_skip_what_is_full_and_claims_refill_in_batches() {
         let mut s = Scheduler::new(Limits { global: 8, per_destination: 2 });
         let budget = 2 * PREFETCH;
-        s.claimed((0..budget as i64).map(|i| job(i, "a", 1)).collect(), &ClaimReport {
-            leftover: HashMap::from([("a".to_string(), 1)]),
-            admitted: budget,
-            ..ClaimReport::default()
-        });
+        s.claimed(
+            (0..budget as i64).map(|i| job(i, "a", 1)).collect(),
+            &ClaimReport {
+                leftover: HashMap::from([("a".to_string(), 1)]),
+                admitted: budget,
+                ..ClaimReport::default()
+            },
+        );
         let plan = s.plan().expect("room for others");
         assert_eq!(plan.exclude_destinations, vec!["a".to_string()]);
         assert!(!s.wants_claim(), "full: nothing to claim for it yet");
@@ -502,11 +505,10 @@ mod tests {
     #[test]
     fn a_destination_with_nothing_left_stops_asking() {
         let mut s = Scheduler::new(Limits { global: 8, per_destination: 2 });
-        s.claimed(vec![job(1, "a", 1)], &ClaimReport {
-            leftover: HashMap::from([("a".to_string(), 1)]),
-            admitted: 1,
-            ..ClaimReport::default()
-        });
+        s.claimed(
+            vec![job(1, "a", 1)],
+            &ClaimReport { leftover: HashMap::from([("a".to_string(), 1)]), admitted: 1, ..ClaimReport::default() },
+        );
         assert!(s.wants_claim());
         s.claimed(vec![], &ClaimReport::default());
         assert!(!s.wants_claim(), "the next window had none of its deliveries");

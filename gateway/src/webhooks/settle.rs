@@ -261,10 +261,9 @@ async fn write_destinations(txn: &DatabaseTransaction, batch: &[Settlement]) -> 
                 continue;
             }
             // Conditional where another process may have changed it first: its change stays.
-            Change::Clear => (
-                Expr::value(Option::<i64>::None),
-                Some(webhook_destination::Column::FailingSince.is_not_null()),
-            ),
+            Change::Clear => {
+                (Expr::value(Option::<i64>::None), Some(webhook_destination::Column::FailingSince.is_not_null()))
+            }
             Change::FailingUnlessAlready(since) => {
                 (Expr::value(since), Some(webhook_destination::Column::FailingSince.is_null()))
             }

@@ -102,7 +102,7 @@ impl Worker {
     /// Takes up to `limit` due deliveries for this worker, without fair shares: for driving a
     /// worker by hand (`deliver` sends them).
     pub async fn claim(&self, limit: u64) -> Result<Vec<Claimed>> {
-        Ok(claim::claim(&self.db, &self.lane, &Plan::unlimited(limit), self.settings.lease_secs).await?.jobs)
+        Ok(claim::claim(&self.db, &self.lane, &Plan::unlimited(limit), self.settings.lease_secs, false).await?.jobs)
     }
 
     /// Sends one claimed delivery and records the attempt and its outcome.
@@ -120,9 +120,10 @@ impl Worker {
         let (events_tx, mut events) = mpsc::unbounded_channel::<Event>();
         let (settle_tx, settle_rx) = mpsc::channel::<Settlement>(SETTLE_QUEUE);
         let retries = events_tx.clone();
-        let settler = tokio::spawn(settle::run(self.db.clone(), self.lane.clone(), settle_rx, self.cache.clone(), move |at| {
-            let _ = retries.send(Event::RetryAt(at));
-        }));
+        let settler =
+            tokio::spawn(settle::run(self.db.clone(), self.lane.clone(), settle_rx, self.cache.clone(), move |at| {
+                let _ = retries.send(Event::RetryAt(at));
+            }));
         let listener = tokio::spawn(wake::listen(self.db.clone(), shutdown.clone()));
 
         let mut scheduler: Scheduler<Claimed> = Scheduler::new(self.limits());
@@ -134,6 +135,9 @@ impl Worker {
             Duration::from_millis(lease_ms.saturating_sub((self.settings.timeout_secs + 2) * 1000).max(lease_ms / 2));
         let mut woken = wake::armed();
         let mut look = true;
+        // The next look also reads when the next retry falls due: at start and on the timer
+        // (new deliveries, which wake the worker, are due at once).
+        let mut look_ahead = true;
         let mut claiming = false;
         let mut stopping = false;
         let mut not_before = Instant::now();
@@ -154,6 +158,7 @@ impl Worker {
                     if let Some(plan) = scheduler.plan() {
                         look = false;
                         claiming = true;
+                        let ahead = std::mem::take(&mut look_ahead);
                         let db = self.db.clone();
                         let cache = self.cache.clone();
                         let lane = self.lane.clone();
@@ -162,10 +167,12 @@ impl Worker {
                         tokio::spawn(async move {
                             // Always answered, even by a panic: the loop waits for this answer
                             // before it claims again.
-                            let result = AssertUnwindSafe(claim_and_load(&db, &lane, &cache, &plan, lease_secs))
+                            let result = AssertUnwindSafe(claim_and_load(&db, &lane, &cache, &plan, lease_secs, ahead))
                                 .catch_unwind()
                                 .await
-                                .unwrap_or_else(|_| Err(Error::Internal("claiming webhook deliveries panicked".into())));
+                                .unwrap_or_else(|_| {
+                                    Err(Error::Internal("claiming webhook deliveries panicked".into()))
+                                });
                             let _ = events_tx.send(Event::Claimed(result));
                         });
                     }
@@ -191,9 +198,13 @@ impl Worker {
                                 }
                             }
                             Ok(claimed) => {
-                                // Only a claim that found nothing due looked for the next due time.
-                                if claimed.report.admitted == 0 && !claimed.report.window_full {
-                                    next_due = claimed.next_due;
+                                // Only a look ahead that found nothing due reads the next due time.
+                                if let Some(due) = claimed.next_due {
+                                    // Keeps a retry this worker scheduled meanwhile.
+                                    next_due = match (next_due, due) {
+                                        (Some(known), Some(read)) => Some(known.min(read)),
+                                        (known, read) => known.or(read),
+                                    };
                                 }
                                 scheduler.claimed(claimed.jobs, &claimed.report);
                             }
@@ -201,6 +212,7 @@ impl Worker {
                                 tracing::error!(error = %e, "claiming webhook deliveries failed");
                                 not_before = Instant::now() + CLAIM_ERROR_PAUSE;
                                 look = true;
+                                look_ahead = true;
                             }
                         }
                     }
@@ -220,6 +232,7 @@ impl Worker {
                 }
                 _ = tokio::time::sleep_until(deadline), if !stopping && !claiming => {
                     look = true;
+                    look_ahead = true;
                     last_look = Instant::now();
                     if next_due.is_some_and(|due| due <= time::now()) {
                         next_due = None;
@@ -308,8 +321,9 @@ async fn claim_and_load(
     cache: &Cache,
     plan: &Plan,
     lease_secs: i64,
+    look_ahead: bool,
 ) -> Result<ClaimResult> {
-    let claimed = claim::claim(db, lane, plan, lease_secs).await?;
+    let claimed = claim::claim(db, lane, plan, lease_secs, look_ahead).await?;
     let destinations: Vec<String> = claimed.jobs.iter().map(|j| j.delivery.destination_id.clone()).collect();
     // The claim stands either way: attempts read what is missing themselves.
     if let Err(e) = cache.load(db, &destinations).await {

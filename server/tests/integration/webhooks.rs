@@ -374,9 +374,8 @@ async fn a_worker_killed_between_claim_and_send_loses_nothing(backend: Backend) 
     };
     gateway::inbound::receive(&s.app.conn, &instance, &message).await.unwrap();
 
-    let worker = |db| {
-        gateway::webhooks::worker::Worker::new(db, config.master_key.clone(), config.webhooks.clone()).unwrap()
-    };
+    let worker =
+        |db| gateway::webhooks::worker::Worker::new(db, config.master_key.clone(), config.webhooks.clone()).unwrap();
     // Claimed, then the process "dies" before sending.
     let doomed = worker(s.app.conn.clone());
     let claimed = doomed.claim(10).await.unwrap();
@@ -494,7 +493,11 @@ async fn wait_until(what: &str, limit: Duration, done: impl Fn() -> bool) {
 }
 
 fn source(instance: &gateway::instances::Instance) -> gateway::events::Source<'_> {
-    gateway::events::Source { account_id: instance.account_id, instance_id: &instance.id, instance_name: &instance.name }
+    gateway::events::Source {
+        account_id: instance.account_id,
+        instance_id: &instance.id,
+        instance_name: &instance.name,
+    }
 }
 
 async fn new_deliveries_wake_the_worker_without_polling(backend: Backend) {
@@ -631,7 +634,16 @@ async fn a_black_hole_receiver_does_not_delay_another_tenant(backend: Backend) {
     };
     assert_eq!(post_b("/api/sandbox/link", json!({"instance_id": instance_b})).await, StatusCode::OK);
     let (receiver_b, url_b) = Receiver::start(&[]).await;
-    let out = a.app.wag(&["admin", "set-webhook", "--instance", &instance_b, "--url", &url_b, "--events", "message.received"]);
+    let out = a.app.wag(&[
+        "admin",
+        "set-webhook",
+        "--instance",
+        &instance_b,
+        "--url",
+        &url_b,
+        "--events",
+        "message.received",
+    ]);
     assert!(out.success, "{out:?}");
 
     const B_EVENTS: usize = 100;
