@@ -276,7 +276,8 @@ impl<J: Keyed> Scheduler<J> {
                 }
             }
         }
-        self.destinations.retain(|_, d| d.claimed() > 0 || d.slow || d.backlog);
+        // Kept while listed in a turn order, so a destination never has two turns there.
+        self.destinations.retain(|_, d| d.claimed() > 0 || d.slow || d.backlog || d.listed);
         // More may be due beyond the window, or another process is claiming too: look again,
         // unless this claim could take nothing (then only a finished attempt or a wake helps).
         self.more = (report.window_full || report.lost > 0) && report.admitted > 0;
@@ -349,7 +350,7 @@ impl<J: Keyed> Scheduler<J> {
         if let Some(d) = self.destinations.get_mut(destination_id) {
             d.in_flight = d.in_flight.saturating_sub(1);
             d.slow = slow;
-            if d.claimed() == 0 && !d.slow && !d.backlog {
+            if d.claimed() == 0 && !d.slow && !d.backlog && !d.listed {
                 self.destinations.remove(destination_id);
             }
         }
