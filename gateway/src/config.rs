@@ -119,9 +119,11 @@ struct RawConfig {
     media_max_video_mb: Option<i64>,
     media_max_document_mb: Option<i64>,
     webhook_concurrency: Option<i64>,
+    webhook_destination_concurrency: Option<i64>,
     webhook_retry_schedule: Option<String>,
     webhook_poll_ms: Option<i64>,
     webhook_lease_secs: Option<i64>,
+    webhook_timeout_secs: Option<i64>,
     trusted_proxies: Option<String>,
 }
 
@@ -153,9 +155,11 @@ pub const ENV_VARS: &[&str] = &[
     "WAG_MEDIA_MAX_VIDEO_MB",
     "WAG_MEDIA_MAX_DOCUMENT_MB",
     "WAG_WEBHOOK_CONCURRENCY",
+    "WAG_WEBHOOK_DESTINATION_CONCURRENCY",
     "WAG_WEBHOOK_RETRY_SCHEDULE",
-    "WAG_WEBHOOK_POLL_MS",
+    "WAG_WEBHOOK_TIMEOUT_SECS",
     "WAG_WEBHOOK_LEASE_SECS",
+    "WAG_WEBHOOK_POLL_MS",
     "WAG_TRUSTED_PROXIES",
 ];
 
@@ -209,6 +213,10 @@ impl Config {
                 "WAG_WEBHOOK_RETRY_SCHEDULE" => raw.webhook_retry_schedule = Some(v),
                 "WAG_WEBHOOK_POLL_MS" => raw.webhook_poll_ms = Some(parse_int(key, &v)?),
                 "WAG_WEBHOOK_LEASE_SECS" => raw.webhook_lease_secs = Some(parse_int(key, &v)?),
+                "WAG_WEBHOOK_DESTINATION_CONCURRENCY" => {
+                    raw.webhook_destination_concurrency = Some(parse_int(key, &v)?)
+                }
+                "WAG_WEBHOOK_TIMEOUT_SECS" => raw.webhook_timeout_secs = Some(parse_int(key, &v)?),
                 "WAG_TRUSTED_PROXIES" => raw.trusted_proxies = Some(v),
                 _ => {}
             }
@@ -378,6 +386,12 @@ impl RawConfig {
                 "WAG_WEBHOOK_CONCURRENCY",
                 self.webhook_concurrency,
                 webhook_defaults.concurrency as i64,
+                1..=1024,
+            )? as usize,
+            per_destination: bounded(
+                "WAG_WEBHOOK_DESTINATION_CONCURRENCY",
+                self.webhook_destination_concurrency,
+                webhook_defaults.per_destination as i64,
                 1..=256,
             )? as usize,
             retry_schedule_secs,
@@ -389,7 +403,12 @@ impl RawConfig {
                 webhook_defaults.lease_secs,
                 1..=3600,
             )?,
-            timeout_secs: webhook_defaults.timeout_secs,
+            timeout_secs: bounded(
+                "WAG_WEBHOOK_TIMEOUT_SECS",
+                self.webhook_timeout_secs,
+                webhook_defaults.timeout_secs as i64,
+                1..=60,
+            )? as u64,
             allow_private: self.allow_private_webhook_targets.unwrap_or(false),
         };
         let trusted_proxies =

@@ -134,3 +134,12 @@ pub fn is_transient(error: &crate::Error) -> bool {
     let text = e.to_string().to_ascii_lowercase();
     ["deadlock", "could not serialize", "database is locked", "lock wait timeout"].iter().any(|t| text.contains(t))
 }
+
+/// Commits, then wakes this process's webhook workers: for transactions that may have written
+/// webhook deliveries (anything that emits events). The wake comes after the commit on purpose:
+/// a worker woken earlier could look before the deliveries are visible and go back to sleep.
+pub async fn commit_and_wake(txn: WriteTxn) -> Result<(), DbErr> {
+    txn.commit().await?;
+    crate::webhooks::wake();
+    Ok(())
+}

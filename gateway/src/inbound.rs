@@ -131,7 +131,7 @@ pub async fn receive(db: &DatabaseConnection, instance: &Instance, message: &Inb
             .await?;
         }
     }
-    txn.commit().await?;
+    crate::db::commit_and_wake(txn).await?;
     if opted_out {
         tracing::info!(account_id = instance.account_id, instance_id = %instance.id, "recipient opted out");
     }
@@ -186,7 +186,7 @@ pub async fn call(db: &DatabaseConnection, instance: &Instance, from: &Sender, m
         },
     )
     .await?;
-    txn.commit().await?;
+    crate::db::commit_and_wake(txn).await?;
     Ok(())
 }
 
@@ -194,7 +194,7 @@ pub async fn group_updated(db: &DatabaseConnection, instance: &Instance, group_i
     let source = Source { account_id: instance.account_id, instance_id: &instance.id, instance_name: &instance.name };
     let txn = crate::db::begin_write(db).await?;
     emit(&txn, source, EventKind::GroupUpdated, fields! {"group_id" => group_id, "change" => change}).await?;
-    txn.commit().await?;
+    crate::db::commit_and_wake(txn).await?;
     Ok(())
 }
 

@@ -70,6 +70,11 @@ pub fn bare_host(host: &str) -> &str {
 /// Resolves `host` and returns the address to connect to. With `allow_private` (an operator's
 /// choice, and the tests') private addresses are accepted too.
 pub async fn resolve(host: &str, port: u16, allow_private: bool) -> Result<SocketAddr, GuardError> {
+    Ok(resolve_all(host, port, allow_private).await?[0])
+}
+
+/// Like [`resolve`], but every address (all checked), for a connector that tries them in turn.
+pub async fn resolve_all(host: &str, port: u16, allow_private: bool) -> Result<Vec<SocketAddr>, GuardError> {
     let addrs: Vec<SocketAddr> =
         tokio::net::lookup_host((host, port)).await.map_err(|_| GuardError::Unresolvable)?.collect();
     if addrs.is_empty() {
@@ -78,7 +83,7 @@ pub async fn resolve(host: &str, port: u16, allow_private: bool) -> Result<Socke
     if !allow_private && addrs.iter().any(|a| !is_public(a.ip())) {
         return Err(GuardError::PrivateAddress);
     }
-    Ok(addrs[0])
+    Ok(addrs)
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ mod m20261124_000004_webhooks;
 mod m20261124_000005_threecx;
 mod m20261124_000006_connection_alerts;
 mod m20261128_000001_send_engine;
+mod m20261128_000002_webhook_engine;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000005_threecx::Migration),
             Box::new(m20261124_000006_connection_alerts::Migration),
             Box::new(m20261128_000001_send_engine::Migration),
+            Box::new(m20261128_000002_webhook_engine::Migration),
         ]
     }
 }

@@ -43,9 +43,10 @@ impl Running {
         // Admitted sends run to their end (their connector calls are bounded by a timeout).
         let send_limit = Duration::from_secs(self.state.config.send.timeout_secs + 10);
         self.state.sends.close_and_wait(send_limit).await;
+        // In-flight webhook attempts take at most their request timeout.
+        let wait = Duration::from_secs(self.state.config.webhooks.timeout_secs + 5);
         for worker in self.workers {
-            // In-flight webhook attempts take at most their 15 s timeout.
-            let _ = tokio::time::timeout(Duration::from_secs(20), worker).await;
+            let _ = tokio::time::timeout(wait, worker).await;
         }
         self.state.registry.shutdown().await;
         let _ = self.events_shutdown.send(true);
@@ -74,12 +75,13 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
     let (events_shutdown, events_shutdown_rx) = watch::channel(false);
     let events = tokio::spawn(registry.clone().run_events(events, events_shutdown_rx));
     let mut workers = Vec::new();
-    let webhook_worker = Arc::new(gateway::webhooks::worker::Worker {
-        db: db.clone(),
-        key: state.config.master_key.clone(),
-        settings: state.config.webhooks.clone(),
-    });
-    workers.push(tokio::spawn(webhook_worker.run(shutdown_rx.clone())));
+    let webhook_worker = gateway::webhooks::worker::Worker::new(
+        db.clone(),
+        state.config.master_key.clone(),
+        state.config.webhooks.clone(),
+    )
+    .map_err(|e| anyhow::anyhow!("cannot start the webhook worker: {e}"))?;
+    workers.push(tokio::spawn(Arc::new(webhook_worker).run(shutdown_rx.clone())));
     workers.push(tokio::spawn(expire_sessions(db, shutdown_rx.clone())));
     workers.push(tokio::spawn(cache.follow(shutdown_rx.clone())));
     workers.push(tokio::spawn(gateway::send::reconcile::run(state.clone(), shutdown_rx.clone())));

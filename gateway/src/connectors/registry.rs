@@ -211,7 +211,7 @@ impl Registry {
         };
         let txn = crate::db::begin_write(&self.db).await?;
         crate::events::emit(&txn, source, kind, fields).await?;
-        txn.commit().await?;
+        crate::db::commit_and_wake(txn).await?;
         Ok(())
     }
 

@@ -18,6 +18,8 @@ pub struct Model {
     pub last_status_code: Option<i32>,
     pub created_at: i64,
     pub completed_at: Option<i64>,
+    /// The token of the claim that holds the lease; only that claim settles the delivery.
+    pub lease_owner: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -58,6 +58,7 @@ pub async fn set_url(
         active.failing_since = Set(None);
         active.update(&txn).await?;
         txn.commit().await?;
+        destinations::destinations_changed();
         return Ok(None);
     }
     let new = destinations::NewRow {

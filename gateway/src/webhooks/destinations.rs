@@ -6,6 +6,7 @@ use sea_orm::{
 };
 use serde::{Deserialize, Serialize};
 
+pub(crate) use super::cache::destinations_changed;
 use super::signing;
 use crate::{
     config::MasterKey,
@@ -117,7 +118,9 @@ pub async fn create_or_replace(
         active.enabled = Set(true);
         active.disabled_reason = Set(None);
         active.failing_since = Set(None);
-        return Ok((active.update(db).await?.into(), None));
+        let updated = active.update(db).await?;
+        destinations_changed();
+        return Ok((updated.into(), None));
     }
     let (row, secret) = insert(db, key, NewRow { account_id, instance_id, url, kinds, integration_id: None }).await?;
     Ok((row.into(), Some(secret)))
@@ -173,6 +176,7 @@ pub(crate) async fn delete_with_deliveries<C: ConnectionTrait>(conn: &C, ids: Ve
         .exec(conn)
         .await?;
     webhook_destination::Entity::delete_many().filter(webhook_destination::Column::Id.is_in(ids)).exec(conn).await?;
+    destinations_changed();
     Ok(())
 }
 
@@ -225,6 +229,7 @@ pub(crate) async fn rotate_row(
     active.previous_secret_expires_at = Set(Some(time::now() + ROTATION_GRACE_SECS));
     active.secret = Set(secrets::encrypt(key, &secret)?);
     active.update(db).await?;
+    destinations_changed();
     Ok(secret)
 }
 
@@ -236,24 +241,16 @@ pub async fn set_enabled(db: &DatabaseConnection, account_id: i64, id: &str, ena
         active.disabled_reason = Set(None);
         active.failing_since = Set(None);
     }
-    Ok(active.update(db).await?.into())
+    let updated = active.update(db).await?;
+    destinations_changed();
+    Ok(updated.into())
 }
 
 pub async fn delete(db: &DatabaseConnection, account_id: i64, id: &str) -> Result<()> {
     let row = find_row(db, account_id, id).await?;
     webhook_destination::Entity::delete_by_id(row.id).exec(db).await?;
+    destinations_changed();
     Ok(())
-}
-
-/// Every secret that signs right now: the current one, and the previous one during its grace.
-pub fn signing_secrets(key: &MasterKey, row: &webhook_destination::Model, now: i64) -> Result<Vec<String>> {
-    let mut out = vec![secrets::decrypt(key, &row.secret)?];
-    if let (Some(previous), Some(until)) = (&row.previous_secret, row.previous_secret_expires_at) {
-        if until > now {
-            out.push(secrets::decrypt(key, previous)?);
-        }
-    }
-    Ok(out)
 }
 
 /// Queues `payload` for every enabled destination of the instance that chose `kind`, inside the
@@ -271,6 +268,7 @@ pub async fn fan_out<C: ConnectionTrait>(
         .filter(webhook_destination::Column::Enabled.eq(true))
         .all(conn)
         .await?;
+    let mut queued = false;
     for destination in destinations.into_iter().filter(|d| parse_events(&d.events).contains(&kind)) {
         // A 3CX integration's destination forwards only while the integration and the
         // account's 3CX module are on.
@@ -279,12 +277,31 @@ pub async fn fan_out<C: ConnectionTrait>(
                 continue;
             }
         }
-        queue(conn, &destination.id, account_id, event_id, kind.as_str(), payload).await?;
+        insert_delivery(conn, &destination.id, account_id, event_id, kind.as_str(), payload).await?;
+        queued = true;
+    }
+    if queued {
+        super::wake::notify_other_processes(conn, super::wake::Notify::Throttled).await?;
     }
     Ok(())
 }
 
-pub async fn queue<C: ConnectionTrait>(
+/// Queues one delivery on its own (outside any transaction: a test event) and wakes the workers.
+pub async fn queue(
+    db: &DatabaseConnection,
+    destination_id: &str,
+    account_id: i64,
+    event_id: &str,
+    kind: &str,
+    payload: &str,
+) -> Result<i64> {
+    let id = insert_delivery(db, destination_id, account_id, event_id, kind, payload).await?;
+    super::wake::notify_other_processes(db, super::wake::Notify::Always).await?;
+    super::wake();
+    Ok(id)
+}
+
+async fn insert_delivery<C: ConnectionTrait>(
     conn: &C,
     destination_id: &str,
     account_id: i64,

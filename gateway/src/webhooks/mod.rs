@@ -1,12 +1,21 @@
 //! Customer webhooks: destinations per instance, durable at-least-once delivery of the
 //! normalized events they chose, signed in the Standard Webhooks scheme.
+//!
+//! The delivery engine (see `worker`) is split by what each part holds: `wake` (new work
+//! notifications), `claim` (leasing due deliveries in batches), `scheduler` (fair shares and
+//! caps, in memory), `cache` (destinations and their decrypted secrets), `client` (the pooled,
+//! SSRF-guarded HTTP client), `attempt` (one request and what it means), `settle` (writing
+//! outcomes in batches).
+mod attempt;
+mod cache;
+mod claim;
+mod client;
 pub mod destinations;
+mod lane;
+mod scheduler;
+mod settle;
 pub mod signing;
+mod wake;
 pub mod worker;
 
-static WAKE: tokio::sync::Notify = tokio::sync::Notify::const_new();
-
-/// New deliveries were committed: delivery workers in this process look at once.
-pub fn wake() {
-    WAKE.notify_waiters();
-}
+pub use wake::wake;

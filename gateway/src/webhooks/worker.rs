@@ -1,30 +1,52 @@
-//! The delivery worker: claims due deliveries with a lease (a conditional UPDATE, safe on
-//! SQLite, PostgreSQL and MySQL alike: only one process wins a row), sends each outside any
-//! transaction, records every attempt, and schedules the next one. A process killed between
-//! claim and send loses nothing: the lease runs out and the delivery is claimed again.
-use std::{sync::Arc, time::Duration};
+//! The delivery worker: claims due deliveries in batches, sends them through one pooled HTTP
+//! client with per-destination and per-account limits (see `scheduler`), and settles the
+//! outcomes in batches. It keeps claiming while work is waiting and otherwise sleeps until it is
+//! woken (new deliveries in this process, or on PostgreSQL in any process), until the earliest
+//! retry falls due, or until the fallback poll.
+//!
+//! At least once: a delivery is leased before it is sent and settled after; a process that dies
+//! in between loses nothing, because the lease runs out and the delivery is claimed again.
+//! Shutdown stops claiming, gives back the leases of deliveries not yet started, waits for the
+//! attempts in flight and writes their outcomes.
+use std::{panic::AssertUnwindSafe, sync::Arc, time::Duration};
 
-use sea_orm::{
-    sea_query::Expr, ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
+use futures::FutureExt;
+
+use sea_orm::DatabaseConnection;
+use tokio::{
+    sync::{mpsc, watch},
+    time::Instant,
 };
-use tokio::sync::{watch, Semaphore};
 
-use super::{destinations, signing};
+pub use super::{attempt::DISABLE_AFTER_SECS, claim::Claimed};
+use super::{
+    attempt::{self, Effect, Settlement},
+    cache::Cache,
+    claim::{self, ClaimResult},
+    client::Client,
+    lane::WriteLane,
+    scheduler::{Limits, Plan, Scheduler},
+    settle, wake,
+};
 use crate::{
     config::MasterKey,
-    entities::{webhook_attempt, webhook_delivery, webhook_destination},
-    error::Result,
-    net_guard, time,
+    error::{Error, Result},
+    time,
 };
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WebhookSettings {
+    /// Attempts in flight at once in this process.
     pub concurrency: usize,
+    /// Attempts in flight at once to one destination.
+    pub per_destination: usize,
     /// Waits after each failed attempt; the first attempt goes at once.
     pub retry_schedule_secs: Vec<i64>,
+    /// The fallback poll: how often the worker looks for due deliveries without being woken
+    /// (other processes' new deliveries on SQLite and MySQL, expired leases).
     pub poll_ms: u64,
     pub lease_secs: i64,
+    /// The whole request, from connecting to the last byte read.
     pub timeout_secs: u64,
     pub allow_private: bool,
 }
@@ -32,9 +54,10 @@ pub struct WebhookSettings {
 impl Default for WebhookSettings {
     fn default() -> Self {
         WebhookSettings {
-            concurrency: 8,
+            concurrency: 64,
+            per_destination: 8,
             retry_schedule_secs: vec![5, 300, 1800, 7200, 18000, 36000, 36000],
-            poll_ms: 500,
+            poll_ms: 1000,
             lease_secs: 60,
             timeout_secs: 15,
             allow_private: false,
@@ -42,271 +65,276 @@ impl Default for WebhookSettings {
     }
 }
 
-/// A destination failing without a success for this long is disabled.
-pub const DISABLE_AFTER_SECS: i64 = 5 * 24 * 3600;
-const EXCERPT_BYTES: usize = 4096;
-const MAX_RETRY_AFTER_SECS: i64 = 36000;
+/// After a failed claim, the next waits this long.
+const CLAIM_ERROR_PAUSE: Duration = Duration::from_millis(500);
+const SETTLE_QUEUE: usize = 4096;
 
 pub struct Worker {
-    pub db: DatabaseConnection,
-    pub key: MasterKey,
-    pub settings: WebhookSettings,
+    db: DatabaseConnection,
+    settings: WebhookSettings,
+    cache: Arc<Cache>,
+    client: Arc<Client>,
+    lane: WriteLane,
+}
+
+enum Event {
+    Claimed(Result<ClaimResult>),
+    Finished { destination_id: String, account_id: i64, slow: bool },
+    RetryAt(i64),
 }
 
 impl Worker {
+    pub fn new(db: DatabaseConnection, key: MasterKey, settings: WebhookSettings) -> Result<Worker> {
+        let client = Client::new(
+            Duration::from_secs(settings.timeout_secs.max(1)),
+            settings.per_destination.max(1) * 2,
+            settings.allow_private,
+        )
+        .map_err(|e| Error::Internal(format!("building the webhook HTTP client failed: {e}")))?;
+        let lane = WriteLane::for_database(&db);
+        Ok(Worker { db, settings, cache: Arc::new(Cache::new(key)), client: Arc::new(client), lane })
+    }
+
+    fn limits(&self) -> Limits {
+        Limits { global: self.settings.concurrency.max(1), per_destination: self.settings.per_destination.max(1) }
+    }
+
+    /// Takes up to `limit` due deliveries for this worker, without fair shares: for driving a
+    /// worker by hand (`deliver` sends them).
+    pub async fn claim(&self, limit: u64) -> Result<Vec<Claimed>> {
+        Ok(claim::claim(&self.db, &self.lane, &Plan::unlimited(limit), self.settings.lease_secs, false).await?.jobs)
+    }
+
+    /// Sends one claimed delivery and records the attempt and its outcome.
+    pub async fn deliver(&self, job: Claimed) -> Result<()> {
+        let target = self.cache.get(&self.db, &job.delivery.destination_id).await?;
+        let (settlement, _) = attempt::run(&job, target, &self.client, &self.settings.retry_schedule_secs).await;
+        settle::write(&self.db, &self.lane, &[settlement.clone()]).await?;
+        if settlement.changes_destination {
+            self.cache.forget(&settlement.destination_id);
+        }
+        Ok(())
+    }
+
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
-        let permits = Arc::new(Semaphore::new(self.settings.concurrency.max(1)));
+        let (events_tx, mut events) = mpsc::unbounded_channel::<Event>();
+        let (settle_tx, settle_rx) = mpsc::channel::<Settlement>(SETTLE_QUEUE);
+        let retries = events_tx.clone();
+        let settler =
+            tokio::spawn(settle::run(self.db.clone(), self.lane.clone(), settle_rx, self.cache.clone(), move |at| {
+                let _ = retries.send(Event::RetryAt(at));
+            }));
+        let listener = tokio::spawn(wake::listen(self.db.clone(), shutdown.clone()));
+
+        let mut scheduler: Scheduler<Claimed> = Scheduler::new(self.limits());
+        let poll = Duration::from_millis(self.settings.poll_ms.max(1));
+        // Claimed deliveries that waited here longer than this are given back rather than sent:
+        // the lease must outlast the wait plus the request (with a margin for whole seconds).
+        let lease_ms = self.settings.lease_secs.max(1) as u64 * 1000;
+        let max_wait =
+            Duration::from_millis(lease_ms.saturating_sub((self.settings.timeout_secs + 2) * 1000).max(lease_ms / 2));
+        let mut woken = wake::armed();
+        let mut look = true;
+        // The next look also reads when the next retry falls due: at start and on the timer
+        // (new deliveries, which wake the worker, are due at once).
+        let mut look_ahead = true;
+        let mut claiming = false;
+        let mut stopping = false;
+        let mut not_before = Instant::now();
+        let mut last_look = Instant::now();
+        let mut next_due: Option<i64> = None;
+
         loop {
-            let free = permits.available_permits();
-            if free > 0 {
-                match self.claim(free as u64).await {
-                    Ok(claimed) => {
-                        for delivery in claimed {
-                            let Ok(permit) = permits.clone().acquire_owned().await else { return };
-                            let worker = self.clone();
-                            tokio::spawn(async move {
-                                if let Err(e) = worker.deliver(delivery).await {
-                                    tracing::error!(error = %e, "recording a webhook attempt failed");
-                                }
-                                drop(permit);
-                            });
-                        }
+            if !stopping {
+                while let Some(job) = scheduler.next() {
+                    if job.claimed_at.elapsed() > max_wait {
+                        scheduler.finished(&job.delivery.destination_id, job.delivery.account_id, false);
+                        let _ = settle_tx.send(Settlement::release(&job)).await;
+                        continue;
                     }
-                    Err(e) => tracing::error!(error = %e, "claiming webhook deliveries failed"),
+                    self.start(job, settle_tx.clone(), events_tx.clone());
+                }
+                if !claiming && (look || scheduler.wants_claim()) && Instant::now() >= not_before {
+                    if let Some(plan) = scheduler.plan() {
+                        look = false;
+                        claiming = true;
+                        let ahead = std::mem::take(&mut look_ahead);
+                        let db = self.db.clone();
+                        let cache = self.cache.clone();
+                        let lane = self.lane.clone();
+                        let lease_secs = self.settings.lease_secs;
+                        let events_tx = events_tx.clone();
+                        tokio::spawn(async move {
+                            // Always answered, even by a panic: the loop waits for this answer
+                            // before it claims again.
+                            let result = AssertUnwindSafe(claim_and_load(&db, &lane, &cache, &plan, lease_secs, ahead))
+                                .catch_unwind()
+                                .await
+                                .unwrap_or_else(|_| {
+                                    Err(Error::Internal("claiming webhook deliveries panicked".into()))
+                                });
+                            let _ = events_tx.send(Event::Claimed(result));
+                        });
+                    }
                 }
             }
+            if stopping && !claiming && scheduler.in_flight() == 0 {
+                break;
+            }
+            let deadline = if look && Instant::now() < not_before {
+                not_before
+            } else {
+                wake_deadline(last_look + poll, next_due)
+            };
             tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(self.settings.poll_ms)) => {}
-                _ = shutdown.changed() => break,
-            }
-        }
-        // Shutdown waits for the attempts in flight.
-        let _ = permits.acquire_many(self.settings.concurrency.max(1) as u32).await;
-    }
-
-    /// Takes up to `limit` due deliveries for this process.
-    pub async fn claim(&self, limit: u64) -> Result<Vec<webhook_delivery::Model>> {
-        let now = time::now();
-        let due = webhook_delivery::Entity::find()
-            .filter(webhook_delivery::Column::Status.eq("pending"))
-            .filter(webhook_delivery::Column::NextAttemptAt.lte(now))
-            // Strictly before now: times are whole seconds, so a lease of L seconds lasts at
-            // least L seconds, never less.
-            .filter(webhook_delivery::Column::LockedUntil.lt(now))
-            .order_by_asc(webhook_delivery::Column::NextAttemptAt)
-            .limit(limit)
-            .all(&self.db)
-            .await?;
-        let mut claimed = Vec::new();
-        for row in due {
-            let won = webhook_delivery::Entity::update_many()
-                .col_expr(webhook_delivery::Column::LockedUntil, Expr::value(now + self.settings.lease_secs))
-                .filter(webhook_delivery::Column::Id.eq(row.id))
-                .filter(webhook_delivery::Column::Status.eq("pending"))
-                .filter(webhook_delivery::Column::LockedUntil.lt(now))
-                .exec(&self.db)
-                .await?
-                .rows_affected
-                == 1;
-            if won {
-                claimed.push(row);
-            }
-        }
-        Ok(claimed)
-    }
-
-    pub async fn deliver(&self, delivery: webhook_delivery::Model) -> Result<()> {
-        let Some(destination) =
-            webhook_destination::Entity::find_by_id(delivery.destination_id.clone()).one(&self.db).await?
-        else {
-            return self.finish(&delivery, "cancelled", None).await;
-        };
-        if !destination.enabled {
-            return self.finish(&delivery, "cancelled", None).await;
-        }
-        let now = time::now();
-        let secrets = destinations::signing_secrets(&self.key, &destination, now)?;
-        let started = std::time::Instant::now();
-        let outcome = self.send(&destination.url, &delivery, &secrets, now).await;
-        let duration_ms = started.elapsed().as_millis() as i64;
-        let attempt = delivery.attempts + 1;
-        webhook_attempt::ActiveModel {
-            delivery_id: Set(delivery.id),
-            attempted_at: Set(now),
-            status_code: Set(outcome.status.map(i32::from)),
-            duration_ms: Set(duration_ms),
-            response_excerpt: Set(outcome.excerpt.clone()),
-            error: Set(outcome.error.clone()),
-            ..Default::default()
-        }
-        .insert(&self.db)
-        .await?;
-
-        let status = outcome.status.unwrap_or(0);
-        if (200..300).contains(&status) {
-            self.set_failing(&destination, None).await?;
-            return self.finish_with(&delivery, "succeeded", outcome.status, attempt).await;
-        }
-        if status == 410 {
-            self.disable(&destination, "The receiver answered 410 Gone.").await?;
-            return self.finish_with(&delivery, "failed", outcome.status, attempt).await;
-        }
-        let failing_since = destination.failing_since.unwrap_or(now);
-        if destination.failing_since.is_none() {
-            self.set_failing(&destination, Some(now)).await?;
-        }
-        if now - failing_since >= DISABLE_AFTER_SECS {
-            self.disable(&destination, "Deliveries failed for 5 days.").await?;
-            return self.finish_with(&delivery, "failed", outcome.status, attempt).await;
-        }
-        let Some(base) = self.settings.retry_schedule_secs.get((attempt - 1) as usize).copied() else {
-            return self.finish_with(&delivery, "failed", outcome.status, attempt).await;
-        };
-        let wait = outcome.retry_after.map(|r| r.clamp(base, MAX_RETRY_AFTER_SECS.max(base))).unwrap_or(base);
-        let wait = jitter(wait);
-        let mut active: webhook_delivery::ActiveModel = delivery.into();
-        active.attempts = Set(attempt);
-        active.last_status_code = Set(outcome.status.map(i32::from));
-        active.next_attempt_at = Set(now + wait);
-        active.locked_until = Set(0);
-        active.update(&self.db).await?;
-        Ok(())
-    }
-
-    async fn send(&self, url: &str, delivery: &webhook_delivery::Model, secrets: &[String], now: i64) -> Outcome {
-        let failed =
-            |error: String| Outcome { status: None, excerpt: String::new(), error: Some(error), retry_after: None };
-        let Ok(parsed) = reqwest::Url::parse(url) else { return failed("invalid URL".into()) };
-        let Some(host) = parsed.host_str().map(str::to_string) else { return failed("invalid URL".into()) };
-        let port = parsed.port_or_known_default().unwrap_or(443);
-        // Checked again on the address actually dialled, so DNS rebinding cannot slip through.
-        let address = match net_guard::resolve(net_guard::bare_host(&host), port, self.settings.allow_private).await {
-            Ok(a) => a,
-            Err(e) => return failed(e.to_string()),
-        };
-        let client = match reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(self.settings.timeout_secs))
-            .resolve(&host, address)
-            .build()
-        {
-            Ok(c) => c,
-            Err(e) => return failed(e.to_string()),
-        };
-        let signature = signing::signature_header(secrets, &delivery.event_id, now, &delivery.payload);
-        let result = client
-            .post(parsed)
-            .header("content-type", "application/json")
-            .header("user-agent", "WA-Gateway-Webhooks/1")
-            .header("webhook-id", &delivery.event_id)
-            .header("webhook-timestamp", now.to_string())
-            .header("webhook-signature", signature)
-            .body(delivery.payload.clone())
-            .send()
-            .await;
-        match result {
-            Ok(response) => {
-                let status = response.status().as_u16();
-                let retry_after = response
-                    .headers()
-                    .get("retry-after")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<i64>().ok());
-                // Only the first 4 KB are kept, and only they are read: a receiver that streams
-                // without end cannot fill our memory.
-                let mut response = response;
-                let mut body = Vec::new();
-                while body.len() < EXCERPT_BYTES {
-                    match response.chunk().await {
-                        Ok(Some(chunk)) => {
-                            body.extend_from_slice(&chunk[..chunk.len().min(EXCERPT_BYTES - body.len())])
+                Some(event) = events.recv() => match event {
+                    Event::Claimed(result) => {
+                        claiming = false;
+                        last_look = Instant::now();
+                        match result {
+                            Ok(claimed) if stopping => {
+                                for job in &claimed.jobs {
+                                    let _ = settle_tx.send(Settlement::release(job)).await;
+                                }
+                            }
+                            Ok(claimed) => {
+                                // Only a look ahead that found nothing due reads the next due time.
+                                if let Some(due) = claimed.next_due {
+                                    // Keeps a retry this worker scheduled meanwhile.
+                                    next_due = match (next_due, due) {
+                                        (Some(known), Some(read)) => Some(known.min(read)),
+                                        (known, read) => known.or(read),
+                                    };
+                                }
+                                scheduler.claimed(claimed.jobs, &claimed.report);
+                            }
+                            Err(e) => {
+                                tracing::error!(error = %e, "claiming webhook deliveries failed");
+                                not_before = Instant::now() + CLAIM_ERROR_PAUSE;
+                                look = true;
+                                look_ahead = true;
+                            }
                         }
-                        _ => break,
+                    }
+                    Event::Finished { destination_id, account_id, slow } => {
+                        scheduler.finished(&destination_id, account_id, slow);
+                    }
+                    Event::RetryAt(at) => {
+                        next_due = Some(next_due.map_or(at, |due| due.min(at)));
+                        if at <= time::now() {
+                            look = true;
+                        }
+                    }
+                },
+                _ = &mut woken, if !stopping => {
+                    woken = wake::armed();
+                    look = true;
+                }
+                _ = tokio::time::sleep_until(deadline), if !stopping && !claiming => {
+                    look = true;
+                    look_ahead = true;
+                    last_look = Instant::now();
+                    if next_due.is_some_and(|due| due <= time::now()) {
+                        next_due = None;
                     }
                 }
-                let excerpt = String::from_utf8_lossy(&body).into_owned();
-                Outcome { status: Some(status), excerpt, error: None, retry_after }
+                changed = shutdown.changed(), if !stopping => {
+                    if changed.is_ok() && !*shutdown.borrow() {
+                        continue;
+                    }
+                    stopping = true;
+                    for job in scheduler.drain_waiting() {
+                        let _ = settle_tx.send(Settlement::release(&job)).await;
+                    }
+                }
             }
-            Err(e) if e.is_timeout() => failed("timed out".into()),
-            Err(e) if e.is_connect() => failed("could not connect".into()),
-            Err(_) => failed("the request failed".into()),
         }
-    }
-
-    async fn finish(&self, delivery: &webhook_delivery::Model, status: &str, code: Option<u16>) -> Result<()> {
-        self.finish_with(delivery, status, code, delivery.attempts).await
-    }
-
-    async fn finish_with(
-        &self,
-        delivery: &webhook_delivery::Model,
-        status: &str,
-        code: Option<u16>,
-        attempts: i32,
-    ) -> Result<()> {
-        let mut active: webhook_delivery::ActiveModel = delivery.clone().into();
-        active.status = Set(status.into());
-        active.attempts = Set(attempts);
-        active.last_status_code = Set(code.map(i32::from));
-        active.completed_at = Set(Some(time::now()));
-        active.locked_until = Set(0);
-        active.update(&self.db).await?;
-        Ok(())
-    }
-
-    async fn set_failing(&self, destination: &webhook_destination::Model, since: Option<i64>) -> Result<()> {
-        if destination.failing_since == since {
-            return Ok(());
+        // The attempts are done and their outcomes queued: let the settle task write them.
+        drop(settle_tx);
+        drop(events_tx);
+        if let Err(e) = settler.await {
+            tracing::error!(error = %e, "the webhook settle task failed");
         }
-        webhook_destination::Entity::update_many()
-            .col_expr(webhook_destination::Column::FailingSince, Expr::value(since))
-            .filter(webhook_destination::Column::Id.eq(destination.id.clone()))
-            .exec(&self.db)
-            .await?;
-        Ok(())
+        listener.abort();
     }
 
-    async fn disable(&self, destination: &webhook_destination::Model, reason: &str) -> Result<()> {
-        tracing::warn!(destination_id = %destination.id, reason, "webhook destination disabled");
-        webhook_destination::Entity::update_many()
-            .col_expr(webhook_destination::Column::Enabled, Expr::value(false))
-            .col_expr(webhook_destination::Column::DisabledReason, Expr::value(reason))
-            .filter(webhook_destination::Column::Id.eq(destination.id.clone()))
-            .exec(&self.db)
-            .await?;
-        Ok(())
+    fn start(&self, job: Claimed, settle_tx: mpsc::Sender<Settlement>, events_tx: mpsc::UnboundedSender<Event>) {
+        let db = self.db.clone();
+        let cache = self.cache.clone();
+        let client = self.client.clone();
+        let schedule = self.settings.retry_schedule_secs.clone();
+        tokio::spawn(async move {
+            let mut finished = Finished {
+                events: events_tx,
+                destination_id: job.delivery.destination_id.clone(),
+                account_id: job.delivery.account_id,
+                slow: false,
+            };
+            match cache.get(&db, &job.delivery.destination_id).await {
+                Ok(target) => {
+                    let (settlement, slow) = attempt::run(&job, target, &client, &schedule).await;
+                    finished.slow = slow;
+                    if matches!(settlement.effect, Effect::Disable { .. }) {
+                        // The deliveries that start before the settlement is written are
+                        // cancelled, not sent to a receiver that said it is gone.
+                        cache.disable(&settlement.destination_id);
+                    }
+                    // Queued before `finished` reports, so shutdown never closes the queue ahead
+                    // of it.
+                    let _ = settle_tx.send(settlement).await;
+                }
+                // Left leased: it goes again after the lease, like after a crash.
+                Err(e) => tracing::error!(
+                    error = %e,
+                    delivery_id = job.delivery.id,
+                    "reading a webhook destination failed; the delivery goes again after its lease"
+                ),
+            }
+        });
     }
 }
 
-struct Outcome {
-    status: Option<u16>,
-    excerpt: String,
-    error: Option<String>,
-    retry_after: Option<i64>,
+/// Reports a started delivery as finished when dropped: at the end of its task, or when the
+/// task panicked (the loop counts on every started delivery finishing).
+struct Finished {
+    events: mpsc::UnboundedSender<Event>,
+    destination_id: String,
+    account_id: i64,
+    slow: bool,
 }
 
-/// ±20 %, so receivers that come back are not hit by every retry at the same second.
-fn jitter(secs: i64) -> i64 {
-    if secs <= 0 {
-        return 0;
+impl Drop for Finished {
+    fn drop(&mut self) {
+        let _ = self.events.send(Event::Finished {
+            destination_id: std::mem::take(&mut self.destination_id),
+            account_id: self.account_id,
+            slow: self.slow,
+        });
     }
-    let spread = (secs as f64 * 0.2) as i64;
-    if spread == 0 {
-        return secs;
-    }
-    secs + rand::random_range(-spread..=spread)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn jitter_stays_within_twenty_percent() {
-        for _ in 0..1000 {
-            let j = jitter(300);
-            assert!((240..=360).contains(&j));
-        }
-        assert_eq!(jitter(0), 0);
+/// Claims, then reads the claimed deliveries' destinations in one query (so attempts find them
+/// cached).
+async fn claim_and_load(
+    db: &DatabaseConnection,
+    lane: &WriteLane,
+    cache: &Cache,
+    plan: &Plan,
+    lease_secs: i64,
+    look_ahead: bool,
+) -> Result<ClaimResult> {
+    let claimed = claim::claim(db, lane, plan, lease_secs, look_ahead).await?;
+    let destinations: Vec<String> = claimed.jobs.iter().map(|j| j.delivery.destination_id.clone()).collect();
+    // The claim stands either way: attempts read what is missing themselves.
+    if let Err(e) = cache.load(db, &destinations).await {
+        tracing::warn!(error = %e, "reading claimed deliveries' webhook destinations failed");
     }
+    Ok(claimed)
+}
+
+/// The fallback poll, or the second the earliest known retry falls due if that is sooner.
+fn wake_deadline(poll: Instant, next_due: Option<i64>) -> Instant {
+    let Some(due) = next_due else { return poll };
+    let wait_ms = (due * 1000 - chrono::Utc::now().timestamp_millis()).max(0) as u64;
+    poll.min(Instant::now() + Duration::from_millis(wait_ms))
 }

@@ -1,11 +1,16 @@
 //! Customer webhooks against a local receiver: signed deliveries of every event kind (checked by
 //! an independent Python implementation of Standard Webhooks), selection, retries, 410, replay,
-//! SSRF refusals at save and connect time, and a worker killed between claim and send.
+//! SSRF refusals at save and connect time, a worker killed between claim and send, wake-ups
+//! without polling, a burst shared by two servers, and one tenant's black-hole receiver not
+//! delaying another tenant's deliveries.
 use std::{
-    collections::VecDeque,
+    collections::{HashMap, HashSet, VecDeque},
     io::Write,
-    sync::{Arc, Mutex},
-    time::Duration,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc, Mutex,
+    },
+    time::{Duration, Instant},
 };
 
 use axum::{body::Bytes, extract::State, http::HeaderMap, http::StatusCode as AxumStatus, routing::post, Router};
@@ -20,12 +25,16 @@ on_every_database!(
     private_targets_are_refused_at_save_and_connect_time,
     a_worker_killed_between_claim_and_send_loses_nothing,
     the_webhook_tab_manages_destinations,
+    new_deliveries_wake_the_worker_without_polling,
+    a_burst_shared_by_two_servers_is_delivered_once_each,
+    a_black_hole_receiver_does_not_delay_another_tenant,
 );
 
 #[derive(Clone, Debug)]
 pub(crate) struct Received {
     pub(crate) headers: HeaderMap,
     pub(crate) body: String,
+    pub(crate) at: Instant,
 }
 
 #[derive(Clone, Default)]
@@ -66,7 +75,8 @@ impl Receiver {
 }
 
 async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Bytes) -> AxumStatus {
-    receiver.got.lock().unwrap().push(Received { headers, body: String::from_utf8_lossy(&body).into_owned() });
+    let at = Instant::now();
+    receiver.got.lock().unwrap().push(Received { headers, body: String::from_utf8_lossy(&body).into_owned(), at });
     let status = receiver.script.lock().unwrap().pop_front().unwrap_or(200);
     AxumStatus::from_u16(status).unwrap()
 }
@@ -338,28 +348,34 @@ async fn private_targets_are_refused_at_save_and_connect_time(backend: Backend) 
 
 async fn a_worker_killed_between_claim_and_send_loses_nothing(backend: Backend) {
     let mut env = fast_webhooks();
-    env.retain(|(k, _)| *k != "WAG_WEBHOOK_POLL_MS");
-    // The app's own worker sleeps; we drive a second one.
-    env.push(("WAG_WEBHOOK_POLL_MS", "60000".into()));
     // Leases are whole seconds and last at least their length: 3 s ends 3 to 4 s after the claim.
     env.retain(|(k, _)| *k != "WAG_WEBHOOK_LEASE_SECS");
     env.push(("WAG_WEBHOOK_LEASE_SECS", "3".into()));
-    let Some(s) = setup(backend, env).await else { return };
+    let Some(mut s) = setup(backend, env).await else { return };
     let (receiver, url) = Receiver::start(&[]).await;
     assert!(s.set_webhook(&url, "message.received").success);
-    s.post("/api/sandbox/link", json!({"instance_id": s.instance})).await;
-    s.post(
-        "/api/sandbox/inbound",
-        json!({"instance_id": s.instance, "from": "+966501234567", "message": "do not lose me"}),
-    )
-    .await;
 
-    let config = s.app.running.as_ref().unwrap().state.config.clone();
-    let worker = |db| gateway::webhooks::worker::Worker {
-        db,
-        key: config.master_key.clone(),
-        settings: config.webhooks.clone(),
+    // The app's own worker would send at once (it is woken by new deliveries): stop the app and
+    // drive workers by hand.
+    let running = s.app.running.take().unwrap();
+    let config = running.state.config.clone();
+    running.stop().await;
+    let instance = gateway::instances::find_for_connector(&s.app.conn, &s.instance).await.unwrap().unwrap();
+    let message = gateway::connectors::InboundMessage {
+        provider_message_id: "killed-worker-1".into(),
+        from: gateway::connectors::Sender {
+            address: "966501234567@s.whatsapp.net".into(),
+            phone: Some("+966501234567".into()),
+        },
+        group_id: None,
+        text: Some("do not lose me".into()),
+        media: None,
+        sent_at: gateway::time::now(),
     };
+    gateway::inbound::receive(&s.app.conn, &instance, &message).await.unwrap();
+
+    let worker =
+        |db| gateway::webhooks::worker::Worker::new(db, config.master_key.clone(), config.webhooks.clone()).unwrap();
     // Claimed, then the process "dies" before sending.
     let doomed = worker(s.app.conn.clone());
     let claimed = doomed.claim(10).await.unwrap();
@@ -374,6 +390,11 @@ async fn a_worker_killed_between_claim_and_send_loses_nothing(backend: Backend) 
     survivor.deliver(again.into_iter().next().unwrap()).await.unwrap();
     let events = receiver.wait_for("the delivery", |events| !events.is_empty()).await;
     assert_eq!(events[0]["text"], "do not lose me");
+    // The dead worker's claim no longer owns the delivery: its late outcome changes nothing.
+    use sea_orm::EntityTrait;
+    let row = gateway::entities::webhook_delivery::Entity::find().one(&s.app.conn).await.unwrap().unwrap();
+    assert_eq!((row.status.as_str(), row.attempts), ("succeeded", 1));
+    assert_ne!(row.lease_owner, claimed[0].delivery.lease_owner);
     s.app.finish().await;
 }
 
@@ -460,4 +481,201 @@ async fn the_webhook_tab_manages_destinations(backend: Backend) {
     act("delete").await;
     assert!(browser.get(&tab).await.body.contains("No destinations yet."));
     app.finish().await;
+}
+
+/// Polls `done` every 20 ms until it holds, or fails after `limit` naming `what`.
+async fn wait_until(what: &str, limit: Duration, done: impl Fn() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < limit, "{what} did not happen within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn source(instance: &gateway::instances::Instance) -> gateway::events::Source<'_> {
+    gateway::events::Source {
+        account_id: instance.account_id,
+        instance_id: &instance.id,
+        instance_name: &instance.name,
+    }
+}
+
+async fn new_deliveries_wake_the_worker_without_polling(backend: Backend) {
+    let mut env = fast_webhooks();
+    // A minute between polls: only a wake-up explains a delivery within seconds.
+    env.retain(|(k, _)| *k != "WAG_WEBHOOK_POLL_MS");
+    env.push(("WAG_WEBHOOK_POLL_MS", "60000".into()));
+    let Some(s) = setup(backend, env).await else { return };
+    let (receiver, url) = Receiver::start(&[]).await;
+    assert!(s.set_webhook(&url, "message.received,call.missed").success);
+    assert_eq!(s.post("/api/sandbox/link", json!({"instance_id": s.instance})).await, StatusCode::OK);
+    // Past the worker's first look at start.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    s.post("/api/sandbox/inbound", json!({"instance_id": s.instance, "from": "+966501234567", "message": "wake up"}))
+        .await;
+    wait_until("the delivery of an inbound message", Duration::from_secs(3), || {
+        receiver.events().iter().any(|e| e["text"] == "wake up")
+    })
+    .await;
+
+    if backend == Backend::Postgres {
+        // A commit that does not wake this process itself, as another process's would not,
+        // then the notification such a process sends (fan_out sends it inside the transaction,
+        // but at most one per 25 ms per process, and other tests here share that budget):
+        // the worker's LISTEN connection hears it.
+        let instance = gateway::instances::find_for_connector(&s.app.conn, &s.instance).await.unwrap().unwrap();
+        let txn = gateway::db::begin_write(&s.app.conn).await.unwrap();
+        let fields = gateway::fields! {"from" => "+966501234567", "status" => "missed"};
+        gateway::events::emit(&txn, source(&instance), gateway::events::EventKind::CallMissed, fields).await.unwrap();
+        txn.commit().await.unwrap();
+        use sea_orm::ConnectionTrait;
+        s.app.conn.execute_unprepared("SELECT pg_notify('wag_webhooks', '')").await.unwrap();
+        wait_until("the delivery of an event announced by NOTIFY", Duration::from_secs(3), || {
+            receiver.events().iter().any(|e| e["event"] == "call.missed")
+        })
+        .await;
+    }
+    s.app.finish().await;
+}
+
+async fn a_burst_shared_by_two_servers_is_delivered_once_each(backend: Backend) {
+    let env = vec![
+        ("WAG_ALLOW_PRIVATE_WEBHOOK_TARGETS", "true".to_string()),
+        // Long: no lease may run out mid-test (that would rightly send a delivery again).
+        ("WAG_WEBHOOK_LEASE_SECS", "120".to_string()),
+    ];
+    let Some(s) = setup(backend, env).await else { return };
+    // Two servers on one database: each delivery must be claimed by exactly one of them.
+    let (_, second) = s.app.second_server().await;
+    let (receiver, url) = Receiver::start(&[]).await;
+    assert!(s.set_webhook(&url, "message.received").success);
+    assert_eq!(s.post("/api/sandbox/link", json!({"instance_id": s.instance})).await, StatusCode::OK);
+
+    const BURST: usize = 300;
+    let s = Arc::new(s);
+    let permits = Arc::new(tokio::sync::Semaphore::new(16));
+    let mut posts = tokio::task::JoinSet::new();
+    for i in 0..BURST {
+        let s = s.clone();
+        let permit = permits.clone().acquire_owned().await.unwrap();
+        posts.spawn(async move {
+            let body = json!({"instance_id": s.instance, "from": "+966501234567", "message": format!("burst {i}")});
+            let status = s.post("/api/sandbox/inbound", body).await;
+            drop(permit);
+            status
+        });
+    }
+    while let Some(status) = posts.join_next().await {
+        assert_eq!(status.unwrap(), StatusCode::OK);
+    }
+    let distinct = || {
+        let got = receiver.got.lock().unwrap();
+        got.iter().map(|r| r.headers["webhook-id"].to_str().unwrap().to_string()).collect::<HashSet<_>>().len()
+    };
+    wait_until("every delivery of the burst", Duration::from_secs(120), || distinct() == BURST).await;
+    // Anything sent twice would arrive within this.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(receiver.got.lock().unwrap().len(), BURST, "each delivery was sent once");
+
+    use sea_orm::EntityTrait;
+    let rows = gateway::entities::webhook_delivery::Entity::find().all(&s.app.conn).await.unwrap();
+    assert_eq!(rows.len(), BURST);
+    assert!(rows.iter().all(|d| d.status == "succeeded" && d.attempts == 1), "each settled once as succeeded");
+    let attempts = gateway::entities::webhook_attempt::Entity::find().all(&s.app.conn).await.unwrap();
+    assert_eq!(attempts.len(), BURST, "every attempt recorded, once");
+
+    second.stop().await;
+    let Ok(s) = Arc::try_unwrap(s) else { panic!("the posts are done") };
+    s.app.finish().await;
+}
+
+async fn a_black_hole_receiver_does_not_delay_another_tenant(backend: Backend) {
+    let env = vec![
+        ("WAG_ALLOW_PRIVATE_WEBHOOK_TARGETS", "true".to_string()),
+        // Short, so stopping the app does not wait long for the unanswered requests.
+        ("WAG_WEBHOOK_TIMEOUT_SECS", "3".to_string()),
+        ("WAG_WEBHOOK_LEASE_SECS", "30".to_string()),
+    ];
+    let Some(a) = setup(backend, env).await else { return };
+
+    // Tenant A's receiver accepts connections and never answers.
+    let hole = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hole_url = format!("http://127.0.0.1:{}/hook", hole.local_addr().unwrap().port());
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = accepted.clone();
+    let hole_task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = hole.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            held.push(socket);
+        }
+    });
+    assert!(a.set_webhook(&hole_url, "message.received").success);
+    let instance_a = gateway::instances::find_for_connector(&a.app.conn, &a.instance).await.unwrap().unwrap();
+    let txn = gateway::db::begin_write(&a.app.conn).await.unwrap();
+    for i in 0..1000 {
+        let fields = gateway::fields! {"from" => "+966501234567", "text" => format!("a-{i}")};
+        gateway::events::emit(&txn, source(&instance_a), gateway::events::EventKind::MessageReceived, fields)
+            .await
+            .unwrap();
+    }
+    gateway::db::commit_and_wake(txn).await.unwrap();
+    wait_until("tenant A's first attempts", Duration::from_secs(10), || accepted.load(Ordering::SeqCst) > 0).await;
+
+    // Tenant B: another account, its own instance and receiver.
+    let browser = a.app.browser();
+    browser.signup(&unique_email("tenant-b"), PASSWORD).await;
+    let key_b = browser.create_api_key("B").await;
+    let instance_b = browser.create_instance("B Line").await;
+    let post_b = |path: &'static str, body: Value| {
+        let request = a.app.api().post(a.app.url(path)).bearer_auth(&key_b).json(&body);
+        async move { request.send().await.unwrap().status() }
+    };
+    assert_eq!(post_b("/api/sandbox/link", json!({"instance_id": instance_b})).await, StatusCode::OK);
+    let (receiver_b, url_b) = Receiver::start(&[]).await;
+    let out = a.app.wag(&[
+        "admin",
+        "set-webhook",
+        "--instance",
+        &instance_b,
+        "--url",
+        &url_b,
+        "--events",
+        "message.received",
+    ]);
+    assert!(out.success, "{out:?}");
+
+    const B_EVENTS: usize = 100;
+    let mut sent = HashMap::new();
+    for i in 0..B_EVENTS {
+        let text = format!("b-{i}");
+        // Taken before the request, so the lag also counts writing the event: an upper bound.
+        sent.insert(text.clone(), Instant::now());
+        let body = json!({"instance_id": instance_b, "from": "+966501234567", "message": text});
+        assert_eq!(post_b("/api/sandbox/inbound", body).await, StatusCode::OK);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    wait_until("tenant B's deliveries", Duration::from_secs(60), || receiver_b.events().len() >= B_EVENTS).await;
+    let mut lags: Vec<Duration> = receiver_b
+        .got
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let body: Value = serde_json::from_str(&r.body).unwrap();
+            r.at - sent[body["text"].as_str().unwrap()]
+        })
+        .collect();
+    lags.sort();
+    let p99 = lags[(lags.len() * 99).div_ceil(100) - 1];
+    assert!(
+        p99 <= Duration::from_secs(1),
+        "tenant B's lag: p50 {:?}, p99 {p99:?}, max {:?}",
+        lags[lags.len() / 2],
+        lags[lags.len() - 1]
+    );
+    assert!(accepted.load(Ordering::SeqCst) > 0, "tenant A's deliveries were being tried all along");
+    a.app.finish().await;
+    hole_task.abort();
 }
