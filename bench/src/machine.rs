@@ -174,7 +174,8 @@ pub fn describe() -> Value {
     json!({ "cpu": model, "cores": cores(), "ram_gib": ram_gib, "kernel": kernel, "rustc": rustc })
 }
 
-/// The commit the server was built from, and whether the tree had changes.
+/// The commit of the tree the server is built from, and whether it had changes outside the
+/// harness (with `--wag`, the binary may come from elsewhere: the report names its path).
 pub fn git_describe() -> Value {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap_or(Path::new("."));
     let run = |args: &[&str]| {
@@ -188,7 +189,9 @@ pub fn git_describe() -> Value {
     };
     let commit = run(&["rev-parse", "--short=12", "HEAD"]);
     let branch = run(&["rev-parse", "--abbrev-ref", "HEAD"]);
-    let dirty = run(&["status", "--porcelain", "--untracked-files=no"]).map(|s| !s.is_empty());
+    // Changes to the harness and its notes do not change the server being measured.
+    let dirty = run(&["status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench", ":!BENCHMARKS.md", ":!README.md"])
+        .map(|s| !s.is_empty());
     json!({ "commit": commit, "branch": branch, "dirty": dirty })
 }
 

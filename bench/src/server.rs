@@ -188,6 +188,14 @@ pub fn locate_wag(common: &Common) -> anyhow::Result<PathBuf> {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut command = std::process::Command::new(cargo);
         command.args(["build", "--release", "-p", "server"]).current_dir(workspace);
+        // `cargo run` hands its package's variables (CARGO_PKG_NAME=bench, CARGO_MANIFEST_DIR,
+        // …) to the program. Build scripts that watch them (ring's does) would see them
+        // "changed" and a nested build would recompile half the dependency tree.
+        for (key, _) in std::env::vars() {
+            if is_cargo_run_variable(&key) {
+                command.env_remove(key);
+            }
+        }
         if let Some(target) = target {
             command.env("CARGO_TARGET_DIR", target);
         }
@@ -203,6 +211,13 @@ pub fn locate_wag(common: &Common) -> anyhow::Result<PathBuf> {
         bail!("{} not found (build it with cargo build --release -p server, or pass --wag)", wag.display());
     }
     Ok(wag)
+}
+
+/// Variables `cargo run` sets for the program it runs (not settings of cargo itself).
+fn is_cargo_run_variable(key: &str) -> bool {
+    key.starts_with("CARGO_PKG_")
+        || key.starts_with("CARGO_BIN_")
+        || matches!(key, "CARGO_MANIFEST_DIR" | "CARGO_MANIFEST_PATH" | "CARGO_MANIFEST_LINKS" | "CARGO_CRATE_NAME" | "CARGO_PRIMARY_PACKAGE" | "OUT_DIR")
 }
 
 /// A port nobody listens on right now.
@@ -457,6 +472,15 @@ mod tests {
         assert_eq!(database_name("postgres://u@h:5"), None);
         assert_eq!(kind_of_url("sqlite:///tmp/x.db?mode=rwc"), Some(DbKind::Sqlite));
         assert_eq!(kind_of_url("mariadb://root@h/x"), Some(DbKind::Mysql));
+    }
+
+    #[test]
+    fn nested_cargo_keeps_its_own_settings() {
+        assert!(is_cargo_run_variable("CARGO_PKG_NAME"));
+        assert!(is_cargo_run_variable("CARGO_MANIFEST_DIR"));
+        assert!(!is_cargo_run_variable("CARGO_TARGET_DIR"));
+        assert!(!is_cargo_run_variable("CARGO_HOME"));
+        assert!(!is_cargo_run_variable("CARGO_INCREMENTAL"));
     }
 
     #[test]
