@@ -16,7 +16,7 @@ use crate::{
     scenarios::recipient,
     seed,
     server::{self, Cleanup, Server, Workspace, BENCH_PASSWORD},
-    stats::{round2, thousands, Errors, Latencies},
+    stats::{count, round2, thousands, Errors, Latencies},
     PagesArgs,
 };
 
@@ -129,9 +129,9 @@ pub async fn run(args: PagesArgs, cleanup: Arc<Cleanup>) -> anyhow::Result<bool>
         let rate = if s.seconds > 0.0 { s.added as f64 / s.seconds } else { 0.0 };
         format!(
             "{} rows ({} already there, {} added in {:.1} s, {} rows/s)",
-            thousands(total as f64),
-            thousands(s.existing as f64),
-            thousands(s.added as f64),
+            count(total),
+            count(s.existing),
+            count(s.added),
             s.seconds,
             thousands(rate)
         )

@@ -5,7 +5,7 @@ use crate::{
     load::Outcome,
     machine,
     server::LogSummary,
-    stats::{round2, thousands},
+    stats::{count, round2, thousands},
 };
 
 pub struct Report {
@@ -62,12 +62,12 @@ impl Report {
         let has_db = cpu.db_s > 0.0;
         self.rows.push([
             label.to_string(),
-            thousands(outcome.requests as f64),
+            count(outcome.requests),
             thousands(outcome.per_second()),
             format!("{:.1}", outcome.latencies.percentile_ms(50.0)),
             format!("{:.1}", outcome.latencies.percentile_ms(99.0)),
             format!("{:.1}", outcome.latencies.max_ms()),
-            thousands(outcome.errors.total() as f64).replace(".0", ""),
+            count(outcome.errors.total()),
             format!("{wag_ms:.3}"),
             if has_db { format!("{db_ms:.3}") } else { "-".into() },
             pct(cpu.server_s),

@@ -14,7 +14,7 @@ use crate::{
     receiver::{self, Receiver, TOKEN_PREFIX},
     report::Report,
     server::{self, Cleanup, Server, Tenant, Workspace},
-    stats::{round2, thousands, Latencies},
+    stats::{count, round2, thousands, Latencies},
     Common, InboundArgs, LoadArgs, SendArgs, WebhookArgs,
 };
 
@@ -133,9 +133,11 @@ async fn healthz_ceiling(report: &mut Report, target: &Target, server: &Server, 
 
 async fn finish(report: &mut Report, server: Server) {
     report.server_log(&server.log_summary());
-    if let Some(status) = server.stop().await {
+    if let Some((status, took)) = server.stop().await {
+        report.header(format!("wag stopped on SIGTERM in {:.1} s ({status})", took.as_secs_f64()));
+        report.set("stop_seconds", json!(round2(took.as_secs_f64())));
         if !status.success() {
-            report.warn(format!("wag did not stop cleanly: {status}"));
+            report.warn(format!("wag did not stop cleanly within {} s of SIGTERM: {status}", server::STOP_GRACE.as_secs()));
         }
     }
 }
@@ -262,11 +264,13 @@ async fn drain(receiver: &Receiver, expected: usize, since: Instant, drain: Dura
 
 type Answered = Arc<Mutex<HashMap<u64, Instant>>>;
 
-fn note_answers(answered: &Answered) -> OnAnswer {
+/// Notes when each injection was answered, by its token (`offset` + the loop's request number,
+/// as `inbound_factory` numbers them).
+fn note_answers(answered: &Answered, offset: u64) -> OnAnswer {
     let answered = answered.clone();
-    Arc::new(move |seq, status, at| {
+    Arc::new(move |n, status, at| {
         if (200..300).contains(&status) {
-            answered.lock().unwrap().insert(seq, at);
+            answered.lock().unwrap().insert(n + offset, at);
         }
     })
 }
@@ -352,7 +356,7 @@ pub async fn webhooks(args: WebhookArgs, cleanup: Arc<Cleanup>) -> anyhow::Resul
             &stack.target,
             &plan,
             inbound_factory(&stack.target, &stack.tenant, next_seq),
-            Some(note_answers(&answered)),
+            Some(note_answers(&answered, next_seq)),
         )
         .await;
         let injected_at = Instant::now();
@@ -389,7 +393,7 @@ pub async fn webhooks(args: WebhookArgs, cleanup: Arc<Cleanup>) -> anyhow::Resul
             &stack.target,
             &plan,
             inbound_factory(&stack.target, &stack.tenant, next_seq),
-            Some(note_answers(&answered)),
+            Some(note_answers(&answered, next_seq)),
         )
         .await;
         let injected_at = Instant::now();
@@ -434,11 +438,11 @@ fn webhook_section(
     let db_per = if m.delivered > 0 { cpu.db_s * 1000.0 / m.delivered as f64 } else { 0.0 };
     let (lag_facts, lag_json) = lag_facts(m, drain_s);
     let mut facts = vec![
-        ("inbound answered 2xx", thousands(injected.ok as f64)),
-        ("delivered (distinct events)", thousands(m.delivered as f64)),
+        ("inbound answered 2xx", count(injected.ok)),
+        ("delivered (distinct events)", count(m.delivered)),
         ("deliveries/s", format!("{} (first injection → last arrival, {:.1} s)", thousands(per_s), span)),
-        ("missing", thousands(m.missing as f64)),
-        ("duplicates (same webhook-id)", thousands(m.duplicates as f64)),
+        ("missing", count(m.missing)),
+        ("duplicates (same webhook-id)", count(m.duplicates)),
         ("unsigned / unknown", format!("{} / {}", m.unsigned, m.unknown)),
     ];
     facts.extend(lag_facts);

@@ -250,6 +250,9 @@ pub fn server_env(ws: &Workspace, listen: SocketAddr, receipt_delay_ms: u64, ext
     Ok(env)
 }
 
+/// How long a stopping `wag` may take before it is killed (its own limits add up to 60 s).
+pub const STOP_GRACE: Duration = Duration::from_secs(60);
+
 /// A running `wag serve`.
 pub struct Server {
     pub wag: PathBuf,
@@ -335,22 +338,26 @@ impl Server {
         summary
     }
 
-    /// SIGTERM, then SIGKILL after 10 s.
-    pub async fn stop(mut self) -> Option<std::process::ExitStatus> {
+    /// SIGTERM (a graceful stop: in-flight requests, webhook attempts and queued connector
+    /// events are finished), then SIGKILL after `STOP_GRACE`. Answers the exit status and how
+    /// long the stop took.
+    pub async fn stop(mut self) -> Option<(std::process::ExitStatus, Duration)> {
         let mut child = self.child.take()?;
+        let started = Instant::now();
         if let Some(pid) = child.id() {
             // SAFETY: signalling our own child by its pid.
             unsafe {
                 libc::kill(pid as libc::pid_t, libc::SIGTERM);
             }
         }
-        match tokio::time::timeout(Duration::from_secs(10), child.wait()).await {
+        let status = match tokio::time::timeout(STOP_GRACE, child.wait()).await {
             Ok(Ok(status)) => Some(status),
             _ => {
                 let _ = child.kill().await;
                 child.wait().await.ok()
             }
-        }
+        };
+        status.map(|s| (s, started.elapsed()))
     }
 }
 

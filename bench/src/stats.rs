@@ -95,6 +95,15 @@ pub fn error_code(body: &[u8]) -> Option<String> {
     value.get("error").and_then(Value::as_str).map(str::to_string)
 }
 
+/// A count with thousands separators: 1234567 → "1,234,567", 7 → "7".
+pub fn count(n: u64) -> String {
+    if n < 100 {
+        n.to_string()
+    } else {
+        thousands(n as f64)
+    }
+}
+
 /// 12,345.6 → "12,346"; small values keep a decimal.
 pub fn thousands(x: f64) -> String {
     if x.abs() < 100.0 {
@@ -155,5 +164,7 @@ mod tests {
         assert_eq!(thousands(999.5), "1,000");
         assert_eq!(thousands(42.24), "42.2");
         assert_eq!(thousands(-1234.0), "-1,234");
+        assert_eq!(count(7), "7");
+        assert_eq!(count(1_234_567), "1,234,567");
     }
 }
