@@ -58,7 +58,7 @@ fn portal_router(state: AppState) -> Router {
     // Without cargo-leptos the options are built here; only the output name matters, as no
     // wasm bundle is served.
     let options = LeptosOptions::builder().output_name("wag").build();
-    let routes = leptos_axum::generate_route_list(app::App);
+    let routes = route_list();
     let reference = app::context::ApiReference(crate::api::openapi::reference_markdown());
     let context = {
         let state = state.clone();
@@ -88,6 +88,16 @@ fn portal_router(state: AppState) -> Router {
         // Portal pages show account data and, once, new secrets: never keep them in caches.
         .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .layer(sessions)
+}
+
+/// The portal's routes, generated once per process. Generating them renders the app with every
+/// resource load suppressed through a process-wide flag (leptos_server's
+/// `SuppressResourceLoad`): a page rendered by another server in the same process at that
+/// moment would keep a resource pending forever and its request would hang (leptos issue
+/// #4773). Generating once, before any server of the process listens, closes that window.
+fn route_list() -> Vec<leptos_axum::AxumRouteListing> {
+    static ROUTES: std::sync::OnceLock<Vec<leptos_axum::AxumRouteListing>> = std::sync::OnceLock::new();
+    ROUTES.get_or_init(|| leptos_axum::generate_route_list(app::App)).clone()
 }
 
 async fn api_not_found() -> impl IntoResponse {

@@ -34,9 +34,29 @@ macro_rules! on_every_database {
 
 /// A scenario that hangs fails with its name instead of stalling the whole run.
 pub async fn within_limit(scenario: impl std::future::Future<Output = ()>) {
+    init_test_logging();
     if tokio::time::timeout(std::time::Duration::from_secs(180), scenario).await.is_err() {
         panic!("the scenario did not finish within 180 s");
     }
+}
+
+/// The server's log goes to the test's captured output, shown only when the test fails: every
+/// request opening and closing (with its duration) and the engine's warnings, so a failure
+/// or a hang can be traced to the step that did not finish.
+fn init_test_logging() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        let filter = tracing_subscriber::EnvFilter::try_from_env("WAG_TEST_LOG").unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new("info,sqlx=warn,sea_orm=warn,sea_orm_migration=warn")
+        });
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_test_writer()
+            .with_span_events(
+                tracing_subscriber::fmt::format::FmtSpan::NEW | tracing_subscriber::fmt::format::FmtSpan::CLOSE,
+            )
+            .try_init();
+    });
 }
 
 static SKIP_POSTGRES: Once = Once::new();
@@ -226,7 +246,8 @@ impl TestApp {
         // Servers see CLI changes to keys, plans, modules and instances within a second (they
         // follow a change counter every 250 ms): give them two turns before the test goes on.
         let cached = ["set-plan", "set-module", "revoke-api-key", "pause-instance", "resume-instance"];
-        if output.status.success() && args.first() == Some(&"admin") && args.get(1).is_some_and(|a| cached.contains(a)) {
+        if output.status.success() && args.first() == Some(&"admin") && args.get(1).is_some_and(|a| cached.contains(a))
+        {
             std::thread::sleep(std::time::Duration::from_millis(2 * gateway::cache::epoch::POLL_MS + 100));
         }
         CliOutput {

@@ -9,6 +9,7 @@ mod api;
 mod failures;
 mod instances;
 mod receive;
+mod rendering;
 mod send;
 mod session_store;
 mod tenancy;
