@@ -113,15 +113,19 @@ async fn lease(
     }
     let token = ulid::Ulid::new().to_string();
     let writing = lane.enter().await;
+    // Through the process's SQLite writer queue like every other write, so the lease never
+    // waits in SQLite's sleeping busy handler behind a request's transaction.
+    let txn = crate::db::begin_write(db).await?;
     let won = webhook_delivery::Entity::update_many()
         .col_expr(webhook_delivery::Column::LockedUntil, Expr::value(now + lease_secs))
         .col_expr(webhook_delivery::Column::LeaseOwner, Expr::value(token.clone()))
         .filter(webhook_delivery::Column::Id.is_in(ids.iter().copied()))
         .filter(webhook_delivery::Column::Status.eq("pending"))
         .filter(webhook_delivery::Column::LockedUntil.lt(now))
-        .exec(db)
+        .exec(&txn)
         .await?
         .rows_affected;
+    txn.commit().await?;
     drop(writing);
     if won == 0 {
         return Ok(Vec::new());
