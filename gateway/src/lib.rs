@@ -14,6 +14,7 @@ pub mod faults;
 pub mod ids;
 pub mod inbound;
 pub mod instances;
+pub mod log_page;
 pub mod login_throttle;
 pub mod message_log;
 pub mod message_stats;
