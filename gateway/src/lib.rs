@@ -24,6 +24,7 @@ pub mod optout;
 pub mod plans;
 pub mod policy;
 pub mod policy_log;
+pub mod retention;
 pub mod secrets;
 pub mod send;
 pub mod session_store;
