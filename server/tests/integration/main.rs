@@ -11,6 +11,7 @@ mod instances;
 mod receive;
 mod send;
 mod session_store;
+mod storage;
 mod tenancy;
 mod threecx;
 mod webhooks;
