@@ -170,6 +170,9 @@ pub struct PagesArgs {
     /// Inbound-message rows (default: a tenth of --rows).
     #[arg(long)]
     pub inbound_rows: Option<u64>,
+    /// Policy-decision rows (default: a tenth of --rows).
+    #[arg(long)]
+    pub policy_rows: Option<u64>,
     /// Use (and keep) this database instead of a fresh one: rows already seeded there are
     /// kept and only the missing ones are added, so a 10 M seed is done once. For SQLite e.g.
     /// sqlite:///var/tmp/wag-bench-pages.db?mode=rwc; for PostgreSQL/MariaDB a database URL

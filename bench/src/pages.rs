@@ -48,18 +48,28 @@ async fn scalar_string(conn: &DatabaseConnection, sql: String) -> anyhow::Result
 }
 
 /// The bench account and its instance, created through `wag admin` when missing.
-async fn account(conn: &DatabaseConnection, wag: &std::path::Path, env: &[(String, String)]) -> anyhow::Result<seed::Target> {
+async fn account(
+    conn: &DatabaseConnection,
+    wag: &std::path::Path,
+    env: &[(String, String)],
+) -> anyhow::Result<seed::Target> {
     let find = format!("SELECT id FROM accounts WHERE email = '{PAGES_EMAIL}'");
     if scalar_i64(conn, find.clone()).await?.is_none() {
-        server::wag_cli(wag, env, &["admin", "create-user", "--email", PAGES_EMAIL, "--password", BENCH_PASSWORD, "--plan", "scale"])
-            .await?;
+        server::wag_cli(
+            wag,
+            env,
+            &["admin", "create-user", "--email", PAGES_EMAIL, "--password", BENCH_PASSWORD, "--plan", "scale"],
+        )
+        .await?;
     }
     let account_id = scalar_i64(conn, find).await?.context("the bench account was not created")?;
     let instance_sql = format!("SELECT id FROM instances WHERE account_id = {account_id} ORDER BY id LIMIT 1");
     let instance_id = match scalar_string(conn, instance_sql.clone()).await? {
         Some(id) => id,
         None => {
-            let out = server::wag_cli(wag, env, &["admin", "create-instance", "--email", PAGES_EMAIL, "--name", "bench-log"]).await?;
+            let out =
+                server::wag_cli(wag, env, &["admin", "create-instance", "--email", PAGES_EMAIL, "--name", "bench-log"])
+                    .await?;
             server::last_line(&out)
         }
     };
@@ -102,12 +112,17 @@ pub async fn run(args: PagesArgs, cleanup: Arc<Cleanup>) -> anyhow::Result<bool>
     };
     let rows = args.rows;
     let inbound_rows = args.inbound_rows.unwrap_or(rows / 10);
+    let policy_rows = args.policy_rows.unwrap_or(rows / 10);
     let cli_env = server::server_env(&ws, "127.0.0.1:0".parse()?, 2000, &common.env)?;
     server::wag_cli(&wag, &cli_env, &["migrate"]).await?;
     let conn = single_connection(&ws.url).await.context("connecting to the database to seed it")?;
     let target = account(&conn, &wag, &cli_env).await?;
-    eprintln!("bench: seeding {rows} message rows and {inbound_rows} inbound rows (account {})", target.account_id);
-    let (messages, inbound) = seed::seed(&conn, ws.kind, &target, rows, inbound_rows).await?;
+    eprintln!(
+        "bench: seeding {rows} message rows, {inbound_rows} inbound rows and {policy_rows} policy decisions (account {})",
+        target.account_id
+    );
+    let seeded = seed::seed(&conn, ws.kind, &target, rows, inbound_rows, policy_rows).await?;
+    let (messages, inbound, policy) = (seeded[0].clone(), seeded[1].clone(), seeded[2].clone());
     let size = database_bytes(&conn, &ws).await;
     let acc = target.account_id;
     let (min_id, max_id) = (
@@ -118,10 +133,14 @@ pub async fn run(args: PagesArgs, cleanup: Arc<Cleanup>) -> anyhow::Result<bool>
         scalar_i64(&conn, format!("SELECT MIN(id) FROM inbound_messages WHERE account_id = {acc}")).await?.unwrap_or(0),
         scalar_i64(&conn, format!("SELECT MAX(id) FROM inbound_messages WHERE account_id = {acc}")).await?.unwrap_or(0),
     );
+    let (min_policy, max_policy) = (
+        scalar_i64(&conn, format!("SELECT MIN(id) FROM policy_decisions WHERE account_id = {acc}")).await?.unwrap_or(0),
+        scalar_i64(&conn, format!("SELECT MAX(id) FROM policy_decisions WHERE account_id = {acc}")).await?.unwrap_or(0),
+    );
     conn.close().await.ok();
 
     let settings = json!({
-        "rows": rows, "inbound_rows": inbound_rows, "requests": args.requests, "page_seconds": args.page_seconds,
+        "rows": rows, "inbound_rows": inbound_rows, "policy_rows": policy_rows, "requests": args.requests, "page_seconds": args.page_seconds,
         "reuse_db": args.reuse_db.is_some(),
     });
     let mut report = Report::new("pages", ws.kind, settings);
@@ -142,11 +161,13 @@ pub async fn run(args: PagesArgs, cleanup: Arc<Cleanup>) -> anyhow::Result<bool>
         vec![
             ("messages", seed_facts(&messages, rows)),
             ("inbound_messages", seed_facts(&inbound, inbound_rows)),
+            ("policy_decisions", seed_facts(&policy, policy_rows)),
             ("database size", size.map(|b| format!("{:.2} GiB", b as f64 / 1024f64.powi(3))).unwrap_or_else(|| "?".into())),
         ],
         json!({
             "messages": { "rows": rows, "existing": messages.existing, "added": messages.added, "seconds": round2(messages.seconds) },
             "inbound_messages": { "rows": inbound_rows, "existing": inbound.existing, "added": inbound.added, "seconds": round2(inbound.seconds) },
+            "policy_decisions": { "rows": policy_rows, "existing": policy.existing, "added": policy.added, "seconds": round2(policy.seconds) },
             "database_bytes": size,
         }),
     );
@@ -183,7 +204,32 @@ pub async fn run(args: PagesArgs, cleanup: Arc<Cleanup>) -> anyhow::Result<bool>
             path: format!("/messages?before={}", min_id + (max_id - min_id) / 2),
             expect: None,
         },
+        PageCase {
+            label: "/messages?phone=…&status=failed (one recipient's failures)".into(),
+            path: format!("/messages?phone={encoded_phone}&status=failed"),
+            expect: None,
+        },
+        PageCase {
+            label: "/messages?phone=12345 (part of a number)".into(),
+            path: "/messages?phone=12345".into(),
+            expect: None,
+        },
+        PageCase { label: "/dashboard (7-day policy summary)".into(), path: "/dashboard".into(), expect: None },
     ];
+    if policy_rows > 0 {
+        cases.extend([
+            PageCase {
+                label: "/responsible-messaging (summary, first page)".into(),
+                path: "/responsible-messaging".into(),
+                expect: Some("policy_violation".into()),
+            },
+            PageCase {
+                label: "/responsible-messaging?before=… (deep page)".into(),
+                path: format!("/responsible-messaging?before={}", min_policy + (max_policy - min_policy) / 2),
+                expect: None,
+            },
+        ]);
+    }
     if inbound_rows > 0 {
         cases.extend([
             PageCase {
@@ -199,6 +245,20 @@ pub async fn run(args: PagesArgs, cleanup: Arc<Cleanup>) -> anyhow::Result<bool>
             PageCase {
                 label: "/inbound-logs?before=… (deep page)".into(),
                 path: format!("/inbound-logs?before={}", min_in + (max_in - min_in) / 2),
+                expect: None,
+            },
+            PageCase {
+                label: "/inbound-logs?text=… (words, scan window)".into(),
+                path: "/inbound-logs?text=order%20123".into(),
+                expect: None,
+            },
+            PageCase {
+                label: "/inbound-logs?from=…&to=… (one day, a week back)".into(),
+                path: {
+                    let day = chrono::Utc::now() - chrono::Duration::days(7);
+                    let day = day.format("%Y-%m-%d");
+                    format!("/inbound-logs?from={day}&to={day}")
+                },
                 expect: None,
             },
         ]);
@@ -228,7 +288,8 @@ pub async fn run(args: PagesArgs, cleanup: Arc<Cleanup>) -> anyhow::Result<bool>
                     page.body.chars().take(300).collect()
                 });
             } else if let Some(text) = case.expect.as_deref().filter(|t| !page.body.contains(*t)) {
-                errors.add("200 without the newest seeded row".into(), || format!("expected {text:?} on {}", case.path));
+                errors
+                    .add("200 without the newest seeded row".into(), || format!("expected {text:?} on {}", case.path));
             } else {
                 ok += 1;
             }

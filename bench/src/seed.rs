@@ -1,9 +1,10 @@
-//! Bulk seeding of the message and inbound logs for the log-page benchmark: multi-row
+//! Bulk seeding of the message, inbound and policy logs for the log-page benchmark: multi-row
 //! INSERTs in large transactions, straight into the tables `wag migrate` created. Resumable:
 //! rows already there for the account are counted and only the missing ones are added.
 //!
 //! The column lists follow the `messages` table (migrations m20261124_000002 and the 3CX
-//! columns of m20261124_000005) and `inbound_messages` (m20261124_000003). A column added
+//! columns of m20261124_000005), `inbound_messages` (m20261124_000003) and `policy_decisions`
+//! (m20261124_000002). A column added
 //! later that is NOT NULL without a default stops the seed with its name, rather than
 //! seeding something the server would not have written.
 use std::time::{Duration, Instant};
@@ -53,6 +54,18 @@ pub const INBOUND_COLUMNS: &[&str] = &[
     "received_at",
 ];
 
+pub const POLICY_COLUMNS: &[&str] = &[
+    "account_id",
+    "instance_id",
+    "recipient_masked",
+    "purpose",
+    "decision",
+    "error_code",
+    "risk_score",
+    "reasons",
+    "created_at",
+];
+
 /// The seeded log spans this many days back from the moment seeding began.
 pub const SPAN_SECS: i64 = 30 * 86_400;
 /// Distinct recipients (and inbound senders) the log cycles through.
@@ -98,7 +111,12 @@ fn ulid_at(unix_secs: i64, k: u64, salt: u64) -> String {
 }
 
 /// Columns of `table` that the seed does not fill and that need a value (NOT NULL, no default).
-async fn unfillable_columns(conn: &DatabaseConnection, kind: DbKind, table: &str, filled: &[&str]) -> anyhow::Result<Vec<String>> {
+async fn unfillable_columns(
+    conn: &DatabaseConnection,
+    kind: DbKind,
+    table: &str,
+    filled: &[&str],
+) -> anyhow::Result<Vec<String>> {
     let backend = conn.get_database_backend();
     let sql = match kind {
         DbKind::Sqlite => format!("SELECT name, \"notnull\", dflt_value, pk FROM pragma_table_info('{table}')"),
@@ -119,7 +137,8 @@ async fn unfillable_columns(conn: &DatabaseConnection, kind: DbKind, table: &str
     let mut missing = Vec::new();
     for row in rows {
         let name: String = row.try_get_by_index(0)?;
-        let not_null: i64 = row.try_get_by_index::<i64>(1).or_else(|_| row.try_get_by_index::<i32>(1).map(i64::from))?;
+        let not_null: i64 =
+            row.try_get_by_index::<i64>(1).or_else(|_| row.try_get_by_index::<i32>(1).map(i64::from))?;
         let default: Option<String> = row.try_get_by_index(2).unwrap_or(None);
         let pk: i64 = row.try_get_by_index::<i64>(3).or_else(|_| row.try_get_by_index::<i32>(3).map(i64::from))?;
         if name == "id" || pk > 0 || filled.contains(&name.as_str()) {
@@ -181,6 +200,35 @@ fn inbound_values(t: &Target, k: u64, anchor: i64, total: u64, out: &mut String)
     );
 }
 
+/// The decision of seeded policy row `k`: 95 % allow, 3 % flag, 2 % block.
+pub fn decision_of(k: u64) -> &'static str {
+    match mix(k ^ 0xdec1) % 100 {
+        0..=1 => "block",
+        2..=4 => "flag",
+        _ => "allow",
+    }
+}
+
+fn policy_values(t: &Target, k: u64, anchor: i64, total: u64, out: &mut String) {
+    use std::fmt::Write;
+    let at = anchor + (k as i128 * i128::from(SPAN_SECS) / i128::from(total.max(1))) as i64;
+    let decision = decision_of(k);
+    let (code, risk, reasons) = match decision {
+        "block" => {
+            ("'policy_violation'", 85, r#"'[{"code":"marketing_language","detail":"Marketing language: sale"}]'"#)
+        }
+        "flag" => ("NULL", 45, r#"'[{"code":"link","detail":"A link to an unknown site"}]'"#),
+        _ => ("NULL", 0, "'[]'"),
+    };
+    let _ = write!(
+        out,
+        "({acc},'{inst}','+966•••••••{tail:02}','transactional','{decision}',{code},{risk},{reasons},{at})",
+        acc = t.account_id,
+        inst = t.instance_id,
+        tail = k % 100,
+    );
+}
+
 type RowWriter = fn(&Target, u64, i64, u64, &mut String);
 
 /// Adds rows `existing..total` to `table`, printing progress to stderr.
@@ -227,9 +275,20 @@ async fn fill(
     Ok(())
 }
 
-/// Seeds `messages` up to `rows` and `inbound_messages` up to `inbound_rows` for the account.
-pub async fn seed(conn: &DatabaseConnection, kind: DbKind, target: &Target, rows: u64, inbound_rows: u64) -> anyhow::Result<(Seeded, Seeded)> {
-    for (table, columns) in [("messages", MESSAGE_COLUMNS), ("inbound_messages", INBOUND_COLUMNS)] {
+/// Seeds `messages` up to `rows`, `inbound_messages` up to `inbound_rows` and
+/// `policy_decisions` up to `policy_rows` for the account, then rebuilds the account's hourly
+/// counts from them (the server keeps those as it writes; the seed writes around it).
+pub async fn seed(
+    conn: &DatabaseConnection,
+    kind: DbKind,
+    target: &Target,
+    rows: u64,
+    inbound_rows: u64,
+    policy_rows: u64,
+) -> anyhow::Result<Vec<Seeded>> {
+    for (table, columns) in
+        [("messages", MESSAGE_COLUMNS), ("inbound_messages", INBOUND_COLUMNS), ("policy_decisions", POLICY_COLUMNS)]
+    {
         let missing = unfillable_columns(conn, kind, table, columns).await?;
         if !missing.is_empty() {
             bail!(
@@ -248,8 +307,10 @@ pub async fn seed(conn: &DatabaseConnection, kind: DbKind, target: &Target, rows
     for (table, columns, time_column, total, writer) in [
         ("messages", MESSAGE_COLUMNS, "created_at", rows, message_values as RowWriter),
         ("inbound_messages", INBOUND_COLUMNS, "received_at", inbound_rows, inbound_values as RowWriter),
+        ("policy_decisions", POLICY_COLUMNS, "created_at", policy_rows, policy_values as RowWriter),
     ] {
-        let existing = count(conn, format!("SELECT COUNT(*) FROM {table} WHERE account_id = {acc}")).await?.max(0) as u64;
+        let existing =
+            count(conn, format!("SELECT COUNT(*) FROM {table} WHERE account_id = {acc}")).await?.max(0) as u64;
         // Resuming keeps the first run's time axis.
         let oldest = count(conn, format!("SELECT MIN({time_column}) FROM {table} WHERE account_id = {acc}")).await?;
         let anchor = if existing > 0 && oldest > 0 { oldest } else { now - SPAN_SECS };
@@ -257,17 +318,56 @@ pub async fn seed(conn: &DatabaseConnection, kind: DbKind, target: &Target, rows
         if existing < total {
             fill(conn, table, columns, target, existing, total, anchor, writer).await?;
         }
-        results.push(Seeded { existing, added: total.saturating_sub(existing), seconds: started.elapsed().as_secs_f64() });
+        results.push(Seeded {
+            existing,
+            added: total.saturating_sub(existing),
+            seconds: started.elapsed().as_secs_f64(),
+        });
     }
-    if kind != DbKind::Sqlite {
-        // What autovacuum / InnoDB's automatic statistics would have done by the time a
-        // real log reached this size.
-        let analyze = if kind == DbKind::Postgres { "ANALYZE messages, inbound_messages" } else { "ANALYZE TABLE messages, inbound_messages" };
-        let _ = conn.execute_unprepared(analyze).await;
+    if results.iter().any(|r| r.added > 0) {
+        let started = Instant::now();
+        rebuild_counts(conn, acc).await?;
+        eprintln!("bench: hourly counts rebuilt in {:.1} s", started.elapsed().as_secs_f64());
     }
-    let inbound = results.pop().unwrap_or_default();
-    let messages = results.pop().unwrap_or_default();
-    Ok((messages, inbound))
+    let tables = "messages, inbound_messages, policy_decisions";
+    let analyze = match kind {
+        // What autovacuum / InnoDB's automatic statistics would have done by the time a real
+        // log reached this size; SQLite's planner needs no statistics for these queries.
+        DbKind::Sqlite => None,
+        DbKind::Postgres => Some(format!("ANALYZE {tables}")),
+        DbKind::Mysql => Some(format!("ANALYZE TABLE {tables}")),
+    };
+    if let Some(sql) = analyze {
+        let _ = conn.execute_unprepared(&sql).await;
+    }
+    Ok(results)
+}
+
+/// The account's `message_stats` and `policy_stats` rows, computed from its seeded rows.
+async fn rebuild_counts(conn: &DatabaseConnection, acc: i64) -> anyhow::Result<()> {
+    let txn = conn.begin().await?;
+    for sql in [
+        format!("DELETE FROM message_stats WHERE account_id = {acc}"),
+        format!(
+            "INSERT INTO message_stats (account_id, hour_start, total, failed) \
+             SELECT account_id, created_at - (created_at % 3600), COUNT(*), \
+             SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END) \
+             FROM messages WHERE account_id = {acc} GROUP BY account_id, created_at - (created_at % 3600)"
+        ),
+        format!("DELETE FROM policy_stats WHERE account_id = {acc}"),
+        format!(
+            "INSERT INTO policy_stats (account_id, hour_start, allowed, flagged, blocked) \
+             SELECT account_id, created_at - (created_at % 3600), \
+             SUM(CASE WHEN decision = 'allow' THEN 1 ELSE 0 END), \
+             SUM(CASE WHEN decision = 'flag' THEN 1 ELSE 0 END), \
+             SUM(CASE WHEN decision = 'block' THEN 1 ELSE 0 END) \
+             FROM policy_decisions WHERE account_id = {acc} GROUP BY account_id, created_at - (created_at % 3600)"
+        ),
+    ] {
+        txn.execute_unprepared(&sql).await.with_context(|| format!("rebuilding the hourly counts: {sql}"))?;
+    }
+    txn.commit().await?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -291,6 +391,13 @@ mod tests {
         inbound_values(&t, 3, 1_700_000_000, 1000, &mut inbound);
         let values = inbound.trim_matches(|c| c == '(' || c == ')').split(',').count();
         assert_eq!(values, INBOUND_COLUMNS.len() + 1, "one comma is inside the text: {inbound}");
+        for k in 0..200 {
+            let mut policy = String::new();
+            policy_values(&t, k, 1_700_000_000, 1000, &mut policy);
+            let quotes = policy.matches('\'').count();
+            assert_eq!(quotes % 2, 0, "{policy}");
+            assert!(policy.starts_with("(7,'inst_x',") && policy.ends_with(')'), "{policy}");
+        }
     }
 
     #[test]

@@ -31,6 +31,8 @@ pub struct Config {
     /// Reverse proxies whose `X-Forwarded-For` names the real client (3CX IP allowlists and
     /// login throttling see the client, not the proxy). Empty: the peer address is the client.
     pub trusted_proxies: crate::threecx::allowlist::IpAllowlist,
+    /// How long each log keeps its rows (pruned hourly, in small batches).
+    pub retention: crate::retention::Retention,
 }
 
 /// Tunables of the send pipeline.
@@ -125,6 +127,14 @@ struct RawConfig {
     webhook_lease_secs: Option<i64>,
     webhook_timeout_secs: Option<i64>,
     trusted_proxies: Option<String>,
+    retention_messages_days: Option<i64>,
+    retention_inbound_days: Option<i64>,
+    retention_events_days: Option<i64>,
+    retention_deliveries_days: Option<i64>,
+    retention_attempts_days: Option<i64>,
+    retention_policy_days: Option<i64>,
+    retention_3cx_requests_days: Option<i64>,
+    retention_batch: Option<i64>,
 }
 
 /// Environment variables read, in the order the README lists them.
@@ -161,6 +171,14 @@ pub const ENV_VARS: &[&str] = &[
     "WAG_WEBHOOK_LEASE_SECS",
     "WAG_WEBHOOK_POLL_MS",
     "WAG_TRUSTED_PROXIES",
+    "WAG_RETENTION_MESSAGES_DAYS",
+    "WAG_RETENTION_INBOUND_DAYS",
+    "WAG_RETENTION_EVENTS_DAYS",
+    "WAG_RETENTION_DELIVERIES_DAYS",
+    "WAG_RETENTION_ATTEMPTS_DAYS",
+    "WAG_RETENTION_POLICY_DAYS",
+    "WAG_RETENTION_3CX_REQUESTS_DAYS",
+    "WAG_RETENTION_BATCH",
 ];
 
 impl Config {
@@ -218,6 +236,14 @@ impl Config {
                 }
                 "WAG_WEBHOOK_TIMEOUT_SECS" => raw.webhook_timeout_secs = Some(parse_int(key, &v)?),
                 "WAG_TRUSTED_PROXIES" => raw.trusted_proxies = Some(v),
+                "WAG_RETENTION_MESSAGES_DAYS" => raw.retention_messages_days = Some(parse_int(key, &v)?),
+                "WAG_RETENTION_INBOUND_DAYS" => raw.retention_inbound_days = Some(parse_int(key, &v)?),
+                "WAG_RETENTION_EVENTS_DAYS" => raw.retention_events_days = Some(parse_int(key, &v)?),
+                "WAG_RETENTION_DELIVERIES_DAYS" => raw.retention_deliveries_days = Some(parse_int(key, &v)?),
+                "WAG_RETENTION_ATTEMPTS_DAYS" => raw.retention_attempts_days = Some(parse_int(key, &v)?),
+                "WAG_RETENTION_POLICY_DAYS" => raw.retention_policy_days = Some(parse_int(key, &v)?),
+                "WAG_RETENTION_3CX_REQUESTS_DAYS" => raw.retention_3cx_requests_days = Some(parse_int(key, &v)?),
+                "WAG_RETENTION_BATCH" => raw.retention_batch = Some(parse_int(key, &v)?),
                 _ => {}
             }
         }
@@ -317,7 +343,8 @@ impl RawConfig {
         if flag > block {
             return Err(ConfigError("WAG_POLICY_FLAG_THRESHOLD must not be above WAG_POLICY_BLOCK_THRESHOLD".into()));
         }
-        let timeout_secs = bounded("WAG_SEND_TIMEOUT_SECS", self.send_timeout_secs, defaults.timeout_secs as i64, 1..=300)?;
+        let timeout_secs =
+            bounded("WAG_SEND_TIMEOUT_SECS", self.send_timeout_secs, defaults.timeout_secs as i64, 1..=300)?;
         let reconcile_after_secs = bounded(
             "WAG_SEND_RECONCILE_AFTER_SECS",
             self.send_reconcile_after_secs,
@@ -376,7 +403,7 @@ impl RawConfig {
                         return Err(ConfigError(
                             "WAG_WEBHOOK_RETRY_SCHEDULE must be up to 20 comma-separated waits in seconds (0 to 86400)"
                                 .into(),
-                        ))
+                        ));
                     }
                 }
             }
@@ -414,6 +441,26 @@ impl RawConfig {
         let trusted_proxies =
             crate::threecx::allowlist::IpAllowlist::parse(self.trusted_proxies.as_deref().unwrap_or(""))
                 .map_err(|e| ConfigError(format!("WAG_TRUSTED_PROXIES: {}", e.user_message())))?;
+        let keep = crate::retention::Retention::default();
+        let days = |key: &str, value: Option<i64>, default: i64| bounded(key, value, default, 0..=36_500);
+        let retention = crate::retention::Retention {
+            messages_days: days("WAG_RETENTION_MESSAGES_DAYS", self.retention_messages_days, keep.messages_days)?,
+            inbound_days: days("WAG_RETENTION_INBOUND_DAYS", self.retention_inbound_days, keep.inbound_days)?,
+            events_days: days("WAG_RETENTION_EVENTS_DAYS", self.retention_events_days, keep.events_days)?,
+            deliveries_days: days(
+                "WAG_RETENTION_DELIVERIES_DAYS",
+                self.retention_deliveries_days,
+                keep.deliveries_days,
+            )?,
+            attempts_days: days("WAG_RETENTION_ATTEMPTS_DAYS", self.retention_attempts_days, keep.attempts_days)?,
+            policy_days: days("WAG_RETENTION_POLICY_DAYS", self.retention_policy_days, keep.policy_days)?,
+            threecx_requests_days: days(
+                "WAG_RETENTION_3CX_REQUESTS_DAYS",
+                self.retention_3cx_requests_days,
+                keep.threecx_requests_days,
+            )?,
+            batch: bounded("WAG_RETENTION_BATCH", self.retention_batch, keep.batch as i64, 1..=100_000)? as u64,
+        };
         let master_key = match master_key {
             Some(key) => key,
             None => load_or_create_master_key(&data_dir)?,
@@ -441,6 +488,7 @@ impl RawConfig {
             send,
             webhooks,
             trusted_proxies,
+            retention,
         })
     }
 }
@@ -513,6 +561,13 @@ mod tests {
         let again = Config::load_from(None, &env(&[("WAG_DATA_DIR", data.to_str().unwrap())])).unwrap();
         assert_eq!(cfg.master_key.0, again.master_key.0);
         assert_eq!(format!("{:?}", cfg.master_key), "MasterKey(***)");
+        assert_eq!(cfg.retention, crate::retention::Retention::default());
+        let kept = Config::load_from(
+            None,
+            &env(&[("WAG_DATA_DIR", data.to_str().unwrap()), ("WAG_RETENTION_ATTEMPTS_DAYS", "0")]),
+        )
+        .unwrap();
+        assert_eq!(kept.retention.attempts_days, 0, "0 keeps attempts forever");
     }
 
     #[test]
@@ -524,6 +579,8 @@ mod tests {
             ("WAG_SANDBOX_ENABLED", "maybe"),
             ("WAG_MASTER_KEY", "abc"),
             ("WAG_DATABASE_URL", "oracle://x"),
+            ("WAG_RETENTION_MESSAGES_DAYS", "-1"),
+            ("WAG_RETENTION_BATCH", "0"),
         ];
         for (key, value) in cases {
             let good_key = "00".repeat(32);

@@ -218,43 +218,137 @@ pub struct LogRow {
 #[derive(Clone, Debug, Default)]
 pub struct LogFilter {
     pub instance_id: Option<String>,
-    /// Digits the sender's number contains.
-    pub phone: Option<String>,
+    pub phone: Option<crate::log_page::PhoneFilter>,
+    /// Words the message text contains.
     pub text: Option<String>,
     pub from: Option<i64>,
     pub until: Option<i64>,
-    /// Keyset pagination: rows with an id below this.
-    pub before: Option<i64>,
+    /// Keyset pagination: rows received before this one.
+    pub before: Option<Cursor>,
 }
 
-/// Newest first, `limit` rows, by keyset (an indexed range on the id), so page 10,000 costs the
-/// same as page 1.
-pub async fn log(db: &DatabaseConnection, account_id: i64, filter: &LogFilter, limit: u64) -> Result<Vec<LogRow>> {
-    let mut query = inbound_message::Entity::find().filter(inbound_message::Column::AccountId.eq(account_id));
-    if let Some(instance) = &filter.instance_id {
-        query = query.filter(inbound_message::Column::InstanceId.eq(instance.as_str()));
+/// A position in the inbound log, which is ordered by receipt time (then id). Written in links
+/// as `<received_at>.<id>`; a bare id (older links) is looked up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cursor {
+    pub received_at: i64,
+    pub id: i64,
+}
+
+impl std::fmt::Display for Cursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.received_at, self.id)
     }
-    if let Some(phone) = &filter.phone {
-        let digits: String = phone.chars().filter(char::is_ascii_digit).collect();
-        if !digits.is_empty() {
-            query = query.filter(inbound_message::Column::FromPhone.contains(digits.as_str()));
+}
+
+impl Cursor {
+    /// Reads a cursor from a link; a bare id is found in the account's log (`None` when it is
+    /// not there: the page starts from the newest).
+    pub async fn parse(db: &DatabaseConnection, account_id: i64, text: &str) -> Result<Option<Cursor>> {
+        let text = text.trim();
+        if let Some((at, id)) = text.split_once('.') {
+            return Ok(match (at.parse(), id.parse()) {
+                (Ok(received_at), Ok(id)) => Some(Cursor { received_at, id }),
+                _ => None,
+            });
+        }
+        let Ok(id) = text.parse::<i64>() else { return Ok(None) };
+        let row = inbound_message::Entity::find_by_id(id)
+            .filter(inbound_message::Column::AccountId.eq(account_id))
+            .one(db)
+            .await?;
+        Ok(row.map(|r| Cursor { received_at: r.received_at, id: r.id }))
+    }
+}
+
+pub type LogPage = crate::log_page::Page<LogRow, Cursor>;
+
+/// Rows strictly before `cursor` in (received_at, id) order, written so that every database
+/// serves it as one index range: `received_at <= at` bounds the range, the rest skips the rows
+/// of the same second already shown.
+fn before(cursor: Cursor) -> sea_orm::Condition {
+    use inbound_message::Column::{Id, ReceivedAt};
+    sea_orm::Condition::all()
+        .add(ReceivedAt.lte(cursor.received_at))
+        .add(sea_orm::Condition::any().add(ReceivedAt.lt(cursor.received_at)).add(Id.lt(cursor.id)))
+}
+
+/// The cursor's row and the rows after it: the lower bound of a scan window.
+fn not_before(cursor: Cursor) -> sea_orm::Condition {
+    use inbound_message::Column::{Id, ReceivedAt};
+    sea_orm::Condition::all()
+        .add(ReceivedAt.gte(cursor.received_at))
+        .add(sea_orm::Condition::any().add(ReceivedAt.gt(cursor.received_at)).add(Id.gte(cursor.id)))
+}
+
+/// Newest first, `limit` rows, by keyset on (received_at, id), the last columns of the index
+/// that fits: (account, sender, received_at, id) for an exact number, else (account, instance,
+/// received_at, id), else (account, received_at, id); dates are a range of the same index.
+/// Words of the text and a part of a number are applied within the scan window (see
+/// `log_page`), so page 10,000 costs the same as page 1.
+pub async fn log(db: &DatabaseConnection, account_id: i64, filter: &LogFilter, limit: u64) -> Result<LogPage> {
+    log_within(db, account_id, filter, limit, crate::log_page::SCAN_WINDOW).await
+}
+
+/// `log` with a scan window of `window` rows.
+pub async fn log_within(
+    db: &DatabaseConnection,
+    account_id: i64,
+    filter: &LogFilter,
+    limit: u64,
+    window: u64,
+) -> Result<LogPage> {
+    use crate::log_page::PhoneFilter;
+    use inbound_message::Column;
+    let mut range = inbound_message::Entity::find().filter(Column::AccountId.eq(account_id));
+    let mut residual = sea_orm::Condition::all();
+    let instance = filter.instance_id.as_deref().filter(|i| !i.is_empty());
+    match &filter.phone {
+        Some(PhoneFilter::Exact(phone)) => {
+            range = range.filter(Column::FromPhone.eq(phone.as_str()));
+            if let Some(instance) = instance {
+                residual = residual.add(Column::InstanceId.eq(instance));
+            }
+        }
+        other => {
+            if let Some(instance) = instance {
+                range = range.filter(Column::InstanceId.eq(instance));
+            }
+            if let Some(PhoneFilter::Contains(digits)) = other {
+                residual = residual.add(Column::FromPhone.contains(digits.as_str()));
+            }
         }
     }
     if let Some(text) = filter.text.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
-        query = query.filter(inbound_message::Column::Body.contains(text));
+        residual = residual.add(Column::Body.contains(text));
     }
     if let Some(from) = filter.from {
-        query = query.filter(inbound_message::Column::ReceivedAt.gte(from));
+        range = range.filter(Column::ReceivedAt.gte(from));
     }
     if let Some(until) = filter.until {
-        query = query.filter(inbound_message::Column::ReceivedAt.lt(until));
+        range = range.filter(Column::ReceivedAt.lt(until));
     }
-    if let Some(before) = filter.before {
-        query = query.filter(inbound_message::Column::Id.lt(before));
+    if let Some(cursor) = filter.before {
+        range = range.filter(before(cursor));
     }
-    Ok(query
-        .order_by_desc(inbound_message::Column::Id)
-        .limit(limit)
+    let newest_first =
+        |q: sea_orm::Select<inbound_message::Entity>| q.order_by_desc(Column::ReceivedAt).order_by_desc(Column::Id);
+    let mut window_end = None;
+    if !residual.is_empty() {
+        window_end = newest_first(range.clone().select_only().column(Column::ReceivedAt).column(Column::Id))
+            .offset(window.max(1) - 1)
+            .limit(1)
+            .into_tuple::<(i64, i64)>()
+            .one(db)
+            .await?
+            .map(|(received_at, id)| Cursor { received_at, id });
+        if let Some(end) = window_end {
+            // The window's rows: not before its last one.
+            range = range.filter(not_before(end));
+        }
+    }
+    let rows = newest_first(range.filter(residual))
+        .limit(limit + 1)
         .all(db)
         .await?
         .into_iter()
@@ -272,5 +366,6 @@ pub async fn log(db: &DatabaseConnection, account_id: i64, filter: &LogFilter, l
             opt_out: m.opt_out,
             received_at: m.received_at,
         })
-        .collect())
+        .collect();
+    Ok(LogPage::assemble(rows, limit, |r: &LogRow| Cursor { received_at: r.received_at, id: r.id }, window_end))
 }

@@ -383,42 +383,81 @@ pub struct LogRow {
 #[derive(Clone, Debug, Default)]
 pub struct LogFilter {
     pub instance_id: Option<String>,
-    pub phone: Option<String>,
+    pub phone: Option<crate::log_page::PhoneFilter>,
     pub status: Option<String>,
-    pub from: Option<i64>,
-    pub until: Option<i64>,
     /// Keyset pagination: rows with an id below this.
     pub before: Option<i64>,
 }
 
-/// Newest first, by keyset on the id (indexed with the account), so deep pages stay cheap.
+pub type LogPage = crate::log_page::Page<LogRow, i64>;
+
+/// The newest `limit` rows matching the filter (see `page`).
 pub async fn log(db: &DatabaseConnection, account_id: i64, filter: &LogFilter, limit: u64) -> Result<Vec<LogRow>> {
+    Ok(page(db, account_id, filter, limit).await?.rows)
+}
+
+/// Newest first, by keyset on the id. The range comes from the index that fits: (account,
+/// recipient, id) for an exact number, else (account, instance, id), else (account, id); the
+/// status and a part of a number are applied within the scan window (see `log_page`).
+pub async fn page(db: &DatabaseConnection, account_id: i64, filter: &LogFilter, limit: u64) -> Result<LogPage> {
+    page_within(db, account_id, filter, limit, crate::log_page::SCAN_WINDOW).await
+}
+
+/// `page` with a scan window of `window` rows.
+pub async fn page_within(
+    db: &DatabaseConnection,
+    account_id: i64,
+    filter: &LogFilter,
+    limit: u64,
+    window: u64,
+) -> Result<LogPage> {
+    use crate::log_page::PhoneFilter;
     use sea_orm::{QueryOrder, QuerySelect};
-    let mut query = message::Entity::find().filter(message::Column::AccountId.eq(account_id));
-    if let Some(instance) = &filter.instance_id {
-        query = query.filter(message::Column::InstanceId.eq(instance.as_str()));
-    }
-    if let Some(phone) = &filter.phone {
-        let digits: String = phone.chars().filter(char::is_ascii_digit).collect();
-        if !digits.is_empty() {
-            query = query.filter(message::Column::Recipient.contains(digits.as_str()));
+    let mut range = message::Entity::find().filter(message::Column::AccountId.eq(account_id));
+    let mut residual = sea_orm::Condition::all();
+    let instance = filter.instance_id.as_deref().filter(|i| !i.is_empty());
+    match &filter.phone {
+        Some(PhoneFilter::Exact(phone)) => {
+            range = range.filter(message::Column::Recipient.eq(phone.as_str()));
+            if let Some(instance) = instance {
+                residual = residual.add(message::Column::InstanceId.eq(instance));
+            }
+        }
+        other => {
+            if let Some(instance) = instance {
+                range = range.filter(message::Column::InstanceId.eq(instance));
+            }
+            if let Some(PhoneFilter::Contains(digits)) = other {
+                residual = residual.add(message::Column::Recipient.contains(digits.as_str()));
+            }
         }
     }
     if let Some(status) = filter.status.as_deref().filter(|s| !s.is_empty()) {
-        query = query.filter(message::Column::Status.eq(status));
-    }
-    if let Some(from) = filter.from {
-        query = query.filter(message::Column::CreatedAt.gte(from));
-    }
-    if let Some(until) = filter.until {
-        query = query.filter(message::Column::CreatedAt.lt(until));
+        residual = residual.add(message::Column::Status.eq(status));
     }
     if let Some(before) = filter.before {
-        query = query.filter(message::Column::Id.lt(before));
+        range = range.filter(message::Column::Id.lt(before));
     }
-    Ok(query
+    let mut window_end = None;
+    if !residual.is_empty() {
+        window_end = range
+            .clone()
+            .select_only()
+            .column(message::Column::Id)
+            .order_by_desc(message::Column::Id)
+            .offset(window.max(1) - 1)
+            .limit(1)
+            .into_tuple::<i64>()
+            .one(db)
+            .await?;
+        if let Some(end) = window_end {
+            range = range.filter(message::Column::Id.gte(end));
+        }
+    }
+    let rows = range
+        .filter(residual)
         .order_by_desc(message::Column::Id)
-        .limit(limit)
+        .limit(limit + 1)
         .all(db)
         .await?
         .into_iter()
@@ -439,7 +478,8 @@ pub async fn log(db: &DatabaseConnection, account_id: i64, filter: &LogFilter, l
             created_at: m.created_at,
             updated_at: m.updated_at,
         })
-        .collect())
+        .collect();
+    Ok(LogPage::assemble(rows, limit, |r: &LogRow| r.id, window_end))
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,12 +1,18 @@
 //! The policy log: every send decision past the instance check, allowed or blocked, with the
 //! masked recipient, purpose, risk score and reasons.
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set, Value,
 };
 use serde::{Deserialize, Serialize};
 
-use crate::{entities::policy_decision, error::Result, policy::Reason, time};
+use crate::{
+    counters::Counter,
+    entities::{policy_decision, policy_stat},
+    error::Result,
+    policy::Reason,
+    time,
+};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
@@ -33,7 +39,10 @@ pub struct NewEntry<'a> {
     pub reasons: &'a [Reason],
 }
 
-pub async fn record<C: sea_orm::ConnectionTrait>(db: &C, entry: NewEntry<'_>) -> Result<i64> {
+/// Logs a decision inside the caller's transaction, and counts it in its hour (see `summary`).
+pub async fn record<C: ConnectionTrait>(db: &C, entry: NewEntry<'_>) -> Result<i64> {
+    let now = time::now();
+    let (account_id, decision) = (entry.account_id, entry.decision);
     let row = policy_decision::ActiveModel {
         account_id: Set(entry.account_id),
         instance_id: Set(Some(entry.instance_id.into())),
@@ -43,23 +52,60 @@ pub async fn record<C: sea_orm::ConnectionTrait>(db: &C, entry: NewEntry<'_>) ->
         error_code: Set(entry.error_code.map(str::to_string)),
         risk_score: Set(i32::from(entry.risk_score)),
         reasons: Set(serde_json::to_string(entry.reasons).unwrap_or_else(|_| "[]".into())),
-        created_at: Set(time::now()),
+        created_at: Set(now),
         ..Default::default()
     }
     .insert(db)
     .await?;
+    count(db, account_id, decision, now).await?;
     Ok(row.id)
 }
 
-/// Recent blocked and flagged attempts, newest first.
-pub async fn recent_concerns(db: &DatabaseConnection, account_id: i64, limit: u64) -> Result<Vec<Entry>> {
-    Ok(policy_decision::Entity::find()
-        .filter(policy_decision::Column::AccountId.eq(account_id))
-        .filter(policy_decision::Column::Decision.ne("allow"))
-        .order_by_desc(policy_decision::Column::Id)
-        .limit(limit)
-        .all(db)
-        .await?
+/// `record` on its own write transaction, so the row and its count land together.
+pub async fn record_alone(db: &DatabaseConnection, entry: NewEntry<'_>) -> Result<i64> {
+    let txn = crate::db::begin_write(db).await?;
+    let id = record(&txn, entry).await?;
+    txn.commit().await?;
+    Ok(id)
+}
+
+fn hour_of(at: i64) -> i64 {
+    at - at.rem_euclid(3600)
+}
+
+async fn count<C: ConnectionTrait>(db: &C, account_id: i64, decision: &str, at: i64) -> Result<()> {
+    let column = match decision {
+        "allow" => "allowed",
+        "flag" => "flagged",
+        _ => "blocked",
+    };
+    let keys: [(&'static str, Value); 2] = [("account_id", account_id.into()), ("hour_start", hour_of(at).into())];
+    Counter { table: "policy_stats", keys: &keys, count_column: column }.try_take(db, i64::from(i32::MAX)).await?;
+    Ok(())
+}
+
+/// Blocked and flagged attempts, newest first, `limit` of them with an id below `before`. One
+/// short range of the (account, decision, id) index per outcome, merged here, so a page costs
+/// the same however many allowed decisions surround the concerns.
+pub async fn recent_concerns(
+    db: &DatabaseConnection,
+    account_id: i64,
+    before: Option<i64>,
+    limit: u64,
+) -> Result<Vec<Entry>> {
+    let mut rows = Vec::new();
+    for decision in ["block", "flag"] {
+        let mut query = policy_decision::Entity::find()
+            .filter(policy_decision::Column::AccountId.eq(account_id))
+            .filter(policy_decision::Column::Decision.eq(decision));
+        if let Some(before) = before {
+            query = query.filter(policy_decision::Column::Id.lt(before));
+        }
+        rows.extend(query.order_by_desc(policy_decision::Column::Id).limit(limit).all(db).await?);
+    }
+    rows.sort_by(|a, b| b.id.cmp(&a.id));
+    rows.truncate(limit as usize);
+    Ok(rows
         .into_iter()
         .map(|m| Entry {
             reasons: serde_json::from_str(&m.reasons).unwrap_or_default(),
@@ -82,16 +128,21 @@ pub struct Summary {
     pub blocked: u64,
 }
 
-/// Decisions of the account since `since`, by outcome.
+/// Decisions of the account in the hours since `since` (rounded down to its hour), by
+/// outcome, from the hourly counts `record` keeps: a week is at most 169 small rows.
 pub async fn summary(db: &DatabaseConnection, account_id: i64, since: i64) -> Result<Summary> {
-    let count = |decision: &'static str| {
-        policy_decision::Entity::find()
-            .filter(policy_decision::Column::AccountId.eq(account_id))
-            .filter(policy_decision::Column::CreatedAt.gte(since))
-            .filter(policy_decision::Column::Decision.eq(decision))
-            .count(db)
-    };
-    Ok(Summary { allowed: count("allow").await?, flagged: count("flag").await?, blocked: count("block").await? })
+    let rows = policy_stat::Entity::find()
+        .filter(policy_stat::Column::AccountId.eq(account_id))
+        .filter(policy_stat::Column::HourStart.gte(hour_of(since)))
+        .all(db)
+        .await?;
+    let mut summary = Summary::default();
+    for row in rows {
+        summary.allowed += row.allowed.max(0) as u64;
+        summary.flagged += row.flagged.max(0) as u64;
+        summary.blocked += row.blocked.max(0) as u64;
+    }
+    Ok(summary)
 }
 
 /// Policy-violation blocks of an instance since `since` (for the review pause).

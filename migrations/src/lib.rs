@@ -10,6 +10,7 @@ mod m20261124_000005_threecx;
 mod m20261124_000006_connection_alerts;
 mod m20261128_000001_send_engine;
 mod m20261128_000002_webhook_engine;
+mod m20261130_000001_log_storage;
 
 pub struct Migrator;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000006_connection_alerts::Migration),
             Box::new(m20261128_000001_send_engine::Migration),
             Box::new(m20261128_000002_webhook_engine::Migration),
+            Box::new(m20261130_000001_log_storage::Migration),
         ]
     }
 }

@@ -2,6 +2,7 @@
 //! The `wag` binary's library half: configuration loading, the HTTP router, background work and
 //! the operator CLI. Integration tests start the same router on port 0.
 pub mod admin;
+pub mod anonymous_csrf;
 pub mod api;
 pub mod cli;
 pub mod client_ip;

@@ -1,6 +1,8 @@
 //! What runs before every portal page and server function: who is signed in, the CSRF token
 //! (checked on every server-function post), the banner of the last form, and the redirect to
-//! the login page for signed-out visitors of private pages.
+//! the login page for signed-out visitors of private pages. Signed-in users' tokens live in
+//! their session; signed-out visitors' tokens are bound to a cookie (`anonymous_csrf`), so
+//! looking at the login page never writes a session row.
 use std::net::SocketAddr;
 
 use app::context::{session_keys, Flash, PageContext, UserInfo, CSRF_FIELD, SERVER_FN_PREFIX};
@@ -33,8 +35,7 @@ fn is_private(path: &str) -> bool {
     PRIVATE_PREFIXES.iter().any(|p| path == *p || path.starts_with(&format!("{p}/")))
 }
 
-/// Signed-out visitors get a session (for the CSRF token) only on the pages with a form, so
-/// monitoring probes of `/` and scans of random paths do not fill the session table.
+/// Signed-out visitors get a CSRF cookie only on the pages with a form.
 fn needs_csrf_token(path: &str) -> bool {
     path == "/login" || path == "/signup"
 }
@@ -47,7 +48,17 @@ pub async fn page_context(
     next: Next,
 ) -> Response {
     match prepare(&state, &session, peer, request).await {
-        Ok(Prepared::Continue(request)) => next.run(request).await,
+        Ok(Prepared::Continue(request, None)) => next.run(request).await,
+        Ok(Prepared::Continue(request, Some(cookie))) => {
+            let mut response = next.run(request).await;
+            match header::HeaderValue::from_str(&cookie) {
+                Ok(value) => {
+                    response.headers_mut().append(header::SET_COOKIE, value);
+                }
+                Err(e) => tracing::error!(error = %e, "the CSRF cookie is not a valid header value"),
+            }
+            response
+        }
         Ok(Prepared::Respond(response)) => response,
         Err(e) => {
             tracing::error!(error = %e, "preparing the page context failed");
@@ -57,7 +68,8 @@ pub async fn page_context(
 }
 
 enum Prepared {
-    Continue(Request),
+    /// Go on to the page, setting this cookie on its response when there is one.
+    Continue(Request, Option<String>),
     Respond(Response),
 }
 
@@ -66,12 +78,29 @@ async fn prepare(state: &AppState, session: &Session, peer: SocketAddr, request:
     let is_server_fn = path.starts_with(&format!("{SERVER_FN_PREFIX}/"));
     let user = current_user(state, session).await?;
 
-    let mut csrf_token: Option<String> = session.get(session_keys::CSRF).await?;
-    if csrf_token.is_none() && (user.is_some() || needs_csrf_token(&path)) {
-        let token = app::pages::auth::new_csrf_token();
-        session.insert(session_keys::CSRF, token.clone()).await?;
-        csrf_token = Some(token);
-    }
+    let mut set_cookie = None;
+    let csrf_token: Option<String> = if user.is_some() {
+        match session.get::<String>(session_keys::CSRF).await? {
+            Some(token) => Some(token),
+            None => {
+                let token = app::pages::auth::new_csrf_token();
+                session.insert(session_keys::CSRF, token.clone()).await?;
+                Some(token)
+            }
+        }
+    } else {
+        let key = crate::anonymous_csrf::CsrfKey::derive(&state.config.master_key);
+        match crate::anonymous_csrf::nonce_of(request.headers()) {
+            Some(nonce) => Some(key.token(&nonce)),
+            None if needs_csrf_token(&path) => {
+                let nonce = crate::anonymous_csrf::new_nonce();
+                let secure = state.config.public_base_url.starts_with("https://");
+                set_cookie = Some(crate::anonymous_csrf::set_cookie(&nonce, secure));
+                Some(key.token(&nonce))
+            }
+            None => None,
+        }
+    };
 
     let mut request = request;
     if is_server_fn && request.method() != Method::GET {
@@ -105,7 +134,7 @@ async fn prepare(state: &AppState, session: &Session, peer: SocketAddr, request:
         client_ip: crate::client_ip::client_ip(peer, request.headers(), &state.config.trusted_proxies).to_string(),
     };
     request.extensions_mut().insert(context);
-    Ok(Prepared::Continue(request))
+    Ok(Prepared::Continue(request, set_cookie))
 }
 
 /// The signed-in account, if the session names one whose password has not changed since.

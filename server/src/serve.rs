@@ -82,7 +82,7 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
     )
     .map_err(|e| anyhow::anyhow!("cannot start the webhook worker: {e}"))?;
     workers.push(tokio::spawn(Arc::new(webhook_worker).run(shutdown_rx.clone())));
-    workers.push(tokio::spawn(expire_sessions(db, shutdown_rx.clone())));
+    workers.push(tokio::spawn(expire_sessions(db, state.config.retention.clone(), shutdown_rx.clone())));
     workers.push(tokio::spawn(cache.follow(shutdown_rx.clone())));
     workers.push(tokio::spawn(gateway::send::reconcile::run(state.clone(), shutdown_rx.clone())));
     if let Err(e) = registry.start_linked().await {
@@ -106,9 +106,13 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
     Ok(Running { addr, state, shutdown, server, workers, events_shutdown, events })
 }
 
-/// Hourly housekeeping: expired sessions and idempotency keys, old 3CX request-log rows, spent
-/// call-event cooldowns and old rate windows.
-async fn expire_sessions(db: gateway::DatabaseConnection, mut shutdown: watch::Receiver<bool>) {
+/// Hourly housekeeping: expired sessions and idempotency keys, log rows past their retention
+/// (in small batches), spent call-event cooldowns and old rate windows.
+async fn expire_sessions(
+    db: gateway::DatabaseConnection,
+    retention: gateway::retention::Retention,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let store = DbSessionStore::new(db.clone());
     let mut every = tokio::time::interval(Duration::from_secs(3600));
     loop {
@@ -121,8 +125,14 @@ async fn expire_sessions(db: gateway::DatabaseConnection, mut shutdown: watch::R
                     tracing::warn!(error = %e, "deleting expired idempotency keys failed");
                 }
                 let now = gateway::time::now();
-                if let Err(e) = gateway::threecx::request_log::delete_before(&db, now - gateway::threecx::request_log::KEEP_SECS).await {
-                    tracing::warn!(error = %e, "deleting old 3CX request-log rows failed");
+                // A shutdown does not wait for a long backlog: the next start goes on from it.
+                tokio::select! {
+                    result = gateway::retention::prune(&db, &retention, now) => {
+                        if let Err(e) = result {
+                            tracing::warn!(error = %e, "pruning rows past their retention failed");
+                        }
+                    }
+                    _ = shutdown.changed() => return,
                 }
                 if let Err(e) = gateway::threecx::cooldown::delete_spent(&db, now).await {
                     tracing::warn!(error = %e, "deleting spent 3CX cooldowns failed");

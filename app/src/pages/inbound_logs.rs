@@ -17,7 +17,8 @@ pub struct InboundQuery {
     pub from: Option<String>,
     /// YYYY-MM-DD, UTC, inclusive
     pub to: Option<String>,
-    pub before: Option<i64>,
+    /// Where the page starts (see `gateway::inbound::Cursor`).
+    pub before: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,7 +38,9 @@ pub struct InboundRow {
 pub struct InboundPage {
     pub rows: Vec<InboundRow>,
     /// The `before` of the next (older) page, when there is one.
-    pub older: Option<i64>,
+    pub older: Option<String>,
+    /// Set when filters stopped at the end of their scan window before the page was full.
+    pub window_note: Option<String>,
     pub instances: Vec<(String, String)>,
     pub error: Option<String>,
 }
@@ -68,28 +71,36 @@ pub async fn list_inbound(query: InboundQuery) -> Result<InboundPage, ServerFnEr
             return Ok(InboundPage {
                 rows: vec![],
                 older: None,
+                window_note: None,
                 instances: names,
                 error: Some("Dates are written as YYYY-MM-DD.".into()),
-            })
+            });
         }
+    };
+    let before = match query.before.as_deref() {
+        Some(text) => inbound::Cursor::parse(&state.db, user.account_id, text)
+            .await
+            .map_err(|e| read_error("inbound log cursor", e))?,
+        None => None,
     };
     let filter = LogFilter {
         instance_id: query.instance.clone().filter(|i| !i.is_empty()),
-        phone: query.phone.clone(),
+        phone: gateway::log_page::PhoneFilter::parse(query.phone.as_deref()),
         text: query.text.clone(),
         from,
         until,
-        before: query.before,
+        before,
     };
-    let rows = inbound::log(&state.db, user.account_id, &filter, PAGE_SIZE + 1)
-        .await
-        .map_err(|e| read_error("inbound log", e))?;
-    let older = (rows.len() as u64 > PAGE_SIZE).then(|| rows[PAGE_SIZE as usize - 1].id);
+    let page =
+        inbound::log(&state.db, user.account_id, &filter, PAGE_SIZE).await.map_err(|e| read_error("inbound log", e))?;
+    let older = page.older.map(|c| c.to_string());
+    let window_note =
+        page.window_ended.then(|| super::log_links::window_note(gateway::log_page::SCAN_WINDOW, "messages"));
+    let rows = page.rows;
     let name_of =
         |id: &str| names.iter().find(|(i, _)| i == id).map(|(_, n)| n.clone()).unwrap_or_else(|| id.to_string());
     let rows = rows
         .into_iter()
-        .take(PAGE_SIZE as usize)
         .map(|r| InboundRow {
             id: r.id,
             received: gateway::time::display(r.received_at),
@@ -106,7 +117,7 @@ pub async fn list_inbound(query: InboundQuery) -> Result<InboundPage, ServerFnEr
             opt_out: r.opt_out,
         })
         .collect();
-    Ok(InboundPage { rows, older, instances: names, error: None })
+    Ok(InboundPage { rows, older, window_note, instances: names, error: None })
 }
 
 fn query_from_url() -> InboundQuery {
@@ -116,34 +127,20 @@ fn query_from_url() -> InboundQuery {
         text: q.get("text"),
         from: q.get("from"),
         to: q.get("to"),
-        before: q.get("before").and_then(|b| b.parse().ok()),
+        before: q.get("before"),
     })
 }
 
 /// The URL of the next page: the same filters, older rows.
-fn older_href(query: &InboundQuery, before: i64) -> String {
-    let mut parts = vec![format!("before={before}")];
-    for (key, value) in [
+fn older_href(query: &InboundQuery, before: &str) -> String {
+    let filters = [
         ("instance", &query.instance),
         ("phone", &query.phone),
         ("text", &query.text),
         ("from", &query.from),
         ("to", &query.to),
-    ] {
-        if let Some(v) = value.as_ref().filter(|v| !v.is_empty()) {
-            parts.push(format!("{key}={}", encode(v)));
-        }
-    }
-    format!("/inbound-logs?{}", parts.join("&"))
-}
-
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    ];
+    super::log_links::older_href("/inbound-logs", before, &filters)
 }
 
 #[component]
@@ -174,7 +171,8 @@ pub fn InboundLogsPage() -> impl IntoView {
 #[component]
 fn InboundView(page: InboundPage, query: InboundQuery) -> impl IntoView {
     let selected = query.instance.clone().unwrap_or_default();
-    let older = page.older.map(|before| older_href(&query, before));
+    let older = page.older.as_deref().map(|before| older_href(&query, before));
+    let window_note = page.window_note.clone();
     view! {
         <section class="card">
             <form class="form form-inline" method="get" action="/inbound-logs">
@@ -243,6 +241,7 @@ fn InboundView(page: InboundPage, query: InboundQuery) -> impl IntoView {
                     </div>
                 }.into_any()
             }}
+            {window_note.map(|note| view! { <p class="hint">{note}</p> })}
             {older.map(|href| view! { <p><a class="btn btn-secondary" href=href>"Older messages →"</a></p> })}
         </section>
     }

@@ -44,6 +44,8 @@ pub struct DayRate {
 pub struct MessagesPage {
     pub rows: Vec<MessageRow>,
     pub older: Option<i64>,
+    /// Set when filters stopped at the end of their scan window before the page was full.
+    pub window_note: Option<String>,
     pub instances: Vec<(String, String)>,
     /// (total, failed) of the last 24 hours and of the last 7 days.
     pub last_day: (u64, u64),
@@ -62,15 +64,15 @@ pub async fn list_messages(query: MessagesQuery) -> Result<MessagesPage, ServerF
     let names: Vec<(String, String)> = instances.iter().map(|i| (i.id.clone(), i.name.clone())).collect();
     let filter = LogFilter {
         instance_id: query.instance.clone().filter(|i| !i.is_empty()),
-        phone: query.phone.clone(),
+        phone: gateway::log_page::PhoneFilter::parse(query.phone.as_deref()),
         status: query.status.clone(),
         before: query.before,
-        ..Default::default()
     };
-    let rows = message_log::log(db, user.account_id, &filter, PAGE_SIZE + 1)
-        .await
-        .map_err(|e| read_error("message log", e))?;
-    let older = (rows.len() as u64 > PAGE_SIZE).then(|| rows[PAGE_SIZE as usize - 1].id);
+    let page =
+        message_log::page(db, user.account_id, &filter, PAGE_SIZE).await.map_err(|e| read_error("message log", e))?;
+    let older = page.older;
+    let window_note =
+        page.window_ended.then(|| super::log_links::window_note(gateway::log_page::SCAN_WINDOW, "messages"));
     let name_of =
         |id: &str| names.iter().find(|(i, _)| i == id).map(|(_, n)| n.clone()).unwrap_or_else(|| id.to_string());
     let now = gateway::time::now();
@@ -89,9 +91,9 @@ pub async fn list_messages(query: MessagesQuery) -> Result<MessagesPage, ServerF
         });
     }
     Ok(MessagesPage {
-        rows: rows
+        rows: page
+            .rows
             .into_iter()
-            .take(PAGE_SIZE as usize)
             .map(|r| MessageRow {
                 sent: gateway::time::display(r.created_at),
                 updated: gateway::time::display(r.updated_at),
@@ -110,6 +112,7 @@ pub async fn list_messages(query: MessagesQuery) -> Result<MessagesPage, ServerF
             })
             .collect(),
         older,
+        window_note,
         instances: names,
         last_day: (day.total, day.failed),
         last_week: (week.total, week.failed),
@@ -188,15 +191,10 @@ fn MessagesView(page: MessagesPage, query: MessagesQuery) -> impl IntoView {
     let selected = query.instance.clone().unwrap_or_default();
     let status = query.status.clone().unwrap_or_default();
     let older = page.older.map(|before| {
-        let mut href = format!("/messages?before={before}");
-        for (k, v) in [("instance", &query.instance), ("phone", &query.phone), ("status", &query.status)] {
-            if let Some(v) = v.as_ref().filter(|v| !v.is_empty()) {
-                let encoded: String = v.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
-                href.push_str(&format!("&{k}={encoded}"));
-            }
-        }
-        href
+        let filters = [("instance", &query.instance), ("phone", &query.phone), ("status", &query.status)];
+        super::log_links::older_href("/messages", &before.to_string(), &filters)
     });
+    let window_note = page.window_note.clone();
     view! {
         <div class="grid">
             <div class="stat">
@@ -278,6 +276,7 @@ fn MessagesView(page: MessagesPage, query: MessagesQuery) -> impl IntoView {
                     </div>
                 }.into_any()
             }}
+            {window_note.map(|note| view! { <p class="hint">{note}</p> })}
             {older.map(|href| view! { <p><a class="btn btn-secondary" href=href>"Older messages →"</a></p> })}
         </section>
     }

@@ -6,6 +6,7 @@ pub mod docs;
 pub mod inbound_logs;
 pub mod instances;
 pub mod landing;
+pub mod log_links;
 pub mod manage;
 pub mod messages;
 pub mod not_found;

@@ -1,8 +1,12 @@
-//! /responsible-messaging: the account's recent blocked and flagged send attempts with reasons.
+//! /responsible-messaging: the account's blocked and flagged send attempts with reasons, newest
+//! first, 50 per page (keyset: "Older attempts" follows the last id shown).
 use leptos::prelude::*;
+use leptos_router::hooks::use_query_map;
 use serde::{Deserialize, Serialize};
 
 use crate::layout::PortalLayout;
+
+pub const PAGE_SIZE: u64 = 50;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConcernRow {
@@ -22,10 +26,12 @@ pub struct ResponsibleData {
     pub flagged: u64,
     pub blocked: u64,
     pub concerns: Vec<ConcernRow>,
+    /// The `before` of the next (older) page, when there is one.
+    pub older: Option<i64>,
 }
 
 #[server(prefix = "/_fn", endpoint = "responsible/list")]
-pub async fn get_responsible() -> Result<ResponsibleData, ServerFnError> {
+pub async fn get_responsible(before: Option<i64>) -> Result<ResponsibleData, ServerFnError> {
     use crate::server_util::*;
     use gateway::{policy_log, time};
     let user = require_user()?;
@@ -33,8 +39,11 @@ pub async fn get_responsible() -> Result<ResponsibleData, ServerFnError> {
     let summary = policy_log::summary(&state.db, user.account_id, time::now() - 7 * 24 * 3600)
         .await
         .map_err(|e| read_error("policy summary", e))?;
-    let concerns =
-        policy_log::recent_concerns(&state.db, user.account_id, 100).await.map_err(|e| read_error("policy log", e))?;
+    let mut concerns = policy_log::recent_concerns(&state.db, user.account_id, before, PAGE_SIZE + 1)
+        .await
+        .map_err(|e| read_error("policy log", e))?;
+    let older = (concerns.len() as u64 > PAGE_SIZE).then(|| concerns[PAGE_SIZE as usize - 1].id);
+    concerns.truncate(PAGE_SIZE as usize);
     Ok(ResponsibleData {
         allowed: summary.allowed,
         flagged: summary.flagged,
@@ -52,12 +61,14 @@ pub async fn get_responsible() -> Result<ResponsibleData, ServerFnError> {
                 reasons: c.reasons.into_iter().map(|r| r.detail).collect(),
             })
             .collect(),
+        older,
     })
 }
 
 #[component]
 pub fn ResponsiblePage() -> impl IntoView {
-    let data = Resource::new(|| (), |_| get_responsible());
+    let before = use_query_map().with_untracked(|q| q.get("before").and_then(|b| b.parse::<i64>().ok()));
+    let data = Resource::new(|| (), move |_| get_responsible(before));
     view! {
         <PortalLayout title="Responsible messaging" current="/responsible-messaging"
             lead="Every send is checked for its purpose, opt-outs, content, fair-use limits and speed. Attempts that were blocked or flagged are listed here.">
@@ -71,8 +82,9 @@ pub fn ResponsiblePage() -> impl IntoView {
                                 <div class="stat"><div class="stat-label">"Blocked (7 days)"</div><div class="stat-value">{d.blocked}</div></div>
                             </div>
                             <section class="card">
-                                <h2>"Recent blocked and flagged attempts"</h2>
+                                <h2>"Blocked and flagged attempts"</h2>
                                 <ConcernTable rows=d.concerns/>
+                                {d.older.map(|id| view! { <p><a class="btn btn-secondary" href=format!("/responsible-messaging?before={id}")>"Older attempts →"</a></p> })}
                                 <p class="hint">"See "<a href="/docs/responsible-messaging">"Responsible messaging"</a>" for what each check means and how to fix a block."</p>
                             </section>
                         }.into_any(),

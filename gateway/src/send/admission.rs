@@ -5,8 +5,8 @@
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 
 use super::{
-    decision_label, idempotency, limit_refusal, media_kind_name, phone::Phone, purpose::Purpose, stored_body,
-    throttle, Refusal, SendRequest,
+    decision_label, idempotency, limit_refusal, media_kind_name, phone::Phone, purpose::Purpose, stored_body, throttle,
+    Refusal, SendRequest,
 };
 use crate::{
     error::Result,
@@ -168,6 +168,6 @@ fn entry<'a>(
 
 async fn record_refusal(db: &DatabaseConnection, plan: &Plan<'_>, refusal: &Refusal) -> Result<()> {
     let assessment = Assessment { score: refusal.risk_score(), reasons: refusal.reasons() };
-    policy_log::record(db, entry(plan, "block", Some(refusal.code()), &assessment)).await?;
+    policy_log::record_alone(db, entry(plan, "block", Some(refusal.code()), &assessment)).await?;
     Ok(())
 }

@@ -7,9 +7,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::{entities::threecx_request, error::Result};
 
-/// How long requests stay in the log.
-pub const KEEP_SECS: i64 = 30 * 24 * 3600;
-
 pub struct Entry<'a> {
     pub integration_id: &'a str,
     pub account_id: i64,
@@ -74,11 +71,9 @@ pub async fn recent(db: &DatabaseConnection, account_id: i64, integration_id: &s
         .collect())
 }
 
-/// Housekeeping: drops rows received before `cutoff`.
+/// Drops rows received before `cutoff`, in batches (housekeeping does this with the
+/// configured retention, `WAG_RETENTION_3CX_REQUESTS_DAYS`).
 pub async fn delete_before(db: &DatabaseConnection, cutoff: i64) -> Result<u64> {
-    Ok(threecx_request::Entity::delete_many()
-        .filter(threecx_request::Column::ReceivedAt.lt(cutoff))
-        .exec(db)
-        .await?
-        .rows_affected)
+    let kind = crate::retention::Kind::ThreecxRequests;
+    Ok(crate::retention::prune_before(db, kind, cutoff, crate::retention::Retention::default().batch).await?.rows)
 }

@@ -149,12 +149,16 @@ async fn session_id_rotates_at_login(backend: Backend) {
     app.browser().signup(&email, PASSWORD).await;
 
     let browser = app.browser();
+    // The login form needs no session: its CSRF token is bound to a cookie of its own.
     let login_page = browser.get("/login").await;
-    let before = session_cookie(&login_page.set_cookie).expect("a session for the login form's CSRF token");
-    let cookie = &login_page.set_cookie[0];
+    assert_eq!(session_cookie(&login_page.set_cookie), None, "no session for a signed-out page view");
+    let cookie = login_page.set_cookie.iter().find(|c| c.starts_with("wag_csrf=")).expect("the CSRF cookie");
     assert!(cookie.contains("HttpOnly"), "{cookie}");
     assert!(cookie.contains("SameSite=Lax"), "{cookie}");
     assert!(!cookie.contains("Secure"), "plain http base URL: {cookie}");
+    // A failed attempt leaves its message in a session: the id an attacker could plant.
+    let failed = browser.login(&email, "wrong password").await;
+    let before = session_cookie(&failed.set_cookie).expect("a session for the failed attempt's message");
 
     let logged_in = browser.login(&email, PASSWORD).await;
     let after = session_cookie(&logged_in.set_cookie).expect("a new session id at login");

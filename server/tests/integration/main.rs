@@ -12,6 +12,7 @@ mod receive;
 mod rendering;
 mod send;
 mod session_store;
+mod storage;
 mod tenancy;
 mod threecx;
 mod webhooks;

@@ -859,7 +859,7 @@ async fn the_send_pipeline_refuses_through_3cx(backend: Backend) {
 
     // Every decision is in the policy log, as for the JSON API.
     let account_id = t.integration().await.account_id;
-    let decisions = gateway::policy_log::recent_concerns(&t.app.conn, account_id, 100).await.unwrap();
+    let decisions = gateway::policy_log::recent_concerns(&t.app.conn, account_id, None, 100).await.unwrap();
     for code in ["policy_violation", "sending_throttled", "recipient_suppressed", "instance_paused_for_review"] {
         assert!(decisions.iter().any(|d| d.error_code.as_deref() == Some(code)), "{code} not policy-logged");
     }

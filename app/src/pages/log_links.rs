@@ -1,0 +1,56 @@
+//! Links between the pages of a log: the next page keeps every filter, written so that a `+`
+//! in a number survives the trip.
+
+/// `path?before=…&key=value…` with the non-empty filters, percent-encoded.
+pub fn older_href(path: &str, before: &str, filters: &[(&str, &Option<String>)]) -> String {
+    let mut parts = vec![format!("before={}", encode(before))];
+    for (key, value) in filters {
+        if let Some(v) = value.as_ref().filter(|v| !v.is_empty()) {
+            parts.push(format!("{key}={}", encode(v)));
+        }
+    }
+    format!("{path}?{}", parts.join("&"))
+}
+
+pub fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// What a page says when filters no index serves stopped at the end of the scan window of
+/// `window` rows.
+pub fn window_note(window: u64, what: &str) -> String {
+    let digits = window.to_string();
+    let mut grouped = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    format!(
+        "These filters are checked against {grouped} {what} at a time: older {what} may match too. Follow the link below to keep searching."
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plus_survives_and_empty_filters_are_left_out() {
+        let phone = Some("+966 50".to_string());
+        let none = None;
+        let empty = Some(String::new());
+        assert_eq!(
+            older_href("/messages", "42", &[("phone", &phone), ("status", &none), ("instance", &empty)]),
+            "/messages?before=42&phone=%2B966%2050"
+        );
+        assert!(window_note(5000, "messages").contains(" 5,000 messages at a time"));
+        assert!(window_note(500, "messages").contains(" 500 messages"));
+    }
+}
