@@ -48,28 +48,18 @@ async fn scalar_string(conn: &DatabaseConnection, sql: String) -> anyhow::Result
 }
 
 /// The bench account and its instance, created through `wag admin` when missing.
-async fn account(
-    conn: &DatabaseConnection,
-    wag: &std::path::Path,
-    env: &[(String, String)],
-) -> anyhow::Result<seed::Target> {
+async fn account(conn: &DatabaseConnection, wag: &std::path::Path, env: &[(String, String)]) -> anyhow::Result<seed::Target> {
     let find = format!("SELECT id FROM accounts WHERE email = '{PAGES_EMAIL}'");
     if scalar_i64(conn, find.clone()).await?.is_none() {
-        server::wag_cli(
-            wag,
-            env,
-            &["admin", "create-user", "--email", PAGES_EMAIL, "--password", BENCH_PASSWORD, "--plan", "scale"],
-        )
-        .await?;
+        server::wag_cli(wag, env, &["admin", "create-user", "--email", PAGES_EMAIL, "--password", BENCH_PASSWORD, "--plan", "scale"])
+            .await?;
     }
     let account_id = scalar_i64(conn, find).await?.context("the bench account was not created")?;
     let instance_sql = format!("SELECT id FROM instances WHERE account_id = {account_id} ORDER BY id LIMIT 1");
     let instance_id = match scalar_string(conn, instance_sql.clone()).await? {
         Some(id) => id,
         None => {
-            let out =
-                server::wag_cli(wag, env, &["admin", "create-instance", "--email", PAGES_EMAIL, "--name", "bench-log"])
-                    .await?;
+            let out = server::wag_cli(wag, env, &["admin", "create-instance", "--email", PAGES_EMAIL, "--name", "bench-log"]).await?;
             server::last_line(&out)
         }
     };
@@ -238,8 +228,7 @@ pub async fn run(args: PagesArgs, cleanup: Arc<Cleanup>) -> anyhow::Result<bool>
                     page.body.chars().take(300).collect()
                 });
             } else if let Some(text) = case.expect.as_deref().filter(|t| !page.body.contains(*t)) {
-                errors
-                    .add("200 without the newest seeded row".into(), || format!("expected {text:?} on {}", case.path));
+                errors.add("200 without the newest seeded row".into(), || format!("expected {text:?} on {}", case.path));
             } else {
                 ok += 1;
             }

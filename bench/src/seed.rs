@@ -98,12 +98,7 @@ fn ulid_at(unix_secs: i64, k: u64, salt: u64) -> String {
 }
 
 /// Columns of `table` that the seed does not fill and that need a value (NOT NULL, no default).
-async fn unfillable_columns(
-    conn: &DatabaseConnection,
-    kind: DbKind,
-    table: &str,
-    filled: &[&str],
-) -> anyhow::Result<Vec<String>> {
+async fn unfillable_columns(conn: &DatabaseConnection, kind: DbKind, table: &str, filled: &[&str]) -> anyhow::Result<Vec<String>> {
     let backend = conn.get_database_backend();
     let sql = match kind {
         DbKind::Sqlite => format!("SELECT name, \"notnull\", dflt_value, pk FROM pragma_table_info('{table}')"),
@@ -124,8 +119,7 @@ async fn unfillable_columns(
     let mut missing = Vec::new();
     for row in rows {
         let name: String = row.try_get_by_index(0)?;
-        let not_null: i64 =
-            row.try_get_by_index::<i64>(1).or_else(|_| row.try_get_by_index::<i32>(1).map(i64::from))?;
+        let not_null: i64 = row.try_get_by_index::<i64>(1).or_else(|_| row.try_get_by_index::<i32>(1).map(i64::from))?;
         let default: Option<String> = row.try_get_by_index(2).unwrap_or(None);
         let pk: i64 = row.try_get_by_index::<i64>(3).or_else(|_| row.try_get_by_index::<i32>(3).map(i64::from))?;
         if name == "id" || pk > 0 || filled.contains(&name.as_str()) {
@@ -234,13 +228,7 @@ async fn fill(
 }
 
 /// Seeds `messages` up to `rows` and `inbound_messages` up to `inbound_rows` for the account.
-pub async fn seed(
-    conn: &DatabaseConnection,
-    kind: DbKind,
-    target: &Target,
-    rows: u64,
-    inbound_rows: u64,
-) -> anyhow::Result<(Seeded, Seeded)> {
+pub async fn seed(conn: &DatabaseConnection, kind: DbKind, target: &Target, rows: u64, inbound_rows: u64) -> anyhow::Result<(Seeded, Seeded)> {
     for (table, columns) in [("messages", MESSAGE_COLUMNS), ("inbound_messages", INBOUND_COLUMNS)] {
         let missing = unfillable_columns(conn, kind, table, columns).await?;
         if !missing.is_empty() {
@@ -261,8 +249,7 @@ pub async fn seed(
         ("messages", MESSAGE_COLUMNS, "created_at", rows, message_values as RowWriter),
         ("inbound_messages", INBOUND_COLUMNS, "received_at", inbound_rows, inbound_values as RowWriter),
     ] {
-        let existing =
-            count(conn, format!("SELECT COUNT(*) FROM {table} WHERE account_id = {acc}")).await?.max(0) as u64;
+        let existing = count(conn, format!("SELECT COUNT(*) FROM {table} WHERE account_id = {acc}")).await?.max(0) as u64;
         // Resuming keeps the first run's time axis.
         let oldest = count(conn, format!("SELECT MIN({time_column}) FROM {table} WHERE account_id = {acc}")).await?;
         let anchor = if existing > 0 && oldest > 0 { oldest } else { now - SPAN_SECS };
@@ -270,20 +257,12 @@ pub async fn seed(
         if existing < total {
             fill(conn, table, columns, target, existing, total, anchor, writer).await?;
         }
-        results.push(Seeded {
-            existing,
-            added: total.saturating_sub(existing),
-            seconds: started.elapsed().as_secs_f64(),
-        });
+        results.push(Seeded { existing, added: total.saturating_sub(existing), seconds: started.elapsed().as_secs_f64() });
     }
     if kind != DbKind::Sqlite {
         // What autovacuum / InnoDB's automatic statistics would have done by the time a
         // real log reached this size.
-        let analyze = if kind == DbKind::Postgres {
-            "ANALYZE messages, inbound_messages"
-        } else {
-            "ANALYZE TABLE messages, inbound_messages"
-        };
+        let analyze = if kind == DbKind::Postgres { "ANALYZE messages, inbound_messages" } else { "ANALYZE TABLE messages, inbound_messages" };
         let _ = conn.execute_unprepared(analyze).await;
     }
     let inbound = results.pop().unwrap_or_default();

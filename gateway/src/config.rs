@@ -317,8 +317,7 @@ impl RawConfig {
         if flag > block {
             return Err(ConfigError("WAG_POLICY_FLAG_THRESHOLD must not be above WAG_POLICY_BLOCK_THRESHOLD".into()));
         }
-        let timeout_secs =
-            bounded("WAG_SEND_TIMEOUT_SECS", self.send_timeout_secs, defaults.timeout_secs as i64, 1..=300)?;
+        let timeout_secs = bounded("WAG_SEND_TIMEOUT_SECS", self.send_timeout_secs, defaults.timeout_secs as i64, 1..=300)?;
         let reconcile_after_secs = bounded(
             "WAG_SEND_RECONCILE_AFTER_SECS",
             self.send_reconcile_after_secs,

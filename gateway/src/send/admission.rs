@@ -5,8 +5,8 @@
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 
 use super::{
-    decision_label, idempotency, limit_refusal, media_kind_name, phone::Phone, purpose::Purpose, stored_body, throttle,
-    Refusal, SendRequest,
+    decision_label, idempotency, limit_refusal, media_kind_name, phone::Phone, purpose::Purpose, stored_body,
+    throttle, Refusal, SendRequest,
 };
 use crate::{
     error::Result,

@@ -232,17 +232,14 @@ impl Sender<'_> {
         let fingerprint = fingerprint_of(&text, request.media.as_ref());
         let assessment = self.assess(account.id, &text, request.media.as_ref(), purpose, &fingerprint).await?;
         let settings = self.settings();
-        let decision =
-            policy::decide(assessment.score, settings.policy_flag_threshold, settings.policy_block_threshold);
+        let decision = policy::decide(assessment.score, settings.policy_flag_threshold, settings.policy_block_threshold);
         let throttle_limits = throttle::ThrottleLimits {
             per_minute: settings.rate_per_minute,
             new_recipients_per_hour: settings.new_recipients_per_hour,
         };
 
         if dry_run {
-            return self
-                .dry_run(account.id, limits, &instance.id, &request.phone, decision, assessment, throttle_limits)
-                .await;
+            return self.dry_run(account.id, limits, &instance.id, &request.phone, decision, assessment, throttle_limits).await;
         }
 
         let plan = admission::Plan {

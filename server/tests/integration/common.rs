@@ -226,8 +226,7 @@ impl TestApp {
         // Servers see CLI changes to keys, plans, modules and instances within a second (they
         // follow a change counter every 250 ms): give them two turns before the test goes on.
         let cached = ["set-plan", "set-module", "revoke-api-key", "pause-instance", "resume-instance"];
-        if output.status.success() && args.first() == Some(&"admin") && args.get(1).is_some_and(|a| cached.contains(a))
-        {
+        if output.status.success() && args.first() == Some(&"admin") && args.get(1).is_some_and(|a| cached.contains(a)) {
             std::thread::sleep(std::time::Duration::from_millis(2 * gateway::cache::epoch::POLL_MS + 100));
         }
         CliOutput {
