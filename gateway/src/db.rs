@@ -127,6 +127,10 @@ impl ConnectionTrait for WriteTxn {
     }
 }
 
+/// Rows per multi-row INSERT: far below every backend's limit on bound parameters (SQLite
+/// 32,766, PostgreSQL and MySQL 65,535) for the widest table written in batches.
+pub const INSERT_CHUNK: usize = 500;
+
 /// Errors worth trying the whole transaction again for: a deadlock victim (PostgreSQL,
 /// MySQL), a serialization failure, or SQLite's busy/locked after its timeout.
 pub fn is_transient(error: &crate::Error) -> bool {

@@ -1,10 +1,10 @@
 //! The inbound path: a message, call or group change reported by an instance's connector is
 //! stored, an opt-out request suppresses its sender, the conversation window is moved, and each
-//! step's event is written — all in one transaction, so none can be lost or half-done.
-use sea_orm::{
-    sea_query::OnConflict, ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
-};
+//! step's event is written — all in one transaction, so none can be lost or half-done. Messages
+//! are stored in batches (see [`receive_many`]); the connector's lane in the registry gathers them.
+mod batch;
+
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -14,16 +14,14 @@ use crate::{
     events::{emit, EventKind, Source},
     fields,
     instances::Instance,
-    optout,
     send::phone::Phone,
-    suppressions, time,
+    time,
 };
 
 pub const OPT_OUT_REASON: &str = "recipient_requested_stop";
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Received {
-    pub id: i64,
     pub opted_out: bool,
     /// False when the connector delivered the same message again (nothing was stored twice).
     pub new: bool,
@@ -44,121 +42,38 @@ fn sender_phone(sender: &Sender) -> Option<Phone> {
     sender.phone.as_deref().and_then(Phone::parse)
 }
 
+/// Stores one inbound message (see [`receive_many`]).
 pub async fn receive(db: &DatabaseConnection, instance: &Instance, message: &InboundMessage) -> Result<Received> {
-    let existing = inbound_message::Entity::find()
-        .filter(inbound_message::Column::InstanceId.eq(instance.id.as_str()))
-        .filter(inbound_message::Column::ProviderMessageId.eq(message.provider_message_id.as_str()))
-        .one(db)
-        .await?;
-    if let Some(row) = existing {
-        return Ok(Received { id: row.id, opted_out: row.opt_out, new: false });
-    }
-    let phone = sender_phone(&message.from);
-    let text = message.text.clone().unwrap_or_default();
-    let is_group = message.group_id.is_some();
-    let opted_out = !is_group && phone.is_some() && optout::is_opt_out(&text);
-    let now = time::now();
-    let media = message.media.as_ref();
-
-    let txn = crate::db::begin_write(db).await?;
-    let row = inbound_message::ActiveModel {
-        account_id: Set(instance.account_id),
-        instance_id: Set(instance.id.clone()),
-        provider_message_id: Set(message.provider_message_id.chars().take(128).collect()),
-        from_phone: Set(phone.as_ref().map(|p| p.as_str().to_string())),
-        from_address: Set(message.from.address.chars().take(128).collect()),
-        group_id: Set(message.group_id.as_ref().map(|g| g.chars().take(128).collect())),
-        kind: Set(kind_name(media.map(|m| m.kind)).into()),
-        body: Set(text.clone()),
-        media_mime_type: Set(media.map(|m| m.mime_type.clone())),
-        media_file_name: Set(media.and_then(|m| m.file_name.clone())),
-        media_bytes: Set(media.and_then(|m| m.size_bytes).and_then(|b| i64::try_from(b).ok())),
-        opt_out: Set(opted_out),
-        sent_at: Set(message.sent_at),
-        received_at: Set(now),
-        ..Default::default()
-    }
-    .insert(&txn)
-    .await?;
-
-    let source = Source { account_id: instance.account_id, instance_id: &instance.id, instance_name: &instance.name };
-    let mut message_fields = fields! {
-        "message_id" => message.provider_message_id,
-        "from" => phone.as_ref().map(|p| p.as_str()),
-        "from_address" => message.from.address,
-        "type" => kind_name(media.map(|m| m.kind)),
-        "text" => text,
-        "sent_at" => time::rfc3339(message.sent_at),
-    };
-    if let Some(m) = media {
-        message_fields.insert("mime_type".into(), serde_json::json!(m.mime_type));
-        message_fields.insert("file_name".into(), serde_json::json!(m.file_name));
-        message_fields.insert("media_size".into(), serde_json::json!(m.size_bytes));
-    }
-    if let Some(group) = &message.group_id {
-        message_fields.insert("group_id".into(), serde_json::json!(group));
-        emit(&txn, source, EventKind::GroupMessageReceived, message_fields).await?;
-    } else {
-        emit(&txn, source, EventKind::MessageReceived, message_fields).await?;
-    }
-
-    if let (Some(phone), false) = (&phone, is_group) {
-        touch_conversation(&txn, instance, phone, now).await?;
-        emit(
-            &txn,
-            source,
-            EventKind::ConversationUpdated,
-            fields! {
-                "phone" => phone.as_str(),
-                "last_inbound_at" => time::rfc3339(now),
-            },
-        )
-        .await?;
-        // Only a new suppression is news; repeated STOPs change nothing.
-        if opted_out
-            && suppressions::add_in(&txn, instance.account_id, phone, OPT_OUT_REASON, "opt_out", "recipient").await?
-        {
-            emit(
-                &txn,
-                source,
-                EventKind::RecipientOptedOut,
-                fields! {
-                    "from" => phone.as_str(),
-                    "reason" => OPT_OUT_REASON,
-                    "message_text" => text,
-                },
-            )
-            .await?;
-        }
-    }
-    crate::db::commit_and_wake(txn).await?;
-    if opted_out {
-        tracing::info!(account_id = instance.account_id, instance_id = %instance.id, "recipient opted out");
-    }
-    Ok(Received { id: row.id, opted_out, new: true })
+    let mut received = receive_many(db, instance, &[message]).await?;
+    received.pop().ok_or_else(|| crate::Error::Internal("a batch of one stored nothing".into()))
 }
 
-async fn touch_conversation<C: sea_orm::ConnectionTrait>(
-    conn: &C,
+/// Stores inbound messages of one instance in one transaction (group commit: the inbound path
+/// writes a batch at the cost of about one message), and answers for each, in order, whether it
+/// was new. A message already stored (redelivered after a crash, or twice in the batch) is
+/// stored once and raises its events once.
+pub async fn receive_many(
+    db: &DatabaseConnection,
     instance: &Instance,
-    phone: &Phone,
-    at: i64,
-) -> Result<()> {
-    let row = conversation::ActiveModel {
-        instance_id: Set(instance.id.clone()),
-        phone: Set(phone.as_str().into()),
-        account_id: Set(instance.account_id),
-        last_inbound_at: Set(at),
-    };
-    conversation::Entity::insert(row)
-        .on_conflict(
-            OnConflict::columns([conversation::Column::InstanceId, conversation::Column::Phone])
-                .update_column(conversation::Column::LastInboundAt)
-                .to_owned(),
-        )
-        .exec_without_returning(conn)
-        .await?;
-    Ok(())
+    messages: &[&InboundMessage],
+) -> Result<Vec<Received>> {
+    let txn = crate::db::begin_write(db).await?;
+    match batch::store(&txn, instance, messages).await {
+        Ok(received) => {
+            crate::db::commit_and_wake(txn).await?;
+            let opted_out = received.iter().filter(|r| r.new && r.opted_out).count();
+            if opted_out > 0 {
+                tracing::info!(account_id = instance.account_id, instance_id = %instance.id, opted_out, "recipients opted out");
+            }
+            Ok(received)
+        }
+        Err(e) => {
+            if let Err(rollback) = txn.rollback().await {
+                tracing::warn!(instance_id = %instance.id, error = %rollback, "rolling back an inbound batch failed");
+            }
+            Err(e)
+        }
+    }
 }
 
 /// When the person last wrote to this instance (the 3CX conversation window reads this).

@@ -26,9 +26,6 @@ pub struct Running {
     shutdown: watch::Sender<bool>,
     server: JoinHandle<()>,
     workers: Vec<JoinHandle<()>>,
-    /// The connector-event loop stops last, after the sessions, so nothing they report is lost.
-    events_shutdown: watch::Sender<bool>,
-    events: JoinHandle<()>,
 }
 
 impl Running {
@@ -48,9 +45,8 @@ impl Running {
         for worker in self.workers {
             let _ = tokio::time::timeout(wait, worker).await;
         }
+        // Last: the sessions close, then their lanes store what they reported.
         self.state.registry.shutdown().await;
-        let _ = self.events_shutdown.send(true);
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.events).await;
     }
 }
 
@@ -60,7 +56,7 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
         .map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?;
     gateway::db::migrate(&db).await.map_err(|e| anyhow::anyhow!("database migration failed: {e}"))?;
 
-    let (registry, events) = Registry::new(db.clone(), gateway::connectors::from_config(&config));
+    let registry = Registry::new(db.clone(), gateway::connectors::from_config(&config));
     let cache = gateway::cache::HotCache::new(db.clone());
     let state = AppState {
         db: db.clone(),
@@ -72,8 +68,6 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
     };
 
     let (shutdown, shutdown_rx) = watch::channel(false);
-    let (events_shutdown, events_shutdown_rx) = watch::channel(false);
-    let events = tokio::spawn(registry.clone().run_events(events, events_shutdown_rx));
     let mut workers = Vec::new();
     let webhook_worker = gateway::webhooks::worker::Worker::new(
         db.clone(),
@@ -103,7 +97,7 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
             tracing::error!(error = %e, "the HTTP server stopped with an error");
         }
     });
-    Ok(Running { addr, state, shutdown, server, workers, events_shutdown, events })
+    Ok(Running { addr, state, shutdown, server, workers })
 }
 
 /// Hourly housekeeping: expired sessions and idempotency keys, log rows past their retention

@@ -1,19 +1,24 @@
 //! How an instance reaches WhatsApp. A [`Connector`] opens one [`ConnectorSession`] per
 //! instance; the session links (QR code), sends, and reports what happens as normalized
-//! [`ConnectorEvent`]s into the registry, which records them.
+//! [`ConnectorEvent`]s into its instance's lane in the registry ([`EventSink`]), which stores
+//! them. The lane is bounded, so a flood from one session slows that session down instead of
+//! growing memory without end or dropping anything.
 //!
 //! The shapes follow a WhatsApp Web linked-device client, not only the sandbox: link codes
 //! rotate and expire, sessions drop and come back by themselves, receipts refer back to the
 //! provider's message id, and a sender may be known only by an opaque address without a phone.
+pub(crate) mod lanes;
+mod record;
 pub mod registry;
 pub mod sandbox;
+mod sink;
 #[cfg(feature = "whatsapp-web")]
 pub mod whatsapp_web;
 
 use std::{any::Any, sync::Arc};
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
+pub use sink::{EventSink, Reports, Unrecorded};
 
 use crate::instances::InstanceStatus;
 
@@ -230,10 +235,6 @@ pub struct ConnectorEvent {
     pub instance_id: String,
     pub kind: EventKind,
 }
-
-/// Where sessions report events. Bounded, so a flood from one session slows it down instead of
-/// growing memory without end.
-pub type EventSink = mpsc::Sender<ConnectorEvent>;
 
 #[async_trait::async_trait]
 pub trait Connector: Send + Sync + 'static {

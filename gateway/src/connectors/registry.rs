@@ -1,23 +1,25 @@
 //! Owns the live connector session of every instance in this process and records what the
-//! sessions report. Sessions are opened lazily on first use, so an instance created by another
-//! process (the `wag admin` CLI, a second server) works here without a restart.
+//! sessions report, through one lane per instance (see `lanes`). Sessions are opened lazily on
+//! first use, so an instance created by another process (the `wag admin` CLI, a second server)
+//! works here without a restart.
 use std::{collections::HashMap, sync::Arc};
 
 use sea_orm::DatabaseConnection;
-use tokio::sync::{mpsc, Mutex};
+use tokio::sync::Mutex;
 
 use super::{
+    lanes::Lanes,
     sandbox::{self, SandboxSession},
-    Connector, ConnectorError, ConnectorEvent, ConnectorSession, EventKind, InstanceBoot, LinkState,
+    Connector, ConnectorError, ConnectorEvent, ConnectorSession, EventKind, EventSink, InstanceBoot, LinkState,
+    Unrecorded,
 };
 use crate::{
     error::{Error, Result},
-    instances::{self, Instance, InstanceStatus},
+    instances::{self, Instance},
 };
 
-const EVENT_BUFFER: usize = 1024;
-const RECEIPT_RETRIES: u32 = 20;
-const RECEIPT_RETRY_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
+/// How long a stopping server gives the lanes to store what is queued.
+const LANES_CLOSE_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub struct Registry {
     db: DatabaseConnection,
@@ -25,19 +27,15 @@ pub struct Registry {
     /// Connector names in the order given.
     order: Vec<&'static str>,
     sessions: Mutex<HashMap<String, Arc<dyn ConnectorSession>>>,
-    events: mpsc::Sender<ConnectorEvent>,
+    lanes: Lanes,
 }
 
 impl Registry {
-    /// Builds the registry and the receiver its event loop ([`Registry::run_events`]) drains.
-    pub fn new(
-        db: DatabaseConnection,
-        connectors: Vec<Arc<dyn Connector>>,
-    ) -> (Arc<Registry>, mpsc::Receiver<ConnectorEvent>) {
-        let (tx, rx) = mpsc::channel(EVENT_BUFFER);
+    pub fn new(db: DatabaseConnection, connectors: Vec<Arc<dyn Connector>>) -> Arc<Registry> {
         let order = connectors.iter().map(|c| c.name()).collect();
         let connectors = connectors.into_iter().map(|c| (c.name(), c)).collect();
-        (Arc::new(Registry { db, connectors, order, sessions: Mutex::new(HashMap::new()), events: tx }), rx)
+        let lanes = Lanes::new(db.clone());
+        Arc::new(Registry { db, connectors, order, sessions: Mutex::new(HashMap::new()), lanes })
     }
 
     /// The enabled connectors, the default for new instances first.
@@ -49,170 +47,14 @@ impl Registry {
         self.connectors.contains_key(name)
     }
 
-    /// Records events until every sender is gone or `shutdown` fires.
-    pub async fn run_events(
-        self: Arc<Self>,
-        mut rx: mpsc::Receiver<ConnectorEvent>,
-        mut shutdown: tokio::sync::watch::Receiver<bool>,
-    ) {
-        loop {
-            tokio::select! {
-                event = rx.recv() => match event {
-                    Some(event) => {
-                        if let Err(e) = self.handle_event(&event).await {
-                            tracing::error!(instance_id = %event.instance_id, error = %e, "recording a connector event failed");
-                        }
-                    }
-                    None => return,
-                },
-                _ = shutdown.changed() => {
-                    // The sessions are closed by now: record what they reported last.
-                    while let Ok(event) = rx.try_recv() {
-                        if let Err(e) = self.handle_event(&event).await {
-                            tracing::error!(instance_id = %event.instance_id, error = %e, "recording a connector event failed");
-                        }
-                    }
-                    return;
-                }
-            }
-        }
-    }
-
-    /// The one place connector events change stored state.
+    /// Stores one connector event now, outside the instance's lane (portal actions, tests).
     pub async fn handle_event(&self, event: &ConnectorEvent) -> Result<()> {
-        let id = event.instance_id.as_str();
-        match &event.kind {
-            EventKind::Connected { phone } => {
-                instances::record_status(
-                    &self.db,
-                    id,
-                    InstanceStatus::Connected,
-                    Some(phone.clone()),
-                    Some("connected"),
-                )
-                .await?;
-                instances::set_connection_alert(&self.db, id, None).await?;
-            }
-            EventKind::Disconnected { reason } => {
-                instances::record_status(&self.db, id, InstanceStatus::Disconnected, None, Some(reason)).await?;
-            }
-            EventKind::LoggedOut { reason, forced } => {
-                instances::record_status(&self.db, id, InstanceStatus::Unlinked, Some(None), Some(reason)).await?;
-                if *forced {
-                    let alert = format!("WhatsApp ended the link to the phone: {reason}");
-                    instances::set_connection_alert(&self.db, id, Some(&alert)).await?;
-                }
-            }
-            EventKind::TemporarilyBanned { reason, until } => {
-                let detail = match until {
-                    Some(until) => {
-                        format!("Temporarily banned by WhatsApp until {}: {reason}", crate::time::rfc3339(*until))
-                    }
-                    None => format!("Temporarily banned by WhatsApp: {reason}"),
-                };
-                let changed =
-                    instances::record_status(&self.db, id, InstanceStatus::Disconnected, None, Some(&detail)).await?;
-                let alert = match until {
-                    Some(until) => format!(
-                        "Temporarily banned by WhatsApp: {reason}. Sending is possible again after {}.",
-                        crate::time::display(*until)
-                    ),
-                    None => detail.clone(),
-                };
-                instances::set_connection_alert(&self.db, id, Some(&alert)).await?;
-                // A ban must reach the customer's systems even when the status was already
-                // "disconnected" and so no status event went out.
-                if changed.is_none() {
-                    if let Some(instance) = instances::find_for_connector(&self.db, id).await? {
-                        let fields = crate::fields! {
-                            "status" => instance.status.as_str(),
-                            "state" => "temporarily_banned",
-                            "detail" => detail,
-                            "banned_until" => until.map(crate::time::rfc3339),
-                        };
-                        self.emit_instance_event(
-                            &instance,
-                            crate::events::EventKind::InstanceConnectionUpdated,
-                            fields,
-                        )
-                        .await?;
-                    }
-                }
-            }
-            EventKind::MessageStatus { provider_message_id, status, just_sent, .. } => {
-                let known =
-                    crate::message_log::apply_receipt_if_known(&self.db, id, provider_message_id, *status).await?;
-                if known.is_none() && *just_sent {
-                    // The receipt overtook the write of the message's provider id: try again
-                    // shortly rather than lose it.
-                    let (db, id, provider_message_id, status) =
-                        (self.db.clone(), id.to_string(), provider_message_id.clone(), *status);
-                    tokio::spawn(async move {
-                        for _ in 0..RECEIPT_RETRIES {
-                            tokio::time::sleep(RECEIPT_RETRY_WAIT).await;
-                            match crate::message_log::apply_receipt_if_known(&db, &id, &provider_message_id, status)
-                                .await
-                            {
-                                Ok(Some(_)) => return,
-                                Ok(None) => continue,
-                                Err(e) => {
-                                    tracing::error!(instance_id = %id, error = %e, "applying a receipt failed");
-                                    return;
-                                }
-                            }
-                        }
-                        tracing::debug!(instance_id = %id, "receipt for an unknown message dropped");
-                    });
-                }
-            }
-            EventKind::QrUpdated { code, expires_at } => {
-                if let Some(instance) = instances::find_for_connector(&self.db, id).await? {
-                    let fields = crate::fields! {"qr_code" => code, "expires_at" => crate::time::rfc3339(*expires_at)};
-                    self.emit_instance_event(&instance, crate::events::EventKind::InstanceQrUpdated, fields).await?;
-                }
-            }
-            EventKind::MessageReceived(message) => {
-                if let Some(instance) = instances::find_for_connector(&self.db, id).await? {
-                    crate::inbound::receive(&self.db, &instance, message).await?;
-                }
-            }
-            EventKind::Call { from, missed, at } => {
-                if let Some(instance) = instances::find_for_connector(&self.db, id).await? {
-                    crate::inbound::call(&self.db, &instance, from, *missed, *at).await?;
-                }
-            }
-            EventKind::GroupUpdated { group_id, change } => {
-                if let Some(instance) = instances::find_for_connector(&self.db, id).await? {
-                    crate::inbound::group_updated(&self.db, &instance, group_id, change).await?;
-                }
-            }
-            EventKind::ConnectionUpdated { state } => {
-                tracing::debug!(instance_id = %id, state, "connection state reported");
-                if let Some(instance) = instances::find_for_connector(&self.db, id).await? {
-                    let fields = crate::fields! {"status" => instance.status.as_str(), "state" => state};
-                    self.emit_instance_event(&instance, crate::events::EventKind::InstanceConnectionUpdated, fields)
-                        .await?;
-                }
-            }
-        }
-        Ok(())
+        super::record::event(&self.db, event).await
     }
 
-    async fn emit_instance_event(
-        &self,
-        instance: &Instance,
-        kind: crate::events::EventKind,
-        fields: serde_json::Map<String, serde_json::Value>,
-    ) -> Result<()> {
-        let source = crate::events::Source {
-            account_id: instance.account_id,
-            instance_id: &instance.id,
-            instance_name: &instance.name,
-        };
-        let txn = crate::db::begin_write(&self.db).await?;
-        crate::events::emit(&txn, source, kind, fields).await?;
-        crate::db::commit_and_wake(txn).await?;
-        Ok(())
+    /// Where the instance's session reports events: its lane, started on first use.
+    pub fn sink(&self, instance_id: &str) -> EventSink {
+        self.lanes.sink(instance_id)
     }
 
     /// The instance's session in this process, opened on first use.
@@ -229,7 +71,7 @@ impl Registry {
             status: instance.status,
             linked_phone: instance.linked_phone.clone(),
         };
-        let session = connector.open(boot, self.events.clone()).await.map_err(connector_error)?;
+        let session = connector.open(boot, self.lanes.sink(&instance.id)).await.map_err(connector_error)?;
         sessions.insert(instance.id.clone(), session.clone());
         Ok(session)
     }
@@ -297,7 +139,13 @@ impl Registry {
         if !matches!(self.link_state(instance).await?, LinkState::Connected { .. }) {
             return Err(Error::Refused("The sandbox instance is not connected. Link it first.".into()));
         }
-        self.apply(instance, kind).await
+        // Through the lane, so concurrent deliveries share a transaction.
+        let event = ConnectorEvent { instance_id: instance.id.clone(), kind };
+        self.lanes
+            .sink(&instance.id)
+            .record(vec![event])
+            .await
+            .map_err(|e: Unrecorded| Error::Internal(format!("storing a sandbox delivery: {e}")))
     }
 
     /// Ends the instance's session here and drops what its connector stored (the instance was
@@ -311,15 +159,19 @@ impl Registry {
             }
             session.close().await;
         }
+        self.lanes.remove(instance_id);
         for connector in self.connectors.values() {
             connector.forget(instance_id).await;
         }
     }
 
-    /// Closes every session, all at once: a real connector's clean stop takes a few seconds each.
+    /// Closes every session, all at once (a real connector's clean stop takes a few seconds
+    /// each), then lets the lanes store what the sessions reported last.
     pub async fn shutdown(&self) {
         let sessions: Vec<_> = self.sessions.lock().await.drain().map(|(_, s)| s).collect();
         futures::future::join_all(sessions.iter().map(|s| s.close())).await;
+        drop(sessions);
+        self.lanes.close(LANES_CLOSE_LIMIT).await;
     }
 
     async fn apply(&self, instance: &Instance, kind: EventKind) -> Result<()> {

@@ -238,7 +238,7 @@ mod tests {
 
     #[tokio::test]
     async fn starts_unlinked_with_rotating_code_and_links_on_scan() {
-        let (tx, _rx) = tokio::sync::mpsc::channel(8);
+        let (tx, _rx) = EventSink::channel(8);
         let session = SandboxConnector::default().open(boot(InstanceStatus::Unlinked), tx).await.unwrap();
         let LinkState::AwaitingScan { code, expires_at } = session.link_state().await else { panic!("not awaiting") };
         assert!(code.starts_with("wag-sandbox:inst_test:"));
@@ -255,7 +255,7 @@ mod tests {
 
     #[tokio::test]
     async fn magic_numbers_and_receipts() {
-        let (tx, mut rx) = tokio::sync::mpsc::channel(8);
+        let (tx, mut rx) = EventSink::channel(8);
         let connector = SandboxConnector { receipt_delay: Duration::from_millis(5) };
         let session = connector.open(boot(InstanceStatus::Unlinked), tx).await.unwrap();
         let msg = |to: &str| OutgoingMessage { to: to.into(), content: OutgoingContent::Text("hi".into()) };

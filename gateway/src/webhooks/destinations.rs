@@ -286,6 +286,68 @@ pub async fn fan_out<C: ConnectionTrait>(
     Ok(())
 }
 
+/// An event about to be stored, as [`fan_out_many`] needs it.
+pub(crate) struct NewEvent {
+    pub kind: EventKind,
+    pub event_id: String,
+    pub payload: String,
+}
+
+/// [`fan_out`] for several events of one instance: the destinations are read once and the
+/// deliveries written with multi-row inserts, in the events' order.
+pub(crate) async fn fan_out_many<C: ConnectionTrait>(
+    conn: &C,
+    account_id: i64,
+    instance_id: &str,
+    events: &[NewEvent],
+) -> Result<()> {
+    let destinations = webhook_destination::Entity::find()
+        .filter(webhook_destination::Column::InstanceId.eq(instance_id))
+        .filter(webhook_destination::Column::Enabled.eq(true))
+        .all(conn)
+        .await?;
+    let mut wanted = Vec::new();
+    for destination in destinations {
+        if let Some(integration_id) = &destination.integration_id {
+            if !crate::threecx::integrations::forwards(conn, account_id, integration_id).await? {
+                continue;
+            }
+        }
+        wanted.push((parse_events(&destination.events), destination.id));
+    }
+    let now = time::now();
+    let rows: Vec<webhook_delivery::ActiveModel> = events
+        .iter()
+        .flat_map(|event| {
+            wanted.iter().filter(|(kinds, _)| kinds.contains(&event.kind)).map(move |(_, destination_id)| {
+                webhook_delivery::ActiveModel {
+                    destination_id: Set(destination_id.clone()),
+                    account_id: Set(account_id),
+                    event_id: Set(event.event_id.clone()),
+                    event_kind: Set(event.kind.as_str().into()),
+                    payload: Set(event.payload.clone()),
+                    status: Set("pending".into()),
+                    attempts: Set(0),
+                    next_attempt_at: Set(now),
+                    locked_until: Set(0),
+                    last_status_code: Set(None),
+                    created_at: Set(now),
+                    completed_at: Set(None),
+                    ..Default::default()
+                }
+            })
+        })
+        .collect();
+    if rows.is_empty() {
+        return Ok(());
+    }
+    for chunk in rows.chunks(crate::db::INSERT_CHUNK) {
+        webhook_delivery::Entity::insert_many(chunk.to_vec()).exec_without_returning(conn).await?;
+    }
+    super::wake::notify_other_processes(conn, super::wake::Notify::Throttled).await?;
+    Ok(())
+}
+
 /// Queues one delivery on its own (outside any transaction: a test event) and wakes the workers.
 pub async fn queue(
     db: &DatabaseConnection,

@@ -196,7 +196,7 @@ fn lost(ctx: &dyn Context, reason: &str, state: &str) -> EventKind {
 
 /// A message from someone else in a chat the gateway reports; `None` for our own echoes
 /// (sent from the phone or by this gateway), status updates, channels and broadcasts.
-async fn inbound_message(message: &WaInbound, ctx: &dyn Context) -> Option<InboundMessage> {
+pub(super) async fn inbound_message(message: &WaInbound, ctx: &dyn Context) -> Option<InboundMessage> {
     use whatsapp_rust::wacore::proto_helpers::MessageExt;
     let info = &message.info;
     if info.source.is_from_me || !jid::is_reportable_chat(&info.source.chat) {

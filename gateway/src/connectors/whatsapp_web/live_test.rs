@@ -23,7 +23,7 @@ fn env(key: &str) -> Option<String> {
 
 /// The next event `want` accepts, printing what passes by; fails after `limit`.
 async fn next_event<T>(
-    rx: &mut tokio::sync::mpsc::Receiver<ConnectorEvent>,
+    rx: &mut crate::connectors::Reports,
     limit: Duration,
     mut want: impl FnMut(&EventKind) -> Option<T>,
 ) -> T {
@@ -57,7 +57,7 @@ async fn live_whatsapp() {
     let connector = WhatsAppWebConnector::new(Settings::new(&dir));
     let store = dir.join("whatsapp-web").join(format!("{ID}.db"));
     let status = if store.exists() { InstanceStatus::Connected } else { InstanceStatus::Unlinked };
-    let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
+    let (tx, mut rx) = crate::connectors::EventSink::channel(1024);
     let session =
         connector.open(InstanceBoot { instance_id: ID.into(), status, linked_phone: None }, tx).await.unwrap();
 

@@ -3,6 +3,7 @@
 //! with its own session store; a supervisor task per instance owns it, rebuilds it when it
 //! stops by itself, and leaves it stopped when WhatsApp ended the link.
 mod calls;
+mod durable;
 pub mod events;
 pub mod jid;
 pub mod outgoing;
@@ -42,7 +43,9 @@ pub const NAME: &str = "whatsapp-web";
 
 /// How long a pair code stays valid (WhatsApp says about three minutes).
 const PAIR_CODE_SECS: i64 = 180;
-/// Events a client may have queued for us before the oldest is dropped.
+/// Events a client may have queued for us before whatsapp-rust drops new ones. Inbound
+/// messages do not depend on it (the durability hook stores them before they are acknowledged);
+/// receipts, calls and link changes do, and the lane behind it takes them in batches.
 const EVENT_MAILBOX: usize = 4096;
 /// Numbers known to be on WhatsApp, per session, before the set starts over.
 const KNOWN_RECIPIENTS: usize = 10_000;
@@ -269,6 +272,7 @@ impl Inner {
             .with_backend_arc(backend)
             .skip_history_sync()
             .with_event_delivery(EventDelivery::Ordered { capacity: EVENT_MAILBOX })
+            .with_inbound_durability_hook(durable::DurableInbound { inner: Arc::downgrade(self) })
             .on_event(move |event, client| {
                 let inner = inner.clone();
                 async move {
@@ -302,6 +306,12 @@ impl Inner {
     }
 
     async fn on_event(&self, event: &Event, client: &Arc<Client>) {
+        if let Event::Messages(batch) = event {
+            // The durability hook stored them before they were acknowledged.
+            if batch.hook_committed {
+                return;
+            }
+        }
         let ctx = ClientContext(client);
         let now = time::now();
         let mapped = events::map_event(event, &ctx, now).await;
@@ -651,6 +661,8 @@ impl TransportFactory for SharedTransport {
     }
 }
 
+#[cfg(test)]
+mod durable_test;
 #[cfg(test)]
 mod live_test;
 #[cfg(test)]

@@ -9,7 +9,7 @@ use crate::{
 };
 
 /// WhatsApp unreachable: every connection attempt fails at once.
-struct NeverConnects;
+pub(super) struct NeverConnects;
 
 #[async_trait::async_trait]
 impl TransportFactory for NeverConnects {
@@ -23,7 +23,7 @@ impl TransportFactory for NeverConnects {
     }
 }
 
-fn settings(storage: Storage) -> Settings {
+pub(super) fn settings(storage: Storage) -> Settings {
     Settings {
         storage,
         transport: Some(Arc::new(NeverConnects)),
@@ -37,12 +37,12 @@ fn boot(id: &str, status: InstanceStatus) -> InstanceBoot {
     InstanceBoot { instance_id: id.into(), status, linked_phone: None }
 }
 
-fn session_of(session: &Arc<dyn ConnectorSession>) -> &WhatsAppWebSession {
+pub(super) fn session_of(session: &Arc<dyn ConnectorSession>) -> &WhatsAppWebSession {
     session.as_any().downcast_ref::<WhatsAppWebSession>().expect("a whatsapp-web session")
 }
 
 /// Waits (up to 10 s) for the session to run a client that `accept` likes.
-async fn client_where(session: &WhatsAppWebSession, accept: impl Fn(&Arc<Client>) -> bool) -> Arc<Client> {
+pub(super) async fn client_where(session: &WhatsAppWebSession, accept: impl Fn(&Arc<Client>) -> bool) -> Arc<Client> {
     for _ in 0..200 {
         if let Some(client) = session.client().filter(|c| accept(c)) {
             return client;
@@ -62,7 +62,7 @@ fn restart_delay_doubles_up_to_the_cap() {
 
 #[tokio::test]
 async fn a_client_that_stops_by_itself_is_restarted_and_close_stops_it_for_good() {
-    let (tx, _rx) = tokio::sync::mpsc::channel(64);
+    let (tx, _rx) = EventSink::channel(64);
     let connector = WhatsAppWebConnector::new(settings(Storage::Memory));
     let session = connector.open(boot("inst_crash", InstanceStatus::Unlinked), tx).await.unwrap();
     let ww = session_of(&session);
@@ -91,7 +91,7 @@ async fn a_client_that_stops_by_itself_is_restarted_and_close_stops_it_for_good(
 
 #[tokio::test]
 async fn reconnect_rebuilds_a_parked_client() {
-    let (tx, _rx) = tokio::sync::mpsc::channel(64);
+    let (tx, _rx) = EventSink::channel(64);
     let connector = WhatsAppWebConnector::new(settings(Storage::Memory));
     let session = connector.open(boot("inst_parked", InstanceStatus::Unlinked), tx).await.unwrap();
     let ww = session_of(&session);
@@ -120,7 +120,7 @@ async fn reconnect_rebuilds_a_parked_client() {
 async fn logout_deletes_the_store_and_forget_too() {
     let dir = std::env::temp_dir().join(format!("wag-ww-{}", crate::ids::new_id("t")));
     let connector = WhatsAppWebConnector::new(settings(Storage::Files(dir.clone())));
-    let (tx, _rx) = tokio::sync::mpsc::channel(64);
+    let (tx, _rx) = EventSink::channel(64);
     let session = connector.open(boot("inst_logout", InstanceStatus::Unlinked), tx.clone()).await.unwrap();
     client_where(session_of(&session), |_| true).await;
     let path = dir.join("inst_logout.db");
@@ -173,7 +173,7 @@ async fn the_registry_opens_sessions_once_and_shuts_them_down() {
     let opens = Arc::new(AtomicU32::new(0));
     let connector =
         Arc::new(Counting { inner: WhatsAppWebConnector::new(settings(Storage::Memory)), opens: opens.clone() });
-    let (registry, mut events) = Registry::new(db.clone(), vec![connector]);
+    let registry = Registry::new(db.clone(), vec![connector]);
     assert!(registry.has_connector(NAME));
 
     // At server start, linked instances come back up; unlinked ones wait until used.
@@ -213,22 +213,19 @@ async fn the_registry_opens_sessions_once_and_shuts_them_down() {
     assert!(Arc::ptr_eq(&session, &again), "one session per instance");
     assert_eq!(opens.load(Ordering::Relaxed), 2);
     let client = client_where(session_of(&session), |_| true).await;
-    // Linked before (status connected) but its keys are gone: reported as a forced logout, and it
-    // waits for a code like a new one.
-    let mut missing = Vec::new();
-    while let Ok(Some(event)) = tokio::time::timeout(Duration::from_secs(2), events.recv()).await {
-        if let EventKind::LoggedOut { forced: true, reason } = &event.kind {
-            missing.push(event.instance_id.clone());
-            assert!(reason.contains("session file"), "{reason}");
-        }
-        if missing.len() == 2 {
+    // Linked before (status connected) but its keys are gone: reported as a forced logout (its
+    // lane stores it: unlinked, with a loud alert), and it waits for a code like a new one.
+    let mut stored = None;
+    for _ in 0..100 {
+        let now = crate::instances::find(&db, owner.id, &linked.id).await.unwrap();
+        if now.status == InstanceStatus::Unlinked {
+            stored = Some(now);
             break;
         }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    missing.sort();
-    let mut expected = vec![a.id.clone(), linked.id.clone()];
-    expected.sort();
-    assert_eq!(missing, expected);
+    let stored = stored.expect("the forced logout was stored within 5 s");
+    assert!(stored.connection_alert.as_deref().is_some_and(|a| a.contains("session file")), "{stored:?}");
     assert!(matches!(registry.link_state(&a).await.unwrap(), LinkState::Starting));
     assert!(registry.request_pair_code(&a, "not a number").await.is_err());
 
@@ -259,7 +256,7 @@ impl Connector for Counting {
 
 #[tokio::test]
 async fn receipts_are_held_only_for_messages_just_sent() {
-    let (tx, _rx) = tokio::sync::mpsc::channel(64);
+    let (tx, _rx) = EventSink::channel(64);
     let session = WhatsAppWebConnector::new(settings(Storage::Memory))
         .open(boot("inst_receipts", InstanceStatus::Unlinked), tx)
         .await
@@ -286,7 +283,7 @@ async fn receipts_are_held_only_for_messages_just_sent() {
 
 #[tokio::test]
 async fn the_connect_tab_follows_the_client_events() {
-    let (tx, _rx) = tokio::sync::mpsc::channel(64);
+    let (tx, _rx) = EventSink::channel(64);
     let connector = WhatsAppWebConnector::new(settings(Storage::Memory));
     let boot = InstanceBoot {
         instance_id: "inst_tab".into(),

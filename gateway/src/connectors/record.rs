@@ -1,0 +1,138 @@
+//! What each connector event changes in the database: instance status and alerts, receipts,
+//! inbound messages, calls and group changes, with their events.
+use sea_orm::DatabaseConnection;
+
+use super::{ConnectorEvent, EventKind};
+use crate::{
+    error::Result,
+    instances::{self, Instance, InstanceStatus},
+};
+
+const RECEIPT_RETRIES: u32 = 20;
+const RECEIPT_RETRY_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// The one place connector events change stored state.
+pub(crate) async fn event(db: &DatabaseConnection, event: &ConnectorEvent) -> Result<()> {
+    let id = event.instance_id.as_str();
+    match &event.kind {
+        EventKind::Connected { phone } => {
+            instances::record_status(db, id, InstanceStatus::Connected, Some(phone.clone()), Some("connected")).await?;
+            instances::set_connection_alert(db, id, None).await?;
+        }
+        EventKind::Disconnected { reason } => {
+            instances::record_status(db, id, InstanceStatus::Disconnected, None, Some(reason)).await?;
+        }
+        EventKind::LoggedOut { reason, forced } => {
+            instances::record_status(db, id, InstanceStatus::Unlinked, Some(None), Some(reason)).await?;
+            if *forced {
+                let alert = format!("WhatsApp ended the link to the phone: {reason}");
+                instances::set_connection_alert(db, id, Some(&alert)).await?;
+            }
+        }
+        EventKind::TemporarilyBanned { reason, until } => {
+            let detail = match until {
+                Some(until) => {
+                    format!("Temporarily banned by WhatsApp until {}: {reason}", crate::time::rfc3339(*until))
+                }
+                None => format!("Temporarily banned by WhatsApp: {reason}"),
+            };
+            let changed = instances::record_status(db, id, InstanceStatus::Disconnected, None, Some(&detail)).await?;
+            let alert = match until {
+                Some(until) => format!(
+                    "Temporarily banned by WhatsApp: {reason}. Sending is possible again after {}.",
+                    crate::time::display(*until)
+                ),
+                None => detail.clone(),
+            };
+            instances::set_connection_alert(db, id, Some(&alert)).await?;
+            // A ban must reach the customer's systems even when the status was already
+            // "disconnected" and so no status event went out.
+            if changed.is_none() {
+                if let Some(instance) = instances::find_for_connector(db, id).await? {
+                    let fields = crate::fields! {
+                        "status" => instance.status.as_str(),
+                        "state" => "temporarily_banned",
+                        "detail" => detail,
+                        "banned_until" => until.map(crate::time::rfc3339),
+                    };
+                    emit_instance_event(db, &instance, crate::events::EventKind::InstanceConnectionUpdated, fields)
+                        .await?;
+                }
+            }
+        }
+        EventKind::MessageStatus { provider_message_id, status, just_sent, .. } => {
+            let known = crate::message_log::apply_receipt_if_known(db, id, provider_message_id, *status).await?;
+            if known.is_none() && *just_sent {
+                // The receipt overtook the write of the message's provider id: try again
+                // shortly rather than lose it.
+                let (db, id, provider_message_id, status) =
+                    (db.clone(), id.to_string(), provider_message_id.clone(), *status);
+                tokio::spawn(async move {
+                    // Only "not stored yet" uses up the tries; a database error is retried with
+                    // backoff until the receipt is applied.
+                    let mut unknown = 0;
+                    let mut backoff = crate::connectors::lanes::Backoff::default();
+                    while unknown < RECEIPT_RETRIES {
+                        tokio::time::sleep(RECEIPT_RETRY_WAIT).await;
+                        match crate::message_log::apply_receipt_if_known(&db, &id, &provider_message_id, status).await {
+                            Ok(Some(_)) => return,
+                            Ok(None) => unknown += 1,
+                            Err(e) => {
+                                let wait = backoff.next_wait();
+                                tracing::warn!(instance_id = %id, error = %e, retry_in_ms = wait.as_millis() as u64, "applying a receipt failed; retrying");
+                                tokio::time::sleep(wait).await;
+                            }
+                        }
+                    }
+                    tracing::debug!(instance_id = %id, "receipt for an unknown message dropped");
+                });
+            }
+        }
+        EventKind::QrUpdated { code, expires_at } => {
+            if let Some(instance) = instances::find_for_connector(db, id).await? {
+                let fields = crate::fields! {"qr_code" => code, "expires_at" => crate::time::rfc3339(*expires_at)};
+                emit_instance_event(db, &instance, crate::events::EventKind::InstanceQrUpdated, fields).await?;
+            }
+        }
+        EventKind::MessageReceived(message) => {
+            if let Some(instance) = instances::find_for_connector(db, id).await? {
+                crate::inbound::receive(db, &instance, message).await?;
+            }
+        }
+        EventKind::Call { from, missed, at } => {
+            if let Some(instance) = instances::find_for_connector(db, id).await? {
+                crate::inbound::call(db, &instance, from, *missed, *at).await?;
+            }
+        }
+        EventKind::GroupUpdated { group_id, change } => {
+            if let Some(instance) = instances::find_for_connector(db, id).await? {
+                crate::inbound::group_updated(db, &instance, group_id, change).await?;
+            }
+        }
+        EventKind::ConnectionUpdated { state } => {
+            tracing::debug!(instance_id = %id, state, "connection state reported");
+            if let Some(instance) = instances::find_for_connector(db, id).await? {
+                let fields = crate::fields! {"status" => instance.status.as_str(), "state" => state};
+                emit_instance_event(db, &instance, crate::events::EventKind::InstanceConnectionUpdated, fields).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn emit_instance_event(
+    db: &DatabaseConnection,
+    instance: &Instance,
+    kind: crate::events::EventKind,
+    fields: serde_json::Map<String, serde_json::Value>,
+) -> Result<()> {
+    let source = crate::events::Source {
+        account_id: instance.account_id,
+        instance_id: &instance.id,
+        instance_name: &instance.name,
+    };
+    let txn = crate::db::begin_write(db).await?;
+    crate::events::emit(&txn, source, kind, fields).await?;
+    crate::db::commit_and_wake(txn).await?;
+    Ok(())
+}
