@@ -574,7 +574,9 @@ async fn retention_prunes_old_rows_in_batches(backend: Backend) {
     assert_eq!(ids_of(&app, "inbound_messages").await, inbound_ids[3..].iter().copied().collect());
     assert!(event::Entity::find().all(&app.conn).await.unwrap().len() < all_events.len() + 1);
     // Attempts have their own, shorter retention.
-    let attempt_ids: Vec<i64> = attempts.iter().map(|a| a.id).collect();
+    // Rows are pruned oldest first (by id, which follows time): age the two oldest.
+    let mut attempt_ids: Vec<i64> = attempts.iter().map(|a| a.id).collect();
+    attempt_ids.sort_unstable();
     age(&app, "webhook_attempts", "attempted_at", &attempt_ids[..2], now - 31 * 86_400).await;
     let done = retention::prune(&app.conn, &settings, now).await.unwrap();
     assert_eq!(done.iter().find(|(k, _)| *k == Kind::Attempts).unwrap().1.rows, 2);
