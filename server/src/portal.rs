@@ -42,12 +42,13 @@ fn needs_csrf_token(path: &str) -> bool {
 
 pub async fn page_context(
     State(state): State<AppState>,
+    axum::Extension(csrf_key): axum::Extension<crate::anonymous_csrf::CsrfKey>,
     session: Session,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,
     next: Next,
 ) -> Response {
-    match prepare(&state, &session, peer, request).await {
+    match prepare(&state, &csrf_key, &session, peer, request).await {
         Ok(Prepared::Continue(request, None)) => next.run(request).await,
         Ok(Prepared::Continue(request, Some(cookie))) => {
             let mut response = next.run(request).await;
@@ -73,7 +74,13 @@ enum Prepared {
     Respond(Response),
 }
 
-async fn prepare(state: &AppState, session: &Session, peer: SocketAddr, request: Request) -> anyhow::Result<Prepared> {
+async fn prepare(
+    state: &AppState,
+    csrf_key: &crate::anonymous_csrf::CsrfKey,
+    session: &Session,
+    peer: SocketAddr,
+    request: Request,
+) -> anyhow::Result<Prepared> {
     let path = request.uri().path().to_string();
     let is_server_fn = path.starts_with(&format!("{SERVER_FN_PREFIX}/"));
     let user = current_user(state, session).await?;
@@ -89,14 +96,13 @@ async fn prepare(state: &AppState, session: &Session, peer: SocketAddr, request:
             }
         }
     } else {
-        let key = crate::anonymous_csrf::CsrfKey::derive(&state.config.master_key);
         match crate::anonymous_csrf::nonce_of(request.headers()) {
-            Some(nonce) => Some(key.token(&nonce)),
+            Some(nonce) => Some(csrf_key.token(&nonce)),
             None if needs_csrf_token(&path) => {
                 let nonce = crate::anonymous_csrf::new_nonce();
                 let secure = state.config.public_base_url.starts_with("https://");
                 set_cookie = Some(crate::anonymous_csrf::set_cookie(&nonce, secure));
-                Some(key.token(&nonce))
+                Some(csrf_key.token(&nonce))
             }
             None => None,
         }

@@ -84,7 +84,9 @@ fn portal_router(state: AppState) -> Router {
         .leptos_routes_with_context(&options, routes, context, shell)
         .fallback(fallback)
         .with_state(options)
-        .layer(middleware::from_fn_with_state(state, crate::portal::page_context))
+        .layer(middleware::from_fn_with_state(state.clone(), crate::portal::page_context))
+        // Derived once here, not per request.
+        .layer(axum::Extension(crate::anonymous_csrf::CsrfKey::derive(&state.config.master_key)))
         // Portal pages show account data and, once, new secrets: never keep them in caches.
         .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .layer(sessions)
