@@ -210,7 +210,12 @@ pub struct ClosedLoop {
 }
 
 /// Runs a closed loop and measures the window after the warm-up.
-pub async fn closed_loop(target: &Target, plan: &ClosedLoop, make: MakeRequest, on_answer: Option<OnAnswer>) -> Outcome {
+pub async fn closed_loop(
+    target: &Target,
+    plan: &ClosedLoop,
+    make: MakeRequest,
+    on_answer: Option<OnAnswer>,
+) -> Outcome {
     let start = Instant::now();
     let measure_from = start + plan.warmup;
     let end = measure_from + plan.measure;

@@ -190,8 +190,9 @@ pub fn git_describe() -> Value {
     let commit = run(&["rev-parse", "--short=12", "HEAD"]);
     let branch = run(&["rev-parse", "--abbrev-ref", "HEAD"]);
     // Changes to the harness and its notes do not change the server being measured.
-    let dirty = run(&["status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench", ":!BENCHMARKS.md", ":!README.md"])
-        .map(|s| !s.is_empty());
+    let dirty =
+        run(&["status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench", ":!BENCHMARKS.md", ":!README.md"])
+            .map(|s| !s.is_empty());
     json!({ "commit": commit, "branch": branch, "dirty": dirty })
 }
 

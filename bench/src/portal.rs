@@ -29,7 +29,8 @@ impl Browser {
     }
 
     pub async fn get(&self, path: &str) -> anyhow::Result<Page> {
-        let response = self.client.get(format!("{}{path}", self.base)).send().await.with_context(|| format!("GET {path}"))?;
+        let response =
+            self.client.get(format!("{}{path}", self.base)).send().await.with_context(|| format!("GET {path}"))?;
         let status = response.status().as_u16();
         let location = response.headers().get(header::LOCATION).and_then(|v| v.to_str().ok()).map(str::to_string);
         let body = response.text().await.unwrap_or_default();

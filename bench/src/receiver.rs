@@ -61,7 +61,12 @@ impl Receiver {
                             let signed = !header(&request, "webhook-signature").is_empty();
                             let body = request.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
                             let at = Instant::now();
-                            log.lock().unwrap().arrivals.push(Arrival { token: find_token(&body), webhook_id, signed, at });
+                            log.lock().unwrap().arrivals.push(Arrival {
+                                token: find_token(&body),
+                                webhook_id,
+                                signed,
+                                at,
+                            });
                             Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
                         }
                     });

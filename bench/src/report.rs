@@ -18,8 +18,19 @@ pub struct Report {
     results: Vec<Value>,
 }
 
-const COLUMNS: [&str; 11] =
-    ["", "answers", "per s", "p50 ms", "p99 ms", "max ms", "errors", "wag CPU ms", "db CPU ms", "wag CPU", "client CPU"];
+const COLUMNS: [&str; 11] = [
+    "",
+    "answers",
+    "per s",
+    "p50 ms",
+    "p99 ms",
+    "max ms",
+    "errors",
+    "wag CPU ms",
+    "db CPU ms",
+    "wag CPU",
+    "client CPU",
+];
 
 impl Report {
     pub fn new(benchmark: &str, db: crate::DbKind, settings: Value) -> Report {
@@ -92,7 +103,12 @@ impl Report {
                 .iter()
                 .map(|(k, (n, example))| format!("{n} × {k}: {}", example.chars().take(200).collect::<String>()))
                 .collect();
-            self.warnings.push(format!("{label}: {} of {} answers were errors:\n    {}", outcome.errors.total(), outcome.requests, kinds.join("\n    ")));
+            self.warnings.push(format!(
+                "{label}: {} of {} answers were errors:\n    {}",
+                outcome.errors.total(),
+                outcome.requests,
+                kinds.join("\n    ")
+            ));
         }
         if cpu.wall_s > 0.0 && cpu.client_s / cpu.wall_s > 0.9 {
             self.warnings.push(format!(

@@ -118,7 +118,14 @@ fn header_lines(report: &mut Report, common: &Common, server: &Server, load: Opt
     report.set("server_env", json!(server.env.iter().cloned().collect::<HashMap<_, _>>()));
 }
 
-async fn healthz_ceiling(report: &mut Report, target: &Target, server: &Server, common: &Common, connections: usize, seconds: u64) {
+async fn healthz_ceiling(
+    report: &mut Report,
+    target: &Target,
+    server: &Server,
+    common: &Common,
+    connections: usize,
+    seconds: u64,
+) {
     let plan = ClosedLoop {
         connections,
         warmup: Duration::from_secs(1),
@@ -137,7 +144,10 @@ async fn finish(report: &mut Report, server: Server) {
         report.header(format!("wag stopped on SIGTERM in {:.1} s ({status})", took.as_secs_f64()));
         report.set("stop_seconds", json!(round2(took.as_secs_f64())));
         if !status.success() {
-            report.warn(format!("wag did not stop cleanly within {} s of SIGTERM: {status}", server::STOP_GRACE.as_secs()));
+            report.warn(format!(
+                "wag did not stop cleanly within {} s of SIGTERM: {status}",
+                server::STOP_GRACE.as_secs()
+            ));
         }
     }
 }
@@ -239,7 +249,16 @@ async fn webhook_stack(common: &Common, cleanup: &Cleanup, receiver: &Receiver, 
     let secret = server::wag_cli(
         &server.wag,
         &server.env,
-        &["admin", "set-webhook", "--instance", &tenant.instances[0], "--url", &receiver.url(), "--events", "message.received"],
+        &[
+            "admin",
+            "set-webhook",
+            "--instance",
+            &tenant.instances[0],
+            "--url",
+            &receiver.url(),
+            "--events",
+            "message.received",
+        ],
     )
     .await?;
     if server::last_line(&secret).is_empty() {
@@ -369,7 +388,16 @@ pub async fn webhooks(args: WebhookArgs, cleanup: Arc<Cleanup>) -> anyhow::Resul
         let m = receiver::match_arrivals(&answered.lock().unwrap(), &arrivals);
         backlog = !complete;
         report.load_row("burst: POST /api/sandbox/inbound", &injected);
-        webhook_section(&mut report, "burst", &format!("burst of {} inbound messages", args.burst), &m, start, &cpu, &injected, args.drain_seconds);
+        webhook_section(
+            &mut report,
+            "burst",
+            &format!("burst of {} inbound messages", args.burst),
+            &m,
+            start,
+            &cpu,
+            &injected,
+            args.drain_seconds,
+        );
     }
     if args.rate > 0 {
         if backlog {
@@ -446,7 +474,13 @@ fn webhook_section(
         ("unsigned / unknown", format!("{} / {}", m.unsigned, m.unknown)),
     ];
     facts.extend(lag_facts);
-    facts.push(("wag CPU per event", format!("{cpu_per:.3} ms (ingest + delivery){}", if cpu.db_s > 0.0 { format!(", db {db_per:.3} ms") } else { String::new() })));
+    facts.push((
+        "wag CPU per event",
+        format!(
+            "{cpu_per:.3} ms (ingest + delivery){}",
+            if cpu.db_s > 0.0 { format!(", db {db_per:.3} ms") } else { String::new() }
+        ),
+    ));
     report.section(
         &format!("webhooks, {title}"),
         key,
@@ -468,7 +502,10 @@ fn webhook_section(
         }),
     );
     if m.missing > 0 {
-        report.warn(format!("webhooks ({key}): {} events were not delivered within {drain_s} s of the last injection", m.missing));
+        report.warn(format!(
+            "webhooks ({key}): {} events were not delivered within {drain_s} s of the last injection",
+            m.missing
+        ));
     }
     if m.duplicates > 0 {
         report.warn(format!("webhooks ({key}): {} deliveries repeated a webhook-id", m.duplicates));

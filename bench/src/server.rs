@@ -143,7 +143,8 @@ impl Workspace {
 
     /// An existing database the caller keeps (`--reuse-db`); created when missing.
     pub async fn reuse(common: &Common, cleanup: &Cleanup, url: &str) -> anyhow::Result<Workspace> {
-        let kind = kind_of_url(url).ok_or_else(|| anyhow!("--reuse-db must start with sqlite:, postgres:// or mysql://"))?;
+        let kind =
+            kind_of_url(url).ok_or_else(|| anyhow!("--reuse-db must start with sqlite:, postgres:// or mysql://"))?;
         let data_dir =
             std::env::temp_dir().join(format!("wag_bench_{}_data", ulid::Ulid::new().to_string().to_ascii_lowercase()));
         std::fs::create_dir_all(&data_dir)?;
@@ -152,10 +153,12 @@ impl Workspace {
         }
         if kind != DbKind::Sqlite && Database::connect(url).await.is_err() {
             let name = database_name(url).ok_or_else(|| anyhow!("--reuse-db names no database: {url}"))?;
-            let admin_url = common.database_server_url.clone().unwrap_or_else(|| {
-                if kind == DbKind::Postgres { DEFAULT_POSTGRES } else { DEFAULT_MYSQL }.to_string()
-            });
-            let conn = Database::connect(admin_url.as_str()).await.with_context(|| format!("connecting to {admin_url}"))?;
+            let admin_url = common
+                .database_server_url
+                .clone()
+                .unwrap_or_else(|| if kind == DbKind::Postgres { DEFAULT_POSTGRES } else { DEFAULT_MYSQL }.to_string());
+            let conn =
+                Database::connect(admin_url.as_str()).await.with_context(|| format!("connecting to {admin_url}"))?;
             conn.execute_unprepared(&format!("CREATE DATABASE {name}"))
                 .await
                 .with_context(|| format!("creating database {name}"))?;
@@ -201,7 +204,9 @@ pub fn locate_wag(common: &Common) -> anyhow::Result<PathBuf> {
         }
         match command.status() {
             Ok(s) if s.success() => {}
-            Ok(s) if wag.is_file() => eprintln!("bench: cargo build failed ({s}); using the existing {}", wag.display()),
+            Ok(s) if wag.is_file() => {
+                eprintln!("bench: cargo build failed ({s}); using the existing {}", wag.display())
+            }
             Ok(s) => bail!("cargo build --release -p server failed ({s})"),
             Err(e) if wag.is_file() => eprintln!("bench: cannot run cargo ({e}); using the existing {}", wag.display()),
             Err(e) => bail!("{} is missing and cargo cannot be run: {e}", wag.display()),
@@ -217,7 +222,15 @@ pub fn locate_wag(common: &Common) -> anyhow::Result<PathBuf> {
 fn is_cargo_run_variable(key: &str) -> bool {
     key.starts_with("CARGO_PKG_")
         || key.starts_with("CARGO_BIN_")
-        || matches!(key, "CARGO_MANIFEST_DIR" | "CARGO_MANIFEST_PATH" | "CARGO_MANIFEST_LINKS" | "CARGO_CRATE_NAME" | "CARGO_PRIMARY_PACKAGE" | "OUT_DIR")
+        || matches!(
+            key,
+            "CARGO_MANIFEST_DIR"
+                | "CARGO_MANIFEST_PATH"
+                | "CARGO_MANIFEST_LINKS"
+                | "CARGO_CRATE_NAME"
+                | "CARGO_PRIMARY_PACKAGE"
+                | "OUT_DIR"
+        )
 }
 
 /// A port nobody listens on right now.
@@ -228,7 +241,12 @@ fn free_port() -> anyhow::Result<u16> {
 
 /// The environment the bench gives `wag`: throttles lifted to their maximum so the engine is
 /// measured, quiet logs, loopback webhooks allowed; then the user's `--env`.
-pub fn server_env(ws: &Workspace, listen: SocketAddr, receipt_delay_ms: u64, extra: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+pub fn server_env(
+    ws: &Workspace,
+    listen: SocketAddr,
+    receipt_delay_ms: u64,
+    extra: &[String],
+) -> anyhow::Result<Vec<(String, String)>> {
     let mut env: Vec<(String, String)> = vec![
         ("WAG_LISTEN".into(), listen.to_string()),
         ("WAG_DATABASE_URL".into(), ws.url.clone()),
@@ -265,7 +283,12 @@ pub struct Server {
 
 impl Server {
     /// Starts `wag serve` and waits until `/readyz` answers 200.
-    pub async fn start(wag: &Path, ws: &Workspace, receipt_delay_ms: u64, extra_env: &[String]) -> anyhow::Result<Server> {
+    pub async fn start(
+        wag: &Path,
+        ws: &Workspace,
+        receipt_delay_ms: u64,
+        extra_env: &[String],
+    ) -> anyhow::Result<Server> {
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
         let env = server_env(ws, addr, receipt_delay_ms, extra_env)?;
         let log_path = ws.data_dir.join("server.log");
@@ -431,10 +454,22 @@ pub async fn provision(server: &Server, instances: usize) -> anyhow::Result<Tena
     wag_cli(
         wag,
         env,
-        &["admin", "set-plan", "--email", &email, "--plan", "scale", "--daily-limit", "2000000000", "--monthly-limit", "2000000000"],
+        &[
+            "admin",
+            "set-plan",
+            "--email",
+            &email,
+            "--plan",
+            "scale",
+            "--daily-limit",
+            "2000000000",
+            "--monthly-limit",
+            "2000000000",
+        ],
     )
     .await?;
-    let api_key = last_line(&wag_cli(wag, env, &["admin", "create-api-key", "--email", &email, "--name", "bench"]).await?);
+    let api_key =
+        last_line(&wag_cli(wag, env, &["admin", "create-api-key", "--email", &email, "--name", "bench"]).await?);
     if !api_key.starts_with("wag_") {
         bail!("create-api-key printed no key: {api_key:?}");
     }
@@ -442,7 +477,8 @@ pub async fn provision(server: &Server, instances: usize) -> anyhow::Result<Tena
     let mut ids = Vec::new();
     for i in 0..instances.max(1) {
         let name = format!("bench-{}", i + 1);
-        let id = last_line(&wag_cli(wag, env, &["admin", "create-instance", "--email", &email, "--name", &name]).await?);
+        let id =
+            last_line(&wag_cli(wag, env, &["admin", "create-instance", "--email", &email, "--name", &name]).await?);
         if !id.starts_with("inst_") {
             bail!("create-instance printed no id: {id:?}");
         }
@@ -473,7 +509,10 @@ mod tests {
             replace_database("postgres://postgres@127.0.0.1:5432/postgres", "wag_bench_x"),
             "postgres://postgres@127.0.0.1:5432/wag_bench_x"
         );
-        assert_eq!(replace_database("mysql://root@127.0.0.1:3306/test?ssl-mode=disabled", "b"), "mysql://root@127.0.0.1:3306/b?ssl-mode=disabled");
+        assert_eq!(
+            replace_database("mysql://root@127.0.0.1:3306/test?ssl-mode=disabled", "b"),
+            "mysql://root@127.0.0.1:3306/b?ssl-mode=disabled"
+        );
         assert_eq!(replace_database("mysql://root@h", "b"), "mysql://root@h/b");
         assert_eq!(database_name("postgres://u@h:5/wag_pages?x=1").as_deref(), Some("wag_pages"));
         assert_eq!(database_name("postgres://u@h:5"), None);

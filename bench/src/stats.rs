@@ -154,7 +154,10 @@ mod tests {
         e.merge(other);
         assert_eq!(e.total(), 4);
         assert_eq!(e.by_kind["429 sending_throttled"], (3, "first".to_string()));
-        assert_eq!(error_code(br#"{"success":false,"error":"policy_violation","message":"x"}"#).as_deref(), Some("policy_violation"));
+        assert_eq!(
+            error_code(br#"{"success":false,"error":"policy_violation","message":"x"}"#).as_deref(),
+            Some("policy_violation")
+        );
         assert_eq!(error_code(b"<html>"), None);
     }
 

@@ -3,8 +3,7 @@
 //! same transaction that admits the message, and answered in the one that settles it, so no
 //! crash can leave a key without its message or send a message twice under one key.
 use sea_orm::{
-    sea_query::Expr, ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    Set,
+    sea_query::Expr, ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, Set,
 };
 use sha2::{Digest, Sha256};
 

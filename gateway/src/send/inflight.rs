@@ -43,7 +43,10 @@ impl InFlight {
     pub async fn close_and_wait(&self, limit: Duration) {
         self.tracker.close();
         if tokio::time::timeout(limit, self.tracker.wait()).await.is_err() {
-            tracing::warn!(open = self.tracker.len(), "sends still running at shutdown; the reconciler will settle them");
+            tracing::warn!(
+                open = self.tracker.len(),
+                "sends still running at shutdown; the reconciler will settle them"
+            );
         }
     }
 

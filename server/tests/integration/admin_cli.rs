@@ -116,7 +116,10 @@ async fn admin_commands_and_their_errors(backend: Backend) {
     // A revocation by the CLI (another process) reaches the running server within a second,
     // although the server keeps keys in memory.
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_wag"));
-    command.envs(app.extra_env.iter().cloned()).env("WAG_DATABASE_URL", &app.db.url).env("WAG_DATA_DIR", &app.db.data_dir);
+    command
+        .envs(app.extra_env.iter().cloned())
+        .env("WAG_DATABASE_URL", &app.db.url)
+        .env("WAG_DATA_DIR", &app.db.data_dir);
     let revoked = command.args(["admin", "revoke-api-key", "--key", &key]).output().unwrap();
     assert!(revoked.status.success(), "{revoked:?}");
     let since = std::time::Instant::now();

@@ -129,7 +129,21 @@ async fn killed_mid_send_nothing_is_lost_or_doubled(backend: Backend) {
     let started = Instant::now();
     let email = unique_email("crash");
     cli(&db, &["admin", "create-user", "--email", &email, "--password", PASSWORD]);
-    cli(&db, &["admin", "set-plan", "--email", &email, "--plan", "scale", "--daily-limit", "100000", "--monthly-limit", "1000000"]);
+    cli(
+        &db,
+        &[
+            "admin",
+            "set-plan",
+            "--email",
+            &email,
+            "--plan",
+            "scale",
+            "--daily-limit",
+            "100000",
+            "--monthly-limit",
+            "1000000",
+        ],
+    );
     let key = cli(&db, &["admin", "create-api-key", "--email", &email, "--name", "ERP"]);
     let instance = cli(&db, &["admin", "create-instance", "--email", &email, "--name", "Line"]);
 
@@ -154,7 +168,12 @@ async fn killed_mid_send_nothing_is_lost_or_doubled(backend: Backend) {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
-    let server = Arc::new(Server { env, child: Mutex::new(None), base: format!("http://127.0.0.1:{port}"), starts: Default::default() });
+    let server = Arc::new(Server {
+        env,
+        child: Mutex::new(None),
+        base: format!("http://127.0.0.1:{port}"),
+        starts: Default::default(),
+    });
     let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
     server.wait_ready(&client).await;
     let linked = client
@@ -357,10 +376,7 @@ async fn send_until_answered(client: &reqwest::Client, base: &str, key: &str, id
 }
 
 async fn count(conn: &sea_orm::DatabaseConnection, sql: &str) -> i64 {
-    let row = conn
-        .query_one_raw(Statement::from_string(conn.get_database_backend(), sql))
-        .await
-        .unwrap()
-        .expect("a row");
+    let row =
+        conn.query_one_raw(Statement::from_string(conn.get_database_backend(), sql)).await.unwrap().expect("a row");
     row.try_get_by_index::<i64>(0).expect("a count")
 }
