@@ -7,13 +7,13 @@ use sea_orm::{
 };
 
 /// Where a counter lives: a table, its key columns with their values, and the count column.
-pub struct Counter<'a> {
+pub struct Counter {
     pub table: &'static str,
-    pub keys: &'a [(&'static str, Value)],
+    pub keys: Vec<(&'static str, Value)>,
     pub count_column: &'static str,
 }
 
-impl Counter<'_> {
+impl Counter {
     fn key_condition(&self) -> SimpleExpr {
         self.keys
             .iter()
@@ -81,6 +81,41 @@ impl Counter<'_> {
             .value(count.clone(), Expr::col(count.clone()).sub(1))
             .and_where(self.key_condition())
             .and_where(Expr::col(count).gt(0));
+        db.execute(&update).await?;
+        Ok(())
+    }
+
+    /// The count, with the row made first and locked until the transaction ends (PostgreSQL,
+    /// MySQL; SQLite's write transaction excludes every other writer anyway): a batch reads
+    /// each counter once, decides in memory, and writes the difference with [`Counter::add`].
+    pub async fn lock<C: ConnectionTrait>(&self, db: &C) -> Result<i64, DbErr> {
+        self.ensure_row(db).await?;
+        let mut select = Query::select();
+        select.column(Alias::new(self.count_column)).from(Alias::new(self.table)).and_where(self.key_condition());
+        if db.get_database_backend() != sea_orm::DatabaseBackend::Sqlite {
+            select.lock(sea_orm::sea_query::LockType::Update);
+        }
+        match db.query_one(&select).await? {
+            Some(row) => Ok(i64::from(row.try_get_by_index::<i32>(0)?)),
+            None => Ok(0),
+        }
+    }
+
+    /// Adds `delta` (negative gives units back; the count never goes below zero), making the
+    /// row when there is none.
+    pub async fn add<C: ConnectionTrait>(&self, db: &C, delta: i64) -> Result<(), DbErr> {
+        if delta == 0 {
+            return Ok(());
+        }
+        let count = Alias::new(self.count_column);
+        let sum = Expr::col(count.clone()).add(delta);
+        let clamped = Expr::case(sum.clone().lt(0), 0).finally(sum);
+        let mut update = Query::update();
+        update.table(Alias::new(self.table)).value(count, clamped).and_where(self.key_condition());
+        if db.execute(&update).await?.rows_affected() == 1 || delta < 0 {
+            return Ok(());
+        }
+        self.ensure_row(db).await?;
         db.execute(&update).await?;
         Ok(())
     }

@@ -10,20 +10,30 @@ fn hour_of(at: i64) -> i64 {
     at - at.rem_euclid(3600)
 }
 
-async fn bump<C: ConnectionTrait>(conn: &C, account_id: i64, at: i64, column: &'static str) -> Result<()> {
-    let keys: [(&'static str, Value); 2] = [("account_id", account_id.into()), ("hour_start", hour_of(at).into())];
-    Counter { table: "message_stats", keys: &keys, count_column: column }.try_take(conn, i64::from(i32::MAX)).await?;
+async fn bump<C: ConnectionTrait>(conn: &C, account_id: i64, at: i64, column: &'static str, n: i64) -> Result<()> {
+    let keys: Vec<(&'static str, Value)> = vec![("account_id", account_id.into()), ("hour_start", hour_of(at).into())];
+    Counter { table: "message_stats", keys, count_column: column }.add(conn, n).await?;
     Ok(())
 }
 
 /// A message was admitted at `created_at`.
 pub async fn count_created<C: ConnectionTrait>(conn: &C, account_id: i64, created_at: i64) -> Result<()> {
-    bump(conn, account_id, created_at, "total").await
+    bump(conn, account_id, created_at, "total", 1).await
+}
+
+/// `n` messages were admitted at `created_at` (a batch's, in one statement).
+pub async fn count_created_n<C: ConnectionTrait>(conn: &C, account_id: i64, created_at: i64, n: i64) -> Result<()> {
+    bump(conn, account_id, created_at, "total", n).await
 }
 
 /// A message created at `created_at` failed.
 pub async fn count_failed<C: ConnectionTrait>(conn: &C, account_id: i64, created_at: i64) -> Result<()> {
-    bump(conn, account_id, created_at, "failed").await
+    bump(conn, account_id, created_at, "failed", 1).await
+}
+
+/// `n` messages created in the hour of `created_at` failed.
+pub async fn count_failed_n<C: ConnectionTrait>(conn: &C, account_id: i64, created_at: i64, n: i64) -> Result<()> {
+    bump(conn, account_id, created_at, "failed", n).await
 }
 
 /// Messages created in the hours that overlap [from, until), and how many of them failed. `from`

@@ -74,13 +74,18 @@ fn hour_of(at: i64) -> i64 {
 }
 
 async fn count<C: ConnectionTrait>(db: &C, account_id: i64, decision: &str, at: i64) -> Result<()> {
+    count_n(db, account_id, decision, at, 1).await
+}
+
+/// Counts `n` decisions of one kind in the hour of `at` (a batch's in one statement).
+pub(crate) async fn count_n<C: ConnectionTrait>(db: &C, account_id: i64, decision: &str, at: i64, n: i64) -> Result<()> {
     let column = match decision {
         "allow" => "allowed",
         "flag" => "flagged",
         _ => "blocked",
     };
-    let keys: [(&'static str, Value); 2] = [("account_id", account_id.into()), ("hour_start", hour_of(at).into())];
-    Counter { table: "policy_stats", keys: &keys, count_column: column }.try_take(db, i64::from(i32::MAX)).await?;
+    let keys: Vec<(&'static str, Value)> = vec![("account_id", account_id.into()), ("hour_start", hour_of(at).into())];
+    Counter { table: "policy_stats", keys, count_column: column }.add(db, n).await?;
     Ok(())
 }
 

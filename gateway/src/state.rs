@@ -7,7 +7,7 @@ use crate::{
     cache::HotCache,
     config::Config,
     connectors::registry::Registry,
-    send::{inflight::InFlight, StoredAnswers},
+    send::{inflight::InFlight, Queues, StoredAnswers},
 };
 
 #[derive(Clone)]
@@ -19,5 +19,7 @@ pub struct AppState {
     pub cache: Arc<HotCache>,
     /// Sends past admission, running in tasks of their own.
     pub sends: InFlight,
+    /// The group-commit queues of the send path (admission, settling).
+    pub queues: Arc<Queues>,
     pub answers: Arc<dyn StoredAnswers>,
 }

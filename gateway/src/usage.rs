@@ -36,12 +36,19 @@ pub async fn current<C: ConnectionTrait>(db: &C, account_id: i64, at: DateTime<U
     Ok(usage)
 }
 
-fn counter<'a>(keys: &'a [(&'static str, sea_orm::Value)]) -> crate::counters::Counter<'a> {
+fn counter(account_id: i64, period: &'static str, start: &str) -> crate::counters::Counter {
+    let keys = vec![("account_id", account_id.into()), ("period", period.into()), ("period_start", start.into())];
     crate::counters::Counter { table: "usage_counters", keys, count_column: "used" }
 }
 
-fn keys(account_id: i64, period: &'static str, start: &str) -> [(&'static str, sea_orm::Value); 3] {
-    [("account_id", account_id.into()), ("period", period.into()), ("period_start", start.into())]
+/// Today's units of the account (the UTC day of `at`).
+pub(crate) fn day_counter(account_id: i64, at: DateTime<Utc>) -> crate::counters::Counter {
+    counter(account_id, "day", &day_key(at))
+}
+
+/// This month's units of the account (the UTC month of `at`).
+pub(crate) fn month_counter(account_id: i64, at: DateTime<Utc>) -> crate::counters::Counter {
+    counter(account_id, "month", &month_key(at))
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,28 +65,6 @@ pub struct Reservation {
     pub month: String,
     /// Today's remaining quota after this send.
     pub remaining_today: i64,
-}
-
-/// Takes one unit of the day's and the month's quota, atomically and exactly.
-pub async fn reserve<C: ConnectionTrait>(
-    db: &C,
-    account_id: i64,
-    limits: crate::plans::Limits,
-    at: DateTime<Utc>,
-) -> Result<Result<Reservation, LimitExceeded>> {
-    let (day, month) = (day_key(at), month_key(at));
-    let day_keys = keys(account_id, "day", &day);
-    let month_keys = keys(account_id, "month", &month);
-    let Some(used_today) = counter(&day_keys).try_take(db, limits.daily).await? else {
-        let used = counter(&day_keys).current(db).await?;
-        return Ok(Err(LimitExceeded::Daily { limit: limits.daily, used }));
-    };
-    if counter(&month_keys).try_take(db, limits.monthly).await?.is_none() {
-        counter(&day_keys).give_back(db).await?;
-        let used = counter(&month_keys).current(db).await?;
-        return Ok(Err(LimitExceeded::Monthly { limit: limits.monthly, used }));
-    }
-    Ok(Ok(Reservation { account_id, day, month, remaining_today: (limits.daily - used_today).max(0) }))
 }
 
 /// What a reservation would meet, without taking anything (dry runs).
@@ -99,9 +84,10 @@ pub async fn check<C: ConnectionTrait>(
     Ok(Ok(limits.daily - usage.today - 1))
 }
 
-pub async fn refund<C: ConnectionTrait>(db: &C, reservation: &Reservation) -> Result<()> {
-    counter(&keys(reservation.account_id, "day", &reservation.day)).give_back(db).await?;
-    counter(&keys(reservation.account_id, "month", &reservation.month)).give_back(db).await?;
+/// Gives back `n` units taken on the same day (sends that did not happen).
+pub(crate) async fn refund_n<C: ConnectionTrait>(db: &C, reservation: &Reservation, n: i64) -> Result<()> {
+    counter(reservation.account_id, "day", &reservation.day).add(db, -n).await?;
+    counter(reservation.account_id, "month", &reservation.month).add(db, -n).await?;
     Ok(())
 }
 

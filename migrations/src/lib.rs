@@ -11,6 +11,7 @@ mod m20261124_000006_connection_alerts;
 mod m20261128_000001_send_engine;
 mod m20261128_000002_webhook_engine;
 mod m20261130_000001_log_storage;
+mod m20261201_000001_send_batches;
 
 pub struct Migrator;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000001_send_engine::Migration),
             Box::new(m20261128_000002_webhook_engine::Migration),
             Box::new(m20261130_000001_log_storage::Migration),
+            Box::new(m20261201_000001_send_batches::Migration),
         ]
     }
 }

@@ -64,6 +64,7 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
         registry: registry.clone(),
         cache: cache.clone(),
         sends: gateway::send::inflight::InFlight::new(),
+        queues: Arc::new(gateway::send::Queues::new(db.clone())),
         answers: Arc::new(crate::api::send::StoredBodies),
     };
 

@@ -3,7 +3,8 @@
 //! slows only its own session down); the others keep going.
 //!
 //! The task drains what has gathered — up to [`MAX_BATCH`] events — and stores the inbound
-//! messages among them in one transaction (group commit), other events one by one, in order.
+//! messages among them in one transaction (group commit), the delivery receipts in another,
+//! other events one by one, in order.
 //! A database error is retried with backoff: for as long as it lasts when it is the kind that
 //! passes (a lock, a deadlock, a lost connection), a few times otherwise. Only then is a waiting
 //! sender told it failed (whatsapp-web then leaves the messages unacknowledged, so WhatsApp
@@ -184,23 +185,38 @@ async fn run(db: DatabaseConnection, instance_id: String, mut reports: Reports, 
     }
 }
 
-/// Stores a lane's batch in order: runs of inbound messages together, other events one by one.
+/// Stores a lane's batch in order: runs of inbound messages together, runs of receipts
+/// together, other events one by one.
 pub(crate) async fn store_batch(db: &DatabaseConnection, lane: &str, batch: Vec<Report>) {
     let mut failed: Vec<Option<String>> = vec![None; batch.len()];
     let mut run: Vec<(usize, &ConnectorEvent, &InboundMessage)> = Vec::new();
+    let mut receipts: Vec<(usize, &ConnectorEvent)> = Vec::new();
     for (owner, report) in batch.iter().enumerate() {
         for event in &report.events {
             match &event.kind {
                 EventKind::MessageReceived(message) => {
+                    store_receipts(db, &receipts, &mut failed).await;
+                    receipts.clear();
                     if run.first().is_some_and(|(_, first, _)| first.instance_id != event.instance_id) {
                         store_messages(db, lane, &run, &mut failed).await;
                         run.clear();
                     }
                     run.push((owner, event, message));
                 }
+                EventKind::MessageStatus { .. } => {
+                    store_messages(db, lane, &run, &mut failed).await;
+                    run.clear();
+                    if receipts.first().is_some_and(|(_, first)| first.instance_id != event.instance_id) {
+                        store_receipts(db, &receipts, &mut failed).await;
+                        receipts.clear();
+                    }
+                    receipts.push((owner, event));
+                }
                 _ => {
                     store_messages(db, lane, &run, &mut failed).await;
                     run.clear();
+                    store_receipts(db, &receipts, &mut failed).await;
+                    receipts.clear();
                     let stored = with_retries(&event.instance_id, "event", || super::record::event(db, event)).await;
                     if let Err(e) = stored {
                         tracing::error!(instance_id = %event.instance_id, error = %e, "a connector event could not be stored");
@@ -211,11 +227,34 @@ pub(crate) async fn store_batch(db: &DatabaseConnection, lane: &str, batch: Vec<
         }
     }
     store_messages(db, lane, &run, &mut failed).await;
+    store_receipts(db, &receipts, &mut failed).await;
     for (report, failure) in batch.into_iter().zip(failed) {
         report.answer(match failure {
             None => Ok(()),
             Some(e) => Err(Unrecorded::Failed(e)),
         });
+    }
+}
+
+/// Applies a run of receipts of one instance in one transaction (retried like the rest).
+async fn store_receipts(db: &DatabaseConnection, run: &[(usize, &ConnectorEvent)], failed: &mut [Option<String>]) {
+    let Some((_, first)) = run.first() else { return };
+    let instance_id = first.instance_id.as_str();
+    let receipts: Vec<(&str, super::DeliveryStatus, bool)> = run
+        .iter()
+        .filter_map(|(_, event)| match &event.kind {
+            EventKind::MessageStatus { provider_message_id, status, just_sent, .. } => {
+                Some((provider_message_id.as_str(), *status, *just_sent))
+            }
+            _ => None,
+        })
+        .collect();
+    let stored = with_retries(instance_id, "receipts", || super::record::receipts(db, instance_id, &receipts)).await;
+    if let Err(e) = stored {
+        tracing::error!(instance_id, receipts = run.len(), error = %e, "receipts could not be stored");
+        for (owner, _) in run {
+            failed[*owner] = Some(e.to_string());
+        }
     }
 }
 

@@ -61,32 +61,7 @@ pub(crate) async fn event(db: &DatabaseConnection, event: &ConnectorEvent) -> Re
             }
         }
         EventKind::MessageStatus { provider_message_id, status, just_sent, .. } => {
-            let known = crate::message_log::apply_receipt_if_known(db, id, provider_message_id, *status).await?;
-            if known.is_none() && *just_sent {
-                // The receipt overtook the write of the message's provider id: try again
-                // shortly rather than lose it.
-                let (db, id, provider_message_id, status) =
-                    (db.clone(), id.to_string(), provider_message_id.clone(), *status);
-                tokio::spawn(async move {
-                    // Only "not stored yet" uses up the tries; a database error is retried with
-                    // backoff until the receipt is applied.
-                    let mut unknown = 0;
-                    let mut backoff = crate::connectors::lanes::Backoff::default();
-                    while unknown < RECEIPT_RETRIES {
-                        tokio::time::sleep(RECEIPT_RETRY_WAIT).await;
-                        match crate::message_log::apply_receipt_if_known(&db, &id, &provider_message_id, status).await {
-                            Ok(Some(_)) => return,
-                            Ok(None) => unknown += 1,
-                            Err(e) => {
-                                let wait = backoff.next_wait();
-                                tracing::warn!(instance_id = %id, error = %e, retry_in_ms = wait.as_millis() as u64, "applying a receipt failed; retrying");
-                                tokio::time::sleep(wait).await;
-                            }
-                        }
-                    }
-                    tracing::debug!(instance_id = %id, "receipt for an unknown message dropped");
-                });
-            }
+            receipts(db, id, &[(provider_message_id.as_str(), *status, *just_sent)]).await?;
         }
         EventKind::QrUpdated { code, expires_at } => {
             if let Some(instance) = instances::find_for_connector(db, id).await? {
@@ -118,6 +93,49 @@ pub(crate) async fn event(db: &DatabaseConnection, event: &ConnectorEvent) -> Re
         }
     }
     Ok(())
+}
+
+/// Applies receipts of one instance in one transaction. A receipt for a message just sent
+/// that names no stored message overtook the write of the message's provider id: it is tried
+/// again shortly rather than lost.
+pub(crate) async fn receipts(
+    db: &DatabaseConnection,
+    instance_id: &str,
+    receipts: &[(&str, crate::connectors::DeliveryStatus, bool)],
+) -> Result<()> {
+    let pairs: Vec<(&str, crate::connectors::DeliveryStatus)> = receipts.iter().map(|(id, s, _)| (*id, *s)).collect();
+    let applied = crate::message_log::apply_receipts(db, instance_id, &pairs).await?;
+    for ((provider_message_id, status, just_sent), applied) in receipts.iter().zip(applied) {
+        if applied.is_none() && *just_sent {
+            tokio::spawn(retry_receipt(db.clone(), instance_id.to_string(), provider_message_id.to_string(), *status));
+        }
+    }
+    Ok(())
+}
+
+async fn retry_receipt(
+    db: DatabaseConnection,
+    id: String,
+    provider_message_id: String,
+    status: crate::connectors::DeliveryStatus,
+) {
+    // Only "not stored yet" uses up the tries; a database error is retried with backoff until
+    // the receipt is applied.
+    let mut unknown = 0;
+    let mut backoff = crate::connectors::lanes::Backoff::default();
+    while unknown < RECEIPT_RETRIES {
+        tokio::time::sleep(RECEIPT_RETRY_WAIT).await;
+        match crate::message_log::apply_receipt_if_known(&db, &id, &provider_message_id, status).await {
+            Ok(Some(_)) => return,
+            Ok(None) => unknown += 1,
+            Err(e) => {
+                let wait = backoff.next_wait();
+                tracing::warn!(instance_id = %id, error = %e, retry_in_ms = wait.as_millis() as u64, "applying a receipt failed; retrying");
+                tokio::time::sleep(wait).await;
+            }
+        }
+    }
+    tracing::debug!(instance_id = %id, "receipt for an unknown message dropped");
 }
 
 async fn emit_instance_event(

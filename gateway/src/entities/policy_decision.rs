@@ -15,6 +15,8 @@ pub struct Model {
     #[sea_orm(column_type = "Text")]
     pub reasons: String,
     pub created_at: i64,
+    /// The message this decision admitted (none for refusals).
+    pub message_log_id: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

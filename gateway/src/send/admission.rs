@@ -1,35 +1,52 @@
-//! The admission transaction: one write transaction claims the Idempotency-Key, checks the
-//! suppression list, takes the fair-use and speed units, and writes the message row and its
-//! policy decision. A refusal rolls all of it back (nothing taken needs giving back) and logs
-//! the decision on its own.
-use sea_orm::{ConnectionTrait, DatabaseConnection};
+//! The admission of sends, many at a time: one write transaction claims the Idempotency-Keys,
+//! checks the suppression list, takes the fair-use and speed units, and writes the message rows
+//! and their policy decisions for every send waiting in the queue (group commit, see `queue`).
+//!
+//! Each counter is read once per batch under its lock, the sends are decided in memory in the
+//! order they came, and the differences are written back: a handful of statements for the whole
+//! batch instead of a dozen per send, and still exact across processes, because every read that
+//! a decision rests on is locked until the commit. A refused send takes nothing.
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use super::{
-    decision_label, idempotency, limit_refusal, media_kind_name, phone::Phone, purpose::Purpose, stored_body, throttle,
-    Refusal, SendRequest,
-};
+use chrono::{DateTime, Utc};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, Set};
+
+use super::{decision_label, idempotency, limit_refusal, phone::Phone, purpose::Purpose, throttle, Channel, Refusal};
 use crate::{
+    entities::{contacted_recipient, idempotency_key, message, policy_decision, suppression},
     error::Result,
-    ids, message_log,
+    ids,
+    message_log::MessageStatus,
     policy::{Assessment, Decision},
-    policy_log, suppressions, usage,
+    usage,
 };
 
-/// Everything admission needs, worked out before any lock is taken.
-pub(crate) struct Plan<'a> {
+/// What the message row will hold, worked out before admission.
+#[derive(Clone, Debug)]
+pub(crate) struct Draft {
+    pub kind: &'static str,
+    pub body: String,
+    pub media_mime_type: Option<String>,
+    pub media_file_name: Option<String>,
+    pub media_bytes: Option<i64>,
+    pub channel: Channel,
+}
+
+/// One send waiting for admission: everything its checks need, decided before any lock.
+#[derive(Clone, Debug)]
+pub(crate) struct Job {
     pub account_id: i64,
-    pub instance_id: &'a str,
-    pub phone: &'a Phone,
+    pub instance_id: String,
+    pub phone: Phone,
     pub purpose: Purpose,
-    pub purpose_label: &'a str,
-    pub request: &'a SendRequest,
-    pub text: &'a str,
+    pub purpose_label: String,
+    pub draft: Draft,
     pub fingerprint: String,
-    pub assessment: &'a Assessment,
+    pub assessment: Assessment,
     pub decision: Decision,
     pub limits: crate::plans::Limits,
     pub throttle: throttle::ThrottleLimits,
-    pub keyed: Option<&'a idempotency::KeyedRequest>,
+    pub keyed: Option<idempotency::KeyedRequest>,
 }
 
 /// An admitted message: what settling it needs.
@@ -38,136 +55,407 @@ pub(crate) struct Ticket {
     pub account_id: i64,
     pub message_id: String,
     pub log_id: i64,
-    pub policy_id: i64,
     pub reservation: usage::Reservation,
     pub throttle: throttle::Admission,
 }
 
+#[derive(Clone, Debug)]
 pub(crate) enum Admission {
     Admitted(Ticket),
     Refused(Refusal),
-    Earlier(idempotency::Claim),
-}
-
-enum Stop {
-    Refused(Refusal),
-    /// Another request holds the Idempotency-Key.
+    /// Another request holds the Idempotency-Key (or came first with it in this batch).
     KeyTaken,
 }
 
-/// Deadlocks (PostgreSQL, MySQL) and lost key races are tried again a few times.
-const ATTEMPTS: usize = 4;
+/// Admits `jobs` inside `txn`, answering each in order.
+pub(crate) async fn admit_all<C: ConnectionTrait>(
+    txn: &C,
+    jobs: &[&Job],
+    now: DateTime<Utc>,
+) -> Result<Vec<Admission>> {
+    let at = now.timestamp();
+    let taken_keys = claimed_keys(txn, jobs, at).await?;
+    let suppressed = suppressed(txn, jobs).await?;
+    let mut counts = Counts::lock(txn, jobs, now).await?;
+    let known = known_recipients(txn, jobs).await?;
 
-pub(crate) async fn admit(db: &DatabaseConnection, plan: &Plan<'_>) -> Result<Admission> {
-    let mut last_error = None;
-    for _ in 0..ATTEMPTS {
-        let txn = crate::db::begin_write(db).await?;
-        match admit_in(&txn, plan).await {
-            Ok(Ok(ticket)) => {
-                txn.commit().await?;
-                return Ok(Admission::Admitted(ticket));
-            }
-            Ok(Err(Stop::Refused(refusal))) => {
-                txn.rollback().await?;
-                record_refusal(db, plan, &refusal).await?;
-                return Ok(Admission::Refused(refusal));
-            }
-            Ok(Err(Stop::KeyTaken)) => {
-                txn.rollback().await?;
-                if let Some(keyed) = plan.keyed {
-                    if let Some(earlier) = idempotency::earlier_use(db, plan.account_id, keyed).await? {
-                        return Ok(Admission::Earlier(earlier));
-                    }
-                }
-                // The other request let the key go meanwhile: try again.
-            }
-            Err(e) => {
-                let _ = txn.rollback().await;
-                if !crate::db::is_transient(&e) {
-                    return Err(e);
-                }
-                last_error = Some(e);
+    let mut answers = Vec::with_capacity(jobs.len());
+    let mut keys_in_batch: HashSet<(i64, &str)> = HashSet::new();
+    for job in jobs {
+        if let Some(keyed) = &job.keyed {
+            let key = (job.account_id, keyed.key.as_str());
+            if taken_keys.contains(&(job.account_id, keyed.key.clone())) || !keys_in_batch.insert(key) {
+                answers.push(Decided::KeyTaken);
+                continue;
             }
         }
+        let decided = decide(job, &suppressed, &known, &mut counts, at);
+        if let (Decided::Refused(_), Some(keyed)) = (&decided, &job.keyed) {
+            // A refused send leaves its key free, so a retry meets the checks again.
+            keys_in_batch.remove(&(job.account_id, keyed.key.as_str()));
+        }
+        answers.push(decided);
     }
-    match last_error {
-        Some(e) => Err(e),
-        None => Ok(Admission::Earlier(idempotency::Claim::InProgress)),
+
+    counts.write(txn, now).await?;
+    let admitted: Vec<(usize, &Job)> =
+        jobs.iter().enumerate().filter(|(i, _)| matches!(answers[*i], Decided::Admitted { .. })).map(|(i, j)| (i, *j)).collect();
+    let message_ids: Vec<String> = admitted.iter().map(|_| ids::new_id("msg")).collect();
+    let log_ids = insert_messages(txn, &admitted, &message_ids, at).await?;
+    let mut stats: BTreeMap<i64, i64> = BTreeMap::new();
+    for (_, job) in &admitted {
+        *stats.entry(job.account_id).or_default() += 1;
     }
+    for (account_id, n) in stats {
+        crate::message_stats::count_created_n(txn, account_id, at, n).await?;
+    }
+    insert_decisions(txn, jobs, &answers, &admitted, &log_ids, at).await?;
+    insert_claims(txn, &admitted, at).await?;
+
+    let mut tickets = admitted.iter().zip(message_ids).zip(log_ids);
+    Ok(answers
+        .into_iter()
+        .map(|decided| match decided {
+            Decided::KeyTaken => Admission::KeyTaken,
+            Decided::Refused(refusal) => Admission::Refused(refusal),
+            Decided::Admitted { reservation, throttle } => {
+                let (((_, job), message_id), log_id) = tickets.next().expect("one ticket per admitted send");
+                Admission::Admitted(Ticket { account_id: job.account_id, message_id, log_id, reservation, throttle })
+            }
+        })
+        .collect())
 }
 
-async fn admit_in<C: ConnectionTrait>(txn: &C, plan: &Plan<'_>) -> Result<std::result::Result<Ticket, Stop>> {
-    let refused = |r: Refusal| Ok(Err(Stop::Refused(r)));
-    if let Some(keyed) = plan.keyed {
-        if !idempotency::claim(txn, plan.account_id, keyed).await? {
-            return Ok(Err(Stop::KeyTaken));
-        }
-    }
+enum Decided {
+    KeyTaken,
+    Refused(Refusal),
+    Admitted { reservation: usage::Reservation, throttle: throttle::Admission },
+}
+
+/// Steps 8–11 for one send, against the batch's counts (taken from them when admitted).
+fn decide(
+    job: &Job,
+    suppressed: &HashSet<(i64, String)>,
+    known: &HashSet<(String, String)>,
+    counts: &mut Counts,
+    at: i64,
+) -> Decided {
     // 8. suppression
-    if suppressions::is_suppressed(txn, plan.account_id, plan.phone).await? {
-        return refused(Refusal::RecipientSuppressed);
+    if suppressed.contains(&(job.account_id, job.phone.as_str().to_string())) {
+        return Decided::Refused(Refusal::RecipientSuppressed);
     }
     // 9. content policy (assessed before the transaction)
-    if plan.decision == Decision::Block {
-        return refused(Refusal::PolicyViolation(plan.assessment.clone()));
+    if job.decision == Decision::Block {
+        return Decided::Refused(Refusal::PolicyViolation(job.assessment.clone()));
     }
     // 10. fair-use limits
-    let now = chrono::Utc::now();
-    let reservation = match usage::reserve(txn, plan.account_id, plan.limits, now).await? {
-        Ok(r) => r,
-        Err(exceeded) => return refused(limit_refusal(exceeded)),
-    };
-    // 11. sending speed
-    let admission = match throttle::admit(txn, plan.instance_id, plan.phone, plan.throttle, now.timestamp()).await? {
-        Ok(a) => a,
-        Err(t) => return refused(Refusal::Throttled { retry_after_secs: t.retry_after_secs }),
-    };
-    let message_id = ids::new_id("msg");
-    let media = plan.request.media.as_ref();
-    let log_id = message_log::insert_accepted(
-        txn,
-        message_log::NewMessage {
-            message_id: &message_id,
-            account_id: plan.account_id,
-            instance_id: plan.instance_id,
-            recipient: plan.phone.as_str(),
-            purpose: plan.purpose.as_str(),
-            kind: media.map(|m| media_kind_name(m.kind)).unwrap_or("text"),
-            body: stored_body(plan.text, plan.purpose),
-            media_mime_type: media.map(|m| m.mime_type.clone()),
-            media_file_name: media.and_then(|m| m.file_name.clone()),
-            media_bytes: media.map(|m| m.data.len() as i64),
-            content_fingerprint: plan.fingerprint.clone(),
-            risk_score: i32::from(plan.assessment.score),
-            channel: &plan.request.channel,
-            idempotency_key: plan.keyed.map(|k| k.key.as_str()),
+    let usage = counts.usage.get(&job.account_id).copied().unwrap_or_default();
+    if usage.day >= job.limits.daily {
+        return Decided::Refused(limit_refusal(usage::LimitExceeded::Daily { limit: job.limits.daily, used: usage.day }));
+    }
+    if usage.month >= job.limits.monthly {
+        let exceeded = usage::LimitExceeded::Monthly { limit: job.limits.monthly, used: usage.month };
+        return Decided::Refused(limit_refusal(exceeded));
+    }
+    // 11. sending speed, and new recipients per hour
+    let minute = at - at.rem_euclid(60);
+    let hour = at - at.rem_euclid(3600);
+    let speed = counts.speed.get(&job.instance_id).copied().unwrap_or_default();
+    if speed >= job.throttle.per_minute {
+        return Decided::Refused(Refusal::Throttled { retry_after_secs: (minute + 60 - at).max(1) });
+    }
+    let is_new = !known.contains(&(job.instance_id.clone(), job.phone.as_str().to_string()));
+    if is_new {
+        let fresh = counts.new_recipients.get(&job.instance_id).copied().unwrap_or_default();
+        if fresh >= job.throttle.new_recipients_per_hour {
+            return Decided::Refused(Refusal::Throttled { retry_after_secs: (hour + 3600 - at).max(1) });
+        }
+        *counts.new_recipients.entry(job.instance_id.clone()).or_default() += 1;
+        *counts.new_taken.entry(job.instance_id.clone()).or_default() += 1;
+    }
+    *counts.speed.entry(job.instance_id.clone()).or_default() += 1;
+    *counts.speed_taken.entry(job.instance_id.clone()).or_default() += 1;
+    let usage = counts.usage.entry(job.account_id).or_default();
+    usage.day += 1;
+    usage.month += 1;
+    *counts.usage_taken.entry(job.account_id).or_default() += 1;
+    let now = DateTime::<Utc>::from_timestamp(at, 0).unwrap_or_default();
+    Decided::Admitted {
+        reservation: usage::Reservation {
+            account_id: job.account_id,
+            day: usage::day_key(now),
+            month: usage::month_key(now),
+            remaining_today: (job.limits.daily - usage.day).max(0),
         },
-    )
-    .await?;
-    let policy_id = policy_log::record(txn, entry(plan, decision_label(plan.decision), None, plan.assessment)).await?;
-    Ok(Ok(Ticket { account_id: plan.account_id, message_id, log_id, policy_id, reservation, throttle: admission }))
-}
-
-fn entry<'a>(
-    plan: &'a Plan<'_>,
-    decision: &'a str,
-    error_code: Option<&'a str>,
-    assessment: &'a Assessment,
-) -> policy_log::NewEntry<'a> {
-    policy_log::NewEntry {
-        account_id: plan.account_id,
-        instance_id: plan.instance_id,
-        recipient_masked: plan.phone.masked(),
-        purpose: plan.purpose_label,
-        decision,
-        error_code,
-        risk_score: assessment.score,
-        reasons: &assessment.reasons,
+        throttle: throttle::Admission::new(is_new.then(|| (throttle::new_scope(&job.instance_id), hour))),
     }
 }
 
-async fn record_refusal(db: &DatabaseConnection, plan: &Plan<'_>, refusal: &Refusal) -> Result<()> {
-    let assessment = Assessment { score: refusal.risk_score(), reasons: refusal.reasons() };
-    policy_log::record_alone(db, entry(plan, "block", Some(refusal.code()), &assessment)).await?;
+#[derive(Clone, Copy, Debug, Default)]
+struct Usage {
+    day: i64,
+    month: i64,
+}
+
+/// The counters a batch decides against, read once under their locks, and what it took.
+#[derive(Default)]
+struct Counts {
+    usage: BTreeMap<i64, Usage>,
+    speed: BTreeMap<String, i64>,
+    new_recipients: BTreeMap<String, i64>,
+    usage_taken: BTreeMap<i64, i64>,
+    speed_taken: BTreeMap<String, i64>,
+    new_taken: BTreeMap<String, i64>,
+}
+
+impl Counts {
+    /// Locks in one order (accounts, then instances, each ascending) so two batches of two
+    /// processes cannot deadlock on each other.
+    async fn lock<C: ConnectionTrait>(txn: &C, jobs: &[&Job], now: DateTime<Utc>) -> Result<Counts> {
+        let at = now.timestamp();
+        let accounts: BTreeSet<i64> = jobs.iter().map(|j| j.account_id).collect();
+        let instances: BTreeSet<&str> = jobs.iter().map(|j| j.instance_id.as_str()).collect();
+        let mut counts = Counts::default();
+        for account_id in accounts {
+            let day = usage::day_counter(account_id, now).lock(txn).await?;
+            let month = usage::month_counter(account_id, now).lock(txn).await?;
+            counts.usage.insert(account_id, Usage { day, month });
+        }
+        for instance_id in instances {
+            let speed = throttle::speed_counter(instance_id, at).lock(txn).await?;
+            let fresh = throttle::new_counter(instance_id, at).lock(txn).await?;
+            counts.speed.insert(instance_id.to_string(), speed);
+            counts.new_recipients.insert(instance_id.to_string(), fresh);
+        }
+        Ok(counts)
+    }
+
+    async fn write<C: ConnectionTrait>(&self, txn: &C, now: DateTime<Utc>) -> Result<()> {
+        let at = now.timestamp();
+        for (account_id, n) in &self.usage_taken {
+            usage::day_counter(*account_id, now).add(txn, *n).await?;
+            usage::month_counter(*account_id, now).add(txn, *n).await?;
+        }
+        for (instance_id, n) in &self.speed_taken {
+            throttle::speed_counter(instance_id, at).add(txn, *n).await?;
+        }
+        for (instance_id, n) in &self.new_taken {
+            throttle::new_counter(instance_id, at).add(txn, *n).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The batch's keys that an earlier request holds (an expired one is removed and so is free).
+async fn claimed_keys<C: ConnectionTrait>(txn: &C, jobs: &[&Job], at: i64) -> Result<HashSet<(i64, String)>> {
+    let mut by_account: BTreeMap<i64, Vec<&str>> = BTreeMap::new();
+    for job in jobs {
+        if let Some(keyed) = &job.keyed {
+            by_account.entry(job.account_id).or_default().push(keyed.key.as_str());
+        }
+    }
+    let mut taken = HashSet::new();
+    for (account_id, keys) in by_account {
+        for chunk in keys.chunks(crate::db::INSERT_CHUNK) {
+            let rows: Vec<(String, i64)> = idempotency_key::Entity::find()
+                .select_only()
+                .column(idempotency_key::Column::Key)
+                .column(idempotency_key::Column::CreatedAt)
+                .filter(idempotency_key::Column::AccountId.eq(account_id))
+                .filter(idempotency_key::Column::Key.is_in(chunk.iter().copied()))
+                .into_tuple()
+                .all(txn)
+                .await?;
+            for (key, created_at) in rows {
+                if created_at < at - idempotency::KEEP_SECS {
+                    idempotency::remove_expired(txn, account_id, &key, created_at).await?;
+                } else {
+                    taken.insert((account_id, key));
+                }
+            }
+        }
+    }
+    Ok(taken)
+}
+
+async fn suppressed<C: ConnectionTrait>(txn: &C, jobs: &[&Job]) -> Result<HashSet<(i64, String)>> {
+    let mut by_account: BTreeMap<i64, BTreeSet<&str>> = BTreeMap::new();
+    for job in jobs {
+        by_account.entry(job.account_id).or_default().insert(job.phone.as_str());
+    }
+    let mut found = HashSet::new();
+    for (account_id, phones) in by_account {
+        let phones: Vec<&str> = phones.into_iter().collect();
+        for chunk in phones.chunks(crate::db::INSERT_CHUNK) {
+            let rows: Vec<String> = suppression::Entity::find()
+                .select_only()
+                .column(suppression::Column::Phone)
+                .filter(suppression::Column::AccountId.eq(account_id))
+                .filter(suppression::Column::Phone.is_in(chunk.iter().copied()))
+                .into_tuple()
+                .all(txn)
+                .await?;
+            found.extend(rows.into_iter().map(|phone| (account_id, phone)));
+        }
+    }
+    Ok(found)
+}
+
+/// The (instance, recipient) pairs of the batch the instance has written to before.
+async fn known_recipients<C: ConnectionTrait>(txn: &C, jobs: &[&Job]) -> Result<HashSet<(String, String)>> {
+    let mut by_instance: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for job in jobs {
+        by_instance.entry(job.instance_id.as_str()).or_default().insert(job.phone.as_str());
+    }
+    let mut found = HashSet::new();
+    for (instance_id, phones) in by_instance {
+        let phones: Vec<&str> = phones.into_iter().collect();
+        for chunk in phones.chunks(crate::db::INSERT_CHUNK) {
+            let rows: Vec<String> = contacted_recipient::Entity::find()
+                .select_only()
+                .column(contacted_recipient::Column::Phone)
+                .filter(contacted_recipient::Column::InstanceId.eq(instance_id))
+                .filter(contacted_recipient::Column::Phone.is_in(chunk.iter().copied()))
+                .into_tuple()
+                .all(txn)
+                .await?;
+            found.extend(rows.into_iter().map(|phone| (instance_id.to_string(), phone)));
+        }
+    }
+    Ok(found)
+}
+
+/// Inserts the admitted messages as `accepted`; their log ids, in the order given.
+async fn insert_messages<C: ConnectionTrait>(
+    txn: &C,
+    admitted: &[(usize, &Job)],
+    message_ids: &[String],
+    at: i64,
+) -> Result<Vec<i64>> {
+    if admitted.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<message::ActiveModel> = admitted
+        .iter()
+        .zip(message_ids)
+        .map(|((_, job), message_id)| {
+            let (conversation_id, agent_extension) = match &job.draft.channel {
+                Channel::ThreeCx { conversation_id, agent_extension } => (conversation_id.clone(), agent_extension.clone()),
+                Channel::Api => (None, None),
+            };
+            message::ActiveModel {
+                message_id: Set(message_id.clone()),
+                account_id: Set(job.account_id),
+                instance_id: Set(job.instance_id.clone()),
+                recipient: Set(job.phone.as_str().into()),
+                purpose: Set(job.purpose.as_str().into()),
+                kind: Set(job.draft.kind.into()),
+                body: Set(job.draft.body.clone()),
+                media_mime_type: Set(job.draft.media_mime_type.clone()),
+                media_file_name: Set(job.draft.media_file_name.clone()),
+                media_bytes: Set(job.draft.media_bytes),
+                content_fingerprint: Set(job.fingerprint.clone()),
+                risk_score: Set(i32::from(job.assessment.score)),
+                status: Set(MessageStatus::Accepted.as_str().into()),
+                provider_message_id: Set(None),
+                error: Set(None),
+                source: Set(job.draft.channel.source_label().into()),
+                conversation_id: Set(conversation_id),
+                agent_extension: Set(agent_extension),
+                idempotency_key: Set(job.keyed.as_ref().map(|k| k.key.clone())),
+                created_at: Set(at),
+                updated_at: Set(at),
+                ..Default::default()
+            }
+        })
+        .collect();
+    // Media can make rows large: a smaller chunk keeps one statement's size in bounds.
+    for chunk in rows.chunks(64) {
+        message::Entity::insert_many(chunk.to_vec()).exec_without_returning(txn).await?;
+    }
+    // The ids by message id (unique), which every database can answer; RETURNING's row order
+    // is not promised anywhere.
+    let mut ids: HashMap<String, i64> = HashMap::with_capacity(message_ids.len());
+    for chunk in message_ids.chunks(crate::db::INSERT_CHUNK) {
+        let rows: Vec<(String, i64)> = message::Entity::find()
+            .select_only()
+            .column(message::Column::MessageId)
+            .column(message::Column::Id)
+            .filter(message::Column::MessageId.is_in(chunk.iter().map(String::as_str)))
+            .into_tuple()
+            .all(txn)
+            .await?;
+        ids.extend(rows);
+    }
+    message_ids
+        .iter()
+        .map(|m| ids.get(m).copied().ok_or_else(|| crate::Error::Internal(format!("message {m} not found after insert"))))
+        .collect()
+}
+
+/// One policy decision per answered send (a send whose key was taken is not decided here).
+async fn insert_decisions<C: ConnectionTrait>(
+    txn: &C,
+    jobs: &[&Job],
+    answers: &[Decided],
+    admitted: &[(usize, &Job)],
+    log_ids: &[i64],
+    at: i64,
+) -> Result<()> {
+    let log_id_of: HashMap<usize, i64> = admitted.iter().map(|(i, _)| *i).zip(log_ids.iter().copied()).collect();
+    let mut rows = Vec::with_capacity(jobs.len());
+    let mut stats: BTreeMap<(i64, &'static str), i64> = BTreeMap::new();
+    for (index, (job, answer)) in jobs.iter().zip(answers).enumerate() {
+        let (decision, error_code, assessment) = match answer {
+            Decided::KeyTaken => continue,
+            Decided::Admitted { .. } => (decision_label(job.decision), None, job.assessment.clone()),
+            Decided::Refused(refusal) => (
+                "block",
+                Some(refusal.code().to_string()),
+                Assessment { score: refusal.risk_score(), reasons: refusal.reasons() },
+            ),
+        };
+        *stats.entry((job.account_id, decision)).or_default() += 1;
+        rows.push(policy_decision::ActiveModel {
+            account_id: Set(job.account_id),
+            instance_id: Set(Some(job.instance_id.clone())),
+            recipient_masked: Set(job.phone.masked()),
+            purpose: Set(job.purpose_label.chars().take(40).collect()),
+            decision: Set(decision.into()),
+            error_code: Set(error_code),
+            risk_score: Set(i32::from(assessment.score)),
+            reasons: Set(serde_json::to_string(&assessment.reasons).unwrap_or_else(|_| "[]".into())),
+            created_at: Set(at),
+            message_log_id: Set(log_id_of.get(&index).copied()),
+            ..Default::default()
+        });
+    }
+    for chunk in rows.chunks(crate::db::INSERT_CHUNK) {
+        policy_decision::Entity::insert_many(chunk.to_vec()).exec_without_returning(txn).await?;
+    }
+    for ((account_id, decision), n) in stats {
+        crate::policy_log::count_n(txn, account_id, decision, at, n).await?;
+    }
     Ok(())
+}
+
+async fn insert_claims<C: ConnectionTrait>(txn: &C, admitted: &[(usize, &Job)], at: i64) -> Result<()> {
+    let rows: Vec<idempotency_key::ActiveModel> = admitted
+        .iter()
+        .filter_map(|(_, job)| job.keyed.as_ref().map(|keyed| idempotency::claim_row(job.account_id, keyed, at)))
+        .collect();
+    for chunk in rows.chunks(crate::db::INSERT_CHUNK) {
+        idempotency_key::Entity::insert_many(chunk.to_vec()).exec_without_returning(txn).await?;
+    }
+    Ok(())
+}
+
+#[async_trait::async_trait]
+impl super::queue::Work for Job {
+    type Answer = Admission;
+    const WAKES_WEBHOOKS: bool = false;
+
+    async fn run(txn: &crate::db::WriteTxn, jobs: &[&Job]) -> Result<Vec<Admission>> {
+        admit_all(txn, jobs, Utc::now()).await
+    }
 }

@@ -2,7 +2,11 @@
 //! transaction, retried until it holds. Runs in its own task (see `inflight`).
 use std::time::Duration;
 
-use super::{admission::Ticket, idempotency::KeyedRequest, phone::Phone, settle::Settle};
+use super::{
+    admission::Ticket,
+    phone::Phone,
+    settle::{self, Outcome},
+};
 use crate::{
     connectors::{ConnectorError, OutgoingMessage},
     error::Result,
@@ -17,7 +21,8 @@ pub(crate) struct Delivery {
     /// Taken when handed to the connector (media can be large: it is not copied).
     pub outgoing: Option<OutgoingMessage>,
     pub phone: Phone,
-    pub keyed: Option<KeyedRequest>,
+    /// The Idempotency-Key the send was admitted under.
+    pub key: Option<String>,
 }
 
 pub(crate) enum Finished {
@@ -36,40 +41,45 @@ enum Handed {
 
 impl Delivery {
     pub(crate) async fn run(mut self) -> Result<Finished> {
+        let _running = self.state.sends.running(self.ticket.log_id);
         crate::faults::crash_point("send.after_admission");
         let handed = match self.outgoing.take() {
             Some(outgoing) => self.hand_over(outgoing).await,
             None => Handed::Refused("provider_unavailable"),
         };
         crate::faults::crash_point("send.after_connector");
-        let settle = Settle {
-            db: &self.state.db,
-            instance: &self.instance,
-            ticket: &self.ticket,
-            phone: &self.phone,
-            keyed: self.keyed.as_ref(),
-        };
         let log_id = self.ticket.log_id;
-        match handed {
-            Handed::Accepted(provider_id) => {
+        let (outcome, finished) = match handed {
+            Handed::Accepted(provider_message_id) => {
                 let answer = self.state.answers.sent(&self.ticket.message_id, log_id);
-                retrying("settle a sent message", log_id, || settle.sent(&provider_id, &answer)).await;
-                Ok(Finished::Sent {
+                let finished = Finished::Sent {
                     message_id: self.ticket.message_id.clone(),
                     log_id,
                     remaining_today: self.ticket.reservation.remaining_today,
-                })
+                };
+                (Outcome::Sent { provider_message_id, answer }, finished)
             }
-            Handed::Refused(reason) => {
-                retrying("settle a refused message", log_id, || settle.refused(reason)).await;
-                Ok(Finished::Failed { log_id })
-            }
+            Handed::Refused(reason) => (Outcome::Refused { reason }, Finished::Failed { log_id }),
             Handed::Unknown(reason) => {
                 let answer = self.state.answers.send_failed(log_id);
-                retrying("settle an unanswered message", log_id, || settle.unknown(reason, &answer)).await;
-                Ok(Finished::Failed { log_id })
+                (Outcome::Unknown { reason, answer }, Finished::Failed { log_id })
             }
-        }
+        };
+        let job = settle::Job {
+            ticket: self.ticket.clone(),
+            instance_id: self.instance.id.clone(),
+            instance_name: self.instance.name.clone(),
+            phone: self.phone.clone(),
+            key: self.key.clone(),
+            outcome,
+        };
+        let queues = &self.state.queues;
+        retrying("settle a send", log_id, || async {
+            crate::faults::fail_point("send.settle")?;
+            queues.settle.submit(job.clone()).await
+        })
+        .await;
+        Ok(finished)
     }
 
     async fn hand_over(&self, outgoing: OutgoingMessage) -> Handed {

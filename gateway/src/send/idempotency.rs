@@ -63,25 +63,36 @@ fn answer_of(row: idempotency_key::Model, hash: &str) -> Claim {
     }
 }
 
-/// Claims the key inside the admission transaction. False when another request holds it: the
-/// caller rolls back (PostgreSQL aborts a transaction on a unique violation) and asks
-/// [`earlier_use`] again.
-pub async fn claim<C: ConnectionTrait>(conn: &C, account_id: i64, keyed: &KeyedRequest) -> Result<bool> {
-    let inserted = idempotency_key::ActiveModel {
+/// The row that claims `keyed` for a send admitted at `at` (answered when it settles).
+pub(crate) fn claim_row(account_id: i64, keyed: &KeyedRequest, at: i64) -> idempotency_key::ActiveModel {
+    idempotency_key::ActiveModel {
         account_id: Set(account_id),
         key: Set(keyed.key.clone()),
         request_hash: Set(keyed.request_hash.clone()),
         status_code: Set(IN_PROGRESS),
         response_body: Set(String::new()),
-        created_at: Set(time::now()),
+        created_at: Set(at),
     }
-    .insert(conn)
-    .await;
-    match inserted {
+}
+
+/// Claims the key on its own. False when another request holds it.
+pub async fn claim<C: ConnectionTrait>(conn: &C, account_id: i64, keyed: &KeyedRequest) -> Result<bool> {
+    match claim_row(account_id, keyed, time::now()).insert(conn).await {
         Ok(_) => Ok(true),
         Err(e) if matches!(e.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_))) => Ok(false),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Removes a key whose 24 hours are over (found by admission: the key is free again).
+pub(crate) async fn remove_expired<C: ConnectionTrait>(conn: &C, account_id: i64, key: &str, created_at: i64) -> Result<()> {
+    idempotency_key::Entity::delete_many()
+        .filter(idempotency_key::Column::AccountId.eq(account_id))
+        .filter(idempotency_key::Column::Key.eq(key))
+        .filter(idempotency_key::Column::CreatedAt.eq(created_at))
+        .exec(conn)
+        .await?;
+    Ok(())
 }
 
 /// Stores the answer a retry will get (only over a key still in progress: the first answer

@@ -1,4 +1,4 @@
-//! Sends past admission, each running to its end in a task of its own: a client that hangs up
+//! Sends past the pure checks, each running to its end in a task of its own: a client that hangs up
 //! cannot stop one half-way, shutdown waits for them, and the reconciler leaves them alone.
 use std::{
     collections::HashSet,
@@ -20,18 +20,20 @@ impl InFlight {
         InFlight::default()
     }
 
-    /// Runs the send of message `log_id` to its end, even if the caller stops waiting.
-    pub fn spawn<T, F>(&self, log_id: i64, send: F) -> tokio::task::JoinHandle<T>
+    /// Runs a send to its end, even if the caller stops waiting; shutdown waits for it.
+    pub fn spawn<T, F>(&self, send: F) -> tokio::task::JoinHandle<T>
     where
         F: Future<Output = T> + Send + 'static,
         T: Send + 'static,
     {
+        self.tracker.spawn(send)
+    }
+
+    /// Marks message `log_id` as being sent by this process until the guard is dropped (the
+    /// reconciler leaves it alone meanwhile).
+    pub fn running(&self, log_id: i64) -> Running {
         self.ids().insert(log_id);
-        let guard = Registered { log_id, log_ids: self.log_ids.clone() };
-        self.tracker.spawn(async move {
-            let _guard = guard;
-            send.await
-        })
+        Running { log_id, log_ids: self.log_ids.clone() }
     }
 
     /// Whether this process is still sending message `log_id`.
@@ -55,12 +57,12 @@ impl InFlight {
     }
 }
 
-struct Registered {
+pub struct Running {
     log_id: i64,
     log_ids: Arc<Mutex<HashSet<i64>>>,
 }
 
-impl Drop for Registered {
+impl Drop for Running {
     fn drop(&mut self) {
         self.log_ids.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.log_id);
     }

@@ -9,6 +9,7 @@ pub mod inflight;
 pub mod media;
 pub mod phone;
 pub mod purpose;
+mod queue;
 pub mod reconcile;
 mod settle;
 pub mod throttle;
@@ -156,6 +157,19 @@ pub trait StoredAnswers: Send + Sync {
     fn send_failed(&self, log_id: i64) -> String;
 }
 
+/// The group-commit queues of the send path: many sends' admissions in one transaction, and
+/// many settlements in another (see `queue`).
+pub struct Queues {
+    admit: queue::GroupCommit<admission::Job>,
+    settle: queue::GroupCommit<settle::Job>,
+}
+
+impl Queues {
+    pub fn new(db: DatabaseConnection) -> Queues {
+        Queues { admit: queue::GroupCommit::new(db.clone()), settle: queue::GroupCommit::new(db) }
+    }
+}
+
 pub struct Sender<'a> {
     pub state: &'a AppState,
 }
@@ -245,34 +259,28 @@ impl Sender<'_> {
                 .await;
         }
 
-        let plan = admission::Plan {
+        let media = request.media.as_ref();
+        let job = admission::Job {
             account_id: account.id,
-            instance_id: &instance.id,
-            phone: &request.phone,
+            instance_id: instance.id.clone(),
+            phone: request.phone.clone(),
             purpose,
-            purpose_label: &purpose_text,
-            request: &request,
-            text: &text,
+            purpose_label: purpose_text,
+            draft: admission::Draft {
+                kind: media.map(|m| media_kind_name(m.kind)).unwrap_or("text"),
+                body: stored_body(&text, purpose),
+                media_mime_type: media.map(|m| m.mime_type.clone()),
+                media_file_name: media.and_then(|m| m.file_name.clone()),
+                media_bytes: media.map(|m| m.data.len() as i64),
+                channel: request.channel.clone(),
+            },
             fingerprint,
-            assessment: &assessment,
+            assessment: assessment.clone(),
             decision,
             limits,
             throttle: throttle_limits,
-            keyed: keyed.as_ref(),
+            keyed,
         };
-        let ticket = match admission::admit(self.db(), &plan).await? {
-            admission::Admission::Admitted(ticket) => ticket,
-            admission::Admission::Earlier(claim) => return Ok(Ok(Outcome::Earlier(claim))),
-            admission::Admission::Refused(refusal) => {
-                if matches!(refusal, Refusal::PolicyViolation(_)) {
-                    self.maybe_pause_for_review(&instance.id).await?;
-                }
-                return Ok(Err(refusal));
-            }
-        };
-
-        // Admitted: from here the send runs to its end in a task of its own, whatever happens
-        // to this request (a client that hangs up, a timeout, shutdown).
         let outgoing = OutgoingMessage {
             to: request.phone.as_str().to_string(),
             content: match request.media {
@@ -286,30 +294,22 @@ impl Sender<'_> {
                 None => OutgoingContent::Text(text),
             },
         };
-        let log_id = ticket.log_id;
-        let delivery = delivery::Delivery {
-            state: self.state.clone(),
-            instance,
-            ticket,
-            outgoing: Some(outgoing),
-            phone: request.phone.clone(),
-            keyed,
-        };
-        let finished = self.state.sends.spawn(log_id, delivery.run()).await;
-        let sent = match finished {
-            Ok(result) => result?,
+        // From here the send runs to its end in a task of its own, whatever happens to this
+        // request (a client that hangs up, a timeout, shutdown): admitted or not, and if
+        // admitted, handed over and settled.
+        let state = self.state.clone();
+        let task = self.state.sends.spawn(admit_and_deliver(state, job, instance, outgoing));
+        let step = match task.await {
+            Ok(step) => step?,
             Err(e) => return Err(Error::Internal(format!("a send task stopped: {e}"))),
         };
-        Ok(match sent {
-            delivery::Finished::Sent { message_id, log_id, remaining_today } => Ok(Outcome::Sent(Sent {
-                message_id,
-                log_id,
-                daily_limit: limits.daily,
-                remaining_today,
-                assessment,
-                decision,
-            })),
-            delivery::Finished::Failed { log_id } => Err(Refusal::GatewaySendFailed { log_id }),
+        Ok(match step {
+            Step::Earlier(claim) => Ok(Outcome::Earlier(claim)),
+            Step::Refused(refusal) => Err(refusal),
+            Step::Finished(delivery::Finished::Sent { message_id, log_id, remaining_today }) => {
+                Ok(Outcome::Sent(Sent { message_id, log_id, daily_limit: limits.daily, remaining_today, assessment, decision }))
+            }
+            Step::Finished(delivery::Finished::Failed { log_id }) => Err(Refusal::GatewaySendFailed { log_id }),
         })
     }
 
@@ -370,17 +370,72 @@ impl Sender<'_> {
         Ok(assessment)
     }
 
-    async fn maybe_pause_for_review(&self, instance_id: &str) -> Result<()> {
-        let since = time::now() - REVIEW_WINDOW_SECS;
-        let blocks = policy_log::policy_blocks_since(self.db(), instance_id, since).await?;
-        if blocks >= self.settings().review_pause_blocks {
-            let reason = format!("Automatic: {blocks} policy blocks within an hour.");
-            if instances::pause_for_review(self.db(), instance_id, &reason).await? {
-                tracing::warn!(instance_id, blocks, "instance paused for responsible-messaging review");
+}
+
+/// Where a send past the pure checks ended.
+enum Step {
+    Earlier(idempotency::Claim),
+    Refused(Refusal),
+    Finished(delivery::Finished),
+}
+
+/// Lost races for an Idempotency-Key that was let go meanwhile are tried again this often.
+const KEY_RACES: usize = 4;
+
+/// Admission (steps 8–11, group-committed with other sends), then the connector and settling.
+async fn admit_and_deliver(
+    state: AppState,
+    job: admission::Job,
+    instance: instances::Instance,
+    outgoing: OutgoingMessage,
+) -> Result<Step> {
+    let mut races = 0;
+    let ticket = loop {
+        let answer = state.queues.admit.submit(job.clone()).await?;
+        match answer {
+            admission::Admission::Admitted(ticket) => break ticket,
+            admission::Admission::Refused(refusal) => {
+                if matches!(refusal, Refusal::PolicyViolation(_)) {
+                    maybe_pause_for_review(&state, &instance.id).await?;
+                }
+                return Ok(Step::Refused(refusal));
+            }
+            admission::Admission::KeyTaken => {
+                let Some(keyed) = &job.keyed else {
+                    return Err(Error::Internal("admission reported a key for a send without one".into()));
+                };
+                if let Some(earlier) = idempotency::earlier_use(&state.db, job.account_id, keyed).await? {
+                    return Ok(Step::Earlier(earlier));
+                }
+                races += 1;
+                if races >= KEY_RACES {
+                    return Ok(Step::Earlier(idempotency::Claim::InProgress));
+                }
             }
         }
-        Ok(())
+    };
+    let delivery = delivery::Delivery {
+        state,
+        instance,
+        ticket,
+        outgoing: Some(outgoing),
+        phone: job.phone,
+        key: job.keyed.map(|k| k.key),
+    };
+    Ok(Step::Finished(delivery.run().await?))
+}
+
+/// Many policy blocks within an hour pause the instance for review.
+async fn maybe_pause_for_review(state: &AppState, instance_id: &str) -> Result<()> {
+    let since = time::now() - REVIEW_WINDOW_SECS;
+    let blocks = policy_log::policy_blocks_since(&state.db, instance_id, since).await?;
+    if blocks >= state.config.send.review_pause_blocks {
+        let reason = format!("Automatic: {blocks} policy blocks within an hour.");
+        if instances::pause_for_review(&state.db, instance_id, &reason).await? {
+            tracing::warn!(instance_id, blocks, "instance paused for responsible-messaging review");
+        }
     }
+    Ok(())
 }
 
 /// Writes the decision to the policy log (not for dry runs) and answers the refusal.

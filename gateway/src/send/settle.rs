@@ -1,98 +1,130 @@
-//! Settling an admitted message in one transaction once the connector has answered: its status
-//! and events, the contact record, the quota, and the Idempotency-Key's answer.
-use sea_orm::DatabaseConnection;
+//! Settling admitted messages once the connector has answered, many in one transaction (group
+//! commit, see `queue`): their status and events, the contact records, the quota given back
+//! for what certainly did not go out, and the Idempotency-Keys' answers.
+use std::collections::BTreeMap;
 
-use super::{admission::Ticket, idempotency::KeyedRequest, phone::Phone, throttle};
-use crate::{error::Result, events::Source, instances::Instance, message_log, policy_log, time, usage};
+use sea_orm::{sea_query::Expr, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 
-pub(crate) struct Settle<'a> {
-    pub db: &'a DatabaseConnection,
-    pub instance: &'a Instance,
-    pub ticket: &'a Ticket,
-    pub phone: &'a Phone,
-    pub keyed: Option<&'a KeyedRequest>,
+use super::{admission::Ticket, idempotency, phone::Phone, throttle};
+use crate::{
+    entities::policy_decision,
+    error::Result,
+    events::Source,
+    message_log::{self, Settlement},
+    time, usage,
+};
+
+/// What the connector said about one message.
+#[derive(Clone, Debug)]
+pub(crate) enum Outcome {
+    /// WhatsApp took it. `answer` is the 200 body a retry with the key gets.
+    Sent { provider_message_id: String, answer: String },
+    /// Certainly not sent: the quota and the new recipient's place are given back and the key
+    /// is freed for a retry.
+    Refused { reason: &'static str },
+    /// The connector did not answer in time: the message may have gone out. It is failed, but
+    /// the quota stays taken and the key keeps `answer`, so nothing can send it twice.
+    Unknown { reason: &'static str, answer: String },
 }
 
-impl Settle<'_> {
+/// One message to settle.
+#[derive(Clone, Debug)]
+pub(crate) struct Job {
+    pub ticket: Ticket,
+    pub instance_id: String,
+    pub instance_name: String,
+    pub phone: Phone,
+    pub key: Option<String>,
+    pub outcome: Outcome,
+}
+
+impl Job {
     fn source(&self) -> Source<'_> {
-        Source {
-            account_id: self.ticket.account_id,
-            instance_id: &self.instance.id,
-            instance_name: &self.instance.name,
-        }
-    }
-
-    /// WhatsApp took the message. `answer` is the 200 body a retry with the key gets.
-    pub async fn sent(&self, provider_message_id: &str, answer: &str) -> Result<()> {
-        crate::faults::fail_point("send.settle")?;
-        let txn = crate::db::begin_write(self.db).await?;
-        let result = async {
-            if !message_log::mark_sent(&txn, self.source(), self.ticket.log_id, provider_message_id).await? {
-                // The reconciler got there first (this process was stuck longer than it waits).
-                tracing::warn!(log_id = self.ticket.log_id, "a send settled after the reconciler had closed it");
-            }
-            throttle::record_contact(&txn, &self.instance.id, self.phone, time::now()).await?;
-            if let Some(keyed) = self.keyed {
-                super::idempotency::complete(&txn, self.ticket.account_id, &keyed.key, 200, answer).await?;
-            }
-            Ok(())
-        }
-        .await;
-        finish(txn, result).await
-    }
-
-    /// WhatsApp (or the connector) refused it: nothing went out, so the quota and the new
-    /// recipient's place are given back and the key is freed for a retry.
-    pub async fn refused(&self, reason: &str) -> Result<()> {
-        crate::faults::fail_point("send.settle")?;
-        let txn = crate::db::begin_write(self.db).await?;
-        let result = async {
-            if message_log::mark_failed(&txn, self.source(), self.ticket.log_id, reason).await? {
-                usage::refund(&txn, &self.ticket.reservation).await?;
-                throttle::release(&txn, &self.ticket.throttle).await?;
-            }
-            policy_log::mark_send_failed(&txn, self.ticket.policy_id, "gateway_send_failed").await?;
-            if let Some(keyed) = self.keyed {
-                super::idempotency::release(&txn, self.ticket.account_id, &keyed.key).await?;
-            }
-            Ok(())
-        }
-        .await;
-        finish(txn, result).await
-    }
-
-    /// The connector did not answer in time: the message may have gone out. It is failed,
-    /// but the quota stays taken and the key keeps this answer, so nothing can send it twice.
-    pub async fn unknown(&self, reason: &str, answer: &str) -> Result<()> {
-        crate::faults::fail_point("send.settle")?;
-        let txn = crate::db::begin_write(self.db).await?;
-        let result = async {
-            message_log::mark_failed(&txn, self.source(), self.ticket.log_id, reason).await?;
-            policy_log::mark_send_failed(&txn, self.ticket.policy_id, "gateway_send_failed").await?;
-            if let Some(keyed) = self.keyed {
-                super::idempotency::complete(&txn, self.ticket.account_id, &keyed.key, 502, answer).await?;
-            }
-            Ok(())
-        }
-        .await;
-        finish(txn, result).await
+        Source { account_id: self.ticket.account_id, instance_id: &self.instance_id, instance_name: &self.instance_name }
     }
 }
 
-async fn finish(txn: crate::db::WriteTxn, result: Result<()>) -> Result<()> {
-    match result {
-        Ok(()) => {
-            if let Err(e) = crate::faults::fail_point("send.settle.commit") {
-                let _ = txn.rollback().await;
-                return Err(e);
+/// Settles `jobs` inside `txn`.
+pub(crate) async fn settle_all<C: ConnectionTrait>(txn: &C, jobs: &[&Job]) -> Result<()> {
+    let items: Vec<(i64, Source<'_>, Settlement<'_>)> = jobs
+        .iter()
+        .map(|job| {
+            let settlement = match &job.outcome {
+                Outcome::Sent { provider_message_id, .. } => Settlement::Sent { provider_message_id },
+                Outcome::Refused { reason } | Outcome::Unknown { reason, .. } => Settlement::Failed { error: reason },
+            };
+            (job.ticket.log_id, job.source(), settlement)
+        })
+        .collect();
+    let moved = message_log::settle_many(txn, &items).await?;
+
+    let mut refunds: BTreeMap<(i64, &str, &str), (i64, &usage::Reservation)> = BTreeMap::new();
+    let mut releases: BTreeMap<(&str, i64), i64> = BTreeMap::new();
+    let mut failed_decisions = Vec::new();
+    let mut contacts = Vec::new();
+    for (job, moved) in jobs.iter().zip(moved) {
+        match &job.outcome {
+            Outcome::Sent { .. } => {
+                if !moved {
+                    tracing::warn!(log_id = job.ticket.log_id, "a send settled after the reconciler had closed it");
+                }
+                contacts.push((job.instance_id.as_str(), &job.phone));
             }
-            txn.commit().await?;
-            crate::webhooks::wake();
-            Ok(())
+            Outcome::Refused { .. } => {
+                if moved {
+                    let r = &job.ticket.reservation;
+                    refunds.entry((r.account_id, r.day.as_str(), r.month.as_str())).or_insert((0, r)).0 += 1;
+                    if let Some((scope, start)) = job.ticket.throttle.new_recipient_window() {
+                        *releases.entry((scope.as_str(), *start)).or_default() += 1;
+                    }
+                }
+                failed_decisions.push(job.ticket.log_id);
+            }
+            Outcome::Unknown { .. } => failed_decisions.push(job.ticket.log_id),
         }
-        Err(e) => {
-            let _ = txn.rollback().await;
-            Err(e)
+    }
+    for (n, reservation) in refunds.values() {
+        usage::refund_n(txn, reservation, *n).await?;
+    }
+    for ((scope, start), n) in releases {
+        throttle::release_n(txn, scope, start, n).await?;
+    }
+    throttle::record_contacts(txn, &contacts, time::now()).await?;
+    mark_decisions_failed(txn, &failed_decisions).await?;
+    for job in jobs {
+        let Some(key) = &job.key else { continue };
+        match &job.outcome {
+            Outcome::Sent { answer, .. } => idempotency::complete(txn, job.ticket.account_id, key, 200, answer).await?,
+            Outcome::Unknown { answer, .. } => idempotency::complete(txn, job.ticket.account_id, key, 502, answer).await?,
+            Outcome::Refused { .. } => idempotency::release(txn, job.ticket.account_id, key).await?,
         }
+    }
+    Ok(())
+}
+
+/// The allowed decisions of messages that did not deliver say so (`gateway_send_failed`).
+async fn mark_decisions_failed<C: ConnectionTrait>(txn: &C, log_ids: &[i64]) -> Result<()> {
+    for chunk in log_ids.chunks(crate::db::INSERT_CHUNK) {
+        policy_decision::Entity::update_many()
+            .col_expr(policy_decision::Column::ErrorCode, Expr::value("gateway_send_failed"))
+            .filter(policy_decision::Column::MessageLogId.is_in(chunk.iter().copied()))
+            .exec(txn)
+            .await?;
+    }
+    Ok(())
+}
+
+#[async_trait::async_trait]
+impl super::queue::Work for Job {
+    type Answer = ();
+    const WAKES_WEBHOOKS: bool = true;
+
+    async fn run(txn: &crate::db::WriteTxn, jobs: &[&Job]) -> Result<Vec<()>> {
+        settle_all(txn, jobs).await?;
+        Ok(vec![(); jobs.len()])
+    }
+
+    fn before_commit() -> Result<()> {
+        crate::faults::fail_point("send.settle.commit")
     }
 }

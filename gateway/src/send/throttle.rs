@@ -23,12 +23,35 @@ pub struct Throttled {
     pub retry_after_secs: i64,
 }
 
-fn window(scope: &str, start: i64) -> [(&'static str, sea_orm::Value); 2] {
-    [("scope", scope.into()), ("window_start", start.into())]
+fn window(scope: String, start: i64) -> Counter {
+    Counter { table: "rate_windows", keys: vec![("scope", scope.into()), ("window_start", start.into())], count_column: "count" }
 }
 
-fn counter<'a>(keys: &'a [(&'static str, sea_orm::Value)]) -> Counter<'a> {
-    Counter { table: "rate_windows", keys, count_column: "count" }
+/// Sends of the instance in the minute of `at`.
+pub(crate) fn speed_counter(instance_id: &str, at: i64) -> Counter {
+    window(format!("speed:{instance_id}"), at - at.rem_euclid(60))
+}
+
+/// The scope of the instance's new recipients per hour.
+pub(crate) fn new_scope(instance_id: &str) -> String {
+    format!("new:{instance_id}")
+}
+
+/// Recipients new to the instance in the hour of `at`.
+pub(crate) fn new_counter(instance_id: &str, at: i64) -> Counter {
+    window(new_scope(instance_id), at - at.rem_euclid(3600))
+}
+
+impl Admission {
+    /// `new_recipient_window`: the scope and start of the hour a new recipient was counted in.
+    pub(crate) fn new(new_recipient_window: Option<(String, i64)>) -> Admission {
+        Admission { new_recipient_window }
+    }
+
+    /// The new-recipient hour this send took a place in, if it did.
+    pub(crate) fn new_recipient_window(&self) -> Option<&(String, i64)> {
+        self.new_recipient_window.as_ref()
+    }
 }
 
 async fn is_known<C: ConnectionTrait>(db: &C, instance_id: &str, phone: &Phone) -> Result<bool> {
@@ -36,31 +59,6 @@ async fn is_known<C: ConnectionTrait>(db: &C, instance_id: &str, phone: &Phone) 
         .one(db)
         .await?
         .is_some())
-}
-
-/// Takes a place in this minute's window (and, for a new recipient, in this hour's).
-pub async fn admit<C: ConnectionTrait>(
-    db: &C,
-    instance_id: &str,
-    phone: &Phone,
-    limits: ThrottleLimits,
-    now: i64,
-) -> Result<Result<Admission, Throttled>> {
-    let minute = now - now.rem_euclid(60);
-    let speed_scope = format!("speed:{instance_id}");
-    if counter(&window(&speed_scope, minute)).try_take(db, limits.per_minute).await?.is_none() {
-        return Ok(Err(Throttled { retry_after_secs: (minute + 60 - now).max(1) }));
-    }
-    if is_known(db, instance_id, phone).await? {
-        return Ok(Ok(Admission { new_recipient_window: None }));
-    }
-    let hour = now - now.rem_euclid(3600);
-    let new_scope = format!("new:{instance_id}");
-    if counter(&window(&new_scope, hour)).try_take(db, limits.new_recipients_per_hour).await?.is_none() {
-        counter(&window(&speed_scope, minute)).give_back(db).await?;
-        return Ok(Err(Throttled { retry_after_secs: (hour + 3600 - now).max(1) }));
-    }
-    Ok(Ok(Admission { new_recipient_window: Some((new_scope, hour)) }))
 }
 
 /// What `admit` would answer, taking nothing (dry runs).
@@ -72,38 +70,45 @@ pub async fn check<C: ConnectionTrait>(
     now: i64,
 ) -> Result<Result<(), Throttled>> {
     let minute = now - now.rem_euclid(60);
-    if counter(&window(&format!("speed:{instance_id}"), minute)).current(db).await? >= limits.per_minute {
+    if speed_counter(instance_id, now).current(db).await? >= limits.per_minute {
         return Ok(Err(Throttled { retry_after_secs: (minute + 60 - now).max(1) }));
     }
     if !is_known(db, instance_id, phone).await? {
         let hour = now - now.rem_euclid(3600);
-        if counter(&window(&format!("new:{instance_id}"), hour)).current(db).await? >= limits.new_recipients_per_hour {
+        if new_counter(instance_id, now).current(db).await? >= limits.new_recipients_per_hour {
             return Ok(Err(Throttled { retry_after_secs: (hour + 3600 - now).max(1) }));
         }
     }
     Ok(Ok(()))
 }
 
-/// A send that failed does not use up a new-recipient place.
-pub async fn release<C: ConnectionTrait>(db: &C, admission: &Admission) -> Result<()> {
-    if let Some((scope, start)) = &admission.new_recipient_window {
-        counter(&window(scope, *start)).give_back(db).await?;
-    }
+/// `n` sends that failed give back their places in one new-recipient hour.
+pub(crate) async fn release_n<C: ConnectionTrait>(db: &C, scope: &str, start: i64, n: i64) -> Result<()> {
+    window(scope.to_string(), start).add(db, -n).await?;
     Ok(())
 }
 
-/// Remembers that the instance has written to this recipient.
-pub async fn record_contact<C: ConnectionTrait>(db: &C, instance_id: &str, phone: &Phone, now: i64) -> Result<()> {
-    let row = contacted_recipient::ActiveModel {
-        instance_id: Set(instance_id.into()),
-        phone: Set(phone.as_str().into()),
-        first_contacted_at: Set(now),
-    };
+/// Remembers that each instance has written to each recipient (pairs known already stay as
+/// they were).
+pub(crate) async fn record_contacts<C: ConnectionTrait>(db: &C, pairs: &[(&str, &Phone)], now: i64) -> Result<()> {
+    // PostgreSQL refuses a multi-row insert that touches one row twice.
+    let mut seen = std::collections::HashSet::new();
+    let rows: Vec<contacted_recipient::ActiveModel> = pairs
+        .iter()
+        .filter(|(instance_id, phone)| seen.insert((*instance_id, phone.as_str())))
+        .map(|(instance_id, phone)| contacted_recipient::ActiveModel {
+            instance_id: Set((*instance_id).into()),
+            phone: Set(phone.as_str().into()),
+            first_contacted_at: Set(now),
+        })
+        .collect();
     let pk = [contacted_recipient::Column::InstanceId, contacted_recipient::Column::Phone];
-    contacted_recipient::Entity::insert(row)
-        .on_conflict(OnConflict::columns(pk).do_nothing_on(pk).to_owned())
-        .exec_without_returning(db)
-        .await?;
+    for chunk in rows.chunks(crate::db::INSERT_CHUNK) {
+        contacted_recipient::Entity::insert_many(chunk.to_vec())
+            .on_conflict(OnConflict::columns(pk).do_nothing_on(pk).to_owned())
+            .exec_without_returning(db)
+            .await?;
+    }
     Ok(())
 }
 

@@ -10,7 +10,7 @@ pub const REFUSALS_LOGGED_PER_MINUTE: i64 = 30;
 async fn take(db: &DatabaseConnection, scope: String, limit: i64, now: i64) -> Result<Result<(), i64>> {
     let minute = now - now.rem_euclid(60);
     let keys = [("scope", scope.into()), ("window_start", minute.into())];
-    let counter = Counter { table: "rate_windows", keys: &keys, count_column: "count" };
+    let counter = Counter { table: "rate_windows", keys: keys.to_vec(), count_column: "count" };
     if counter.try_take(db, limit).await?.is_some() {
         Ok(Ok(()))
     } else {

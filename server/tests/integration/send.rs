@@ -11,6 +11,7 @@ on_every_database!(
     every_refusal_answers_the_spec,
     checks_run_in_the_documented_order,
     limits_are_exact_under_concurrency,
+    concurrent_sends_share_a_transaction_and_keep_their_own_answers,
     failed_sends_give_their_unit_back_and_receipts_move_forward,
     idempotent_retries_send_once,
     dry_runs_count_nothing,
@@ -328,6 +329,98 @@ async fn limits_are_exact_under_concurrency(backend: Backend) {
     }
     assert_eq!((admitted, refused), (25, 75));
     assert_eq!(f.usage_today().await, 25);
+    f.app.finish().await;
+}
+
+/// Concurrent sends are admitted in one transaction (group commit): each still gets its own
+/// answer, a key used by many at once sends once, and every count matches the rows.
+async fn concurrent_sends_share_a_transaction_and_keep_their_own_answers(backend: Backend) {
+    let env =
+        vec![("WAG_SEND_RATE_PER_MINUTE", "100000".to_string()), ("WAG_NEW_RECIPIENTS_PER_HOUR", "100000".to_string())];
+    let Some(f) = fixture(backend, env).await else { return };
+    f.browser
+        .submit("/suppressed-recipients", "/_fn/suppressions/add", &[("phone", "+966501112233"), ("reason", "complaint")])
+        .await;
+    assert_eq!(f.send(&f.body("+966501112233", OK_TEXT)).await.1["error"], "recipient_suppressed");
+
+    let keyed_body = f.body("+966507654321", OK_TEXT);
+    let mut tasks = Vec::new();
+    for i in 0..60 {
+        let client = f.app.api();
+        let url = f.app.url("/api/send-message");
+        let api_key = f.key.clone();
+        let (body, key) = match i % 3 {
+            0 => (f.body("+966501112233", &format!("Your order #{} has shipped.", 7000 + i)), None),
+            1 => (keyed_body.clone(), Some("same-key-for-all")),
+            _ => (f.body(&format!("+9665020{:05}", i), &format!("Your order #{} has shipped.", 7000 + i)), None),
+        };
+        tasks.push(tokio::spawn(async move {
+            let mut request = client.post(url).bearer_auth(api_key).json(&body);
+            if let Some(key) = key {
+                request = request.header("idempotency-key", key);
+            }
+            let r = request.send().await.unwrap();
+            let replayed = r.headers().get("idempotent-replayed").is_some();
+            (i % 3, r.status(), replayed, r.json::<Value>().await.unwrap())
+        }));
+    }
+    let (mut suppressed, mut sent, mut keyed_first, mut keyed_later) = (0, 0, 0, 0);
+    for task in tasks {
+        let (kind, status, replayed, body) = task.await.unwrap();
+        match (kind, status) {
+            (0, StatusCode::FORBIDDEN) => {
+                assert_eq!(body["error"], "recipient_suppressed");
+                suppressed += 1;
+            }
+            (1, StatusCode::OK) if !replayed => keyed_first += 1,
+            (1, StatusCode::OK) => keyed_later += 1,
+            (1, StatusCode::CONFLICT) => {
+                assert_eq!(body["error"], "idempotency_key_in_progress");
+                keyed_later += 1;
+            }
+            (2, StatusCode::OK) => sent += 1,
+            other => panic!("unexpected answer {other:?}: {body}"),
+        }
+    }
+    assert_eq!((suppressed, sent, keyed_first, keyed_later), (20, 20, 1, 19));
+    assert_eq!(f.usage_today().await, 21, "one unit per message sent");
+
+    let account = gateway::accounts::find_by_email(&f.app.conn, &f.email).await.unwrap().unwrap();
+    let count = |sql: String| {
+        let conn = f.app.conn.clone();
+        async move {
+            use sea_orm::{ConnectionTrait, Statement};
+            let row = conn.query_one_raw(Statement::from_string(conn.get_database_backend(), sql)).await.unwrap().unwrap();
+            row.try_get_by_index::<i64>(0).unwrap()
+        }
+    };
+    let id = account.id;
+    assert_eq!(count(format!("SELECT COUNT(*) FROM messages WHERE account_id = {id}")).await, 21);
+    assert_eq!(
+        count(format!("SELECT COUNT(*) FROM policy_decisions WHERE account_id = {id} AND decision = 'block'")).await,
+        21,
+        "the refusal before the batch and the 20 in it"
+    );
+    assert_eq!(
+        count(format!(
+            "SELECT COUNT(*) FROM policy_decisions WHERE account_id = {id} AND decision = 'allow' AND message_log_id IS NOT NULL"
+        ))
+        .await,
+        21
+    );
+    let stats = gateway::policy_log::summary(&f.app.conn, id, gateway::time::now() - 3600).await.unwrap();
+    assert_eq!((stats.allowed, stats.blocked), (21, 21), "the hourly counts match the decisions");
+    // Every message settles with exactly one message.sent.
+    let mut waited = 0;
+    while count(format!("SELECT COUNT(*) FROM messages WHERE account_id = {id} AND status = 'accepted'")).await > 0 {
+        waited += 1;
+        assert!(waited < 200, "messages stayed accepted");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(
+        count(format!("SELECT COUNT(*) FROM events WHERE account_id = {id} AND kind = 'message.sent'")).await,
+        21
+    );
     f.app.finish().await;
 }
 

@@ -11,6 +11,11 @@ use crate::{
     time,
 };
 
+mod batch;
+mod receipts;
+pub(crate) use batch::{settle_many, Settlement};
+pub use receipts::{apply_receipts, Applied};
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MessageStatus {
@@ -132,6 +137,27 @@ fn message_fields(row: &message::Model) -> serde_json::Map<String, serde_json::V
     }
 }
 
+/// The events of a status change: the specific one (`message.sent`…) if any, then
+/// `message.status_updated`.
+fn status_events(
+    row: &message::Model,
+    status: MessageStatus,
+    specific: Option<EventKind>,
+    extra: &[(&str, serde_json::Value)],
+) -> Vec<(EventKind, serde_json::Map<String, serde_json::Value>)> {
+    let mut fields = message_fields(row);
+    for (key, value) in extra {
+        fields.insert((*key).to_string(), value.clone());
+    }
+    let mut events = Vec::with_capacity(2);
+    if let Some(kind) = specific {
+        events.push((kind, fields.clone()));
+    }
+    fields.insert("status".into(), serde_json::json!(status.as_str()));
+    events.push((EventKind::MessageStatusUpdated, fields));
+    events
+}
+
 async fn emit_status<C: sea_orm::ConnectionTrait>(
     conn: &C,
     source: Source<'_>,
@@ -140,15 +166,7 @@ async fn emit_status<C: sea_orm::ConnectionTrait>(
     specific: Option<EventKind>,
     extra: &[(&str, serde_json::Value)],
 ) -> Result<()> {
-    let mut fields = message_fields(row);
-    for (key, value) in extra {
-        fields.insert((*key).to_string(), value.clone());
-    }
-    if let Some(kind) = specific {
-        events::emit(conn, source, kind, fields.clone()).await?;
-    }
-    fields.insert("status".into(), serde_json::json!(status.as_str()));
-    events::emit(conn, source, EventKind::MessageStatusUpdated, fields).await?;
+    events::emit_many(conn, source, status_events(row, status, specific, extra)).await?;
     Ok(())
 }
 
@@ -259,66 +277,8 @@ pub async fn apply_receipt_if_known(
     provider_message_id: &str,
     status: DeliveryStatus,
 ) -> Result<Option<Option<MessageStatus>>> {
-    let Some(row) = message::Entity::find()
-        .filter(message::Column::InstanceId.eq(instance_id))
-        .filter(message::Column::ProviderMessageId.eq(provider_message_id))
-        .one(db)
-        .await?
-    else {
-        return Ok(None);
-    };
-    Ok(Some(apply_to_row(db, instance_id, row, status).await?))
-}
-
-async fn apply_to_row(
-    db: &DatabaseConnection,
-    instance_id: &str,
-    row: message::Model,
-    status: DeliveryStatus,
-) -> Result<Option<MessageStatus>> {
-    let current = MessageStatus::from_db(&row.status);
-    let next = MessageStatus::from(status);
-    if !current.may_become(next) {
-        return Ok(None);
-    }
-    let txn = crate::db::begin_write(db).await?;
-    // Conditional on the status we read, so two receipts racing cannot undo each other.
-    let result = message::Entity::update_many()
-        .col_expr(message::Column::Status, sea_orm::sea_query::Expr::value(next.as_str()))
-        .col_expr(message::Column::UpdatedAt, sea_orm::sea_query::Expr::value(time::now()))
-        .filter(message::Column::Id.eq(row.id))
-        .filter(message::Column::Status.eq(row.status.clone()))
-        .exec(&txn)
-        .await?;
-    if result.rows_affected != 1 {
-        txn.rollback().await?;
-        return Ok(None);
-    }
-    if next == MessageStatus::Failed {
-        crate::message_stats::count_failed(&txn, row.account_id, row.created_at).await?;
-    }
-    let instance = crate::entities::instance::Entity::find_by_id(instance_id.to_string()).one(&txn).await?;
-    let name = instance.map(|i| i.name).unwrap_or_default();
-    let source = Source { account_id: row.account_id, instance_id, instance_name: &name };
-    // A read receipt that overtook the delivery receipt implies delivered: say both, in order.
-    if next == MessageStatus::Read && current < MessageStatus::Delivered {
-        emit_status(&txn, source, &row, MessageStatus::Delivered, Some(EventKind::MessageDelivered), &[]).await?;
-    }
-    let specific = match next {
-        MessageStatus::Delivered => Some(EventKind::MessageDelivered),
-        MessageStatus::Read => Some(EventKind::MessageRead),
-        MessageStatus::Failed => Some(EventKind::MessageFailed),
-        _ => None,
-    };
-    let extra: Vec<(&str, serde_json::Value)> = if next == MessageStatus::Failed {
-        vec![("error", serde_json::json!("reported failed by WhatsApp"))]
-    } else {
-        vec![]
-    };
-    emit_status(&txn, source, &row, next, specific, &extra).await?;
-    txn.commit().await?;
-    crate::webhooks::wake();
-    Ok(Some(next))
+    let mut applied = apply_receipts(db, instance_id, &[(provider_message_id, status)]).await?;
+    Ok(applied.pop().flatten())
 }
 
 /// How many distinct recipients got this exact content from the account since `since`.
