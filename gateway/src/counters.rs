@@ -85,22 +85,6 @@ impl Counter {
         Ok(())
     }
 
-    /// The count, with the row made first and locked until the transaction ends (PostgreSQL,
-    /// MySQL; SQLite's write transaction excludes every other writer anyway): a batch reads
-    /// each counter once, decides in memory, and writes the difference with [`Counter::add`].
-    pub async fn lock<C: ConnectionTrait>(&self, db: &C) -> Result<i64, DbErr> {
-        self.ensure_row(db).await?;
-        let mut select = Query::select();
-        select.column(Alias::new(self.count_column)).from(Alias::new(self.table)).and_where(self.key_condition());
-        if db.get_database_backend() != sea_orm::DatabaseBackend::Sqlite {
-            select.lock(sea_orm::sea_query::LockType::Update);
-        }
-        match db.query_one(&select).await? {
-            Some(row) => Ok(i64::from(row.try_get_by_index::<i32>(0)?)),
-            None => Ok(0),
-        }
-    }
-
     /// Adds `delta` (negative gives units back; the count never goes below zero), making the
     /// row when there is none.
     pub async fn add<C: ConnectionTrait>(&self, db: &C, delta: i64) -> Result<(), DbErr> {
@@ -129,5 +113,105 @@ impl Counter {
             Some(row) => Ok(i64::from(row.try_get_by_index::<i32>(0)?)),
             None => Ok(0),
         }
+    }
+}
+
+/// The key of a counter row as a tuple of its key columns' values, for [`Counters`].
+pub trait CounterKey: Clone + Eq + std::hash::Hash + sea_orm::TryGetableMany {
+    fn values(&self) -> Vec<Value>;
+}
+
+impl CounterKey for (String, i64) {
+    fn values(&self) -> Vec<Value> {
+        vec![self.0.clone().into(), self.1.into()]
+    }
+}
+
+impl CounterKey for (i64, String, String) {
+    fn values(&self) -> Vec<Value> {
+        vec![self.0.into(), self.1.clone().into(), self.2.clone().into()]
+    }
+}
+
+/// Many counters of one table at once, for a batch: one statement makes the missing rows, one
+/// reads (and locks) them all, one adds every difference.
+pub struct Counters {
+    pub table: &'static str,
+    pub key_columns: &'static [&'static str],
+    pub count_column: &'static str,
+}
+
+impl Counters {
+    fn condition(&self, keys: &[Vec<Value>]) -> SimpleExpr {
+        keys.iter()
+            .map(|values| {
+                self.key_columns
+                    .iter()
+                    .zip(values)
+                    .map(|(col, value)| Expr::col(Alias::new(*col)).eq(value.clone()))
+                    .reduce(|a, b| a.and(b))
+                    .expect("a counter has at least one key column")
+            })
+            .reduce(|a, b| a.or(b))
+            .unwrap_or_else(|| Expr::val(false).into())
+    }
+
+    /// The counts of `keys` (rows made first), locked until the transaction ends (PostgreSQL,
+    /// MySQL; SQLite's write transaction excludes other writers).
+    pub async fn lock<C: ConnectionTrait, K: CounterKey>(
+        &self,
+        db: &C,
+        keys: &[K],
+    ) -> Result<std::collections::HashMap<K, i64>, DbErr> {
+        let mut counts = std::collections::HashMap::with_capacity(keys.len());
+        for chunk in keys.chunks(100) {
+            let values: Vec<Vec<Value>> = chunk.iter().map(CounterKey::values).collect();
+            let columns: Vec<Alias> = self.key_columns.iter().map(|c| Alias::new(*c)).collect();
+            let mut insert = Query::insert();
+            let mut all_columns = columns.clone();
+            all_columns.push(Alias::new(self.count_column));
+            insert.into_table(Alias::new(self.table)).columns(all_columns);
+            for row in &values {
+                let mut exprs: Vec<SimpleExpr> = row.iter().map(|v| Expr::val(v.clone()).into()).collect();
+                exprs.push(Expr::val(0).into());
+                insert.values_panic(exprs);
+            }
+            insert.on_conflict(OnConflict::columns(columns.clone()).do_nothing_on(columns.clone()).to_owned());
+            db.execute(&insert).await?;
+
+            let mut select = Query::select();
+            select.columns(columns).column(Alias::new(self.count_column)).from(Alias::new(self.table));
+            select.and_where(self.condition(&values));
+            if db.get_database_backend() != sea_orm::DatabaseBackend::Sqlite {
+                select.lock(sea_orm::sea_query::LockType::Update);
+            }
+            let width = self.key_columns.len();
+            for row in db.query_all(&select).await? {
+                let key = K::try_get_many_by_index(&row)?;
+                let count = i64::from(row.try_get_by_index::<i32>(width)?);
+                counts.insert(key, count);
+            }
+        }
+        Ok(counts)
+    }
+
+    /// Adds each difference (negative ones give units back; no count goes below zero). The
+    /// rows must exist ([`Counters::lock`] made them).
+    pub async fn add<C: ConnectionTrait, K: CounterKey>(&self, db: &C, deltas: &[(K, i64)]) -> Result<(), DbErr> {
+        let deltas: Vec<&(K, i64)> = deltas.iter().filter(|(_, d)| *d != 0).collect();
+        for chunk in deltas.chunks(100) {
+            let keys: Vec<Vec<Value>> = chunk.iter().map(|(k, _)| k.values()).collect();
+            let count = Alias::new(self.count_column);
+            let mut case = sea_orm::sea_query::CaseStatement::new();
+            for (values, (_, delta)) in keys.iter().zip(chunk) {
+                case = case.case(self.condition(std::slice::from_ref(values)), *delta);
+            }
+            let sum = Expr::col(count.clone()).add(case.finally(0));
+            let clamped = Expr::case(sum.clone().lt(0), 0).finally(sum);
+            let mut update = Query::update();
+            update.table(Alias::new(self.table)).value(count, clamped).and_where(self.condition(&keys));
+            db.execute(&update).await?;
+        }
+        Ok(())
     }
 }

@@ -36,19 +36,21 @@ pub async fn current<C: ConnectionTrait>(db: &C, account_id: i64, at: DateTime<U
     Ok(usage)
 }
 
-fn counter(account_id: i64, period: &'static str, start: &str) -> crate::counters::Counter {
-    let keys = vec![("account_id", account_id.into()), ("period", period.into()), ("period_start", start.into())];
-    crate::counters::Counter { table: "usage_counters", keys, count_column: "used" }
+/// Every fair-use counter, for batches.
+pub(crate) const COUNTERS: crate::counters::Counters = crate::counters::Counters {
+    table: "usage_counters",
+    key_columns: &["account_id", "period", "period_start"],
+    count_column: "used",
+};
+
+/// The key of the account's counter of the UTC day of `at`, in [`COUNTERS`].
+pub(crate) fn day_of(account_id: i64, at: DateTime<Utc>) -> (i64, String, String) {
+    (account_id, "day".into(), day_key(at))
 }
 
-/// Today's units of the account (the UTC day of `at`).
-pub(crate) fn day_counter(account_id: i64, at: DateTime<Utc>) -> crate::counters::Counter {
-    counter(account_id, "day", &day_key(at))
-}
-
-/// This month's units of the account (the UTC month of `at`).
-pub(crate) fn month_counter(account_id: i64, at: DateTime<Utc>) -> crate::counters::Counter {
-    counter(account_id, "month", &month_key(at))
+/// The key of the account's counter of the UTC month of `at`, in [`COUNTERS`].
+pub(crate) fn month_of(account_id: i64, at: DateTime<Utc>) -> (i64, String, String) {
+    (account_id, "month".into(), month_key(at))
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -82,13 +84,6 @@ pub async fn check<C: ConnectionTrait>(
         return Ok(Err(LimitExceeded::Monthly { limit: limits.monthly, used: usage.this_month }));
     }
     Ok(Ok(limits.daily - usage.today - 1))
-}
-
-/// Gives back `n` units taken on the same day (sends that did not happen).
-pub(crate) async fn refund_n<C: ConnectionTrait>(db: &C, reservation: &Reservation, n: i64) -> Result<()> {
-    counter(reservation.account_id, "day", &reservation.day).add(db, -n).await?;
-    counter(reservation.account_id, "month", &reservation.month).add(db, -n).await?;
-    Ok(())
 }
 
 #[cfg(test)]

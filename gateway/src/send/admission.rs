@@ -11,13 +11,15 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, Set};
 
-use super::{decision_label, idempotency, limit_refusal, phone::Phone, purpose::Purpose, throttle, Channel, Refusal};
+use super::{
+    decision_label, idempotency, limit_refusal, phone::Phone, purpose::Purpose, repeats, throttle, Channel, Refusal,
+};
 use crate::{
     entities::{contacted_recipient, idempotency_key, message, policy_decision, suppression},
     error::Result,
     ids,
     message_log::MessageStatus,
-    policy::{Assessment, Decision},
+    policy::{self, Assessment, Decision},
     usage,
 };
 
@@ -42,8 +44,10 @@ pub(crate) struct Job {
     pub purpose_label: String,
     pub draft: Draft,
     pub fingerprint: String,
+    /// The content assessment before repeated content is counted (admission adds that).
     pub assessment: Assessment,
-    pub decision: Decision,
+    /// The policy's flag and block thresholds.
+    pub thresholds: (u8, u8),
     pub limits: crate::plans::Limits,
     pub throttle: throttle::ThrottleLimits,
     pub keyed: Option<idempotency::KeyedRequest>,
@@ -57,6 +61,9 @@ pub(crate) struct Ticket {
     pub log_id: i64,
     pub reservation: usage::Reservation,
     pub throttle: throttle::Admission,
+    /// The final assessment, repeated content included, and the decision it led to.
+    pub assessment: Assessment,
+    pub decision: Decision,
 }
 
 #[derive(Clone, Debug)]
@@ -78,6 +85,8 @@ pub(crate) async fn admit_all<C: ConnectionTrait>(
     let suppressed = suppressed(txn, jobs).await?;
     let mut counts = Counts::lock(txn, jobs, now).await?;
     let known = known_recipients(txn, jobs).await?;
+    let contents: Vec<(i64, &str)> = jobs.iter().map(|j| (j.account_id, j.fingerprint.as_str())).collect();
+    let mut repeats = repeats::earlier_recipients(txn, &contents, at - repeats::WINDOW_SECS).await?;
 
     let mut answers = Vec::with_capacity(jobs.len());
     let mut keys_in_batch: HashSet<(i64, &str)> = HashSet::new();
@@ -89,19 +98,33 @@ pub(crate) async fn admit_all<C: ConnectionTrait>(
                 continue;
             }
         }
-        let decided = decide(job, &suppressed, &known, &mut counts, at);
-        if let (Decided::Refused(_), Some(keyed)) = (&decided, &job.keyed) {
+        let earlier = repeats.entry((job.account_id, job.fingerprint.clone())).or_default();
+        let mut assessment = job.assessment.clone();
+        repeats::add_reason(&mut assessment, earlier.len());
+        let decision = policy::decide(assessment.score, job.thresholds.0, job.thresholds.1);
+        let decided = decide(job, assessment, decision, &suppressed, &known, &mut counts, now);
+        match (&decided, &job.keyed) {
             // A refused send leaves its key free, so a retry meets the checks again.
-            keys_in_batch.remove(&(job.account_id, keyed.key.as_str()));
+            (Decided::Refused(_), Some(keyed)) => {
+                keys_in_batch.remove(&(job.account_id, keyed.key.as_str()));
+            }
+            (Decided::Admitted { .. }, _) => {
+                earlier.insert(job.phone.as_str().to_string());
+            }
+            _ => {}
         }
         answers.push(decided);
     }
 
-    counts.write(txn, now).await?;
-    let admitted: Vec<(usize, &Job)> =
-        jobs.iter().enumerate().filter(|(i, _)| matches!(answers[*i], Decided::Admitted { .. })).map(|(i, j)| (i, *j)).collect();
+    counts.write(txn).await?;
+    let admitted: Vec<(usize, &Job)> = jobs
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| matches!(answers[*i], Decided::Admitted { .. }))
+        .map(|(i, j)| (i, *j))
+        .collect();
     let message_ids: Vec<String> = admitted.iter().map(|_| ids::new_id("msg")).collect();
-    let log_ids = insert_messages(txn, &admitted, &message_ids, at).await?;
+    let log_ids = insert_messages(txn, &admitted, &answers, &message_ids, at).await?;
     let mut stats: BTreeMap<i64, i64> = BTreeMap::new();
     for (_, job) in &admitted {
         *stats.entry(job.account_id).or_default() += 1;
@@ -118,9 +141,17 @@ pub(crate) async fn admit_all<C: ConnectionTrait>(
         .map(|decided| match decided {
             Decided::KeyTaken => Admission::KeyTaken,
             Decided::Refused(refusal) => Admission::Refused(refusal),
-            Decided::Admitted { reservation, throttle } => {
+            Decided::Admitted { reservation, throttle, assessment, decision } => {
                 let (((_, job), message_id), log_id) = tickets.next().expect("one ticket per admitted send");
-                Admission::Admitted(Ticket { account_id: job.account_id, message_id, log_id, reservation, throttle })
+                Admission::Admitted(Ticket {
+                    account_id: job.account_id,
+                    message_id,
+                    log_id,
+                    reservation,
+                    throttle,
+                    assessment,
+                    decision,
+                })
             }
         })
         .collect())
@@ -129,119 +160,117 @@ pub(crate) async fn admit_all<C: ConnectionTrait>(
 enum Decided {
     KeyTaken,
     Refused(Refusal),
-    Admitted { reservation: usage::Reservation, throttle: throttle::Admission },
+    Admitted { reservation: usage::Reservation, throttle: throttle::Admission, assessment: Assessment, decision: Decision },
 }
 
 /// Steps 8–11 for one send, against the batch's counts (taken from them when admitted).
 fn decide(
     job: &Job,
+    assessment: Assessment,
+    decision: Decision,
     suppressed: &HashSet<(i64, String)>,
     known: &HashSet<(String, String)>,
     counts: &mut Counts,
-    at: i64,
+    now: DateTime<Utc>,
 ) -> Decided {
+    let at = now.timestamp();
     // 8. suppression
     if suppressed.contains(&(job.account_id, job.phone.as_str().to_string())) {
         return Decided::Refused(Refusal::RecipientSuppressed);
     }
-    // 9. content policy (assessed before the transaction)
-    if job.decision == Decision::Block {
-        return Decided::Refused(Refusal::PolicyViolation(job.assessment.clone()));
+    // 9. content policy
+    if decision == Decision::Block {
+        return Decided::Refused(Refusal::PolicyViolation(assessment));
     }
     // 10. fair-use limits
-    let usage = counts.usage.get(&job.account_id).copied().unwrap_or_default();
-    if usage.day >= job.limits.daily {
-        return Decided::Refused(limit_refusal(usage::LimitExceeded::Daily { limit: job.limits.daily, used: usage.day }));
+    let (day, month) = (usage::day_of(job.account_id, now), usage::month_of(job.account_id, now));
+    let used_today = counts.usage(&day);
+    if used_today >= job.limits.daily {
+        return Decided::Refused(limit_refusal(usage::LimitExceeded::Daily { limit: job.limits.daily, used: used_today }));
     }
-    if usage.month >= job.limits.monthly {
-        let exceeded = usage::LimitExceeded::Monthly { limit: job.limits.monthly, used: usage.month };
+    let used_month = counts.usage(&month);
+    if used_month >= job.limits.monthly {
+        let exceeded = usage::LimitExceeded::Monthly { limit: job.limits.monthly, used: used_month };
         return Decided::Refused(limit_refusal(exceeded));
     }
     // 11. sending speed, and new recipients per hour
-    let minute = at - at.rem_euclid(60);
-    let hour = at - at.rem_euclid(3600);
-    let speed = counts.speed.get(&job.instance_id).copied().unwrap_or_default();
-    if speed >= job.throttle.per_minute {
-        return Decided::Refused(Refusal::Throttled { retry_after_secs: (minute + 60 - at).max(1) });
+    let speed = throttle::speed_window(&job.instance_id, at);
+    if counts.window(&speed) >= job.throttle.per_minute {
+        return Decided::Refused(Refusal::Throttled { retry_after_secs: (speed.1 + 60 - at).max(1) });
     }
     let is_new = !known.contains(&(job.instance_id.clone(), job.phone.as_str().to_string()));
-    if is_new {
-        let fresh = counts.new_recipients.get(&job.instance_id).copied().unwrap_or_default();
-        if fresh >= job.throttle.new_recipients_per_hour {
-            return Decided::Refused(Refusal::Throttled { retry_after_secs: (hour + 3600 - at).max(1) });
-        }
-        *counts.new_recipients.entry(job.instance_id.clone()).or_default() += 1;
-        *counts.new_taken.entry(job.instance_id.clone()).or_default() += 1;
+    let fresh = throttle::new_window(&job.instance_id, at);
+    if is_new && counts.window(&fresh) >= job.throttle.new_recipients_per_hour {
+        return Decided::Refused(Refusal::Throttled { retry_after_secs: (fresh.1 + 3600 - at).max(1) });
     }
-    *counts.speed.entry(job.instance_id.clone()).or_default() += 1;
-    *counts.speed_taken.entry(job.instance_id.clone()).or_default() += 1;
-    let usage = counts.usage.entry(job.account_id).or_default();
-    usage.day += 1;
-    usage.month += 1;
-    *counts.usage_taken.entry(job.account_id).or_default() += 1;
-    let now = DateTime::<Utc>::from_timestamp(at, 0).unwrap_or_default();
+    if is_new {
+        counts.take_window(&fresh);
+    }
+    counts.take_window(&speed);
+    counts.take_usage(&day);
+    counts.take_usage(&month);
     Decided::Admitted {
         reservation: usage::Reservation {
             account_id: job.account_id,
-            day: usage::day_key(now),
-            month: usage::month_key(now),
-            remaining_today: (job.limits.daily - usage.day).max(0),
+            day: day.2,
+            month: month.2,
+            remaining_today: (job.limits.daily - used_today - 1).max(0),
         },
-        throttle: throttle::Admission::new(is_new.then(|| (throttle::new_scope(&job.instance_id), hour))),
+        throttle: throttle::Admission::new(is_new.then_some(fresh)),
+        assessment,
+        decision,
     }
-}
-
-#[derive(Clone, Copy, Debug, Default)]
-struct Usage {
-    day: i64,
-    month: i64,
 }
 
 /// The counters a batch decides against, read once under their locks, and what it took.
 #[derive(Default)]
 struct Counts {
-    usage: BTreeMap<i64, Usage>,
-    speed: BTreeMap<String, i64>,
-    new_recipients: BTreeMap<String, i64>,
-    usage_taken: BTreeMap<i64, i64>,
-    speed_taken: BTreeMap<String, i64>,
-    new_taken: BTreeMap<String, i64>,
+    usage: HashMap<(i64, String, String), i64>,
+    windows: HashMap<(String, i64), i64>,
+    usage_taken: HashMap<(i64, String, String), i64>,
+    windows_taken: HashMap<(String, i64), i64>,
 }
 
 impl Counts {
-    /// Locks in one order (accounts, then instances, each ascending) so two batches of two
-    /// processes cannot deadlock on each other.
     async fn lock<C: ConnectionTrait>(txn: &C, jobs: &[&Job], now: DateTime<Utc>) -> Result<Counts> {
         let at = now.timestamp();
+        // Sorted, so two batches of two processes lock in the same order.
         let accounts: BTreeSet<i64> = jobs.iter().map(|j| j.account_id).collect();
         let instances: BTreeSet<&str> = jobs.iter().map(|j| j.instance_id.as_str()).collect();
-        let mut counts = Counts::default();
-        for account_id in accounts {
-            let day = usage::day_counter(account_id, now).lock(txn).await?;
-            let month = usage::month_counter(account_id, now).lock(txn).await?;
-            counts.usage.insert(account_id, Usage { day, month });
-        }
-        for instance_id in instances {
-            let speed = throttle::speed_counter(instance_id, at).lock(txn).await?;
-            let fresh = throttle::new_counter(instance_id, at).lock(txn).await?;
-            counts.speed.insert(instance_id.to_string(), speed);
-            counts.new_recipients.insert(instance_id.to_string(), fresh);
-        }
-        Ok(counts)
+        let usage_keys: Vec<_> =
+            accounts.iter().flat_map(|a| [usage::day_of(*a, now), usage::month_of(*a, now)]).collect();
+        let window_keys: Vec<_> =
+            instances.iter().flat_map(|i| [throttle::speed_window(i, at), throttle::new_window(i, at)]).collect();
+        Ok(Counts {
+            usage: usage::COUNTERS.lock(txn, &usage_keys).await?,
+            windows: throttle::WINDOWS.lock(txn, &window_keys).await?,
+            ..Counts::default()
+        })
     }
 
-    async fn write<C: ConnectionTrait>(&self, txn: &C, now: DateTime<Utc>) -> Result<()> {
-        let at = now.timestamp();
-        for (account_id, n) in &self.usage_taken {
-            usage::day_counter(*account_id, now).add(txn, *n).await?;
-            usage::month_counter(*account_id, now).add(txn, *n).await?;
-        }
-        for (instance_id, n) in &self.speed_taken {
-            throttle::speed_counter(instance_id, at).add(txn, *n).await?;
-        }
-        for (instance_id, n) in &self.new_taken {
-            throttle::new_counter(instance_id, at).add(txn, *n).await?;
-        }
+    fn usage(&self, key: &(i64, String, String)) -> i64 {
+        self.usage.get(key).copied().unwrap_or_default()
+    }
+
+    fn window(&self, key: &(String, i64)) -> i64 {
+        self.windows.get(key).copied().unwrap_or_default()
+    }
+
+    fn take_usage(&mut self, key: &(i64, String, String)) {
+        *self.usage.entry(key.clone()).or_default() += 1;
+        *self.usage_taken.entry(key.clone()).or_default() += 1;
+    }
+
+    fn take_window(&mut self, key: &(String, i64)) {
+        *self.windows.entry(key.clone()).or_default() += 1;
+        *self.windows_taken.entry(key.clone()).or_default() += 1;
+    }
+
+    async fn write<C: ConnectionTrait>(&self, txn: &C) -> Result<()> {
+        let usage: Vec<_> = self.usage_taken.iter().map(|(k, n)| (k.clone(), *n)).collect();
+        let windows: Vec<_> = self.windows_taken.iter().map(|(k, n)| (k.clone(), *n)).collect();
+        usage::COUNTERS.add(txn, &usage).await?;
+        throttle::WINDOWS.add(txn, &windows).await?;
         Ok(())
     }
 }
@@ -329,6 +358,7 @@ async fn known_recipients<C: ConnectionTrait>(txn: &C, jobs: &[&Job]) -> Result<
 async fn insert_messages<C: ConnectionTrait>(
     txn: &C,
     admitted: &[(usize, &Job)],
+    answers: &[Decided],
     message_ids: &[String],
     at: i64,
 ) -> Result<Vec<i64>> {
@@ -338,7 +368,11 @@ async fn insert_messages<C: ConnectionTrait>(
     let rows: Vec<message::ActiveModel> = admitted
         .iter()
         .zip(message_ids)
-        .map(|((_, job), message_id)| {
+        .map(|((index, job), message_id)| {
+            let score = match &answers[*index] {
+                Decided::Admitted { assessment, .. } => assessment.score,
+                _ => job.assessment.score,
+            };
             let (conversation_id, agent_extension) = match &job.draft.channel {
                 Channel::ThreeCx { conversation_id, agent_extension } => (conversation_id.clone(), agent_extension.clone()),
                 Channel::Api => (None, None),
@@ -355,7 +389,7 @@ async fn insert_messages<C: ConnectionTrait>(
                 media_file_name: Set(job.draft.media_file_name.clone()),
                 media_bytes: Set(job.draft.media_bytes),
                 content_fingerprint: Set(job.fingerprint.clone()),
-                risk_score: Set(i32::from(job.assessment.score)),
+                risk_score: Set(i32::from(score)),
                 status: Set(MessageStatus::Accepted.as_str().into()),
                 provider_message_id: Set(None),
                 error: Set(None),
@@ -408,7 +442,7 @@ async fn insert_decisions<C: ConnectionTrait>(
     for (index, (job, answer)) in jobs.iter().zip(answers).enumerate() {
         let (decision, error_code, assessment) = match answer {
             Decided::KeyTaken => continue,
-            Decided::Admitted { .. } => (decision_label(job.decision), None, job.assessment.clone()),
+            Decided::Admitted { assessment, decision, .. } => (decision_label(*decision), None, assessment.clone()),
             Decided::Refused(refusal) => (
                 "block",
                 Some(refusal.code().to_string()),

@@ -11,6 +11,7 @@ use crate::{
     connectors::{ConnectorError, OutgoingMessage},
     error::Result,
     instances::{Instance, InstanceStatus},
+    policy::{Assessment, Decision},
     state::AppState,
 };
 
@@ -26,7 +27,7 @@ pub(crate) struct Delivery {
 }
 
 pub(crate) enum Finished {
-    Sent { message_id: String, log_id: i64, remaining_today: i64 },
+    Sent { message_id: String, log_id: i64, remaining_today: i64, assessment: Assessment, decision: Decision },
     Failed { log_id: i64 },
 }
 
@@ -56,6 +57,8 @@ impl Delivery {
                     message_id: self.ticket.message_id.clone(),
                     log_id,
                     remaining_today: self.ticket.reservation.remaining_today,
+                    assessment: self.ticket.assessment.clone(),
+                    decision: self.ticket.decision,
                 };
                 (Outcome::Sent { provider_message_id, answer }, finished)
             }

@@ -11,6 +11,7 @@ pub mod phone;
 pub mod purpose;
 mod queue;
 pub mod reconcile;
+mod repeats;
 mod settle;
 pub mod throttle;
 
@@ -175,8 +176,6 @@ pub struct Sender<'a> {
 }
 
 /// Distinct recipients of the same content in a day that make it look like a broadcast.
-const REPEAT_WINDOW_SECS: i64 = 24 * 3600;
-const REPEAT_STEPS: [(i64, u8); 3] = [(50, 60), (20, 40), (10, 20)];
 const REVIEW_WINDOW_SECS: i64 = 3600;
 
 impl Sender<'_> {
@@ -242,18 +241,24 @@ impl Sender<'_> {
             return logger.refuse(Refusal::InstancePaused).await;
         }
         // 9's content checks need no lock: they run before the admission transaction, which
-        // answers in the spec's order (suppression before content).
+        // adds repeated content (counted in its transaction) and answers in the spec's order
+        // (suppression before content).
         let fingerprint = fingerprint_of(&text, request.media.as_ref());
-        let assessment = self.assess(account.id, &text, request.media.as_ref(), purpose, &fingerprint).await?;
+        let assessment = assess_content(&text, request.media.as_ref(), purpose);
         let settings = self.settings();
-        let decision =
-            policy::decide(assessment.score, settings.policy_flag_threshold, settings.policy_block_threshold);
+        let thresholds = (settings.policy_flag_threshold, settings.policy_block_threshold);
         let throttle_limits = throttle::ThrottleLimits {
             per_minute: settings.rate_per_minute,
             new_recipients_per_hour: settings.new_recipients_per_hour,
         };
 
         if dry_run {
+            let mut assessment = assessment;
+            let since = time::now() - repeats::WINDOW_SECS;
+            let recipients =
+                message_log::distinct_recipients_with_fingerprint(self.db(), account.id, &fingerprint, since).await?;
+            repeats::add_reason(&mut assessment, usize::try_from(recipients).unwrap_or(usize::MAX));
+            let decision = policy::decide(assessment.score, thresholds.0, thresholds.1);
             return self
                 .dry_run(account.id, limits, &instance.id, &request.phone, decision, assessment, throttle_limits)
                 .await;
@@ -275,8 +280,8 @@ impl Sender<'_> {
                 channel: request.channel.clone(),
             },
             fingerprint,
-            assessment: assessment.clone(),
-            decision,
+            assessment,
+            thresholds,
             limits,
             throttle: throttle_limits,
             keyed,
@@ -306,7 +311,7 @@ impl Sender<'_> {
         Ok(match step {
             Step::Earlier(claim) => Ok(Outcome::Earlier(claim)),
             Step::Refused(refusal) => Err(refusal),
-            Step::Finished(delivery::Finished::Sent { message_id, log_id, remaining_today }) => {
+            Step::Finished(delivery::Finished::Sent { message_id, log_id, remaining_today, assessment, decision }) => {
                 Ok(Outcome::Sent(Sent { message_id, log_id, daily_limit: limits.daily, remaining_today, assessment, decision }))
             }
             Step::Finished(delivery::Finished::Failed { log_id }) => Err(Refusal::GatewaySendFailed { log_id }),
@@ -340,36 +345,16 @@ impl Sender<'_> {
         Ok(Ok(Outcome::DryRun(DryRun { decision, assessment, refusal: None })))
     }
 
-    async fn assess(
-        &self,
-        account_id: i64,
-        text: &str,
-        media: Option<&Media>,
-        purpose: Purpose,
-        fingerprint: &str,
-    ) -> Result<Assessment> {
-        let mut subject = text.to_string();
-        if let Some(name) = media.and_then(|m| m.file_name.as_deref()) {
-            subject.push('\n');
-            subject.push_str(&name.replace(['_', '-', '.'], " "));
-        }
-        let mut assessment = policy::assess(&subject, purpose.as_str());
-        let since = time::now() - REPEAT_WINDOW_SECS;
-        let recipients =
-            message_log::distinct_recipients_with_fingerprint(self.db(), account_id, fingerprint, since).await?;
-        if let Some((threshold, points)) = REPEAT_STEPS.iter().find(|(n, _)| recipients >= *n) {
-            assessment.reasons.push(Reason {
-                code: "repeated_content".into(),
-                detail: format!(
-                    "The same content went to {recipients} different recipients in the last 24 hours (≥ {threshold})."
-                ),
-                points: *points,
-            });
-            assessment.score = assessment.score.saturating_add(*points).min(100);
-        }
-        Ok(assessment)
-    }
+}
 
+/// The content policy's view of the text (and a media file's name), repeated content aside.
+fn assess_content(text: &str, media: Option<&Media>, purpose: Purpose) -> Assessment {
+    let mut subject = text.to_string();
+    if let Some(name) = media.and_then(|m| m.file_name.as_deref()) {
+        subject.push('\n');
+        subject.push_str(&name.replace(['_', '-', '.'], " "));
+    }
+    policy::assess(&subject, purpose.as_str())
 }
 
 /// Where a send past the pure checks ended.

@@ -58,8 +58,8 @@ pub(crate) async fn settle_all<C: ConnectionTrait>(txn: &C, jobs: &[&Job]) -> Re
         .collect();
     let moved = message_log::settle_many(txn, &items).await?;
 
-    let mut refunds: BTreeMap<(i64, &str, &str), (i64, &usage::Reservation)> = BTreeMap::new();
-    let mut releases: BTreeMap<(&str, i64), i64> = BTreeMap::new();
+    let mut refunds: BTreeMap<(i64, String, String), i64> = BTreeMap::new();
+    let mut releases: BTreeMap<(String, i64), i64> = BTreeMap::new();
     let mut failed_decisions = Vec::new();
     let mut contacts = Vec::new();
     for (job, moved) in jobs.iter().zip(moved) {
@@ -73,9 +73,10 @@ pub(crate) async fn settle_all<C: ConnectionTrait>(txn: &C, jobs: &[&Job]) -> Re
             Outcome::Refused { .. } => {
                 if moved {
                     let r = &job.ticket.reservation;
-                    refunds.entry((r.account_id, r.day.as_str(), r.month.as_str())).or_insert((0, r)).0 += 1;
-                    if let Some((scope, start)) = job.ticket.throttle.new_recipient_window() {
-                        *releases.entry((scope.as_str(), *start)).or_default() += 1;
+                    *refunds.entry((r.account_id, "day".into(), r.day.clone())).or_default() -= 1;
+                    *refunds.entry((r.account_id, "month".into(), r.month.clone())).or_default() -= 1;
+                    if let Some(window) = job.ticket.throttle.new_recipient_window() {
+                        *releases.entry(window.clone()).or_default() -= 1;
                     }
                 }
                 failed_decisions.push(job.ticket.log_id);
@@ -83,12 +84,8 @@ pub(crate) async fn settle_all<C: ConnectionTrait>(txn: &C, jobs: &[&Job]) -> Re
             Outcome::Unknown { .. } => failed_decisions.push(job.ticket.log_id),
         }
     }
-    for (n, reservation) in refunds.values() {
-        usage::refund_n(txn, reservation, *n).await?;
-    }
-    for ((scope, start), n) in releases {
-        throttle::release_n(txn, scope, start, n).await?;
-    }
+    usage::COUNTERS.add(txn, &refunds.into_iter().collect::<Vec<_>>()).await?;
+    throttle::WINDOWS.add(txn, &releases.into_iter().collect::<Vec<_>>()).await?;
     throttle::record_contacts(txn, &contacts, time::now()).await?;
     mark_decisions_failed(txn, &failed_decisions).await?;
     for job in jobs {

@@ -4,7 +4,7 @@
 //! people quickly).
 use sea_orm::{sea_query::OnConflict, ConnectionTrait, DatabaseConnection, EntityTrait, Set};
 
-use crate::{counters::Counter, entities::contacted_recipient, error::Result, send::phone::Phone};
+use crate::{counters::{Counter, Counters}, entities::contacted_recipient, error::Result, send::phone::Phone};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ThrottleLimits {
@@ -23,27 +23,26 @@ pub struct Throttled {
     pub retry_after_secs: i64,
 }
 
-fn window(scope: String, start: i64) -> Counter {
+fn window((scope, start): (String, i64)) -> Counter {
     Counter { table: "rate_windows", keys: vec![("scope", scope.into()), ("window_start", start.into())], count_column: "count" }
 }
 
-/// Sends of the instance in the minute of `at`.
-pub(crate) fn speed_counter(instance_id: &str, at: i64) -> Counter {
-    window(format!("speed:{instance_id}"), at - at.rem_euclid(60))
+/// Every rate window, for batches.
+pub(crate) const WINDOWS: Counters =
+    Counters { table: "rate_windows", key_columns: &["scope", "window_start"], count_column: "count" };
+
+/// The key of the instance's window of sends in the minute of `at`, in [`WINDOWS`].
+pub(crate) fn speed_window(instance_id: &str, at: i64) -> (String, i64) {
+    (format!("speed:{instance_id}"), at - at.rem_euclid(60))
 }
 
-/// The scope of the instance's new recipients per hour.
-pub(crate) fn new_scope(instance_id: &str) -> String {
-    format!("new:{instance_id}")
-}
-
-/// Recipients new to the instance in the hour of `at`.
-pub(crate) fn new_counter(instance_id: &str, at: i64) -> Counter {
-    window(new_scope(instance_id), at - at.rem_euclid(3600))
+/// The key of the instance's window of new recipients in the hour of `at`, in [`WINDOWS`].
+pub(crate) fn new_window(instance_id: &str, at: i64) -> (String, i64) {
+    (format!("new:{instance_id}"), at - at.rem_euclid(3600))
 }
 
 impl Admission {
-    /// `new_recipient_window`: the scope and start of the hour a new recipient was counted in.
+    /// `new_recipient_window`: the hour a new recipient was counted in (see [`new_window`]).
     pub(crate) fn new(new_recipient_window: Option<(String, i64)>) -> Admission {
         Admission { new_recipient_window }
     }
@@ -70,22 +69,16 @@ pub async fn check<C: ConnectionTrait>(
     now: i64,
 ) -> Result<Result<(), Throttled>> {
     let minute = now - now.rem_euclid(60);
-    if speed_counter(instance_id, now).current(db).await? >= limits.per_minute {
+    if window(speed_window(instance_id, now)).current(db).await? >= limits.per_minute {
         return Ok(Err(Throttled { retry_after_secs: (minute + 60 - now).max(1) }));
     }
     if !is_known(db, instance_id, phone).await? {
         let hour = now - now.rem_euclid(3600);
-        if new_counter(instance_id, now).current(db).await? >= limits.new_recipients_per_hour {
+        if window(new_window(instance_id, now)).current(db).await? >= limits.new_recipients_per_hour {
             return Ok(Err(Throttled { retry_after_secs: (hour + 3600 - now).max(1) }));
         }
     }
     Ok(Ok(()))
-}
-
-/// `n` sends that failed give back their places in one new-recipient hour.
-pub(crate) async fn release_n<C: ConnectionTrait>(db: &C, scope: &str, start: i64, n: i64) -> Result<()> {
-    window(scope.to_string(), start).add(db, -n).await?;
-    Ok(())
 }
 
 /// Remembers that each instance has written to each recipient (pairs known already stay as

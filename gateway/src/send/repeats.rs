@@ -1,0 +1,89 @@
+//! Repeated content: the same text going to many different recipients in a day is what a
+//! broadcast looks like. Admission counts the earlier recipients of every content in its batch
+//! with one statement, inside its transaction, so concurrent sends of one content count each
+//! other too.
+use std::collections::{HashMap, HashSet};
+
+use sea_orm::{
+    sea_query::{Alias, Expr, Query, SelectStatement, UnionType},
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, QueryTrait,
+};
+
+use crate::{
+    entities::message,
+    error::Result,
+    policy::{Assessment, Reason},
+};
+
+/// How far back earlier recipients count.
+pub(crate) const WINDOW_SECS: i64 = 24 * 3600;
+/// Distinct recipients, and the points they add; the first step reached applies.
+const STEPS: [(usize, u8); 3] = [(50, 60), (20, 40), (10, 20)];
+/// Recipients beyond the highest step change nothing: a content's count stops there, so a
+/// popular template costs the same to check as a new one.
+pub(crate) const COUNT_CAP: u64 = 50;
+/// Contents per statement (SQLite allows 500 terms in a compound SELECT).
+const PER_STATEMENT: usize = 100;
+
+/// Adds the `repeated_content` reason when `recipients` reach a step.
+pub(crate) fn add_reason(assessment: &mut Assessment, recipients: usize) {
+    if let Some((threshold, points)) = STEPS.iter().find(|(n, _)| recipients >= *n) {
+        assessment.reasons.push(Reason {
+            code: "repeated_content".into(),
+            detail: format!(
+                "The same content went to {recipients} different recipients in the last 24 hours (≥ {threshold})."
+            ),
+            points: *points,
+        });
+        assessment.score = assessment.score.saturating_add(*points).min(100);
+    }
+}
+
+/// The earlier recipients (at most [`COUNT_CAP`]) of each (account, content fingerprint)
+/// since `since`: one statement, a UNION ALL of one capped index range per content.
+pub(crate) async fn earlier_recipients<C: ConnectionTrait>(
+    conn: &C,
+    contents: &[(i64, &str)],
+    since: i64,
+) -> Result<HashMap<(i64, String), HashSet<String>>> {
+    let mut contents: Vec<(i64, &str)> = contents.to_vec();
+    contents.sort_unstable();
+    contents.dedup();
+    let mut found: HashMap<(i64, String), HashSet<String>> = HashMap::new();
+    for chunk in contents.chunks(PER_STATEMENT) {
+        let mut branches = chunk.iter().enumerate().map(|(tag, (account_id, fingerprint))| {
+            branch(tag, *account_id, fingerprint, since)
+        });
+        let Some(mut select) = branches.next() else { continue };
+        for other in branches {
+            select.union(UnionType::All, other);
+        }
+        for row in conn.query_all(&select).await? {
+            let tag: String = row.try_get_by_index(0)?;
+            let recipient: String = row.try_get_by_index(1)?;
+            let Some((account_id, fingerprint)) = tag.parse::<usize>().ok().and_then(|i| chunk.get(i)) else { continue };
+            found.entry((*account_id, fingerprint.to_string())).or_default().insert(recipient);
+        }
+    }
+    Ok(found)
+}
+
+/// `SELECT '<tag>', recipient FROM (SELECT DISTINCT recipient … LIMIT cap) AS r`; the tag is
+/// text because every database reads a text literal back as text (number literals come back
+/// as 32 or 64 bits depending on the database).
+fn branch(tag: usize, account_id: i64, fingerprint: &str, since: i64) -> SelectStatement {
+    let distinct = message::Entity::find()
+        .select_only()
+        .column(message::Column::Recipient)
+        .distinct()
+        .filter(message::Column::AccountId.eq(account_id))
+        .filter(message::Column::ContentFingerprint.eq(fingerprint))
+        .filter(message::Column::CreatedAt.gte(since))
+        .limit(COUNT_CAP)
+        .into_query();
+    Query::select()
+        .expr(Expr::cust(format!("'{tag}'")))
+        .column((Alias::new("r"), message::Column::Recipient))
+        .from_subquery(distinct, Alias::new("r"))
+        .to_owned()
+}
