@@ -108,18 +108,16 @@ pub struct Source<'a> {
 
 /// Stores one event inside the caller's transaction and returns its `event_id`.
 ///
-/// Call it inside a write transaction: on PostgreSQL and MySQL the account's row is locked
-/// first, so the events of one account get their ids in commit order and a reader paging by id
-/// (/api/events) can never pass over one that commits late. SQLite writes one at a time anyway.
+/// Call it inside a write transaction. Its place in the account's stream (what /api/events
+/// pages by) is its id on SQLite, where transactions commit one at a time in id order; on
+/// PostgreSQL and MySQL the event sequencer gives it a position once it has committed, so a
+/// reader can never pass over an event that commits late (see `event_sequencer`).
 pub async fn emit<C: ConnectionTrait>(
     conn: &C,
     source: Source<'_>,
     kind: EventKind,
     fields: Map<String, Value>,
 ) -> Result<String> {
-    if conn.get_database_backend() != sea_orm::DatabaseBackend::Sqlite {
-        crate::entities::account::Entity::find_by_id(source.account_id).lock_exclusive().one(conn).await?;
-    }
     let event_id = ids::new_id("evt");
     let now = time::now();
     let mut payload = Map::new();
@@ -151,7 +149,7 @@ pub async fn emit<C: ConnectionTrait>(
 /// Stores several events of one source inside the caller's transaction, in the order given, with
 /// one multi-row insert for the events and one for their webhook deliveries: what a batch of
 /// inbound messages costs instead of a handful of statements per event. Returns the `event_id`s.
-/// The same rules as [`emit`] apply (a write transaction; the account's row locked first).
+/// The same rules as [`emit`] apply.
 pub async fn emit_many<C: ConnectionTrait>(
     conn: &C,
     source: Source<'_>,
@@ -159,9 +157,6 @@ pub async fn emit_many<C: ConnectionTrait>(
 ) -> Result<Vec<String>> {
     if events.is_empty() {
         return Ok(Vec::new());
-    }
-    if conn.get_database_backend() != sea_orm::DatabaseBackend::Sqlite {
-        crate::entities::account::Entity::find_by_id(source.account_id).lock_exclusive().one(conn).await?;
     }
     let now = time::now();
     let timestamp = time::rfc3339(now);
@@ -217,17 +212,25 @@ pub struct StoredEvent {
     pub payload: String,
 }
 
-/// The account's events after `cursor`, oldest first.
+/// The account's events after `cursor`, oldest first: by id on SQLite, by position elsewhere
+/// (an event not yet given its position is not shown yet).
 pub async fn after(db: &DatabaseConnection, account_id: i64, cursor: i64, limit: u64) -> Result<Vec<StoredEvent>> {
+    crate::event_sequencer::before_reading(db, account_id).await?;
+    let by_id = db.get_database_backend() == sea_orm::DatabaseBackend::Sqlite;
+    let place = if by_id { event::Column::Id } else { event::Column::Position };
     Ok(event::Entity::find()
         .filter(event::Column::AccountId.eq(account_id))
-        .filter(event::Column::Id.gt(cursor))
-        .order_by_asc(event::Column::Id)
+        .filter(place.gt(cursor))
+        .order_by_asc(place)
         .limit(limit)
         .all(db)
         .await?
         .into_iter()
-        .map(|m| StoredEvent { cursor: m.id, kind: m.kind, payload: m.payload })
+        .map(|m| StoredEvent {
+            cursor: if by_id { m.id } else { m.position.unwrap_or(m.id) },
+            kind: m.kind,
+            payload: m.payload,
+        })
         .collect())
 }
 

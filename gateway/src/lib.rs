@@ -9,6 +9,7 @@ pub mod counters;
 pub mod db;
 pub mod entities;
 pub mod error;
+pub mod event_sequencer;
 pub mod events;
 pub mod faults;
 pub mod ids;

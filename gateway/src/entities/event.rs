@@ -13,6 +13,9 @@ pub struct Model {
     #[sea_orm(column_type = "Text")]
     pub payload: String,
     pub created_at: i64,
+    /// The event's place in its account's stream (PostgreSQL, MySQL: given by the sequencer
+    /// after the commit; SQLite: unused, the id is the place).
+    pub position: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

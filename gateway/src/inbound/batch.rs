@@ -32,7 +32,7 @@ pub(super) async fn store<C: ConnectionTrait>(
 ) -> Result<Vec<Received>> {
     if txn.get_database_backend() != sea_orm::DatabaseBackend::Sqlite {
         // Taken before looking for earlier copies, so two writers of this account (another
-        // server during a hand-over) cannot both find a message new. The events lock it anyway.
+        // server during a hand-over) cannot both find a message new.
         crate::entities::account::Entity::find_by_id(instance.account_id).lock_exclusive().one(txn).await?;
     }
     let ids: Vec<String> = messages.iter().map(|m| stored_id(m)).collect();

@@ -15,7 +15,7 @@ mod lane;
 mod scheduler;
 mod settle;
 pub mod signing;
-mod wake;
+pub(crate) mod wake;
 pub mod worker;
 
 pub use wake::wake;

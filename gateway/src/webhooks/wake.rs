@@ -29,7 +29,7 @@ pub fn wake() {
 
 /// A wake-up to wait for, registered when this is called: a `wake()` that happens between
 /// creating it and awaiting it is not lost (create it before looking for work).
-pub(super) fn armed() -> std::pin::Pin<Box<Notified<'static>>> {
+pub(crate) fn armed() -> std::pin::Pin<Box<Notified<'static>>> {
     let mut notified = Box::pin(WAKE.notified());
     notified.as_mut().enable();
     notified

@@ -15,6 +15,25 @@ on_every_database!(
     the_message_log_shows_statuses_and_failure_rates,
 );
 
+/// Only where transactions write events side by side (SQLite commits one writer at a time, in
+/// id order, so nothing can commit late there).
+mod an_event_that_commits_late_is_not_passed_over {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        crate::common::within_limit(super::an_event_that_commits_late_is_not_passed_over(
+            crate::common::Backend::Postgres,
+        ))
+        .await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn mysql() {
+        crate::common::within_limit(super::an_event_that_commits_late_is_not_passed_over(
+            crate::common::Backend::Mysql,
+        ))
+        .await
+    }
+}
+
 struct Account {
     browser: Browser,
     key: String,
@@ -439,5 +458,62 @@ async fn the_message_log_shows_statuses_and_failure_rates(backend: Backend) {
     let other = app.browser();
     other.signup(&unique_email("nosy2"), PASSWORD).await;
     assert!(!other.get("/messages").await.body.contains("bulk note"));
+    app.finish().await;
+}
+
+/// Two transactions of one account write events at once; the one with the smaller id commits
+/// last. A reader that paged past the other one's event must still get it.
+async fn an_event_that_commits_late_is_not_passed_over(backend: Backend) {
+    use gateway::events::{emit, EventKind, Source};
+    use sea_orm::TransactionTrait;
+    let Some(app) = spawn_app(backend).await else { return };
+    let browser = app.browser();
+    let email = unique_email("late");
+    browser.signup(&email, PASSWORD).await;
+    let key = browser.create_api_key("Integration").await;
+    let instance = browser.create_instance("Support line").await;
+    let account_id = gateway::accounts::find_by_email(&app.conn, &email).await.unwrap().unwrap().id;
+    let source = Source { account_id, instance_id: &instance, instance_name: "Support line" };
+    let fields = |n: i32| gateway::fields! {"group_id" => format!("late-{n}"), "change" => "subject"};
+
+    let early = app.conn.begin().await.unwrap();
+    emit(&early, source, EventKind::GroupUpdated, fields(1)).await.unwrap();
+    let later = app.conn.begin().await.unwrap();
+    emit(&later, source, EventKind::GroupUpdated, fields(2)).await.unwrap();
+    later.commit().await.unwrap();
+    gateway::webhooks::wake();
+
+    let seen = events(&app, &key).await;
+    let groups = |events: &[Value]| -> Vec<String> {
+        of_kind(events, "group.updated").iter().map(|e| e["group_id"].as_str().unwrap().to_string()).collect()
+    };
+    assert_eq!(groups(&seen), ["late-2"], "the uncommitted event is not shown yet");
+    let r: Value = app
+        .api()
+        .get(app.url("/api/events?after=0&limit=500"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let cursor = r["next_cursor"].as_str().unwrap().to_string();
+
+    early.commit().await.unwrap();
+    gateway::webhooks::wake();
+    let r: Value = app
+        .api()
+        .get(app.url(&format!("/api/events?after={cursor}&limit=500")))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let after: Vec<Value> = r["events"].as_array().unwrap().clone();
+    assert_eq!(groups(&after), ["late-1"], "the event that committed late comes after the cursor: {r}");
+    assert_eq!(groups(&events(&app, &key).await), ["late-2", "late-1"], "the stream is in commit order");
     app.finish().await;
 }

@@ -1,0 +1,129 @@
+//! The event sequencer (PostgreSQL, MySQL): gives committed events their place in the stream
+//! /api/events pages by.
+//!
+//! Ids are taken when a row is inserted, but transactions commit in any order, so a reader
+//! paging by id could pass over an event whose transaction commits after a later id was read.
+//! Locking the account's row in every event-writing transaction prevented that, at the price of
+//! one account's events committing one transaction at a time. Instead, events are written
+//! without a position and the sequencer, after they committed, numbers them in id order after
+//! everything numbered before: an event that commits late gets a later position, so no reader
+//! misses it. The sequencers of several processes take turns on the one `event_sequence` row.
+//! SQLite needs none of this: its transactions commit one at a time, so ids are in commit order.
+use std::time::Duration;
+
+use sea_orm::{
+    sea_query::{Expr, LockType, Query},
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, ExprTrait, IsolationLevel, QueryFilter,
+    QueryOrder, QuerySelect, TransactionTrait,
+};
+use tokio::sync::watch;
+
+use crate::{entities::event, error::Result};
+
+/// Events numbered per transaction.
+const BATCH: u64 = 1000;
+/// Runs this often even without a wake: events committed by a process that died before it
+/// numbered them get their place from another process within this time.
+const SWEEP: Duration = Duration::from_secs(1);
+
+fn needed(db: &DatabaseConnection) -> bool {
+    db.get_database_backend() != sea_orm::DatabaseBackend::Sqlite
+}
+
+/// Numbers committed events after every commit that wrote some (woken like the webhook
+/// workers), until shutdown. Returns at once on SQLite.
+pub async fn run(db: DatabaseConnection, mut shutdown: watch::Receiver<bool>) {
+    if !needed(&db) {
+        return;
+    }
+    loop {
+        // Armed before looking, so a commit in between is not missed.
+        let woken = crate::webhooks::wake::armed();
+        match sequence(&db).await {
+            Ok(n) if n as u64 == BATCH => continue,
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "numbering committed events failed; trying again"),
+        }
+        tokio::select! {
+            _ = woken => {}
+            _ = tokio::time::sleep(SWEEP) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Numbers the account's committed events before a reader pages them, so an answer never
+/// lacks an event that committed before it was asked for.
+pub async fn before_reading(db: &DatabaseConnection, account_id: i64) -> Result<()> {
+    if !needed(db) {
+        return Ok(());
+    }
+    let waiting = event::Entity::find()
+        .select_only()
+        .column(event::Column::Id)
+        .filter(event::Column::Position.is_null())
+        .filter(event::Column::AccountId.eq(account_id))
+        .limit(1)
+        .into_tuple::<i64>()
+        .one(db)
+        .await?;
+    if waiting.is_some() {
+        while sequence(db).await? as u64 == BATCH {}
+    }
+    Ok(())
+}
+
+/// One turn: numbers up to [`BATCH`] committed events in id order; returns how many.
+pub async fn sequence(db: &DatabaseConnection) -> Result<usize> {
+    // Read committed: the read of waiting events sees what has committed by then, and waits
+    // for no transaction still writing (MySQL's default would read an older snapshot).
+    let txn = db.begin_with_config(Some(IsolationLevel::ReadCommitted), None).await?;
+    let result = async {
+        let mut turn = Query::select();
+        turn.column(sea_orm::sea_query::Alias::new("last_position"))
+            .from(sea_orm::sea_query::Alias::new("event_sequence"))
+            .and_where(Expr::col(sea_orm::sea_query::Alias::new("id")).eq(1))
+            .lock(LockType::Update);
+        let last: i64 = match txn.query_one(&turn).await? {
+            Some(row) => row.try_get_by_index(0)?,
+            None => return Err(crate::Error::Internal("the event_sequence row is missing".into())),
+        };
+        let ids: Vec<i64> = event::Entity::find()
+            .select_only()
+            .column(event::Column::Id)
+            .filter(event::Column::Position.is_null())
+            .order_by_asc(event::Column::Id)
+            .limit(BATCH)
+            .into_tuple()
+            .all(&txn)
+            .await?;
+        let Some((first_id, first_position)) = ids.first().map(|id| (*id, last + 1)) else { return Ok(0) };
+        let mut case = Expr::case(Expr::col(event::Column::Id).eq(first_id), first_position);
+        for (offset, id) in ids.iter().enumerate().skip(1) {
+            case = case.case(Expr::col(event::Column::Id).eq(*id), last + 1 + offset as i64);
+        }
+        event::Entity::update_many()
+            .col_expr(event::Column::Position, case.finally(Expr::col(event::Column::Position)).into())
+            .filter(event::Column::Id.is_in(ids.iter().copied()))
+            .exec(&txn)
+            .await?;
+        let mut advance = Query::update();
+        advance
+            .table(sea_orm::sea_query::Alias::new("event_sequence"))
+            .value(sea_orm::sea_query::Alias::new("last_position"), last + ids.len() as i64)
+            .and_where(Expr::col(sea_orm::sea_query::Alias::new("id")).eq(1));
+        txn.execute(&advance).await?;
+        Ok(ids.len())
+    }
+    .await;
+    match result {
+        Ok(n) => {
+            txn.commit().await?;
+            Ok(n)
+        }
+        Err(e) => {
+            let _ = txn.rollback().await;
+            Err(e)
+        }
+    }
+}
