@@ -164,7 +164,7 @@ impl Counters {
         keys: &[K],
     ) -> Result<std::collections::HashMap<K, i64>, DbErr> {
         let mut counts = std::collections::HashMap::with_capacity(keys.len());
-        for chunk in keys.chunks(100) {
+        for chunk in crate::db::shaped_chunks(keys, 64) {
             let values: Vec<Vec<Value>> = chunk.iter().map(CounterKey::values).collect();
             let columns: Vec<Alias> = self.key_columns.iter().map(|c| Alias::new(*c)).collect();
             let mut insert = Query::insert();
@@ -199,7 +199,7 @@ impl Counters {
     /// rows must exist ([`Counters::lock`] made them).
     pub async fn add<C: ConnectionTrait, K: CounterKey>(&self, db: &C, deltas: &[(K, i64)]) -> Result<(), DbErr> {
         let deltas: Vec<&(K, i64)> = deltas.iter().filter(|(_, d)| *d != 0).collect();
-        for chunk in deltas.chunks(100) {
+        for chunk in crate::db::shaped_chunks(&deltas, 64) {
             let keys: Vec<Vec<Value>> = chunk.iter().map(|(k, _)| k.values()).collect();
             let count = Alias::new(self.count_column);
             let mut case = sea_orm::sea_query::CaseStatement::new();

@@ -97,16 +97,23 @@ pub async fn sequence(db: &DatabaseConnection) -> Result<usize> {
             .into_tuple()
             .all(&txn)
             .await?;
-        let Some((first_id, first_position)) = ids.first().map(|id| (*id, last + 1)) else { return Ok(0) };
-        let mut case = Expr::case(Expr::col(event::Column::Id).eq(first_id), first_position);
-        for (offset, id) in ids.iter().enumerate().skip(1) {
-            case = case.case(Expr::col(event::Column::Id).eq(*id), last + 1 + offset as i64);
+        if ids.is_empty() {
+            return Ok(0);
         }
-        event::Entity::update_many()
-            .col_expr(event::Column::Position, case.finally(Expr::col(event::Column::Position)).into())
-            .filter(event::Column::Id.is_in(ids.iter().copied()))
-            .exec(&txn)
-            .await?;
+        let numbered: Vec<(i64, i64)> = ids.iter().enumerate().map(|(offset, id)| (*id, last + 1 + offset as i64)).collect();
+        for chunk in crate::db::shaped_chunks(&numbered, 256) {
+            let mut arms = chunk.iter();
+            let Some((first_id, first_position)) = arms.next() else { continue };
+            let mut case = Expr::case(Expr::col(event::Column::Id).eq(*first_id), *first_position);
+            for (id, position) in arms {
+                case = case.case(Expr::col(event::Column::Id).eq(*id), *position);
+            }
+            event::Entity::update_many()
+                .col_expr(event::Column::Position, case.finally(Expr::col(event::Column::Position)).into())
+                .filter(event::Column::Id.is_in(chunk.iter().map(|(id, _)| *id)))
+                .exec(&txn)
+                .await?;
+        }
         let mut advance = Query::update();
         advance
             .table(sea_orm::sea_query::Alias::new("event_sequence"))

@@ -178,7 +178,7 @@ pub async fn emit_many<C: ConnectionTrait>(
             payload: Value::Object(payload).to_string(),
         });
     }
-    for chunk in stored.chunks(crate::db::INSERT_CHUNK) {
+    for chunk in crate::db::shaped_chunks(&stored, crate::db::INSERT_CHUNK) {
         let rows = chunk.iter().map(|e| event::ActiveModel {
             event_id: Set(e.event_id.clone()),
             account_id: Set(source.account_id),

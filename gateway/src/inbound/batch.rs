@@ -89,7 +89,7 @@ pub(super) async fn store<C: ConnectionTrait>(
             }
         })
         .collect();
-    for chunk in rows.chunks(crate::db::INSERT_CHUNK) {
+    for chunk in crate::db::shaped_chunks(&rows, crate::db::INSERT_CHUNK) {
         inbound_message::Entity::insert_many(chunk.to_vec()).exec_without_returning(txn).await?;
     }
 
@@ -138,7 +138,7 @@ async fn stored_before<C: ConnectionTrait>(
     ids: &[String],
 ) -> Result<HashMap<String, bool>> {
     let mut found = HashMap::new();
-    for chunk in ids.chunks(crate::db::INSERT_CHUNK) {
+    for chunk in crate::db::shaped_chunks(&ids, crate::db::INSERT_CHUNK) {
         let rows: Vec<(String, bool)> = inbound_message::Entity::find()
             .select_only()
             .column(inbound_message::Column::ProviderMessageId)
@@ -185,7 +185,7 @@ async fn touch_conversations<C: ConnectionTrait>(
     phones: &[&Phone],
     at: i64,
 ) -> Result<()> {
-    for chunk in phones.chunks(crate::db::INSERT_CHUNK) {
+    for chunk in crate::db::shaped_chunks(&phones, crate::db::INSERT_CHUNK) {
         let rows = chunk.iter().map(|phone| conversation::ActiveModel {
             instance_id: Set(instance.id.clone()),
             phone: Set(phone.as_str().into()),

@@ -94,7 +94,7 @@ async fn accepted_rows<C: ConnectionTrait>(
 ) -> Result<HashMap<i64, message::Model>> {
     let ids: Vec<i64> = ids.collect();
     let mut found = HashMap::with_capacity(ids.len());
-    for chunk in ids.chunks(crate::db::INSERT_CHUNK) {
+    for chunk in crate::db::shaped_chunks(&ids, crate::db::INSERT_CHUNK) {
         let mut query = message::Entity::find()
             .filter(message::Column::Id.is_in(chunk.iter().copied()))
             .filter(message::Column::Status.eq(MessageStatus::Accepted.as_str()));
@@ -114,7 +114,7 @@ async fn update_status<C: ConnectionTrait>(
     values: &[(i64, String)],
     now: i64,
 ) -> Result<()> {
-    for chunk in values.chunks(crate::db::INSERT_CHUNK) {
+    for chunk in crate::db::shaped_chunks(&values, crate::db::INSERT_CHUNK) {
         let mut cases = chunk.iter().map(|(id, value)| (Expr::col(message::Column::Id).eq(*id), Expr::val(value.clone())));
         let Some((first_when, first_then)) = cases.next() else { continue };
         let mut case = Expr::case(first_when, first_then);

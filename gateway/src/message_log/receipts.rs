@@ -114,7 +114,7 @@ async fn rows_by_provider_id<'a, C: ConnectionTrait>(
     ids.sort_unstable();
     ids.dedup();
     let mut found = HashMap::with_capacity(ids.len());
-    for chunk in ids.chunks(crate::db::INSERT_CHUNK) {
+    for chunk in crate::db::shaped_chunks(&ids, crate::db::INSERT_CHUNK) {
         let mut query = message::Entity::find()
             .filter(message::Column::InstanceId.eq(instance_id))
             .filter(message::Column::ProviderMessageId.is_in(chunk.iter().copied()));
@@ -134,7 +134,7 @@ async fn rows_by_provider_id<'a, C: ConnectionTrait>(
 async fn update_statuses<C: ConnectionTrait>(txn: &C, moved: &BTreeMap<i64, MessageStatus>) -> Result<()> {
     let now = time::now();
     let moved: Vec<(i64, MessageStatus)> = moved.iter().map(|(id, s)| (*id, *s)).collect();
-    for chunk in moved.chunks(crate::db::INSERT_CHUNK) {
+    for chunk in crate::db::shaped_chunks(&moved, crate::db::INSERT_CHUNK) {
         let mut cases = chunk.iter().map(|(id, s)| (Expr::col(message::Column::Id).eq(*id), Expr::val(s.as_str())));
         let Some((when, then)) = cases.next() else { continue };
         let mut case = Expr::case(when, then);

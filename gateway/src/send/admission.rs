@@ -285,7 +285,7 @@ async fn claimed_keys<C: ConnectionTrait>(txn: &C, jobs: &[&Job], at: i64) -> Re
     }
     let mut taken = HashSet::new();
     for (account_id, keys) in by_account {
-        for chunk in keys.chunks(crate::db::INSERT_CHUNK) {
+        for chunk in crate::db::shaped_chunks(&keys, crate::db::INSERT_CHUNK) {
             let rows: Vec<(String, i64)> = idempotency_key::Entity::find()
                 .select_only()
                 .column(idempotency_key::Column::Key)
@@ -315,7 +315,7 @@ async fn suppressed<C: ConnectionTrait>(txn: &C, jobs: &[&Job]) -> Result<HashSe
     let mut found = HashSet::new();
     for (account_id, phones) in by_account {
         let phones: Vec<&str> = phones.into_iter().collect();
-        for chunk in phones.chunks(crate::db::INSERT_CHUNK) {
+        for chunk in crate::db::shaped_chunks(&phones, crate::db::INSERT_CHUNK) {
             let rows: Vec<String> = suppression::Entity::find()
                 .select_only()
                 .column(suppression::Column::Phone)
@@ -339,7 +339,7 @@ async fn known_recipients<C: ConnectionTrait>(txn: &C, jobs: &[&Job]) -> Result<
     let mut found = HashSet::new();
     for (instance_id, phones) in by_instance {
         let phones: Vec<&str> = phones.into_iter().collect();
-        for chunk in phones.chunks(crate::db::INSERT_CHUNK) {
+        for chunk in crate::db::shaped_chunks(&phones, crate::db::INSERT_CHUNK) {
             let rows: Vec<String> = contacted_recipient::Entity::find()
                 .select_only()
                 .column(contacted_recipient::Column::Phone)
@@ -404,13 +404,13 @@ async fn insert_messages<C: ConnectionTrait>(
         })
         .collect();
     // Media can make rows large: a smaller chunk keeps one statement's size in bounds.
-    for chunk in rows.chunks(64) {
+    for chunk in crate::db::shaped_chunks(&rows, 64) {
         message::Entity::insert_many(chunk.to_vec()).exec_without_returning(txn).await?;
     }
     // The ids by message id (unique), which every database can answer; RETURNING's row order
     // is not promised anywhere.
     let mut ids: HashMap<String, i64> = HashMap::with_capacity(message_ids.len());
-    for chunk in message_ids.chunks(crate::db::INSERT_CHUNK) {
+    for chunk in crate::db::shaped_chunks(&message_ids, crate::db::INSERT_CHUNK) {
         let rows: Vec<(String, i64)> = message::Entity::find()
             .select_only()
             .column(message::Column::MessageId)
@@ -464,7 +464,7 @@ async fn insert_decisions<C: ConnectionTrait>(
             ..Default::default()
         });
     }
-    for chunk in rows.chunks(crate::db::INSERT_CHUNK) {
+    for chunk in crate::db::shaped_chunks(&rows, crate::db::INSERT_CHUNK) {
         policy_decision::Entity::insert_many(chunk.to_vec()).exec_without_returning(txn).await?;
     }
     for ((account_id, decision), n) in stats {
@@ -478,7 +478,7 @@ async fn insert_claims<C: ConnectionTrait>(txn: &C, admitted: &[(usize, &Job)], 
         .iter()
         .filter_map(|(_, job)| job.keyed.as_ref().map(|keyed| idempotency::claim_row(job.account_id, keyed, at)))
         .collect();
-    for chunk in rows.chunks(crate::db::INSERT_CHUNK) {
+    for chunk in crate::db::shaped_chunks(&rows, crate::db::INSERT_CHUNK) {
         idempotency_key::Entity::insert_many(chunk.to_vec()).exec_without_returning(txn).await?;
     }
     Ok(())

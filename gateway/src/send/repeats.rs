@@ -23,7 +23,7 @@ const STEPS: [(usize, u8); 3] = [(50, 60), (20, 40), (10, 20)];
 /// popular template costs the same to check as a new one.
 pub(crate) const COUNT_CAP: u64 = 50;
 /// Contents per statement (SQLite allows 500 terms in a compound SELECT).
-const PER_STATEMENT: usize = 100;
+const PER_STATEMENT: usize = 64;
 
 /// Adds the `repeated_content` reason when `recipients` reach a step.
 pub(crate) fn add_reason(assessment: &mut Assessment, recipients: usize) {
@@ -50,7 +50,7 @@ pub(crate) async fn earlier_recipients<C: ConnectionTrait>(
     contents.sort_unstable();
     contents.dedup();
     let mut found: HashMap<(i64, String), HashSet<String>> = HashMap::new();
-    for chunk in contents.chunks(PER_STATEMENT) {
+    for chunk in crate::db::shaped_chunks(&contents, PER_STATEMENT) {
         let mut branches = chunk.iter().enumerate().map(|(tag, (account_id, fingerprint))| {
             branch(tag, *account_id, fingerprint, since)
         });

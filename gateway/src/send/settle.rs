@@ -101,7 +101,7 @@ pub(crate) async fn settle_all<C: ConnectionTrait>(txn: &C, jobs: &[&Job]) -> Re
 
 /// The allowed decisions of messages that did not deliver say so (`gateway_send_failed`).
 async fn mark_decisions_failed<C: ConnectionTrait>(txn: &C, log_ids: &[i64]) -> Result<()> {
-    for chunk in log_ids.chunks(crate::db::INSERT_CHUNK) {
+    for chunk in crate::db::shaped_chunks(&log_ids, crate::db::INSERT_CHUNK) {
         policy_decision::Entity::update_many()
             .col_expr(policy_decision::Column::ErrorCode, Expr::value("gateway_send_failed"))
             .filter(policy_decision::Column::MessageLogId.is_in(chunk.iter().copied()))

@@ -96,7 +96,7 @@ pub(crate) async fn record_contacts<C: ConnectionTrait>(db: &C, pairs: &[(&str, 
         })
         .collect();
     let pk = [contacted_recipient::Column::InstanceId, contacted_recipient::Column::Phone];
-    for chunk in rows.chunks(crate::db::INSERT_CHUNK) {
+    for chunk in crate::db::shaped_chunks(&rows, crate::db::INSERT_CHUNK) {
         contacted_recipient::Entity::insert_many(chunk.to_vec())
             .on_conflict(OnConflict::columns(pk).do_nothing_on(pk).to_owned())
             .exec_without_returning(db)

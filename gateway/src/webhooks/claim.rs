@@ -116,31 +116,37 @@ async fn lease(
     // Through the process's SQLite writer queue like every other write, so the lease never
     // waits in SQLite's sleeping busy handler behind a request's transaction.
     let txn = crate::db::begin_write(db).await?;
-    let won = webhook_delivery::Entity::update_many()
-        .col_expr(webhook_delivery::Column::LockedUntil, Expr::value(now + lease_secs))
-        .col_expr(webhook_delivery::Column::LeaseOwner, Expr::value(token.clone()))
-        .filter(webhook_delivery::Column::Id.is_in(ids.iter().copied()))
-        .filter(webhook_delivery::Column::Status.eq("pending"))
-        .filter(webhook_delivery::Column::LockedUntil.lt(now))
-        .exec(&txn)
-        .await?
-        .rows_affected;
+    let mut won = 0;
+    // In pieces of a few sizes, so the prepared statements stay cached (see db::shaped_chunks).
+    for chunk in crate::db::shaped_chunks(ids, crate::db::INSERT_CHUNK) {
+        won += webhook_delivery::Entity::update_many()
+            .col_expr(webhook_delivery::Column::LockedUntil, Expr::value(now + lease_secs))
+            .col_expr(webhook_delivery::Column::LeaseOwner, Expr::value(token.clone()))
+            .filter(webhook_delivery::Column::Id.is_in(chunk.iter().copied()))
+            .filter(webhook_delivery::Column::Status.eq("pending"))
+            .filter(webhook_delivery::Column::LockedUntil.lt(now))
+            .exec(&txn)
+            .await?
+            .rows_affected;
+    }
     txn.commit().await?;
     drop(writing);
     if won == 0 {
         return Ok(Vec::new());
     }
     let claimed_at = Instant::now();
-    Ok(webhook_delivery::Entity::find()
-        .filter(webhook_delivery::Column::Id.is_in(ids.iter().copied()))
-        .filter(webhook_delivery::Column::LeaseOwner.eq(token))
-        .order_by_asc(webhook_delivery::Column::NextAttemptAt)
-        .order_by_asc(webhook_delivery::Column::Id)
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|delivery| Claimed { delivery, claimed_at })
-        .collect())
+    let mut leased = Vec::with_capacity(won as usize);
+    for chunk in crate::db::shaped_chunks(ids, crate::db::INSERT_CHUNK) {
+        leased.extend(
+            webhook_delivery::Entity::find()
+                .filter(webhook_delivery::Column::Id.is_in(chunk.iter().copied()))
+                .filter(webhook_delivery::Column::LeaseOwner.eq(token.clone()))
+                .all(db)
+                .await?,
+        );
+    }
+    leased.sort_by_key(|d| (d.next_attempt_at, d.id));
+    Ok(leased.into_iter().map(|delivery| Claimed { delivery, claimed_at }).collect())
 }
 
 /// The earliest time after `now` at which a pending delivery becomes due (a scheduled retry).

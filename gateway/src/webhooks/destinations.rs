@@ -341,7 +341,7 @@ pub(crate) async fn fan_out_many<C: ConnectionTrait>(
     if rows.is_empty() {
         return Ok(());
     }
-    for chunk in rows.chunks(crate::db::INSERT_CHUNK) {
+    for chunk in crate::db::shaped_chunks(&rows, crate::db::INSERT_CHUNK) {
         webhook_delivery::Entity::insert_many(chunk.to_vec()).exec_without_returning(conn).await?;
     }
     super::wake::notify_other_processes(conn, super::wake::Notify::Throttled).await?;

@@ -99,7 +99,7 @@ pub(super) async fn write(db: &DatabaseConnection, lane: &WriteLane, batch: &[Se
 async fn write_in(txn: &crate::db::WriteTxn, batch: &[Settlement]) -> Result<()> {
     let now = time::now();
     let attempts: Vec<webhook_attempt::ActiveModel> = batch.iter().filter_map(|s| s.attempt.clone()).collect();
-    for chunk in attempts.chunks(INSERT_CHUNK) {
+    for chunk in crate::db::shaped_chunks(&attempts, INSERT_CHUNK) {
         webhook_attempt::Entity::insert_many(chunk.to_vec()).exec_without_returning(txn).await?;
     }
 
@@ -176,15 +176,17 @@ async fn update<const N: usize>(
     ids: &[i64],
     values: [(webhook_delivery::Column, SimpleExpr); N],
 ) -> Result<()> {
-    let mut query = webhook_delivery::Entity::update_many();
-    for (column, value) in values {
-        query = query.col_expr(column, value);
+    for chunk in crate::db::shaped_chunks(ids, crate::db::INSERT_CHUNK) {
+        let mut query = webhook_delivery::Entity::update_many();
+        for (column, value) in values.iter().cloned() {
+            query = query.col_expr(column, value);
+        }
+        query
+            .filter(webhook_delivery::Column::Id.is_in(chunk.iter().copied()))
+            .filter(webhook_delivery::Column::LeaseOwner.eq(token))
+            .exec(txn)
+            .await?;
     }
-    query
-        .filter(webhook_delivery::Column::Id.is_in(ids.iter().copied()))
-        .filter(webhook_delivery::Column::LeaseOwner.eq(token))
-        .exec(txn)
-        .await?;
     Ok(())
 }
 
