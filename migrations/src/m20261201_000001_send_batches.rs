@@ -73,11 +73,25 @@ impl MigrationTrait for Migration {
                 Index::create().name(POSITION_INDEX).table(Events::Table).col(Events::AccountId).col(Events::Position).to_owned(),
             )
             .await?;
-        manager
-            .create_index(
-                Index::create().name(UNSEQUENCED_INDEX).table(Events::Table).col(Events::Position).col(Events::Id).to_owned(),
-            )
-            .await?;
+        // What the sequencer looks for: the few events not numbered yet, in id order. On
+        // PostgreSQL a partial index holds only those (otherwise the planner walks the primary
+        // key through every numbered event); MySQL has no partial indexes, and its NULL entries
+        // of (position, id) come first in id order.
+        if manager.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
+            conn.execute_unprepared(&format!("CREATE INDEX {UNSEQUENCED_INDEX} ON events (id) WHERE position IS NULL"))
+                .await?;
+        } else {
+            manager
+                .create_index(
+                    Index::create()
+                        .name(UNSEQUENCED_INDEX)
+                        .table(Events::Table)
+                        .col(Events::Position)
+                        .col(Events::Id)
+                        .to_owned(),
+                )
+                .await?;
+        }
         manager
             .create_table(
                 Table::create()

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use sea_orm::{
     sea_query::{Alias, Expr, Query, SelectStatement, UnionType},
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, QueryTrait,
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
 };
 
 use crate::{
@@ -19,9 +19,10 @@ use crate::{
 pub(crate) const WINDOW_SECS: i64 = 24 * 3600;
 /// Distinct recipients, and the points they add; the first step reached applies.
 const STEPS: [(usize, u8); 3] = [(50, 60), (20, 40), (10, 20)];
-/// Recipients beyond the highest step change nothing: a content's count stops there, so a
-/// popular template costs the same to check as a new one.
-pub(crate) const COUNT_CAP: u64 = 50;
+/// Earlier messages of one content read at most (the newest): a popular template costs the
+/// same to check as a new one. Ten times the highest step, so only a content sent again and
+/// again to the same few people can be counted short.
+pub(crate) const ROWS_CAP: u64 = 500;
 /// Contents per statement (SQLite allows 500 terms in a compound SELECT).
 const PER_STATEMENT: usize = 64;
 
@@ -39,8 +40,9 @@ pub(crate) fn add_reason(assessment: &mut Assessment, recipients: usize) {
     }
 }
 
-/// The earlier recipients (at most [`COUNT_CAP`]) of each (account, content fingerprint)
-/// since `since`: one statement, a UNION ALL of one capped index range per content.
+/// The distinct recipients of the newest earlier messages (at most [`ROWS_CAP`]) of each
+/// (account, content fingerprint) since `since`: one statement, a UNION ALL of one capped
+/// range of the fingerprint index per content.
 pub(crate) async fn earlier_recipients<C: ConnectionTrait>(
     conn: &C,
     contents: &[(i64, &str)],
@@ -68,18 +70,20 @@ pub(crate) async fn earlier_recipients<C: ConnectionTrait>(
     Ok(found)
 }
 
-/// `SELECT '<tag>', recipient FROM (SELECT DISTINCT recipient … LIMIT cap) AS r`; the tag is
+/// `SELECT '<tag>', recipient FROM (SELECT recipient … ORDER BY created_at DESC LIMIT cap) AS r`.
+/// No DISTINCT inside: with it, PostgreSQL walks the (account, recipient) index to avoid a
+/// sort and reads every message of the account when few match. The tag is
 /// text because every database reads a text literal back as text (number literals come back
 /// as 32 or 64 bits depending on the database).
 fn branch(tag: usize, account_id: i64, fingerprint: &str, since: i64) -> SelectStatement {
     let distinct = message::Entity::find()
         .select_only()
         .column(message::Column::Recipient)
-        .distinct()
         .filter(message::Column::AccountId.eq(account_id))
         .filter(message::Column::ContentFingerprint.eq(fingerprint))
         .filter(message::Column::CreatedAt.gte(since))
-        .limit(COUNT_CAP)
+        .order_by_desc(message::Column::CreatedAt)
+        .limit(ROWS_CAP)
         .into_query();
     Query::select()
         .expr(Expr::cust(format!("'{tag}'")))
