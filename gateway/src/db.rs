@@ -159,7 +159,6 @@ pub fn shaped_chunks<T>(items: &[T], max: usize) -> impl Iterator<Item = &[T]> {
     })
 }
 
-
 /// Errors worth trying the whole transaction again for: a deadlock victim (PostgreSQL,
 /// MySQL), a serialization failure, or SQLite's busy/locked after its timeout.
 pub fn is_transient(error: &crate::Error) -> bool {

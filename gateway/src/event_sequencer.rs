@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use sea_orm::{
     sea_query::{Expr, LockType, Query},
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, ExprTrait, IsolationLevel, QueryFilter,
-    QueryOrder, QuerySelect, TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, ExprTrait, IsolationLevel, QueryFilter, QueryOrder,
+    QuerySelect, TransactionTrait,
 };
 use tokio::sync::watch;
 
@@ -100,7 +100,8 @@ pub async fn sequence(db: &DatabaseConnection) -> Result<usize> {
         if ids.is_empty() {
             return Ok(0);
         }
-        let numbered: Vec<(i64, i64)> = ids.iter().enumerate().map(|(offset, id)| (*id, last + 1 + offset as i64)).collect();
+        let numbered: Vec<(i64, i64)> =
+            ids.iter().enumerate().map(|(offset, id)| (*id, last + 1 + offset as i64)).collect();
         for chunk in crate::db::shaped_chunks(&numbered, 256) {
             let mut arms = chunk.iter();
             let Some((first_id, first_position)) = arms.next() else { continue };

@@ -78,7 +78,13 @@ async fn count<C: ConnectionTrait>(db: &C, account_id: i64, decision: &str, at: 
 }
 
 /// Counts `n` decisions of one kind in the hour of `at` (a batch's in one statement).
-pub(crate) async fn count_n<C: ConnectionTrait>(db: &C, account_id: i64, decision: &str, at: i64, n: i64) -> Result<()> {
+pub(crate) async fn count_n<C: ConnectionTrait>(
+    db: &C,
+    account_id: i64,
+    decision: &str,
+    at: i64,
+    n: i64,
+) -> Result<()> {
     let column = match decision {
         "allow" => "allowed",
         "flag" => "flagged",

@@ -70,7 +70,12 @@ impl MigrationTrait for Migration {
         conn.execute_unprepared("UPDATE events SET position = id").await?;
         manager
             .create_index(
-                Index::create().name(POSITION_INDEX).table(Events::Table).col(Events::AccountId).col(Events::Position).to_owned(),
+                Index::create()
+                    .name(POSITION_INDEX)
+                    .table(Events::Table)
+                    .col(Events::AccountId)
+                    .col(Events::Position)
+                    .to_owned(),
             )
             .await?;
         // What the sequencer looks for: the few events not numbered yet, in id order. On
@@ -116,7 +121,9 @@ impl MigrationTrait for Migration {
         manager.alter_table(Table::alter().table(Events::Table).drop_column(Events::Position).to_owned()).await?;
         manager.drop_index(Index::drop().name(POLICY_INDEX).table(PolicyDecisions::Table).to_owned()).await?;
         manager
-            .alter_table(Table::alter().table(PolicyDecisions::Table).drop_column(PolicyDecisions::MessageLogId).to_owned())
+            .alter_table(
+                Table::alter().table(PolicyDecisions::Table).drop_column(PolicyDecisions::MessageLogId).to_owned(),
+            )
             .await
     }
 }

@@ -115,7 +115,8 @@ async fn update_status<C: ConnectionTrait>(
     now: i64,
 ) -> Result<()> {
     for chunk in crate::db::shaped_chunks(&values, crate::db::INSERT_CHUNK) {
-        let mut cases = chunk.iter().map(|(id, value)| (Expr::col(message::Column::Id).eq(*id), Expr::val(value.clone())));
+        let mut cases =
+            chunk.iter().map(|(id, value)| (Expr::col(message::Column::Id).eq(*id), Expr::val(value.clone())));
         let Some((first_when, first_then)) = cases.next() else { continue };
         let mut case = Expr::case(first_when, first_then);
         for (when, then) in cases {

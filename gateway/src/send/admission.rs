@@ -160,7 +160,12 @@ pub(crate) async fn admit_all<C: ConnectionTrait>(
 enum Decided {
     KeyTaken,
     Refused(Refusal),
-    Admitted { reservation: usage::Reservation, throttle: throttle::Admission, assessment: Assessment, decision: Decision },
+    Admitted {
+        reservation: usage::Reservation,
+        throttle: throttle::Admission,
+        assessment: Assessment,
+        decision: Decision,
+    },
 }
 
 /// Steps 8–11 for one send, against the batch's counts (taken from them when admitted).
@@ -186,7 +191,10 @@ fn decide(
     let (day, month) = (usage::day_of(job.account_id, now), usage::month_of(job.account_id, now));
     let used_today = counts.usage(&day);
     if used_today >= job.limits.daily {
-        return Decided::Refused(limit_refusal(usage::LimitExceeded::Daily { limit: job.limits.daily, used: used_today }));
+        return Decided::Refused(limit_refusal(usage::LimitExceeded::Daily {
+            limit: job.limits.daily,
+            used: used_today,
+        }));
     }
     let used_month = counts.usage(&month);
     if used_month >= job.limits.monthly {
@@ -374,7 +382,9 @@ async fn insert_messages<C: ConnectionTrait>(
                 _ => job.assessment.score,
             };
             let (conversation_id, agent_extension) = match &job.draft.channel {
-                Channel::ThreeCx { conversation_id, agent_extension } => (conversation_id.clone(), agent_extension.clone()),
+                Channel::ThreeCx { conversation_id, agent_extension } => {
+                    (conversation_id.clone(), agent_extension.clone())
+                }
                 Channel::Api => (None, None),
             };
             message::ActiveModel {
@@ -423,7 +433,9 @@ async fn insert_messages<C: ConnectionTrait>(
     }
     message_ids
         .iter()
-        .map(|m| ids.get(m).copied().ok_or_else(|| crate::Error::Internal(format!("message {m} not found after insert"))))
+        .map(|m| {
+            ids.get(m).copied().ok_or_else(|| crate::Error::Internal(format!("message {m} not found after insert")))
+        })
         .collect()
 }
 

@@ -85,7 +85,12 @@ pub async fn claim<C: ConnectionTrait>(conn: &C, account_id: i64, keyed: &KeyedR
 }
 
 /// Removes a key whose 24 hours are over (found by admission: the key is free again).
-pub(crate) async fn remove_expired<C: ConnectionTrait>(conn: &C, account_id: i64, key: &str, created_at: i64) -> Result<()> {
+pub(crate) async fn remove_expired<C: ConnectionTrait>(
+    conn: &C,
+    account_id: i64,
+    key: &str,
+    created_at: i64,
+) -> Result<()> {
     idempotency_key::Entity::delete_many()
         .filter(idempotency_key::Column::AccountId.eq(account_id))
         .filter(idempotency_key::Column::Key.eq(key))

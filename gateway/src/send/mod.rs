@@ -312,7 +312,14 @@ impl Sender<'_> {
             Step::Earlier(claim) => Ok(Outcome::Earlier(claim)),
             Step::Refused(refusal) => Err(refusal),
             Step::Finished(delivery::Finished::Sent { message_id, log_id, remaining_today, assessment, decision }) => {
-                Ok(Outcome::Sent(Sent { message_id, log_id, daily_limit: limits.daily, remaining_today, assessment, decision }))
+                Ok(Outcome::Sent(Sent {
+                    message_id,
+                    log_id,
+                    daily_limit: limits.daily,
+                    remaining_today,
+                    assessment,
+                    decision,
+                }))
             }
             Step::Finished(delivery::Finished::Failed { log_id }) => Err(Refusal::GatewaySendFailed { log_id }),
         })
@@ -344,7 +351,6 @@ impl Sender<'_> {
         }
         Ok(Ok(Outcome::DryRun(DryRun { decision, assessment, refusal: None })))
     }
-
 }
 
 /// The content policy's view of the text (and a media file's name), repeated content aside.

@@ -53,9 +53,10 @@ pub(crate) async fn earlier_recipients<C: ConnectionTrait>(
     contents.dedup();
     let mut found: HashMap<(i64, String), HashSet<String>> = HashMap::new();
     for chunk in crate::db::shaped_chunks(&contents, PER_STATEMENT) {
-        let mut branches = chunk.iter().enumerate().map(|(tag, (account_id, fingerprint))| {
-            branch(tag, *account_id, fingerprint, since)
-        });
+        let mut branches = chunk
+            .iter()
+            .enumerate()
+            .map(|(tag, (account_id, fingerprint))| branch(tag, *account_id, fingerprint, since));
         let Some(mut select) = branches.next() else { continue };
         for other in branches {
             select.union(UnionType::All, other);
@@ -63,7 +64,9 @@ pub(crate) async fn earlier_recipients<C: ConnectionTrait>(
         for row in conn.query_all(&select).await? {
             let tag: String = row.try_get_by_index(0)?;
             let recipient: String = row.try_get_by_index(1)?;
-            let Some((account_id, fingerprint)) = tag.parse::<usize>().ok().and_then(|i| chunk.get(i)) else { continue };
+            let Some((account_id, fingerprint)) = tag.parse::<usize>().ok().and_then(|i| chunk.get(i)) else {
+                continue;
+            };
             found.entry((*account_id, fingerprint.to_string())).or_default().insert(recipient);
         }
     }

@@ -40,7 +40,11 @@ pub(crate) struct Job {
 
 impl Job {
     fn source(&self) -> Source<'_> {
-        Source { account_id: self.ticket.account_id, instance_id: &self.instance_id, instance_name: &self.instance_name }
+        Source {
+            account_id: self.ticket.account_id,
+            instance_id: &self.instance_id,
+            instance_name: &self.instance_name,
+        }
     }
 }
 
@@ -92,7 +96,9 @@ pub(crate) async fn settle_all<C: ConnectionTrait>(txn: &C, jobs: &[&Job]) -> Re
         let Some(key) = &job.key else { continue };
         match &job.outcome {
             Outcome::Sent { answer, .. } => idempotency::complete(txn, job.ticket.account_id, key, 200, answer).await?,
-            Outcome::Unknown { answer, .. } => idempotency::complete(txn, job.ticket.account_id, key, 502, answer).await?,
+            Outcome::Unknown { answer, .. } => {
+                idempotency::complete(txn, job.ticket.account_id, key, 502, answer).await?
+            }
             Outcome::Refused { .. } => idempotency::release(txn, job.ticket.account_id, key).await?,
         }
     }

@@ -4,7 +4,12 @@
 //! people quickly).
 use sea_orm::{sea_query::OnConflict, ConnectionTrait, DatabaseConnection, EntityTrait, Set};
 
-use crate::{counters::{Counter, Counters}, entities::contacted_recipient, error::Result, send::phone::Phone};
+use crate::{
+    counters::{Counter, Counters},
+    entities::contacted_recipient,
+    error::Result,
+    send::phone::Phone,
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ThrottleLimits {
@@ -24,7 +29,11 @@ pub struct Throttled {
 }
 
 fn window((scope, start): (String, i64)) -> Counter {
-    Counter { table: "rate_windows", keys: vec![("scope", scope.into()), ("window_start", start.into())], count_column: "count" }
+    Counter {
+        table: "rate_windows",
+        keys: vec![("scope", scope.into()), ("window_start", start.into())],
+        count_column: "count",
+    }
 }
 
 /// Every rate window, for batches.

@@ -27,10 +27,8 @@ mod an_event_that_commits_late_is_not_passed_over {
     }
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn mysql() {
-        crate::common::within_limit(super::an_event_that_commits_late_is_not_passed_over(
-            crate::common::Backend::Mysql,
-        ))
-        .await
+        crate::common::within_limit(super::an_event_that_commits_late_is_not_passed_over(crate::common::Backend::Mysql))
+            .await
     }
 }
 

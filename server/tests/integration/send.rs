@@ -339,7 +339,11 @@ async fn concurrent_sends_share_a_transaction_and_keep_their_own_answers(backend
         vec![("WAG_SEND_RATE_PER_MINUTE", "100000".to_string()), ("WAG_NEW_RECIPIENTS_PER_HOUR", "100000".to_string())];
     let Some(f) = fixture(backend, env).await else { return };
     f.browser
-        .submit("/suppressed-recipients", "/_fn/suppressions/add", &[("phone", "+966501112233"), ("reason", "complaint")])
+        .submit(
+            "/suppressed-recipients",
+            "/_fn/suppressions/add",
+            &[("phone", "+966501112233"), ("reason", "complaint")],
+        )
         .await;
     assert_eq!(f.send(&f.body("+966501112233", OK_TEXT)).await.1["error"], "recipient_suppressed");
 
@@ -390,7 +394,8 @@ async fn concurrent_sends_share_a_transaction_and_keep_their_own_answers(backend
         let conn = f.app.conn.clone();
         async move {
             use sea_orm::{ConnectionTrait, Statement};
-            let row = conn.query_one_raw(Statement::from_string(conn.get_database_backend(), sql)).await.unwrap().unwrap();
+            let row =
+                conn.query_one_raw(Statement::from_string(conn.get_database_backend(), sql)).await.unwrap().unwrap();
             row.try_get_by_index::<i64>(0).unwrap()
         }
     };
