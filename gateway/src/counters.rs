@@ -19,7 +19,8 @@ impl Counter {
             .iter()
             .map(|(col, value)| Expr::col(Alias::new(*col)).eq(value.clone()))
             .reduce(|a, b| a.and(b))
-            .expect("a counter has at least one key column")
+            // No key columns would be a programming error: match nothing rather than every row.
+            .unwrap_or_else(|| Expr::val(false).into())
     }
 
     async fn ensure_row<C: ConnectionTrait>(&self, db: &C) -> Result<(), DbErr> {
@@ -150,7 +151,7 @@ impl Counters {
                     .zip(values)
                     .map(|(col, value)| Expr::col(Alias::new(*col)).eq(value.clone()))
                     .reduce(|a, b| a.and(b))
-                    .expect("a counter has at least one key column")
+                    .unwrap_or_else(|| Expr::val(false).into())
             })
             .reduce(|a, b| a.or(b))
             .unwrap_or_else(|| Expr::val(false).into())

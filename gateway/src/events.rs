@@ -3,8 +3,7 @@
 //! `timestamp` — in the same transaction as the change that caused it, so none is ever lost:
 //! /api/events reads them in order, and webhook delivery fans out from them.
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -118,32 +117,8 @@ pub async fn emit<C: ConnectionTrait>(
     kind: EventKind,
     fields: Map<String, Value>,
 ) -> Result<String> {
-    let event_id = ids::new_id("evt");
-    let now = time::now();
-    let mut payload = Map::new();
-    payload.insert("event".into(), Value::String(kind.as_str().into()));
-    payload.insert("event_id".into(), Value::String(event_id.clone()));
-    payload.insert("instance_id".into(), Value::String(source.instance_id.into()));
-    payload.insert("instance_name".into(), Value::String(source.instance_name.into()));
-    for (key, value) in fields {
-        payload.insert(key, value);
-    }
-    payload.insert("timestamp".into(), Value::String(time::rfc3339(now)));
-    let payload = Value::Object(payload).to_string();
-    event::ActiveModel {
-        event_id: Set(event_id.clone()),
-        account_id: Set(source.account_id),
-        instance_id: Set(source.instance_id.into()),
-        kind: Set(kind.as_str().into()),
-        payload: Set(payload.clone()),
-        created_at: Set(now),
-        ..Default::default()
-    }
-    .insert(conn)
-    .await?;
-    crate::webhooks::destinations::fan_out(conn, source.account_id, source.instance_id, kind, &event_id, &payload)
-        .await?;
-    Ok(event_id)
+    let mut stored = emit_many(conn, source, vec![(kind, fields)]).await?;
+    stored.pop().ok_or_else(|| crate::Error::Internal("an emitted event has no id".into()))
 }
 
 /// Stores several events of one source inside the caller's transaction, in the order given, with

@@ -16,19 +16,9 @@ async fn bump<C: ConnectionTrait>(conn: &C, account_id: i64, at: i64, column: &'
     Ok(())
 }
 
-/// A message was admitted at `created_at`.
-pub async fn count_created<C: ConnectionTrait>(conn: &C, account_id: i64, created_at: i64) -> Result<()> {
-    bump(conn, account_id, created_at, "total", 1).await
-}
-
 /// `n` messages were admitted at `created_at` (a batch's, in one statement).
 pub async fn count_created_n<C: ConnectionTrait>(conn: &C, account_id: i64, created_at: i64, n: i64) -> Result<()> {
     bump(conn, account_id, created_at, "total", n).await
-}
-
-/// A message created at `created_at` failed.
-pub async fn count_failed<C: ConnectionTrait>(conn: &C, account_id: i64, created_at: i64) -> Result<()> {
-    bump(conn, account_id, created_at, "failed", 1).await
 }
 
 /// `n` messages created in the hour of `created_at` failed.

@@ -156,17 +156,6 @@ pub async fn summary(db: &DatabaseConnection, account_id: i64, since: i64) -> Re
     Ok(summary)
 }
 
-/// Policy-violation blocks of an instance since `since` (for the review pause).
-/// A send that passed every check but that the provider did not take.
-pub async fn mark_send_failed<C: sea_orm::ConnectionTrait>(db: &C, id: i64, error_code: &str) -> Result<()> {
-    policy_decision::Entity::update_many()
-        .col_expr(policy_decision::Column::ErrorCode, sea_orm::sea_query::Expr::value(error_code))
-        .filter(policy_decision::Column::Id.eq(id))
-        .exec(db)
-        .await?;
-    Ok(())
-}
-
 pub async fn policy_blocks_since(db: &DatabaseConnection, instance_id: &str, since: i64) -> Result<u64> {
     Ok(policy_decision::Entity::find()
         .filter(policy_decision::Column::InstanceId.eq(instance_id))

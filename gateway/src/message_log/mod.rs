@@ -7,7 +7,7 @@ use crate::{
     connectors::DeliveryStatus,
     entities::message,
     error::Result,
-    events::{self, EventKind, Source},
+    events::{EventKind, Source},
     time,
 };
 
@@ -87,10 +87,15 @@ pub struct NewMessage<'a> {
     pub idempotency_key: Option<&'a str>,
 }
 
-/// Logs a message as accepted (and counts it in its hour); returns its log id.
-pub async fn insert_accepted<C: sea_orm::ConnectionTrait>(db: &C, new: NewMessage<'_>) -> Result<i64> {
-    let now = time::now();
-    let row = message::ActiveModel {
+/// The row of a message admitted at `at`, status `accepted`.
+pub(crate) fn accepted_row(new: NewMessage<'_>, at: i64) -> message::ActiveModel {
+    let (conversation_id, agent_extension) = match new.channel {
+        crate::send::Channel::ThreeCx { conversation_id, agent_extension } => {
+            (conversation_id.clone(), agent_extension.clone())
+        }
+        crate::send::Channel::Api => (None, None),
+    };
+    message::ActiveModel {
         message_id: Set(new.message_id.into()),
         account_id: Set(new.account_id),
         instance_id: Set(new.instance_id.into()),
@@ -107,22 +112,22 @@ pub async fn insert_accepted<C: sea_orm::ConnectionTrait>(db: &C, new: NewMessag
         provider_message_id: Set(None),
         error: Set(None),
         source: Set(new.channel.source_label().into()),
-        conversation_id: Set(match new.channel {
-            crate::send::Channel::ThreeCx { conversation_id, .. } => conversation_id.clone(),
-            crate::send::Channel::Api => None,
-        }),
-        agent_extension: Set(match new.channel {
-            crate::send::Channel::ThreeCx { agent_extension, .. } => agent_extension.clone(),
-            crate::send::Channel::Api => None,
-        }),
+        conversation_id: Set(conversation_id),
+        agent_extension: Set(agent_extension),
         idempotency_key: Set(new.idempotency_key.map(str::to_string)),
-        created_at: Set(now),
-        updated_at: Set(now),
+        created_at: Set(at),
+        updated_at: Set(at),
         ..Default::default()
     }
-    .insert(db)
-    .await?;
-    crate::message_stats::count_created(db, new.account_id, now).await?;
+}
+
+/// Logs one message as accepted (and counts it in its hour); returns its log id. Sends are
+/// admitted in batches (`send::admission`); this is for single rows.
+pub async fn insert_accepted<C: sea_orm::ConnectionTrait>(db: &C, new: NewMessage<'_>) -> Result<i64> {
+    let now = time::now();
+    let account_id = new.account_id;
+    let row = accepted_row(new, now).insert(db).await?;
+    crate::message_stats::count_created_n(db, account_id, now, 1).await?;
     Ok(row.id)
 }
 
@@ -158,42 +163,6 @@ fn status_events(
     events
 }
 
-async fn emit_status<C: sea_orm::ConnectionTrait>(
-    conn: &C,
-    source: Source<'_>,
-    row: &message::Model,
-    status: MessageStatus,
-    specific: Option<EventKind>,
-    extra: &[(&str, serde_json::Value)],
-) -> Result<()> {
-    events::emit_many(conn, source, status_events(row, status, specific, extra)).await?;
-    Ok(())
-}
-
-/// The provider accepted the message: `message.sent`, inside the caller's transaction. False
-/// when the message had already left `accepted` (the reconciler settled it after a crash).
-pub async fn mark_sent<C: sea_orm::ConnectionTrait>(
-    conn: &C,
-    source: Source<'_>,
-    log_id: i64,
-    provider_message_id: &str,
-) -> Result<bool> {
-    let now = time::now();
-    let changed = settle_row(
-        conn,
-        log_id,
-        vec![
-            (message::Column::Status, MessageStatus::Sent.as_str().into()),
-            (message::Column::ProviderMessageId, Some(provider_message_id.to_string()).into()),
-            (message::Column::UpdatedAt, now.into()),
-        ],
-    )
-    .await?;
-    let Some(row) = changed else { return Ok(false) };
-    emit_status(conn, source, &row, MessageStatus::Sent, Some(EventKind::MessageSent), &[]).await?;
-    Ok(true)
-}
-
 /// The message did not go out (or may not have): `message.failed`, inside the caller's
 /// transaction. False when the message had already left `accepted`.
 pub async fn mark_failed<C: sea_orm::ConnectionTrait>(
@@ -202,44 +171,8 @@ pub async fn mark_failed<C: sea_orm::ConnectionTrait>(
     log_id: i64,
     error: &str,
 ) -> Result<bool> {
-    let error: String = error.chars().take(255).collect();
-    let changed = settle_row(
-        conn,
-        log_id,
-        vec![
-            (message::Column::Status, MessageStatus::Failed.as_str().into()),
-            (message::Column::Error, Some(error.clone()).into()),
-            (message::Column::UpdatedAt, time::now().into()),
-        ],
-    )
-    .await?;
-    let Some(row) = changed else { return Ok(false) };
-    crate::message_stats::count_failed(conn, row.account_id, row.created_at).await?;
-    let extra = [("error", serde_json::json!(error))];
-    emit_status(conn, source, &row, MessageStatus::Failed, Some(EventKind::MessageFailed), &extra).await?;
-    Ok(true)
-}
-
-/// Moves an `accepted` message on, conditionally, so a send and the reconciler never both
-/// settle it; returns the updated row when this call did.
-async fn settle_row<C: sea_orm::ConnectionTrait>(
-    conn: &C,
-    log_id: i64,
-    values: Vec<(message::Column, sea_orm::Value)>,
-) -> Result<Option<message::Model>> {
-    let mut update = message::Entity::update_many()
-        .filter(message::Column::Id.eq(log_id))
-        .filter(message::Column::Status.eq(MessageStatus::Accepted.as_str()));
-    for (column, value) in values {
-        update = update.col_expr(column, sea_orm::sea_query::Expr::value(value));
-    }
-    if conn.support_returning() {
-        return Ok(update.exec_with_returning(conn).await?.into_iter().next());
-    }
-    if update.exec(conn).await?.rows_affected != 1 {
-        return Ok(None);
-    }
-    Ok(message::Entity::find_by_id(log_id).one(conn).await?)
+    let moved = settle_many(conn, &[(log_id, source, Settlement::Failed { error })]).await?;
+    Ok(moved.first().copied().unwrap_or(false))
 }
 
 /// Messages still `accepted` that were created before `before`: sends a crash interrupted.

@@ -18,7 +18,6 @@ use crate::{
     entities::{contacted_recipient, idempotency_key, message, policy_decision, suppression},
     error::Result,
     ids,
-    message_log::MessageStatus,
     policy::{self, Assessment, Decision},
     usage,
 };
@@ -136,13 +135,15 @@ pub(crate) async fn admit_all<C: ConnectionTrait>(
     insert_claims(txn, &admitted, at).await?;
 
     let mut tickets = admitted.iter().zip(message_ids).zip(log_ids);
-    Ok(answers
-        .into_iter()
-        .map(|decided| match decided {
+    let mut admissions = Vec::with_capacity(answers.len());
+    for decided in answers {
+        admissions.push(match decided {
             Decided::KeyTaken => Admission::KeyTaken,
             Decided::Refused(refusal) => Admission::Refused(refusal),
             Decided::Admitted { reservation, throttle, assessment, decision } => {
-                let (((_, job), message_id), log_id) = tickets.next().expect("one ticket per admitted send");
+                let Some((((_, job), message_id), log_id)) = tickets.next() else {
+                    return Err(crate::Error::Internal("an admitted send has no message row".into()));
+                };
                 Admission::Admitted(Ticket {
                     account_id: job.account_id,
                     message_id,
@@ -153,8 +154,9 @@ pub(crate) async fn admit_all<C: ConnectionTrait>(
                     decision,
                 })
             }
-        })
-        .collect())
+        });
+    }
+    Ok(admissions)
 }
 
 enum Decided {
@@ -381,36 +383,23 @@ async fn insert_messages<C: ConnectionTrait>(
                 Decided::Admitted { assessment, .. } => assessment.score,
                 _ => job.assessment.score,
             };
-            let (conversation_id, agent_extension) = match &job.draft.channel {
-                Channel::ThreeCx { conversation_id, agent_extension } => {
-                    (conversation_id.clone(), agent_extension.clone())
-                }
-                Channel::Api => (None, None),
+            let new = crate::message_log::NewMessage {
+                message_id,
+                account_id: job.account_id,
+                instance_id: &job.instance_id,
+                recipient: job.phone.as_str(),
+                purpose: job.purpose.as_str(),
+                kind: job.draft.kind,
+                body: job.draft.body.clone(),
+                media_mime_type: job.draft.media_mime_type.clone(),
+                media_file_name: job.draft.media_file_name.clone(),
+                media_bytes: job.draft.media_bytes,
+                content_fingerprint: job.fingerprint.clone(),
+                risk_score: i32::from(score),
+                channel: &job.draft.channel,
+                idempotency_key: job.keyed.as_ref().map(|k| k.key.as_str()),
             };
-            message::ActiveModel {
-                message_id: Set(message_id.clone()),
-                account_id: Set(job.account_id),
-                instance_id: Set(job.instance_id.clone()),
-                recipient: Set(job.phone.as_str().into()),
-                purpose: Set(job.purpose.as_str().into()),
-                kind: Set(job.draft.kind.into()),
-                body: Set(job.draft.body.clone()),
-                media_mime_type: Set(job.draft.media_mime_type.clone()),
-                media_file_name: Set(job.draft.media_file_name.clone()),
-                media_bytes: Set(job.draft.media_bytes),
-                content_fingerprint: Set(job.fingerprint.clone()),
-                risk_score: Set(i32::from(score)),
-                status: Set(MessageStatus::Accepted.as_str().into()),
-                provider_message_id: Set(None),
-                error: Set(None),
-                source: Set(job.draft.channel.source_label().into()),
-                conversation_id: Set(conversation_id),
-                agent_extension: Set(agent_extension),
-                idempotency_key: Set(job.keyed.as_ref().map(|k| k.key.clone())),
-                created_at: Set(at),
-                updated_at: Set(at),
-                ..Default::default()
-            }
+            crate::message_log::accepted_row(new, at)
         })
         .collect();
     // Media can make rows large: a smaller chunk keeps one statement's size in bounds.

@@ -253,39 +253,6 @@ pub async fn delete(db: &DatabaseConnection, account_id: i64, id: &str) -> Resul
     Ok(())
 }
 
-/// Queues `payload` for every enabled destination of the instance that chose `kind`, inside the
-/// caller's transaction (the event and its deliveries are written together).
-pub async fn fan_out<C: ConnectionTrait>(
-    conn: &C,
-    account_id: i64,
-    instance_id: &str,
-    kind: EventKind,
-    event_id: &str,
-    payload: &str,
-) -> Result<()> {
-    let destinations = webhook_destination::Entity::find()
-        .filter(webhook_destination::Column::InstanceId.eq(instance_id))
-        .filter(webhook_destination::Column::Enabled.eq(true))
-        .all(conn)
-        .await?;
-    let mut queued = false;
-    for destination in destinations.into_iter().filter(|d| parse_events(&d.events).contains(&kind)) {
-        // A 3CX integration's destination forwards only while the integration and the
-        // account's 3CX module are on.
-        if let Some(integration_id) = &destination.integration_id {
-            if !crate::threecx::integrations::forwards(conn, account_id, integration_id).await? {
-                continue;
-            }
-        }
-        insert_delivery(conn, &destination.id, account_id, event_id, kind.as_str(), payload).await?;
-        queued = true;
-    }
-    if queued {
-        super::wake::notify_other_processes(conn, super::wake::Notify::Throttled).await?;
-    }
-    Ok(())
-}
-
 /// An event about to be stored, as [`fan_out_many`] needs it.
 pub(crate) struct NewEvent {
     pub kind: EventKind,
@@ -293,8 +260,10 @@ pub(crate) struct NewEvent {
     pub payload: String,
 }
 
-/// [`fan_out`] for several events of one instance: the destinations are read once and the
-/// deliveries written with multi-row inserts, in the events' order.
+/// Queues the deliveries of events of one instance for every enabled destination that wants
+/// them: the destinations are read once and the deliveries written with multi-row inserts, in
+/// the events' order. A 3CX integration's destination forwards only while the integration and
+/// the account's 3CX module are on.
 pub(crate) async fn fan_out_many<C: ConnectionTrait>(
     conn: &C,
     account_id: i64,
