@@ -12,6 +12,7 @@ mod m20261128_000001_send_engine;
 mod m20261128_000002_webhook_engine;
 mod m20261130_000001_log_storage;
 mod m20261201_000001_send_batches;
+mod m20261202_000001_lookup_keys;
 
 pub struct Migrator;
 
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000002_webhook_engine::Migration),
             Box::new(m20261130_000001_log_storage::Migration),
             Box::new(m20261201_000001_send_batches::Migration),
+            Box::new(m20261202_000001_lookup_keys::Migration),
         ]
     }
 }

@@ -31,9 +31,10 @@ pub(super) async fn store<C: ConnectionTrait>(
     messages: &[&InboundMessage],
 ) -> Result<Vec<Received>> {
     if txn.get_database_backend() != sea_orm::DatabaseBackend::Sqlite {
-        // Taken before looking for earlier copies, so two writers of this account (another
-        // server during a hand-over) cannot both find a message new.
-        crate::entities::account::Entity::find_by_id(instance.account_id).lock_exclusive().one(txn).await?;
+        // Taken before looking for earlier copies, so two writers of this instance (another
+        // server during a hand-over) cannot both find a message new. The instance's row, not the
+        // account's: an account's other instances store their batches at the same time.
+        crate::entities::instance::Entity::find_by_id(instance.id.clone()).lock_exclusive().one(txn).await?;
     }
     let ids: Vec<String> = messages.iter().map(|m| stored_id(m)).collect();
     let earlier = stored_before(txn, &instance.id, &ids).await?;

@@ -340,25 +340,27 @@ async fn suppressed<C: ConnectionTrait>(txn: &C, jobs: &[&Job]) -> Result<HashSe
     Ok(found)
 }
 
-/// The (instance, recipient) pairs of the batch the instance has written to before.
+/// The (instance, recipient) pairs of the batch the instance has written to before: one
+/// statement for every instance of the batch (their phones × their instances, the pairs the
+/// batch did not ask about dropped here).
 async fn known_recipients<C: ConnectionTrait>(txn: &C, jobs: &[&Job]) -> Result<HashSet<(String, String)>> {
-    let mut by_instance: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
-    for job in jobs {
-        by_instance.entry(job.instance_id.as_str()).or_default().insert(job.phone.as_str());
-    }
+    let asked: HashSet<(&str, &str)> = jobs.iter().map(|j| (j.instance_id.as_str(), j.phone.as_str())).collect();
+    let instances: Vec<&str> =
+        jobs.iter().map(|j| j.instance_id.as_str()).collect::<BTreeSet<_>>().into_iter().collect();
+    let phones: Vec<&str> = jobs.iter().map(|j| j.phone.as_str()).collect::<BTreeSet<_>>().into_iter().collect();
     let mut found = HashSet::new();
-    for (instance_id, phones) in by_instance {
-        let phones: Vec<&str> = phones.into_iter().collect();
+    for instance_chunk in crate::db::shaped_chunks(&instances, crate::db::INSERT_CHUNK) {
         for chunk in crate::db::shaped_chunks(&phones, crate::db::INSERT_CHUNK) {
-            let rows: Vec<String> = contacted_recipient::Entity::find()
+            let rows: Vec<(String, String)> = contacted_recipient::Entity::find()
                 .select_only()
+                .column(contacted_recipient::Column::InstanceId)
                 .column(contacted_recipient::Column::Phone)
-                .filter(contacted_recipient::Column::InstanceId.eq(instance_id))
+                .filter(contacted_recipient::Column::InstanceId.is_in(instance_chunk.iter().copied()))
                 .filter(contacted_recipient::Column::Phone.is_in(chunk.iter().copied()))
                 .into_tuple()
                 .all(txn)
                 .await?;
-            found.extend(rows.into_iter().map(|phone| (instance_id.to_string(), phone)));
+            found.extend(rows.into_iter().filter(|(i, p)| asked.contains(&(i.as_str(), p.as_str()))));
         }
     }
     Ok(found)
