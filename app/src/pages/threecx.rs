@@ -57,7 +57,14 @@ pub struct IntegrationView {
     pub forwarding: Option<ForwardingView>,
     pub templates: Vec<TemplateView>,
     pub requests: Vec<RequestView>,
+    /// The link to the next older page of the request log, when there is one.
+    pub older_requests: Option<String>,
+    /// The link back to the newest requests, when this is an older page.
+    pub newest_requests: Option<String>,
 }
+
+/// Requests shown per page of an integration's request log.
+const REQUESTS_PER_PAGE: usize = 50;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ThreecxData {
@@ -67,8 +74,10 @@ pub struct ThreecxData {
     pub integrations: Vec<IntegrationView>,
 }
 
+/// `log` names the integration whose request log is paged back to `before` (a request id); the
+/// others show their newest.
 #[server(prefix = "/_fn", endpoint = "3cx/list")]
-pub async fn get_threecx() -> Result<ThreecxData, ServerFnError> {
+pub async fn get_threecx(log: Option<String>, before: Option<i64>) -> Result<ThreecxData, ServerFnError> {
     use crate::server_util::*;
     use gateway::{
         threecx::{forwarding, integrations, request_log, templates},
@@ -108,9 +117,17 @@ pub async fn get_threecx() -> Result<ThreecxData, ServerFnError> {
             None => None,
         };
         let sample = templates::Values::sample(&i.business_name);
-        let requests = request_log::recent(db, user.account_id, &i.id, 50)
+        let before = before.filter(|_| log.as_deref() == Some(i.id.as_str()));
+        let mut rows = request_log::recent(db, user.account_id, &i.id, REQUESTS_PER_PAGE as u64 + 1, before)
             .await
-            .map_err(|e| read_error("3CX request log", e))?
+            .map_err(|e| read_error("3CX request log", e))?;
+        let older_requests = (rows.len() > REQUESTS_PER_PAGE).then(|| {
+            rows.truncate(REQUESTS_PER_PAGE);
+            let last = rows.last().map(|r| r.id).unwrap_or_default();
+            format!("{HERE}?log={}&before={last}", super::log_links::encode(&i.id))
+        });
+        let newest_requests = before.map(|_| HERE.to_string());
+        let requests = rows
             .into_iter()
             .map(|r| RequestView {
                 at: display(r.received_at),
@@ -155,6 +172,8 @@ pub async fn get_threecx() -> Result<ThreecxData, ServerFnError> {
                 })
                 .collect(),
             requests,
+            older_requests,
+            newest_requests,
         });
     }
     let free_instances = instances
@@ -378,7 +397,9 @@ pub async fn save_threecx_template(
 
 #[component]
 pub fn ThreecxPage() -> impl IntoView {
-    let data = Resource::new(|| (), |_| get_threecx());
+    let (log, before) = leptos_router::hooks::use_query_map()
+        .with_untracked(|q| (q.get("log"), q.get("before").and_then(|b| b.parse::<i64>().ok())));
+    let data = Resource::new(|| (), move |_| get_threecx(log.clone(), before));
     view! {
         <PortalLayout title="3CX Integration" current=HERE
             lead="Connect your 3CX phone system to one WhatsApp instance: inbound messages reach your agents, agents reply inside the conversation window, and missed or after-hours calls get a controlled follow-up.">
@@ -539,7 +560,8 @@ fn IntegrationCard(i: IntegrationView) -> impl IntoView {
             {i.templates.into_iter().map(|t| view! { <TemplateForm id=id.clone() t/> }).collect_view()}
 
             <h3>"Request log"</h3>
-            <RequestLog requests=i.requests/>
+            <RequestLog requests=i.requests paged=i.newest_requests.is_some()/>
+            <crate::pages::webhook_tab::LogPager older=i.older_requests newest=i.newest_requests what="requests"/>
 
             <div class="page-actions">
                 <details class="confirm">
@@ -631,7 +653,10 @@ fn TemplateForm(id: String, t: TemplateView) -> impl IntoView {
 }
 
 #[component]
-fn RequestLog(requests: Vec<RequestView>) -> impl IntoView {
+fn RequestLog(requests: Vec<RequestView>, paged: bool) -> impl IntoView {
+    if requests.is_empty() && paged {
+        return view! { <p class="muted">"No older requests."</p> }.into_any();
+    }
     if requests.is_empty() {
         return view! { <p class="muted">"No requests yet. Send a test event: {\"event_type\": \"test\"}."</p> }
             .into_any();

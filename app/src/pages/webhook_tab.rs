@@ -26,7 +26,14 @@ pub struct DestinationView {
     pub failing_since: Option<String>,
     pub previous_secret_valid_until: Option<String>,
     pub deliveries: Vec<DeliveryView>,
+    /// The link to the next older page of deliveries, when there is one.
+    pub older: Option<String>,
+    /// The link back to the newest deliveries, when this is an older page.
+    pub newest: Option<String>,
 }
+
+/// Deliveries shown per page of a destination's log.
+const DELIVERIES_PER_PAGE: usize = 20;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WebhookTabData {
@@ -35,8 +42,14 @@ pub struct WebhookTabData {
     pub all_events: Vec<(String, bool)>,
 }
 
+/// `log` names the destination whose deliveries are paged back to `before` (a delivery id);
+/// the others show their newest.
 #[server(prefix = "/_fn", endpoint = "webhooks/list")]
-pub async fn get_webhooks(instance_id: String) -> Result<WebhookTabData, ServerFnError> {
+pub async fn get_webhooks(
+    instance_id: String,
+    log: Option<String>,
+    before: Option<i64>,
+) -> Result<WebhookTabData, ServerFnError> {
     use crate::server_util::*;
     use gateway::{events::EventKind, time::display, webhooks::destinations};
     let user = require_user()?;
@@ -49,9 +62,19 @@ pub async fn get_webhooks(instance_id: String) -> Result<WebhookTabData, ServerF
         .await
         .map_err(|e| read_error("list webhooks", e))?
     {
-        let deliveries = destinations::recent_deliveries(&state.db, user.account_id, &d.id, 20)
-            .await
-            .map_err(|e| read_error("list deliveries", e))?
+        let before = before.filter(|_| log.as_deref() == Some(d.id.as_str()));
+        let mut rows =
+            destinations::recent_deliveries(&state.db, user.account_id, &d.id, DELIVERIES_PER_PAGE as u64 + 1, before)
+                .await
+                .map_err(|e| read_error("list deliveries", e))?;
+        let tab = format!("/instances/{}/manage?tab=webhook", super::log_links::encode(&instance.id));
+        let older = (rows.len() > DELIVERIES_PER_PAGE).then(|| {
+            rows.truncate(DELIVERIES_PER_PAGE);
+            let last = rows.last().map(|r| r.id).unwrap_or_default();
+            format!("{tab}&log={}&before={last}", super::log_links::encode(&d.id))
+        });
+        let newest = before.map(|_| tab.clone());
+        let deliveries = rows
             .into_iter()
             .map(|r| DeliveryView {
                 event_id: r.event_id,
@@ -71,6 +94,8 @@ pub async fn get_webhooks(instance_id: String) -> Result<WebhookTabData, ServerF
             enabled: d.enabled,
             disabled_reason: d.disabled_reason,
             deliveries,
+            older,
+            newest,
         });
     }
     Ok(WebhookTabData {
@@ -205,9 +230,11 @@ pub async fn replay_event(instance_id: String, id: String, event_id: String) -> 
 
 #[component]
 pub fn WebhookTab(instance_id: String) -> impl IntoView {
+    let (log, before) = leptos_router::hooks::use_query_map()
+        .with_untracked(|q| (q.get("log"), q.get("before").and_then(|b| b.parse::<i64>().ok())));
     let data = Resource::new(|| (), {
         let id = instance_id.clone();
-        move |_| get_webhooks(id.clone())
+        move |_| get_webhooks(id.clone(), log.clone(), before)
     });
     view! {
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
@@ -309,7 +336,8 @@ fn DestinationCard(d: DestinationView, instance_id: String) -> impl IntoView {
             </div>
             <h3>"Recent deliveries"</h3>
             {if d.deliveries.is_empty() {
-                view! { <p class="muted">"No deliveries yet."</p> }.into_any()
+                let none = if d.newest.is_some() { "No older deliveries." } else { "No deliveries yet." };
+                view! { <p class="muted">{none}</p> }.into_any()
             } else {
                 view! {
                     <div class="table-wrap">
@@ -339,6 +367,20 @@ fn DestinationCard(d: DestinationView, instance_id: String) -> impl IntoView {
                     </div>
                 }.into_any()
             }}
+            <LogPager older=d.older newest=d.newest what="deliveries"/>
         </section>
     }
+}
+
+/// "Older …" and "Newest …" links under a log that pages by id.
+#[component]
+pub(crate) fn LogPager(older: Option<String>, newest: Option<String>, what: &'static str) -> impl IntoView {
+    (older.is_some() || newest.is_some()).then(|| {
+        view! {
+            <p class="page-actions">
+                {newest.map(|href| view! { <a class="btn btn-secondary" href=href>{format!("← Newest {what}")}</a> })}
+                {older.map(|href| view! { <a class="btn btn-secondary" href=href>{format!("Older {what} →")}</a> })}
+            </p>
+        }
+    })
 }

@@ -115,5 +115,5 @@ pub async fn recent_deliveries(
     destination: &Destination,
     limit: u64,
 ) -> Result<Vec<DeliveryRow>> {
-    destinations::deliveries_of(db, &destination.id, limit).await
+    destinations::deliveries_of(db, &destination.id, limit, None).await
 }

@@ -40,6 +40,7 @@ pub async fn record(db: &DatabaseConnection, entry: Entry<'_>) -> Result<()> {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Row {
+    pub id: i64,
     pub received_at: i64,
     pub event_type: Option<String>,
     pub outcome: String,
@@ -49,17 +50,29 @@ pub struct Row {
     pub detail: Option<String>,
 }
 
-/// Newest first.
-pub async fn recent(db: &DatabaseConnection, account_id: i64, integration_id: &str, limit: u64) -> Result<Vec<Row>> {
-    Ok(threecx_request::Entity::find()
+/// Newest first: the most recent, or those older than the request `before` (keyset paging on
+/// the (integration, id) index).
+pub async fn recent(
+    db: &DatabaseConnection,
+    account_id: i64,
+    integration_id: &str,
+    limit: u64,
+    before: Option<i64>,
+) -> Result<Vec<Row>> {
+    let mut query = threecx_request::Entity::find()
         .filter(threecx_request::Column::AccountId.eq(account_id))
-        .filter(threecx_request::Column::IntegrationId.eq(integration_id))
+        .filter(threecx_request::Column::IntegrationId.eq(integration_id));
+    if let Some(before) = before {
+        query = query.filter(threecx_request::Column::Id.lt(before));
+    }
+    Ok(query
         .order_by_desc(threecx_request::Column::Id)
         .limit(limit)
         .all(db)
         .await?
         .into_iter()
         .map(|m| Row {
+            id: m.id,
             received_at: m.received_at,
             event_type: m.event_type,
             outcome: m.outcome,

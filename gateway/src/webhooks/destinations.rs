@@ -388,26 +388,32 @@ pub struct DeliveryRow {
     pub next_attempt_at: i64,
 }
 
-/// The destination's most recent deliveries, newest first.
+/// The destination's deliveries, newest first: the most recent, or those older than the
+/// delivery `before` (keyset paging on the (destination, id) index).
 pub async fn recent_deliveries(
     db: &DatabaseConnection,
     account_id: i64,
     destination_id: &str,
     limit: u64,
+    before: Option<i64>,
 ) -> Result<Vec<DeliveryRow>> {
     let destination = find_row(db, account_id, destination_id).await?;
-    deliveries_of(db, &destination.id, limit).await
+    deliveries_of(db, &destination.id, limit, before).await
 }
 
-/// The most recent deliveries of a destination the caller has found for its owner.
+/// Deliveries of a destination the caller has found for its owner, newest first.
 pub(crate) async fn deliveries_of(
     db: &DatabaseConnection,
     destination_id: &str,
     limit: u64,
+    before: Option<i64>,
 ) -> Result<Vec<DeliveryRow>> {
     use sea_orm::QuerySelect;
-    Ok(webhook_delivery::Entity::find()
-        .filter(webhook_delivery::Column::DestinationId.eq(destination_id))
+    let mut query = webhook_delivery::Entity::find().filter(webhook_delivery::Column::DestinationId.eq(destination_id));
+    if let Some(before) = before {
+        query = query.filter(webhook_delivery::Column::Id.lt(before));
+    }
+    Ok(query
         .order_by_desc(webhook_delivery::Column::Id)
         .limit(limit)
         .all(db)

@@ -16,7 +16,7 @@ use sea_orm::{
 };
 use serde_json::{json, Value};
 
-use crate::common::{spawn_app, unique_email, Backend, TestApp, PASSWORD};
+use crate::common::{spawn_app, spawn_app_with, unique_email, Backend, Options, TestApp, PASSWORD};
 
 on_every_database!(
     signed_out_pages_write_no_session_row,
@@ -24,6 +24,7 @@ on_every_database!(
     inbound_log_pages_show_every_row_once,
     counts_agree_with_the_rows,
     retention_prunes_old_rows_in_batches,
+    delivery_and_request_logs_page_back_to_the_first_row,
 );
 
 struct Tenant {
@@ -590,5 +591,140 @@ async fn retention_prunes_old_rows_in_batches(backend: Backend) {
     // The log pages keep working over what is left.
     assert_eq!(walk_messages(&app, acc, LogFilter::default(), 2, 5_000).await.len(), 3);
     let _ = t.browser.get("/messages").await;
+    app.finish().await;
+}
+
+/// The `href` of the link whose text is `label` (HTML-escaped `&` undone).
+fn link_before(body: &str, label: &str) -> Option<String> {
+    let end = body.find(label)?;
+    let start = body[..end].rfind("href=\"")? + "href=\"".len();
+    let href = &body[start..];
+    Some(href[..href.find('"')?].replace("&amp;", "&"))
+}
+
+/// Follows "Older …" from `first` to the end; every page's `marker`s, in order.
+async fn walk_links(
+    browser: &crate::common::Browser,
+    first: &str,
+    older: &str,
+    marker: impl Fn(&str) -> Vec<String>,
+) -> Vec<String> {
+    let (mut seen, mut next, mut pages) = (Vec::new(), Some(first.to_string()), 0);
+    while let Some(path) = next {
+        let page = browser.get(&path).await;
+        assert_eq!(page.status, StatusCode::OK, "{path}");
+        // A row's id shows more than once (its text, its forms, the page's serialized data).
+        let mut on_page: Vec<String> = Vec::new();
+        for id in marker(&page.body) {
+            if !on_page.contains(&id) {
+                on_page.push(id);
+            }
+        }
+        seen.extend(on_page);
+        next = link_before(&page.body, older);
+        pages += 1;
+        assert!(pages < 20, "the pages never end");
+    }
+    seen
+}
+
+/// Every `prefix<digits>` in `body`, in order.
+fn numbered(body: &str, prefix: &str) -> Vec<String> {
+    body.match_indices(prefix)
+        .map(|(i, _)| {
+            let digits: String = body[i + prefix.len()..].chars().take_while(char::is_ascii_digit).collect();
+            format!("{prefix}{digits}")
+        })
+        .collect()
+}
+
+async fn delivery_and_request_logs_page_back_to_the_first_row(backend: Backend) {
+    // The destination points at a closed local port; its deliveries are written as done already.
+    let env = vec![("WAG_ALLOW_PRIVATE_WEBHOOK_TARGETS", "true".to_string())];
+    let Some(app) = spawn_app_with(backend, Options { env, ..Options::default() }).await else { return };
+    let email = unique_email("logpages");
+    let browser = app.browser();
+    browser.signup(&email, PASSWORD).await;
+    let instance = browser.create_instance("Paged").await;
+    let account_id = gateway::instances::find_for_connector(&app.conn, &instance).await.unwrap().unwrap().account_id;
+
+    // A destination with 45 deliveries (three pages of 20): the tab pages back through them all.
+    let added = app.wag(&[
+        "admin",
+        "set-webhook",
+        "--instance",
+        &instance,
+        "--url",
+        "http://127.0.0.1:9/hook",
+        "--events",
+        "message.received",
+    ]);
+    assert!(added.success, "{}", added.stderr);
+    let destination_id =
+        gateway::webhooks::destinations::list(&app.conn, account_id, &instance).await.unwrap()[0].id.clone();
+    let now = gateway::time::now();
+    for n in 0..45 {
+        webhook_delivery::ActiveModel {
+            destination_id: Set(destination_id.clone()),
+            account_id: Set(account_id),
+            event_id: Set(format!("evt_paged{n}")),
+            event_kind: Set("message.received".into()),
+            payload: Set("{}".into()),
+            status: Set("succeeded".into()),
+            attempts: Set(1),
+            next_attempt_at: Set(now),
+            locked_until: Set(0),
+            last_status_code: Set(Some(200)),
+            created_at: Set(now),
+            completed_at: Set(Some(now)),
+            lease_owner: Set(None),
+            ..Default::default()
+        }
+        .insert(&app.conn)
+        .await
+        .unwrap();
+    }
+    let tab = format!("/instances/{instance}/manage?tab=webhook");
+    let shown = walk_links(&browser, &tab, "Older deliveries →", |body| numbered(body, "evt_paged")).await;
+    let expected: Vec<String> = (0..45).rev().map(|n| format!("evt_paged{n}")).collect();
+    assert_eq!(shown, expected, "newest first, each delivery once, across three pages");
+    let last = browser.get(&format!("{tab}&log={destination_id}&before=1")).await;
+    assert!(last.body.contains("No older deliveries.") && last.body.contains("← Newest deliveries"));
+
+    // Another account's page never shows this destination's deliveries, whatever it asks for.
+    let stranger = app.browser();
+    stranger.signup(&unique_email("logpages-other"), PASSWORD).await;
+    let theirs = stranger.create_instance("Theirs").await;
+    let probe =
+        stranger.get(&format!("/instances/{theirs}/manage?tab=webhook&log={destination_id}&before=999999")).await;
+    assert!(numbered(&probe.body, "evt_paged").is_empty());
+
+    // A 3CX integration with 120 logged requests (three pages of 50).
+    assert!(app.wag(&["admin", "set-module", "--email", &email, "--module", "3cx", "--enabled", "true"]).success);
+    let created = app.wag(&["admin", "create-3cx-integration", "--email", &email, "--instance", &instance]);
+    assert!(created.success, "{}", created.stderr);
+    let integration_id = created.stdout.lines().find_map(|l| l.strip_prefix("integration_id=")).unwrap().to_string();
+    for n in 0..120 {
+        let event_type = format!("req_paged{n}");
+        gateway::threecx::request_log::record(
+            &app.conn,
+            gateway::threecx::request_log::Entry {
+                integration_id: &integration_id,
+                account_id,
+                received_at: now,
+                event_type: Some(&event_type),
+                outcome: "accepted",
+                status_code: 200,
+                phone_masked: None,
+                latency_ms: 5,
+                detail: None,
+            },
+        )
+        .await
+        .unwrap();
+    }
+    let shown = walk_links(&browser, "/integrations/3cx", "Older requests →", |body| numbered(body, "req_paged")).await;
+    let expected: Vec<String> = (0..120).rev().map(|n| format!("req_paged{n}")).collect();
+    assert_eq!(shown, expected, "newest first, each request once, across three pages");
     app.finish().await;
 }

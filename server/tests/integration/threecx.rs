@@ -162,7 +162,7 @@ impl Tcx {
     /// The request log, once the writes that follow each answer have landed.
     async fn log(&self) -> Vec<request_log::Row> {
         settle().await;
-        request_log::recent(&self.app.conn, self.integration().await.account_id, &self.id, 500).await.unwrap()
+        request_log::recent(&self.app.conn, self.integration().await.account_id, &self.id, 500, None).await.unwrap()
     }
 }
 
