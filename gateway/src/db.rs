@@ -80,7 +80,7 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<WriteTxn, DbErr> {
             ..Default::default()
         })
         .await?;
-    Ok(WriteTxn { txn, _turn: turn })
+    Ok(WriteTxn { txn, _turn: turn, deliveries_mark: crate::webhooks::wake::deliveries_mark() })
 }
 
 /// The queue of writers for one SQLite file.
@@ -95,6 +95,9 @@ fn sqlite_writer(db: &DatabaseConnection) -> Arc<tokio::sync::Mutex<()>> {
 pub struct WriteTxn {
     txn: DatabaseTransaction,
     _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+    /// The process's count of written deliveries when the transaction began (see
+    /// [`commit_and_wake`]).
+    deliveries_mark: u64,
 }
 
 impl WriteTxn {
@@ -167,12 +170,21 @@ pub fn is_transient(error: &crate::Error) -> bool {
     ["deadlock", "could not serialize", "database is locked", "lock wait timeout"].iter().any(|t| text.contains(t))
 }
 
-/// Commits, then wakes this process's webhook workers: for transactions that may have written
-/// webhook deliveries (anything that emits events). The wake comes after the commit on purpose:
-/// a worker woken earlier could look before the deliveries are visible and go back to sleep.
+/// Commits, then wakes this process's webhook workers if the transaction wrote webhook
+/// deliveries (for transactions that emit events). The wake comes after the commit on purpose: a
+/// worker woken earlier could look before the deliveries are visible and go back to sleep.
+///
+/// Whether it wrote any is read off the process's delivery counter, which every delivery insert
+/// moves inside its transaction: a transaction that wrote some always finds the counter moved
+/// since it began; one that wrote none may find it moved by another and wake the workers once
+/// more, which costs a look and nothing else. So a send or receipt to an instance without
+/// destinations no longer makes the workers look for work.
 pub async fn commit_and_wake(txn: WriteTxn) -> Result<(), DbErr> {
+    let wrote = crate::webhooks::wake::deliveries_mark() != txn.deliveries_mark;
     txn.commit().await?;
-    crate::webhooks::wake();
+    if wrote {
+        crate::webhooks::wake();
+    }
     Ok(())
 }
 

@@ -313,6 +313,7 @@ pub(crate) async fn fan_out_many<C: ConnectionTrait>(
     for chunk in crate::db::shaped_chunks(&rows, crate::db::INSERT_CHUNK) {
         webhook_delivery::Entity::insert_many(chunk.to_vec()).exec_without_returning(conn).await?;
     }
+    super::wake::deliveries_written();
     super::wake::notify_other_processes(conn, super::wake::Notify::Throttled).await?;
     Ok(())
 }
@@ -358,6 +359,7 @@ async fn insert_delivery<C: ConnectionTrait>(
     }
     .insert(conn)
     .await?;
+    super::wake::deliveries_written();
     Ok(row.id)
 }
 

@@ -6,7 +6,7 @@
 //! work at their fallback poll.
 use std::{
     sync::{
-        atomic::{AtomicI64, Ordering},
+        atomic::{AtomicI64, AtomicU64, Ordering},
         LazyLock,
     },
     time::Duration,
@@ -20,6 +20,19 @@ use crate::error::Result;
 pub(crate) const CHANNEL: &str = "wag_webhooks";
 
 static WAKE: LazyLock<tokio::sync::Notify> = LazyLock::new(tokio::sync::Notify::new);
+
+/// How many times this process has written deliveries (committed or not); see
+/// `db::commit_and_wake`.
+static DELIVERIES_WRITTEN: AtomicU64 = AtomicU64::new(0);
+
+pub(crate) fn deliveries_mark() -> u64 {
+    DELIVERIES_WRITTEN.load(Ordering::SeqCst)
+}
+
+/// Called inside the transaction that inserts deliveries.
+pub(super) fn deliveries_written() {
+    DELIVERIES_WRITTEN.fetch_add(1, Ordering::SeqCst);
+}
 
 /// Tells this process's delivery workers that deliveries were committed. Call it after the
 /// commit (waking inside the transaction races it); a wake with nothing new is harmless.
@@ -46,7 +59,7 @@ pub(super) enum Notify {
 /// its WAL flush, so notifying commits run one at a time (pgbench with 8 clients on the
 /// development machine: 378 instead of 1484 commits/s). So in busy write transactions at most
 /// one per this interval notifies; the others' deliveries are sent by this process's own
-/// worker, which `db::commit_and_wake` wakes after every commit, and other processes hear of
+/// worker, which `db::commit_and_wake` wakes after every commit that wrote some, and other processes hear of
 /// them with the next notification (they claim whatever is due, not particular rows).
 const NOTIFY_EVERY_MS: i64 = 25;
 static LAST_NOTIFY_MS: AtomicI64 = AtomicI64::new(0);
