@@ -12,6 +12,21 @@ pub fn older_href(path: &str, before: &str, filters: &[(&str, &Option<String>)])
     format!("{path}?{}", parts.join("&"))
 }
 
+/// Cuts `rows`, read one longer than a page, to `per_page`; when there was more, the link to the
+/// next older page: `href` of the last id shown.
+pub fn cut_page<T>(
+    rows: &mut Vec<T>,
+    per_page: usize,
+    id: impl Fn(&T) -> i64,
+    href: impl Fn(i64) -> String,
+) -> Option<String> {
+    if rows.len() <= per_page {
+        return None;
+    }
+    rows.truncate(per_page);
+    rows.last().map(|last| href(id(last)))
+}
+
 pub fn encode(text: &str) -> String {
     text.bytes()
         .map(|b| match b {

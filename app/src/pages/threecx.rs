@@ -121,11 +121,12 @@ pub async fn get_threecx(log: Option<String>, before: Option<i64>) -> Result<Thr
         let mut rows = request_log::recent(db, user.account_id, &i.id, REQUESTS_PER_PAGE as u64 + 1, before)
             .await
             .map_err(|e| read_error("3CX request log", e))?;
-        let older_requests = (rows.len() > REQUESTS_PER_PAGE).then(|| {
-            rows.truncate(REQUESTS_PER_PAGE);
-            let last = rows.last().map(|r| r.id).unwrap_or_default();
-            format!("{HERE}?log={}&before={last}", super::log_links::encode(&i.id))
-        });
+        let older_requests = super::log_links::cut_page(
+            &mut rows,
+            REQUESTS_PER_PAGE,
+            |r| r.id,
+            |last| format!("{HERE}?log={}&before={last}", super::log_links::encode(&i.id)),
+        );
         let newest_requests = before.map(|_| HERE.to_string());
         let requests = rows
             .into_iter()

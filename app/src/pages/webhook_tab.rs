@@ -68,11 +68,12 @@ pub async fn get_webhooks(
                 .await
                 .map_err(|e| read_error("list deliveries", e))?;
         let tab = format!("/instances/{}/manage?tab=webhook", super::log_links::encode(&instance.id));
-        let older = (rows.len() > DELIVERIES_PER_PAGE).then(|| {
-            rows.truncate(DELIVERIES_PER_PAGE);
-            let last = rows.last().map(|r| r.id).unwrap_or_default();
-            format!("{tab}&log={}&before={last}", super::log_links::encode(&d.id))
-        });
+        let older = super::log_links::cut_page(
+            &mut rows,
+            DELIVERIES_PER_PAGE,
+            |r| r.id,
+            |last| format!("{tab}&log={}&before={last}", super::log_links::encode(&d.id)),
+        );
         let newest = before.map(|_| tab.clone());
         let deliveries = rows
             .into_iter()

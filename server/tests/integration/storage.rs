@@ -457,6 +457,26 @@ async fn counts_agree_with_the_rows(backend: Backend) {
 }
 
 /// Moves rows of `table` back in time.
+/// A delivery of `event_id` that succeeded at `now`, ready to insert.
+fn delivered(destination_id: &str, account_id: i64, event_id: &str, now: i64) -> webhook_delivery::ActiveModel {
+    webhook_delivery::ActiveModel {
+        destination_id: Set(destination_id.into()),
+        account_id: Set(account_id),
+        event_id: Set(event_id.into()),
+        event_kind: Set("message.received".into()),
+        payload: Set("{}".into()),
+        status: Set("succeeded".into()),
+        attempts: Set(1),
+        next_attempt_at: Set(now),
+        locked_until: Set(0),
+        last_status_code: Set(Some(200)),
+        created_at: Set(now),
+        completed_at: Set(Some(now)),
+        lease_owner: Set(None),
+        ..Default::default()
+    }
+}
+
 async fn age(app: &TestApp, table: &str, column: &str, ids: &[i64], at: i64) {
     let list: Vec<String> = ids.iter().map(i64::to_string).collect();
     let sql = format!("UPDATE {table} SET {column} = {at} WHERE id IN ({})", list.join(","));
@@ -491,27 +511,14 @@ async fn retention_prunes_old_rows_in_batches(backend: Backend) {
     }
     let mut deliveries = Vec::new();
     for n in 0..6 {
-        let row = webhook_delivery::ActiveModel {
-            destination_id: Set("whd_test".into()),
-            account_id: Set(acc),
-            event_id: Set(format!("evt_{n}")),
-            event_kind: Set("message.received".into()),
-            payload: Set("{}".into()),
-            status: Set(if n == 1 { "pending".into() } else { "succeeded".into() }),
-            attempts: Set(1),
-            // The pending one is not due yet, so the running server's webhook worker leaves it
-            // alone (it would cancel it: its destination does not exist).
-            next_attempt_at: Set(if n == 1 { now + 30 * 86_400 } else { now }),
-            locked_until: Set(0),
-            last_status_code: Set(Some(200)),
-            created_at: Set(now),
-            completed_at: Set(Some(now)),
-            lease_owner: Set(None),
-            ..Default::default()
+        let mut row = delivered("whd_test", acc, &format!("evt_{n}"), now);
+        if n == 1 {
+            // Not due yet, so the running server's webhook worker leaves it alone (it would
+            // cancel it: its destination does not exist).
+            row.status = Set("pending".into());
+            row.next_attempt_at = Set(now + 30 * 86_400);
         }
-        .insert(&app.conn)
-        .await
-        .unwrap();
+        let row = row.insert(&app.conn).await.unwrap();
         for _ in 0..2 {
             webhook_attempt::ActiveModel {
                 delivery_id: Set(row.id),
@@ -664,25 +671,7 @@ async fn delivery_and_request_logs_page_back_to_the_first_row(backend: Backend) 
         gateway::webhooks::destinations::list(&app.conn, account_id, &instance).await.unwrap()[0].id.clone();
     let now = gateway::time::now();
     for n in 0..45 {
-        webhook_delivery::ActiveModel {
-            destination_id: Set(destination_id.clone()),
-            account_id: Set(account_id),
-            event_id: Set(format!("evt_paged{n}")),
-            event_kind: Set("message.received".into()),
-            payload: Set("{}".into()),
-            status: Set("succeeded".into()),
-            attempts: Set(1),
-            next_attempt_at: Set(now),
-            locked_until: Set(0),
-            last_status_code: Set(Some(200)),
-            created_at: Set(now),
-            completed_at: Set(Some(now)),
-            lease_owner: Set(None),
-            ..Default::default()
-        }
-        .insert(&app.conn)
-        .await
-        .unwrap();
+        delivered(&destination_id, account_id, &format!("evt_paged{n}"), now).insert(&app.conn).await.unwrap();
     }
     let tab = format!("/instances/{instance}/manage?tab=webhook");
     let shown = walk_links(&browser, &tab, "Older deliveries →", |body| numbered(body, "evt_paged")).await;
