@@ -124,6 +124,10 @@ pub struct SendArgs {
     /// server's default.
     #[arg(long, default_value_t = 2000)]
     pub receipt_delay_ms: u64,
+    /// Send every request with its own Idempotency-Key, as careful clients do (the key is
+    /// claimed when the send is admitted and answered when it settles).
+    #[arg(long)]
+    pub idempotency_keys: bool,
 }
 
 #[derive(Clone, Debug, Args)]

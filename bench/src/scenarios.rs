@@ -47,12 +47,17 @@ pub fn inbound_body(instance_id: &str, seq: u64) -> String {
     .to_string()
 }
 
-fn send_factory(target: &Target, tenant: &Tenant, offset: u64) -> MakeRequest {
+fn send_factory(target: &Target, tenant: &Tenant, offset: u64, keyed: bool) -> MakeRequest {
     let (target, key, instances) = (target.clone(), tenant.api_key.clone(), tenant.instances.clone());
     Arc::new(move |n| {
         let seq = n + offset;
         let instance = &instances[(seq % instances.len() as u64) as usize];
-        target.post_json("/api/send-message", &key, send_body(instance, seq))
+        let mut request = target.post_json("/api/send-message", &key, send_body(instance, seq));
+        if keyed {
+            let value = hyper::header::HeaderValue::from_str(&format!("bench-send-{seq}")).expect("ASCII");
+            request.headers_mut().insert("idempotency-key", value);
+        }
+        request
     })
 }
 
@@ -160,18 +165,20 @@ pub async fn send(args: SendArgs, cleanup: Arc<Cleanup>) -> anyhow::Result<bool>
     let server = Server::start(&wag, &ws, args.receipt_delay_ms, &common.env).await?;
     let tenant = server::provision(&server, args.instances).await?;
     let target = Target::new(server.addr);
-    preflight(&target, "POST /api/send-message", send_factory(&target, &tenant, 0)(0)).await?;
+    preflight(&target, "POST /api/send-message", send_factory(&target, &tenant, 0, args.idempotency_keys)(0)).await?;
 
     let settings = json!({
         "connections": args.load.connections, "seconds": args.load.seconds, "warmup": args.load.warmup,
         "instances": args.instances, "receipt_delay_ms": args.receipt_delay_ms, "client_threads": common.client_threads,
+        "idempotency_keys": args.idempotency_keys,
     });
     let mut report = Report::new("send", common.db, settings);
     header_lines(&mut report, common, &server, Some(&args.load));
     report.header(format!(
-        "{} sandbox instance(s); distinct +1 555 recipients; purpose transactional; receipts after {} ms",
+        "{} sandbox instance(s); distinct +1 555 recipients; purpose transactional; receipts after {} ms{}",
         tenant.instances.len(),
-        args.receipt_delay_ms
+        args.receipt_delay_ms,
+        if args.idempotency_keys { "; an Idempotency-Key on every send" } else { "" }
     ));
     if !args.load.no_healthz {
         healthz_ceiling(&mut report, &target, &server, common, args.load.connections, args.load.seconds).await;
@@ -184,7 +191,8 @@ pub async fn send(args: SendArgs, cleanup: Arc<Cleanup>) -> anyhow::Result<bool>
         server_pid: server.pid(),
         db: common.db,
     };
-    let outcome = load::closed_loop(&target, &plan, send_factory(&target, &tenant, 1), None).await;
+    let outcome =
+        load::closed_loop(&target, &plan, send_factory(&target, &tenant, 1, args.idempotency_keys), None).await;
     report.load_row("POST /api/send-message", &outcome);
     let sends_per_instance_minute = outcome.per_second() * 60.0 / tenant.instances.len() as f64;
     if sends_per_instance_minute > 90_000.0 {

@@ -2,8 +2,11 @@
 //! or counting again. Keys are scoped to the account and kept 24 hours. A key is claimed in the
 //! same transaction that admits the message, and answered in the one that settles it, so no
 //! crash can leave a key without its message or send a message twice under one key.
+use std::collections::BTreeMap;
+
 use sea_orm::{
-    sea_query::Expr, ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, Set,
+    sea_query::{CaseStatement, Expr},
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, ExprTrait, QueryFilter, Set,
 };
 use sha2::{Digest, Sha256};
 
@@ -100,28 +103,75 @@ pub(crate) async fn remove_expired<C: ConnectionTrait>(
     Ok(())
 }
 
+/// The answer a key gets when its send settles.
+pub(crate) struct Answer<'a> {
+    pub account_id: i64,
+    pub key: &'a str,
+    pub status: u16,
+    pub body: &'a str,
+}
+
 /// Stores the answer a retry will get (only over a key still in progress: the first answer
 /// stays).
 pub async fn complete<C: ConnectionTrait>(conn: &C, account_id: i64, key: &str, status: u16, body: &str) -> Result<()> {
-    idempotency_key::Entity::update_many()
-        .col_expr(idempotency_key::Column::StatusCode, Expr::value(i32::from(status)))
-        .col_expr(idempotency_key::Column::ResponseBody, Expr::value(body))
-        .filter(idempotency_key::Column::AccountId.eq(account_id))
-        .filter(idempotency_key::Column::Key.eq(key))
-        .filter(idempotency_key::Column::StatusCode.eq(IN_PROGRESS))
-        .exec(conn)
-        .await?;
+    complete_many(conn, &[Answer { account_id, key, status, body }]).await
+}
+
+/// [`complete`] for many keys: one UPDATE per account and piece of the list (a CASE on the key).
+pub(crate) async fn complete_many<C: ConnectionTrait>(conn: &C, answers: &[Answer<'_>]) -> Result<()> {
+    let mut by_account: BTreeMap<i64, Vec<&Answer<'_>>> = BTreeMap::new();
+    for answer in answers {
+        by_account.entry(answer.account_id).or_default().push(answer);
+    }
+    for (account_id, answers) in by_account {
+        for chunk in crate::db::shaped_chunks(&answers, crate::db::INSERT_CHUNK) {
+            let when = |a: &Answer<'_>| Expr::col(idempotency_key::Column::Key).eq(a.key);
+            let status = case_of(chunk, |a| (when(a), Expr::val(i32::from(a.status))));
+            let body = case_of(chunk, |a| (when(a), Expr::val(a.body)));
+            let (Some(status), Some(body)) = (status, body) else { continue };
+            idempotency_key::Entity::update_many()
+                .col_expr(
+                    idempotency_key::Column::StatusCode,
+                    status.finally(Expr::col(idempotency_key::Column::StatusCode)).into(),
+                )
+                .col_expr(
+                    idempotency_key::Column::ResponseBody,
+                    body.finally(Expr::col(idempotency_key::Column::ResponseBody)).into(),
+                )
+                .filter(idempotency_key::Column::AccountId.eq(account_id))
+                .filter(idempotency_key::Column::Key.is_in(chunk.iter().map(|a| a.key)))
+                .filter(idempotency_key::Column::StatusCode.eq(IN_PROGRESS))
+                .exec(conn)
+                .await?;
+        }
+    }
     Ok(())
 }
 
-/// Frees the key: nothing was sent, so a retry should run the checks again.
-pub async fn release<C: ConnectionTrait>(conn: &C, account_id: i64, key: &str) -> Result<()> {
-    idempotency_key::Entity::delete_many()
-        .filter(idempotency_key::Column::AccountId.eq(account_id))
-        .filter(idempotency_key::Column::Key.eq(key))
-        .filter(idempotency_key::Column::StatusCode.eq(IN_PROGRESS))
-        .exec(conn)
-        .await?;
+/// `CASE WHEN … THEN … END` over `items`; `None` for none.
+fn case_of<T>(items: &[T], arm: impl Fn(&T) -> (Expr, Expr)) -> Option<CaseStatement> {
+    let mut arms = items.iter().map(arm);
+    let (when, then) = arms.next()?;
+    Some(arms.fold(Expr::case(when, then), |case, (when, then)| case.case(when, then)))
+}
+
+/// Frees the keys: nothing was sent, so a retry should run the checks again. One DELETE per
+/// account and piece of the list.
+pub(crate) async fn release_many<C: ConnectionTrait>(conn: &C, keys: &[(i64, &str)]) -> Result<()> {
+    let mut by_account: BTreeMap<i64, Vec<&str>> = BTreeMap::new();
+    for (account_id, key) in keys {
+        by_account.entry(*account_id).or_default().push(key);
+    }
+    for (account_id, keys) in by_account {
+        for chunk in crate::db::shaped_chunks(&keys, crate::db::INSERT_CHUNK) {
+            idempotency_key::Entity::delete_many()
+                .filter(idempotency_key::Column::AccountId.eq(account_id))
+                .filter(idempotency_key::Column::Key.is_in(chunk.iter().copied()))
+                .filter(idempotency_key::Column::StatusCode.eq(IN_PROGRESS))
+                .exec(conn)
+                .await?;
+        }
+    }
     Ok(())
 }
 

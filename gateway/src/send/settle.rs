@@ -92,16 +92,23 @@ pub(crate) async fn settle_all<C: ConnectionTrait>(txn: &C, jobs: &[&Job]) -> Re
     throttle::WINDOWS.add(txn, &releases.into_iter().collect::<Vec<_>>()).await?;
     throttle::record_contacts(txn, &contacts, time::now()).await?;
     mark_decisions_failed(txn, &failed_decisions).await?;
+    let mut answers = Vec::new();
+    let mut released = Vec::new();
     for job in jobs {
-        let Some(key) = &job.key else { continue };
+        let Some(key) = job.key.as_deref() else { continue };
+        let account_id = job.ticket.account_id;
         match &job.outcome {
-            Outcome::Sent { answer, .. } => idempotency::complete(txn, job.ticket.account_id, key, 200, answer).await?,
-            Outcome::Unknown { answer, .. } => {
-                idempotency::complete(txn, job.ticket.account_id, key, 502, answer).await?
+            Outcome::Sent { answer, .. } => {
+                answers.push(idempotency::Answer { account_id, key, status: 200, body: answer })
             }
-            Outcome::Refused { .. } => idempotency::release(txn, job.ticket.account_id, key).await?,
+            Outcome::Unknown { answer, .. } => {
+                answers.push(idempotency::Answer { account_id, key, status: 502, body: answer })
+            }
+            Outcome::Refused { .. } => released.push((account_id, key)),
         }
     }
+    idempotency::complete_many(txn, &answers).await?;
+    idempotency::release_many(txn, &released).await?;
     Ok(())
 }
 

@@ -426,6 +426,30 @@ async fn concurrent_sends_share_a_transaction_and_keep_their_own_answers(backend
         count(format!("SELECT COUNT(*) FROM events WHERE account_id = {id} AND kind = 'message.sent'")).await,
         21
     );
+
+    // Many keys settled together: each keeps its own message's answer.
+    let send_keyed = |i: usize| {
+        let (client, url, api_key) = (f.app.api(), f.app.url("/api/send-message"), f.key.clone());
+        let body = f.body(&format!("+9665030{i:05}"), &format!("Your order #{} has shipped.", 8000 + i));
+        tokio::spawn(async move {
+            let r = client.post(url).bearer_auth(api_key).header("idempotency-key", format!("own-key-{i}")).json(&body);
+            let r = r.send().await.unwrap();
+            let replayed = r.headers().get("idempotent-replayed").is_some();
+            (r.status(), replayed, r.json::<Value>().await.unwrap())
+        })
+    };
+    let mut first = Vec::new();
+    for task in (0..30).map(send_keyed).collect::<Vec<_>>() {
+        let (status, replayed, body) = task.await.unwrap();
+        assert_eq!((status, replayed), (StatusCode::OK, false), "{body}");
+        first.push(body["message_id"].as_str().unwrap().to_string());
+    }
+    for (i, task) in (0..30).map(send_keyed).collect::<Vec<_>>().into_iter().enumerate() {
+        let (status, replayed, body) = task.await.unwrap();
+        assert_eq!((status, replayed), (StatusCode::OK, true), "{body}");
+        assert_eq!(body["message_id"], first[i].as_str(), "key own-key-{i} answers its own message");
+    }
+    assert_eq!(f.usage_today().await, 51, "the replays took nothing");
     f.app.finish().await;
 }
 
