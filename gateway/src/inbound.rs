@@ -246,6 +246,12 @@ pub async fn log_within(
     if let Some(cursor) = filter.before {
         range = range.filter(before(cursor));
     }
+    let index = match (&filter.phone, instance) {
+        (Some(PhoneFilter::Exact(_)), _) => "idx_inbound_phone_received",
+        (_, Some(_)) => "idx_inbound_instance_received",
+        _ => "idx_inbound_received",
+    };
+    let mut range = crate::log_page::ranged(db, range, index);
     let newest_first =
         |q: sea_orm::Select<inbound_message::Entity>| q.order_by_desc(Column::ReceivedAt).order_by_desc(Column::Id);
     let mut window_end = None;

@@ -6,10 +6,29 @@
 //! window of at most [`SCAN_WINDOW`] rows of the indexed range. When the window ends before the
 //! page is full, the page says so and its "older" link continues after the window, so a rare
 //! match costs the visitor a click instead of costing the database a scan of the whole history.
+use sea_orm::{
+    sea_query::{
+        extension::mysql::{IndexHintScope, MySqlSelectStatementExt},
+        Alias,
+    },
+    ConnectionTrait, DatabaseBackend, EntityTrait, QueryTrait, Select,
+};
 use serde::{Deserialize, Serialize};
 
 /// Index entries one page may look at for filters that no index serves.
 pub const SCAN_WINDOW: u64 = 5_000;
+
+/// Makes MySQL/MariaDB read a page as a range of `index` (the one its filters were chosen for).
+/// Asked for whole rows, MariaDB 10.11 otherwise reads a keyset page (`account_id = ? AND id <
+/// ?`) by `ref` on the account prefix and walks back from the account's newest row to the
+/// cursor: 16 s for a page in the middle of 10,000,000 messages, 1.1 s in 1,000,000 inbound
+/// ones. PostgreSQL and SQLite choose the range themselves, and their SQL has no index hints.
+pub(crate) fn ranged<E: EntityTrait>(conn: &impl ConnectionTrait, mut select: Select<E>, index: &str) -> Select<E> {
+    if conn.get_database_backend() == DatabaseBackend::MySql {
+        QueryTrait::query(&mut select).force_index(Alias::new(index), IndexHintScope::All);
+    }
+    select
+}
 
 /// A number filter: a whole E.164 number is looked up exactly (on an index); anything else is
 /// matched as a part of the number within the scan window.

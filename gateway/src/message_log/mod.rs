@@ -331,6 +331,12 @@ pub async fn page_within(
     if let Some(before) = filter.before {
         range = range.filter(message::Column::Id.lt(before));
     }
+    let index = match (&filter.phone, instance) {
+        (Some(PhoneFilter::Exact(_)), _) => "idx_messages_recipient",
+        (_, Some(_)) => "idx_messages_instance",
+        _ => "idx_messages_account",
+    };
+    let mut range = crate::log_page::ranged(db, range, index);
     let mut window_end = None;
     if !residual.is_empty() {
         window_end = range

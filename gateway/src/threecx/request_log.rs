@@ -65,7 +65,7 @@ pub async fn recent(
     if let Some(before) = before {
         query = query.filter(threecx_request::Column::Id.lt(before));
     }
-    Ok(query
+    Ok(crate::log_page::ranged(db, query, "idx_threecx_requests_integration")
         .order_by_desc(threecx_request::Column::Id)
         .limit(limit)
         .all(db)

@@ -415,7 +415,7 @@ pub(crate) async fn deliveries_of(
     if let Some(before) = before {
         query = query.filter(webhook_delivery::Column::Id.lt(before));
     }
-    Ok(query
+    Ok(crate::log_page::ranged(db, query, "idx_webhook_deliveries_destination")
         .order_by_desc(webhook_delivery::Column::Id)
         .limit(limit)
         .all(db)
