@@ -1,5 +1,6 @@
 //! Links between the pages of a log: the next page keeps every filter, written so that a `+`
 //! in a number survives the trip.
+use leptos::prelude::*;
 
 /// `path?before=…&key=value…` with the non-empty filters, percent-encoded.
 pub fn older_href(path: &str, before: &str, filters: &[(&str, &Option<String>)]) -> String {
@@ -50,6 +51,19 @@ pub fn window_note(window: u64, what: &str) -> String {
     format!(
         "These filters are checked against {grouped} {what} at a time: older {what} may match too. Follow the link below to keep searching."
     )
+}
+
+/// "Older …" and "Newest …" links under a log that pages by id.
+#[component]
+pub(crate) fn LogPager(older: Option<String>, newest: Option<String>, what: &'static str) -> impl IntoView {
+    (older.is_some() || newest.is_some()).then(|| {
+        view! {
+            <p class="page-actions">
+                {newest.map(|href| view! { <a class="btn btn-secondary" href=href>{format!("← Newest {what}")}</a> })}
+                {older.map(|href| view! { <a class="btn btn-secondary" href=href>{format!("Older {what} →")}</a> })}
+            </p>
+        }
+    })
 }
 
 #[cfg(test)]

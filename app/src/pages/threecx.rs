@@ -562,7 +562,7 @@ fn IntegrationCard(i: IntegrationView) -> impl IntoView {
 
             <h3>"Request log"</h3>
             <RequestLog requests=i.requests paged=i.newest_requests.is_some()/>
-            <crate::pages::webhook_tab::LogPager older=i.older_requests newest=i.newest_requests what="requests"/>
+            <super::log_links::LogPager older=i.older_requests newest=i.newest_requests what="requests"/>
 
             <div class="page-actions">
                 <details class="confirm">

@@ -368,20 +368,7 @@ fn DestinationCard(d: DestinationView, instance_id: String) -> impl IntoView {
                     </div>
                 }.into_any()
             }}
-            <LogPager older=d.older newest=d.newest what="deliveries"/>
+            <super::log_links::LogPager older=d.older newest=d.newest what="deliveries"/>
         </section>
     }
-}
-
-/// "Older …" and "Newest …" links under a log that pages by id.
-#[component]
-pub(crate) fn LogPager(older: Option<String>, newest: Option<String>, what: &'static str) -> impl IntoView {
-    (older.is_some() || newest.is_some()).then(|| {
-        view! {
-            <p class="page-actions">
-                {newest.map(|href| view! { <a class="btn btn-secondary" href=href>{format!("← Newest {what}")}</a> })}
-                {older.map(|href| view! { <a class="btn btn-secondary" href=href>{format!("Older {what} →")}</a> })}
-            </p>
-        }
-    })
 }
