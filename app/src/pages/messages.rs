@@ -283,6 +283,7 @@ fn MessagesView(page: MessagesPage, query: MessagesQuery) -> impl IntoView {
 }
 
 /// How the log names where a message came from.
+#[cfg(feature = "ssr")]
 fn source_label(source: &str, agent_extension: Option<&str>, conversation_id: Option<&str>) -> String {
     match source {
         "3cx" => {

@@ -32,6 +32,7 @@ pub struct SuppressionPage {
     pub reasons: Vec<(String, String)>,
 }
 
+#[cfg(feature = "ssr")]
 const PAGE_SIZE: u64 = 200;
 
 #[server(prefix = "/_fn", endpoint = "suppressions/list")]

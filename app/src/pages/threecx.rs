@@ -64,6 +64,7 @@ pub struct IntegrationView {
 }
 
 /// Requests shown per page of an integration's request log.
+#[cfg(feature = "ssr")]
 const REQUESTS_PER_PAGE: usize = 50;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -33,6 +33,7 @@ pub struct DestinationView {
 }
 
 /// Deliveries shown per page of a destination's log.
+#[cfg(feature = "ssr")]
 const DELIVERIES_PER_PAGE: usize = 20;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -109,6 +110,7 @@ pub async fn get_webhooks(
 }
 
 /// Where the tab's forms return: only a well-formed id goes into the redirect.
+#[cfg(feature = "ssr")]
 fn back(instance_id: &str) -> String {
     if gateway::ids::is_id("inst", instance_id) {
         format!("/instances/{instance_id}/manage?tab=webhook")
