@@ -54,8 +54,7 @@ fn send_factory(target: &Target, tenant: &Tenant, offset: u64, keyed: bool) -> M
         let instance = &instances[(seq % instances.len() as u64) as usize];
         let mut request = target.post_json("/api/send-message", &key, send_body(instance, seq));
         if keyed {
-            let value = hyper::header::HeaderValue::from_str(&format!("bench-send-{seq}")).expect("ASCII");
-            request.headers_mut().insert("idempotency-key", value);
+            request.headers_mut().insert("idempotency-key", hyper::header::HeaderValue::from(seq));
         }
         request
     })

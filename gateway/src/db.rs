@@ -170,9 +170,9 @@ pub fn is_transient(error: &crate::Error) -> bool {
     ["deadlock", "could not serialize", "database is locked", "lock wait timeout"].iter().any(|t| text.contains(t))
 }
 
-/// Commits, then wakes this process's webhook workers if the transaction wrote webhook
-/// deliveries (for transactions that emit events). The wake comes after the commit on purpose: a
-/// worker woken earlier could look before the deliveries are visible and go back to sleep.
+/// Commits a transaction that emitted events, then wakes this process's event sequencer, and its
+/// webhook workers if the transaction wrote webhook deliveries. The wakes come after the commit
+/// on purpose: a task woken earlier could look before the rows are visible and go back to sleep.
 ///
 /// Whether it wrote any is read off the process's delivery counter, which every delivery insert
 /// moves inside its transaction: a transaction that wrote some always finds the counter moved
@@ -182,6 +182,7 @@ pub fn is_transient(error: &crate::Error) -> bool {
 pub async fn commit_and_wake(txn: WriteTxn) -> Result<(), DbErr> {
     let wrote = crate::webhooks::wake::deliveries_mark() != txn.deliveries_mark;
     txn.commit().await?;
+    crate::event_sequencer::wake();
     if wrote {
         crate::webhooks::wake();
     }

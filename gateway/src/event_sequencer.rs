@@ -30,15 +30,25 @@ fn needed(db: &DatabaseConnection) -> bool {
     db.get_database_backend() != sea_orm::DatabaseBackend::Sqlite
 }
 
-/// Numbers committed events after every commit that wrote some (woken like the webhook
-/// workers), until shutdown. Returns at once on SQLite.
+static COMMITTED: std::sync::LazyLock<tokio::sync::Notify> = std::sync::LazyLock::new(tokio::sync::Notify::new);
+
+/// Tells this process's sequencer that events were committed. Call it after the commit (see
+/// `db::commit_and_wake`); a wake with nothing new is harmless.
+pub fn wake() {
+    COMMITTED.notify_waiters();
+}
+
+/// Numbers committed events after every commit that wrote some (its own wake-up, separate from
+/// the webhook workers', which only commits that wrote deliveries signal), until shutdown.
+/// Returns at once on SQLite.
 pub async fn run(db: DatabaseConnection, mut shutdown: watch::Receiver<bool>) {
     if !needed(&db) {
         return;
     }
     loop {
         // Armed before looking, so a commit in between is not missed.
-        let woken = crate::webhooks::wake::armed();
+        let mut woken = Box::pin(COMMITTED.notified());
+        woken.as_mut().enable();
         match sequence(&db).await {
             Ok(n) if n as u64 == BATCH => continue,
             Ok(_) => {}

@@ -250,6 +250,7 @@ pub async fn record_status(
     emit_status_events(&txn, &updated, previous, status, detail).await?;
     crate::cache::epoch::mark(&txn).await?;
     crate::cache::epoch::commit(txn).await?;
+    crate::event_sequencer::wake();
     crate::webhooks::wake();
     Ok(Some(updated.into()))
 }

@@ -63,8 +63,7 @@ pub async fn settle_interrupted(state: &AppState) -> Result<u64> {
             .await;
             match outcome {
                 Ok(changed) => {
-                    txn.commit().await?;
-                    crate::webhooks::wake();
+                    crate::db::commit_and_wake(txn).await?;
                     if changed {
                         settled += 1;
                     }

@@ -52,19 +52,24 @@ async fn post(app: &TestApp, key: &str, path: &str, body: Value) -> (StatusCode,
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
+/// One page of `GET /api/events`.
+async fn events_page(app: &TestApp, key: &str, after: &str, limit: u32) -> Value {
+    let r = app
+        .api()
+        .get(app.url(&format!("/api/events?after={after}&limit={limit}")))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    r.json().await.unwrap()
+}
+
 async fn events(app: &TestApp, key: &str) -> Vec<Value> {
     let mut all = Vec::new();
     let mut cursor = "0".to_string();
     loop {
-        let r = app
-            .api()
-            .get(app.url(&format!("/api/events?after={cursor}&limit=500")))
-            .bearer_auth(key)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::OK);
-        let page: Value = r.json().await.unwrap();
+        let page = events_page(app, key, &cursor, 500).await;
         all.extend(page["events"].as_array().unwrap().iter().cloned());
         cursor = page["next_cursor"].as_str().unwrap().to_string();
         if !page["has_more"].as_bool().unwrap() {
@@ -293,16 +298,7 @@ async fn events_page_in_order_per_account(backend: Backend) {
     let mut cursor = String::from("0");
     let mut pages = 0;
     loop {
-        let r: Value = app
-            .api()
-            .get(app.url(&format!("/api/events?after={cursor}&limit=3")))
-            .bearer_auth(&a.key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let r = events_page(&app, &a.key, &cursor, 3).await;
         pages += 1;
         let batch = r["events"].as_array().unwrap();
         assert!(batch.len() <= 3);
@@ -486,30 +482,12 @@ async fn an_event_that_commits_late_is_not_passed_over(backend: Backend) {
         of_kind(events, "group.updated").iter().map(|e| e["group_id"].as_str().unwrap().to_string()).collect()
     };
     assert_eq!(groups(&seen), ["late-2"], "the uncommitted event is not shown yet");
-    let r: Value = app
-        .api()
-        .get(app.url("/api/events?after=0&limit=500"))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let r = events_page(&app, &key, "0", 500).await;
     let cursor = r["next_cursor"].as_str().unwrap().to_string();
 
     early.commit().await.unwrap();
     gateway::webhooks::wake();
-    let r: Value = app
-        .api()
-        .get(app.url(&format!("/api/events?after={cursor}&limit=500")))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let r = events_page(&app, &key, &cursor, 500).await;
     let after: Vec<Value> = r["events"].as_array().unwrap().clone();
     assert_eq!(groups(&after), ["late-1"], "the event that committed late comes after the cursor: {r}");
     assert_eq!(groups(&events(&app, &key).await), ["late-2", "late-1"], "the stream is in commit order");
