@@ -81,6 +81,7 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
     workers.push(tokio::spawn(cache.follow(shutdown_rx.clone())));
     workers.push(tokio::spawn(gateway::send::reconcile::run(state.clone(), shutdown_rx.clone())));
     workers.push(tokio::spawn(gateway::event_sequencer::run(state.db.clone(), shutdown_rx.clone())));
+    workers.push(tokio::spawn(gateway::db::checkpoint::run(state.db.clone(), shutdown_rx.clone())));
     if let Err(e) = registry.start_linked().await {
         tracing::warn!(error = %e, "resuming linked instances failed");
     }

@@ -6,8 +6,12 @@ use std::{
     time::Duration,
 };
 
+pub mod checkpoint;
+mod sqlite_write;
+
 use migrations::{Migrator, MigratorTrait};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbErr};
+use sqlite_write::SqliteWrite;
 
 pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
     let is_sqlite = url.starts_with("sqlite:");
@@ -21,13 +25,25 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
         .min_connections(1)
         .connect_timeout(Duration::from_secs(10))
         .acquire_timeout(Duration::from_secs(15));
+    // sqlx pings every connection it hands out by default: a round trip (a thread hop on
+    // SQLite) before every statement or transaction. A database file does not hang up; a server
+    // (or a firewall between) may drop a connection left idle, so only those are checked.
+    if is_sqlite {
+        options.test_before_acquire(false);
+    } else {
+        options.test_before_acquire_if_idle_for(Duration::from_secs(30));
+    }
     options.map_sqlx_postgres_opts(|o| o.statement_cache_capacity(STATEMENT_CACHE));
     options.map_sqlx_mysql_opts(|o| o.statement_cache_capacity(STATEMENT_CACHE));
     options.map_sqlx_sqlite_opts(|o| {
         use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
         o.journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(15))
+            .busy_timeout(sqlite_write::BUSY_WAIT)
+            // Checkpoints run beside the writers, not inside their commits (`checkpoint`).
+            .pragma("wal_autocheckpoint", "0")
+            // The log file is cut back to this size when it starts over after a checkpoint.
+            .pragma("journal_size_limit", "67108864")
             .foreign_keys(true)
             .create_if_missing(true)
             .statement_cache_capacity(STATEMENT_CACHE)
@@ -65,71 +81,107 @@ pub async fn ping(db: &DatabaseConnection) -> Result<(), DbErr> {
 
 /// A transaction that will write. On SQLite, one database file takes one writer at a time: the
 /// transaction first waits its turn in this process's queue for that file (FIFO, woken at once),
-/// then takes the write lock at BEGIN (IMMEDIATE). Without the queue, every pooled connection
-/// would try the lock and wait in SQLite's busy handler, which sleeps 1, 2, 5, 10… ms between
-/// tries — most of a send's latency under load. Other databases get a plain transaction.
+/// then takes the write lock at BEGIN (IMMEDIATE) and runs its statements on the calling thread
+/// (`sqlite_write`). Without the queue, every pooled connection would try the lock and wait in
+/// SQLite's busy handler, which sleeps 1, 2, 5, 10… ms between tries — most of a send's latency
+/// under load. Other databases get a plain transaction.
 pub async fn begin_write(db: &DatabaseConnection) -> Result<WriteTxn, DbErr> {
-    use sea_orm::{SqliteTransactionMode, TransactionOptions, TransactionTrait};
-    let turn = match db.get_database_backend() {
-        sea_orm::DatabaseBackend::Sqlite => Some(sqlite_writer(db).lock_owned().await),
-        _ => None,
+    use sea_orm::TransactionTrait;
+    let (txn, turn) = if db.get_database_backend() == sea_orm::DatabaseBackend::Sqlite {
+        let file = sqlite_file(db);
+        let turn = file.turn.clone().lock_owned().await;
+        let txn = SqliteWrite::begin(db.get_sqlite_connection_pool()).await?;
+        (Txn::Sqlite(txn, file.checkpoints.clone()), Some(turn))
+    } else {
+        (Txn::Server(db.begin().await?), None)
     };
-    let txn = db
-        .begin_with_options(TransactionOptions {
-            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-            ..Default::default()
-        })
-        .await?;
     Ok(WriteTxn { txn, _turn: turn, deliveries_mark: crate::webhooks::wake::deliveries_mark() })
 }
 
-/// The queue of writers for one SQLite file.
-fn sqlite_writer(db: &DatabaseConnection) -> Arc<tokio::sync::Mutex<()>> {
-    static WRITERS: OnceLock<Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>> = OnceLock::new();
+/// What the process keeps per SQLite file: the queue of its writers, and its checkpoints.
+#[derive(Default)]
+struct SqliteFile {
+    turn: Arc<tokio::sync::Mutex<()>>,
+    checkpoints: Arc<checkpoint::Checkpoints>,
+}
+
+fn sqlite_file(db: &DatabaseConnection) -> Arc<SqliteFile> {
+    static FILES: OnceLock<Mutex<HashMap<PathBuf, Arc<SqliteFile>>>> = OnceLock::new();
     let file = db.get_sqlite_connection_pool().connect_options().get_filename().to_path_buf();
-    let mut writers = WRITERS.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
-    writers.entry(file).or_default().clone()
+    let mut files = FILES.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
+    files.entry(file).or_default().clone()
 }
 
 /// A write transaction (see [`begin_write`]); it holds the SQLite writer's turn until it ends.
 pub struct WriteTxn {
-    txn: DatabaseTransaction,
+    // Ends (rolled back if not committed) before the turn is given up: fields drop in order.
+    txn: Txn,
     _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
     /// The process's count of written deliveries when the transaction began (see
     /// [`commit_and_wake`]).
     deliveries_mark: u64,
 }
 
+enum Txn {
+    Sqlite(SqliteWrite, Arc<checkpoint::Checkpoints>),
+    Server(DatabaseTransaction),
+}
+
 impl WriteTxn {
     pub async fn commit(self) -> Result<(), DbErr> {
-        self.txn.commit().await
+        match self.txn {
+            Txn::Sqlite(txn, checkpoints) => {
+                txn.commit()?;
+                checkpoints.committed();
+                Ok(())
+            }
+            Txn::Server(txn) => txn.commit().await,
+        }
     }
 
     pub async fn rollback(self) -> Result<(), DbErr> {
-        self.txn.rollback().await
+        match self.txn {
+            Txn::Sqlite(txn, _) => txn.rollback(),
+            Txn::Server(txn) => txn.rollback().await,
+        }
     }
 }
 
 #[async_trait::async_trait]
 impl ConnectionTrait for WriteTxn {
     fn get_database_backend(&self) -> sea_orm::DbBackend {
-        self.txn.get_database_backend()
+        match &self.txn {
+            Txn::Sqlite(..) => sea_orm::DbBackend::Sqlite,
+            Txn::Server(txn) => txn.get_database_backend(),
+        }
     }
 
     async fn execute_raw(&self, stmt: sea_orm::Statement) -> Result<sea_orm::ExecResult, DbErr> {
-        self.txn.execute_raw(stmt).await
+        match &self.txn {
+            Txn::Sqlite(txn, _) => txn.execute(stmt),
+            Txn::Server(txn) => txn.execute_raw(stmt).await,
+        }
     }
 
     async fn execute_unprepared(&self, sql: &str) -> Result<sea_orm::ExecResult, DbErr> {
-        self.txn.execute_unprepared(sql).await
+        match &self.txn {
+            Txn::Sqlite(txn, _) => txn.execute_unprepared(sql),
+            Txn::Server(txn) => txn.execute_unprepared(sql).await,
+        }
     }
 
     async fn query_one_raw(&self, stmt: sea_orm::Statement) -> Result<Option<sea_orm::QueryResult>, DbErr> {
-        self.txn.query_one_raw(stmt).await
+        match &self.txn {
+            Txn::Sqlite(txn, _) => txn.query_one(stmt),
+            Txn::Server(txn) => txn.query_one_raw(stmt).await,
+        }
     }
 
     async fn query_all_raw(&self, stmt: sea_orm::Statement) -> Result<Vec<sea_orm::QueryResult>, DbErr> {
-        self.txn.query_all_raw(stmt).await
+        match &self.txn {
+            Txn::Sqlite(txn, _) => txn.query_all(stmt),
+            Txn::Server(txn) => txn.query_all_raw(stmt).await,
+        }
     }
 }
 

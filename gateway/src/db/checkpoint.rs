@@ -1,0 +1,66 @@
+//! SQLite checkpoints, off the write path.
+//!
+//! In WAL mode a commit appends pages to the log, and a checkpoint copies them back into the
+//! database file, with an fsync of each. SQLite's default does that inside the commit that
+//! crosses 1,000 pages, so every few hundred sends one writer copied megabytes and waited for
+//! the disk while holding the write lock, which every other writer queues for. The connections
+//! have automatic checkpoints switched off (`db::connect`) and this task checkpoints instead,
+//! on a pooled connection's own thread, beside the writers (PASSIVE: it never takes the write
+//! lock, and copies what no reader still needs).
+use std::{
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+use tokio::sync::{watch, Notify};
+
+/// Commits between checkpoints. A send's commits append a few pages each; this keeps the log
+/// to a few megabytes under load.
+const COMMITS: u64 = 256;
+/// A checkpoint also runs this often, for writes made outside `db::begin_write`.
+const SWEEP: Duration = Duration::from_secs(10);
+
+/// One database file's count of write transactions committed, and the checkpointer's wake-up.
+#[derive(Default)]
+pub(crate) struct Checkpoints {
+    commits: AtomicU64,
+    wake: Notify,
+}
+
+impl Checkpoints {
+    /// Called after each commit of a write transaction.
+    pub(crate) fn committed(&self) {
+        if (self.commits.fetch_add(1, Ordering::Relaxed) + 1) % COMMITS == 0 {
+            // A permit is kept if the checkpointer is busy, so this wake is not lost.
+            self.wake.notify_one();
+        }
+    }
+}
+
+/// Checkpoints `db`'s file until shutdown. Returns at once on other databases.
+pub async fn run(db: DatabaseConnection, mut shutdown: watch::Receiver<bool>) {
+    if db.get_database_backend() != sea_orm::DatabaseBackend::Sqlite {
+        return;
+    }
+    let file: Arc<Checkpoints> = super::sqlite_file(&db).checkpoints.clone();
+    loop {
+        tokio::select! {
+            _ = file.wake.notified() => {}
+            _ = tokio::time::sleep(SWEEP) => {}
+            _ = shutdown.changed() => return,
+        }
+        if let Err(e) = checkpoint(&db).await {
+            tracing::warn!(error = %e, "a SQLite checkpoint failed; the next one catches up");
+        }
+    }
+}
+
+/// One PASSIVE checkpoint: copies the log's pages that no reader still needs into the database.
+pub async fn checkpoint(db: &DatabaseConnection) -> Result<(), sea_orm::DbErr> {
+    let stmt = Statement::from_string(sea_orm::DatabaseBackend::Sqlite, "PRAGMA wal_checkpoint(PASSIVE)");
+    db.query_one_raw(stmt).await.map(|_| ())
+}
