@@ -13,6 +13,7 @@ mod m20261128_000002_webhook_engine;
 mod m20261130_000001_log_storage;
 mod m20261201_000001_send_batches;
 mod m20261202_000001_lookup_keys;
+mod m20261203_000001_fewer_index_writes;
 
 pub struct Migrator;
 
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000001_log_storage::Migration),
             Box::new(m20261201_000001_send_batches::Migration),
             Box::new(m20261202_000001_lookup_keys::Migration),
+            Box::new(m20261203_000001_fewer_index_writes::Migration),
         ]
     }
 }

@@ -179,6 +179,11 @@ pub async fn mark_failed<C: sea_orm::ConnectionTrait>(
 pub async fn stale_accepted(db: &DatabaseConnection, before: i64, limit: u64) -> Result<Vec<message::Model>> {
     use sea_orm::{QueryOrder, QuerySelect};
     Ok(message::Entity::find()
+        // An accepted message has neither a provider id nor an error yet: saying so lets
+        // PostgreSQL use its partial index of exactly those rows (`idx_messages_unsettled`,
+        // which receipts never touch, so their updates stay HOT).
+        .filter(message::Column::ProviderMessageId.is_null())
+        .filter(message::Column::Error.is_null())
         .filter(message::Column::Status.eq(MessageStatus::Accepted.as_str()))
         .filter(message::Column::CreatedAt.lt(before))
         .order_by_asc(message::Column::CreatedAt)
