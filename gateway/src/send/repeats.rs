@@ -52,6 +52,17 @@ pub(crate) async fn earlier_recipients<C: ConnectionTrait>(
     contents.sort_unstable();
     contents.dedup();
     let mut found: HashMap<(i64, String), HashSet<String>> = HashMap::new();
+    if conn.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
+        for row in conn.query_all_raw(lateral(&contents, since)).await? {
+            let place: i64 = row.try_get_by_index(0)?;
+            let recipient: String = row.try_get_by_index(1)?;
+            let Some((account_id, fingerprint)) = usize::try_from(place - 1).ok().and_then(|i| contents.get(i)) else {
+                continue;
+            };
+            found.entry((*account_id, fingerprint.to_string())).or_default().insert(recipient);
+        }
+        return Ok(found);
+    }
     for chunk in crate::db::shaped_chunks(&contents, PER_STATEMENT) {
         let mut branches = chunk
             .iter()
@@ -71,6 +82,23 @@ pub(crate) async fn earlier_recipients<C: ConnectionTrait>(
         }
     }
     Ok(found)
+}
+
+/// PostgreSQL: the same ranges as one statement whatever the number of contents (arrays of the
+/// accounts and fingerprints, each row joined to its capped range). The UNION ALL was planned
+/// afresh for every batch, at a third of a millisecond of the database's time each.
+fn lateral(contents: &[(i64, &str)], since: i64) -> sea_orm::Statement {
+    let accounts: Vec<i64> = contents.iter().map(|(account_id, _)| *account_id).collect();
+    let fingerprints: Vec<String> = contents.iter().map(|(_, fingerprint)| fingerprint.to_string()).collect();
+    sea_orm::Statement::from_sql_and_values(
+        sea_orm::DatabaseBackend::Postgres,
+        "SELECT c.place, r.recipient \
+         FROM unnest($1::bigint[], $2::text[]) WITH ORDINALITY AS c(account_id, fingerprint, place) \
+         CROSS JOIN LATERAL (SELECT m.recipient FROM messages m \
+           WHERE m.account_id = c.account_id AND m.content_fingerprint = c.fingerprint AND m.created_at >= $3 \
+           ORDER BY m.created_at DESC LIMIT $4) AS r",
+        [accounts.into(), fingerprints.into(), since.into(), (ROWS_CAP as i64).into()],
+    )
 }
 
 /// `SELECT '<tag>', recipient FROM (SELECT recipient … ORDER BY created_at DESC LIMIT cap) AS r`.

@@ -15,6 +15,7 @@ on_every_database!(
     failed_sends_give_their_unit_back_and_receipts_move_forward,
     idempotent_retries_send_once,
     dry_runs_count_nothing,
+    repeated_content_counts_every_earlier_recipient,
     suppression_through_the_portal,
     throttling_and_the_review_pause,
     media_documents,
@@ -545,6 +546,45 @@ async fn idempotent_retries_send_once(backend: Backend) {
     assert_eq!((s, refused["error"].as_str()), (StatusCode::FORBIDDEN, Some("policy_violation")));
     let (s, _, _) = send("retry-after-fix", f.body("+966501234567", SPAM_TEXT)).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
+    f.app.finish().await;
+}
+
+/// The same text to many recipients is what a broadcast looks like: from the 11th distinct
+/// recipient in a day, a send carries `repeated_content`. Admissions count what committed
+/// before them and, sent concurrently, each other within their batch.
+async fn repeated_content_counts_every_earlier_recipient(backend: Backend) {
+    let Some(f) = fixture(backend, vec![]).await else { return };
+    // Six one by one (each admission reads what committed before it), then six at once.
+    for i in 0..6 {
+        assert_eq!(f.send(&f.body(&format!("+96650123{i:04}"), OK_TEXT)).await.0, StatusCode::OK);
+    }
+    let fixture = &f;
+    let sends = (6..12).map(|i| {
+        let body = fixture.body(&format!("+96650123{i:04}"), OK_TEXT);
+        async move { fixture.send(&body).await.0 }
+    });
+    for status in futures::future::join_all(sends).await {
+        assert_eq!(status, StatusCode::OK);
+    }
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let decisions = gateway::entities::policy_decision::Entity::find()
+        .filter(gateway::entities::policy_decision::Column::Decision.ne("block"))
+        .all(&f.app.conn)
+        .await
+        .unwrap();
+    assert_eq!(decisions.len(), 12);
+    let repeated = decisions.iter().filter(|d| d.reasons.contains("repeated_content")).count();
+    assert_eq!(repeated, 2, "the 11th and 12th recipients, whatever the batches: {decisions:?}");
+
+    let (s, b, _) = f.send(&f.body("+966509999999", "Your appointment is confirmed for Tuesday at 10:00.")).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let mut again = f.body("+966508888888", OK_TEXT);
+    again["dry_run"] = json!(true);
+    let (s, b, _) = f.send(&again).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let reasons = b["reasons"].as_array().unwrap();
+    let repeated = reasons.iter().find(|r| r["code"] == "repeated_content").expect("a dry run counts them too");
+    assert!(repeated["detail"].as_str().unwrap().contains("12 different recipients"), "{repeated}");
     f.app.finish().await;
 }
 
