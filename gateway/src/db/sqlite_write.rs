@@ -40,6 +40,9 @@ pub(crate) struct SqliteWrite {
     _conn: PoolConnection<Sqlite>,
 }
 
+/// The connection taken from its worker, with SQLite's busy handler off. Dropped, it rolls back
+/// a transaction left open and turns the busy handler back on, whenever that happens: after a
+/// commit, on an error, or when the task is cancelled while BEGIN waits.
 struct Handle {
     locked: OwnedLockedSqliteHandle,
     open: bool,
@@ -51,22 +54,21 @@ impl SqliteWrite {
         let mut locked = conn.lock_handle_owned().await.map_err(conn_err)?;
         // SQLite's busy handler would sleep on this thread; BEGIN is retried here instead.
         locked.execute("PRAGMA busy_timeout = 0", None).map_err(exec_err)?;
+        let mut handle = Handle { locked, open: false };
         let deadline = Instant::now() + BUSY_WAIT;
         let mut pause = Duration::from_millis(1);
         loop {
-            match locked.execute("BEGIN IMMEDIATE", None) {
+            match handle.locked.execute("BEGIN IMMEDIATE", None) {
                 Ok(_) => break,
                 Err(e) if is_busy(&e) && Instant::now() < deadline => {
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_millis(50));
                 }
-                Err(e) => {
-                    restore_busy_timeout(&mut locked);
-                    return Err(exec_err(e));
-                }
+                Err(e) => return Err(exec_err(e)),
             }
         }
-        Ok(SqliteWrite { handle: Mutex::new(Handle { locked, open: true }), _conn: conn })
+        handle.open = true;
+        Ok(SqliteWrite { handle: Mutex::new(handle), _conn: conn })
     }
 
     pub(crate) fn commit(self) -> Result<(), DbErr> {
@@ -111,26 +113,21 @@ impl SqliteWrite {
     }
 }
 
-impl Drop for SqliteWrite {
+impl Drop for Handle {
     fn drop(&mut self) {
-        let handle = self.handle.get_mut().unwrap_or_else(PoisonError::into_inner);
-        if handle.open {
-            if let Err(e) = handle.locked.execute("ROLLBACK", None) {
+        if self.open {
+            if let Err(e) = self.locked.execute("ROLLBACK", None) {
                 tracing::warn!(error = %e, "rolling back an unfinished SQLite write failed");
             }
         }
-        restore_busy_timeout(&mut handle.locked);
+        if let Err(e) = self.locked.execute(RESTORE_BUSY_TIMEOUT, None) {
+            tracing::warn!(error = %e, "restoring a SQLite connection's busy timeout failed");
+        }
     }
 }
 
 /// `BUSY_WAIT` as a constant statement, so it stays prepared.
 const RESTORE_BUSY_TIMEOUT: &str = "PRAGMA busy_timeout = 15000";
-
-fn restore_busy_timeout(locked: &mut OwnedLockedSqliteHandle) {
-    if let Err(e) = locked.execute(RESTORE_BUSY_TIMEOUT, None) {
-        tracing::warn!(error = %e, "restoring a SQLite connection's busy timeout failed");
-    }
-}
 
 /// SQLITE_BUSY and its extended codes (the low byte is the primary code).
 fn is_busy(error: &sqlx::Error) -> bool {
@@ -231,6 +228,35 @@ mod tests {
         other.commit().await.unwrap();
         writer.await.unwrap();
         assert_eq!(values(&db).await, ["first", "second"]);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn a_writer_cancelled_while_waiting_gives_its_connection_back_as_it_was() {
+        let (db, dir) = scratch().await;
+        let other = db.begin_with_options(sea_orm::TransactionOptions {
+            sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
+            ..Default::default()
+        });
+        let other = other.await.unwrap();
+        let waiting = {
+            let db = db.clone();
+            tokio::spawn(async move { db::begin_write(&db).await.map(|_| ()) })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        waiting.abort();
+        assert!(waiting.await.unwrap_err().is_cancelled());
+        other.rollback().await.unwrap();
+        // Every pooled connection (the one the writer had among them) waits for locks again.
+        let pool = db.get_sqlite_connection_pool();
+        let mut held = Vec::new();
+        for _ in 0..pool.options().get_max_connections() {
+            let mut conn = pool.acquire().await.unwrap();
+            let timeout: i64 = sea_orm::sqlx::query_scalar("PRAGMA busy_timeout").fetch_one(&mut *conn).await.unwrap();
+            assert_eq!(timeout, super::BUSY_WAIT.as_millis() as i64);
+            held.push(conn);
+        }
+        drop(held);
         let _ = std::fs::remove_dir_all(dir);
     }
 
