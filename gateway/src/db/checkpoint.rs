@@ -34,7 +34,7 @@ pub(crate) struct Checkpoints {
 impl Checkpoints {
     /// Called after each commit of a write transaction.
     pub(crate) fn committed(&self) {
-        if (self.commits.fetch_add(1, Ordering::Relaxed) + 1) % COMMITS == 0 {
+        if (self.commits.fetch_add(1, Ordering::Relaxed) + 1).is_multiple_of(COMMITS) {
             // A permit is kept if the checkpointer is busy, so this wake is not lost.
             self.wake.notify_one();
         }
