@@ -64,3 +64,53 @@ pub async fn checkpoint(db: &DatabaseConnection) -> Result<(), sea_orm::DbErr> {
     let stmt = Statement::from_string(sea_orm::DatabaseBackend::Sqlite, "PRAGMA wal_checkpoint(PASSIVE)");
     db.query_one_raw(stmt).await.map(|_| ())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use sea_orm::{ConnectionTrait, Statement};
+
+    use crate::db;
+
+    #[tokio::test]
+    async fn commits_leave_the_copy_to_the_checkpointer() {
+        let dir = std::env::temp_dir().join(format!("wag-checkpoint-{}", crate::ids::new_id("t")));
+        let file = dir.join("wag.db");
+        let db = db::connect(&format!("sqlite://{}?mode=rwc", file.display())).await.unwrap();
+        db.execute_unprepared("CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB NOT NULL)").await.unwrap();
+        let size = || std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+        let before = size();
+
+        // Four megabytes in the log (past SQLite's own 1,000-page checkpoint), one commit short
+        // of the checkpointer's turn: nothing copies it.
+        for _ in 0..super::COMMITS - 1 {
+            let txn = db::begin_write(&db).await.unwrap();
+            txn.execute_raw(Statement::from_string(
+                sea_orm::DatabaseBackend::Sqlite,
+                "INSERT INTO t (v) VALUES (zeroblob(16384))",
+            ))
+            .await
+            .unwrap();
+            txn.commit().await.unwrap();
+        }
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let checkpointer = tokio::spawn(super::run(db.clone(), stopped));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(size() < before + 1024 * 1024, "no commit copied the log into the database file");
+
+        // The next commit wakes the checkpointer, which copies it.
+        let txn = db::begin_write(&db).await.unwrap();
+        txn.execute_unprepared("INSERT INTO t (v) VALUES (zeroblob(16384))").await.unwrap();
+        txn.commit().await.unwrap();
+        let mut waited = Duration::ZERO;
+        while size() < before + super::COMMITS * 16384 && waited < Duration::from_secs(5) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            waited += Duration::from_millis(20);
+        }
+        assert!(size() >= before + super::COMMITS * 16384, "the checkpointer copied the log: {} bytes", size());
+        let _ = stop.send(true);
+        checkpointer.await.unwrap();
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
