@@ -1,4 +1,5 @@
-//! Connecting to SQLite, PostgreSQL or MySQL/MariaDB by URL, and running the migrations.
+//! Connecting to SQLite, PostgreSQL or MySQL/MariaDB by URL, running the migrations, and the
+//! write transactions every concurrent write path goes through (`begin_write`).
 use std::{
     collections::HashMap,
     path::PathBuf,

@@ -165,6 +165,15 @@ mod tests {
         Statement::from_string(sea_orm::DatabaseBackend::Sqlite, text)
     }
 
+    /// Another connection takes the write lock and keeps it, as another process would.
+    async fn hold_the_write_lock(db: &DatabaseConnection) -> sea_orm::DatabaseTransaction {
+        let options = sea_orm::TransactionOptions {
+            sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
+            ..Default::default()
+        };
+        db.begin_with_options(options).await.unwrap()
+    }
+
     async fn values(db: &DatabaseConnection) -> Vec<String> {
         let rows = db.query_all_raw(sql("SELECT v FROM t ORDER BY id")).await.unwrap();
         rows.iter().map(|r| r.try_get::<String>("", "v").unwrap()).collect()
@@ -206,12 +215,7 @@ mod tests {
     #[tokio::test]
     async fn waits_for_a_write_lock_held_elsewhere_without_blocking_the_runtime() {
         let (db, dir) = scratch().await;
-        // Another connection (as another process would) holds the write lock for a while.
-        let other = db.begin_with_options(sea_orm::TransactionOptions {
-            sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
-            ..Default::default()
-        });
-        let other = other.await.unwrap();
+        let other = hold_the_write_lock(&db).await;
         other.execute_raw(sql("INSERT INTO t (v) VALUES ('first')")).await.unwrap();
         let writer = {
             let db = db.clone();
@@ -234,11 +238,7 @@ mod tests {
     #[tokio::test]
     async fn a_writer_cancelled_while_waiting_gives_its_connection_back_as_it_was() {
         let (db, dir) = scratch().await;
-        let other = db.begin_with_options(sea_orm::TransactionOptions {
-            sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
-            ..Default::default()
-        });
-        let other = other.await.unwrap();
+        let other = hold_the_write_lock(&db).await;
         let waiting = {
             let db = db.clone();
             tokio::spawn(async move { db::begin_write(&db).await.map(|_| ()) })
