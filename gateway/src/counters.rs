@@ -165,17 +165,36 @@ impl Counters {
         keys: &[K],
     ) -> Result<std::collections::HashMap<K, i64>, DbErr> {
         let mut counts = std::collections::HashMap::with_capacity(keys.len());
-        for chunk in crate::db::shaped_chunks(keys, 64) {
-            let values: Vec<Vec<Value>> = chunk.iter().map(CounterKey::values).collect();
+        let mut distinct = std::collections::HashSet::with_capacity(keys.len());
+        let keys: Vec<&K> = keys.iter().filter(|k| distinct.insert(*k)).collect();
+        let width = self.key_columns.len();
+        for chunk in crate::db::shaped_chunks(&keys, 64) {
+            let values: Vec<Vec<Value>> = chunk.iter().map(|k| k.values()).collect();
             let columns: Vec<Alias> = self.key_columns.iter().map(|c| Alias::new(*c)).collect();
             let mut insert = Query::insert();
             let mut all_columns = columns.clone();
             all_columns.push(Alias::new(self.count_column));
-            insert.into_table(Alias::new(self.table)).columns(all_columns);
+            insert.into_table(Alias::new(self.table)).columns(all_columns.clone());
             for row in &values {
                 let mut exprs: Vec<SimpleExpr> = row.iter().map(|v| Expr::val(v.clone()).into()).collect();
                 exprs.push(Expr::val(0).into());
                 insert.values_panic(exprs);
+            }
+            if db.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
+                // One statement makes, locks and reads the rows: an upsert that leaves the
+                // count as it is locks the existing row like SELECT … FOR UPDATE.
+                let count = Alias::new(self.count_column);
+                insert.on_conflict(
+                    OnConflict::columns(columns.clone())
+                        .value(count.clone(), Expr::col((Alias::new(self.table), count)))
+                        .to_owned(),
+                );
+                insert.returning(Query::returning().columns(all_columns));
+                for row in db.query_all(&insert).await? {
+                    let key = K::try_get_many_by_index(&row)?;
+                    counts.insert(key, i64::from(row.try_get_by_index::<i32>(width)?));
+                }
+                continue;
             }
             insert.on_conflict(OnConflict::columns(columns.clone()).do_nothing_on(columns.clone()).to_owned());
             db.execute(&insert).await?;
@@ -186,7 +205,6 @@ impl Counters {
             if db.get_database_backend() != sea_orm::DatabaseBackend::Sqlite {
                 select.lock(sea_orm::sea_query::LockType::Update);
             }
-            let width = self.key_columns.len();
             for row in db.query_all(&select).await? {
                 let key = K::try_get_many_by_index(&row)?;
                 let count = i64::from(row.try_get_by_index::<i32>(width)?);

@@ -125,10 +125,10 @@ pub async fn sequence(db: &DatabaseConnection) -> Result<usize> {
         // (a CASE per row cost each statement time in proportion to the rows squared). Ids
         // skipped over (events not yet committed) leave gaps, which a cursor does not mind.
         let offset = last + 1 - ids[0];
-        for chunk in crate::db::shaped_chunks(&ids, 256) {
+        for condition in crate::db::bulk::one_of(txn.get_database_backend(), event::Column::Id, &ids) {
             event::Entity::update_many()
                 .col_expr(event::Column::Position, Expr::col(event::Column::Id).add(offset))
-                .filter(event::Column::Id.is_in(chunk.iter().copied()))
+                .filter(condition)
                 .exec(&txn)
                 .await?;
         }

@@ -121,52 +121,71 @@ pub async fn emit<C: ConnectionTrait>(
     stored.pop().ok_or_else(|| crate::Error::Internal("an emitted event has no id".into()))
 }
 
-/// Stores several events of one source inside the caller's transaction, in the order given, with
-/// one multi-row insert for the events and one for their webhook deliveries: what a batch of
-/// inbound messages costs instead of a handful of statements per event. Returns the `event_id`s.
-/// The same rules as [`emit`] apply.
+/// Stores several events of one source inside the caller's transaction, in the order given.
+/// Returns the `event_id`s. The same rules as [`emit`] apply.
 pub async fn emit_many<C: ConnectionTrait>(
     conn: &C,
     source: Source<'_>,
     events: Vec<(EventKind, Map<String, Value>)>,
 ) -> Result<Vec<String>> {
-    if events.is_empty() {
-        return Ok(Vec::new());
-    }
+    let mut stored = emit_batch(conn, vec![(source, events)]).await?;
+    Ok(stored.pop().unwrap_or_default())
+}
+
+/// Stores the events of several sources inside the caller's transaction, each source's in the
+/// order given, with one multi-row insert for all the events and one for their webhook
+/// deliveries (whose destinations are read with one query): what a batch of inbound messages
+/// or receipts of many instances costs, instead of a handful of statements per source. Returns
+/// the `event_id`s per source. The same rules as [`emit`] apply.
+pub async fn emit_batch<C: ConnectionTrait>(
+    conn: &C,
+    batches: Vec<(Source<'_>, Vec<(EventKind, Map<String, Value>)>)>,
+) -> Result<Vec<Vec<String>>> {
     let now = time::now();
     let timestamp = time::rfc3339(now);
-    let mut stored = Vec::with_capacity(events.len());
-    for (kind, fields) in events {
-        let event_id = ids::new_id("evt");
-        let mut payload = Map::new();
-        payload.insert("event".into(), Value::String(kind.as_str().into()));
-        payload.insert("event_id".into(), Value::String(event_id.clone()));
-        payload.insert("instance_id".into(), Value::String(source.instance_id.into()));
-        payload.insert("instance_name".into(), Value::String(source.instance_name.into()));
-        for (key, value) in fields {
-            payload.insert(key, value);
+    let mut stored = Vec::with_capacity(batches.iter().map(|(_, events)| events.len()).sum());
+    let mut counts = Vec::with_capacity(batches.len());
+    for (source, events) in batches {
+        counts.push(events.len());
+        for (kind, fields) in events {
+            let event_id = ids::new_id("evt");
+            let mut payload = Map::new();
+            payload.insert("event".into(), Value::String(kind.as_str().into()));
+            payload.insert("event_id".into(), Value::String(event_id.clone()));
+            payload.insert("instance_id".into(), Value::String(source.instance_id.into()));
+            payload.insert("instance_name".into(), Value::String(source.instance_name.into()));
+            for (key, value) in fields {
+                payload.insert(key, value);
+            }
+            payload.insert("timestamp".into(), Value::String(timestamp.clone()));
+            stored.push(crate::webhooks::destinations::NewEvent {
+                account_id: source.account_id,
+                instance_id: source.instance_id.into(),
+                kind,
+                event_id,
+                payload: Value::Object(payload).to_string(),
+            });
         }
-        payload.insert("timestamp".into(), Value::String(timestamp.clone()));
-        stored.push(crate::webhooks::destinations::NewEvent {
-            kind,
-            event_id,
-            payload: Value::Object(payload).to_string(),
-        });
     }
-    for chunk in crate::db::shaped_chunks(&stored, crate::db::INSERT_CHUNK) {
-        let rows = chunk.iter().map(|e| event::ActiveModel {
+    if stored.is_empty() {
+        return Ok(counts.into_iter().map(|_| Vec::new()).collect());
+    }
+    let rows: Vec<event::ActiveModel> = stored
+        .iter()
+        .map(|e| event::ActiveModel {
             event_id: Set(e.event_id.clone()),
-            account_id: Set(source.account_id),
-            instance_id: Set(source.instance_id.into()),
+            account_id: Set(e.account_id),
+            instance_id: Set(e.instance_id.clone()),
             kind: Set(e.kind.as_str().into()),
             payload: Set(e.payload.clone()),
             created_at: Set(now),
             ..Default::default()
-        });
-        event::Entity::insert_many(rows).exec_without_returning(conn).await?;
-    }
-    crate::webhooks::destinations::fan_out_many(conn, source.account_id, source.instance_id, &stored).await?;
-    Ok(stored.into_iter().map(|e| e.event_id).collect())
+        })
+        .collect();
+    crate::db::bulk::insert::<event::Entity, _>(conn, &rows, crate::db::INSERT_CHUNK).await?;
+    crate::webhooks::destinations::fan_out(conn, &stored).await?;
+    let mut ids = stored.into_iter().map(|e| e.event_id);
+    Ok(counts.into_iter().map(|n| ids.by_ref().take(n).collect()).collect())
 }
 
 /// Builds an event's own fields: `fields!{"from" => phone, "reason" => "…"}`.

@@ -9,13 +9,18 @@
 //! passes (a lock, a deadlock, a lost connection), a few times otherwise. Only then is a waiting
 //! sender told it failed (whatsapp-web then leaves the messages unacknowledged, so WhatsApp
 //! delivers them again), and the error is logged with the instance.
-use std::{collections::HashMap, sync::Mutex, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use sea_orm::{DatabaseConnection, DbErr};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::{
+    record::ReceiptWriter,
     sink::{Report, Reports, Unrecorded},
     ConnectorEvent, EventKind, EventSink, InboundMessage,
 };
@@ -110,6 +115,8 @@ where
 /// The lanes of this process, by instance id.
 pub(crate) struct Lanes {
     db: DatabaseConnection,
+    /// One writer for the receipts of every lane.
+    receipts: Arc<ReceiptWriter>,
     open: Mutex<HashMap<String, EventSink>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     stop: CancellationToken,
@@ -117,7 +124,13 @@ pub(crate) struct Lanes {
 
 impl Lanes {
     pub(crate) fn new(db: DatabaseConnection) -> Lanes {
-        Lanes { db, open: Mutex::new(HashMap::new()), tasks: Mutex::new(Vec::new()), stop: CancellationToken::new() }
+        Lanes {
+            receipts: Arc::new(ReceiptWriter::new(db.clone())),
+            db,
+            open: Mutex::new(HashMap::new()),
+            tasks: Mutex::new(Vec::new()),
+            stop: CancellationToken::new(),
+        }
     }
 
     /// The instance's lane, started on first use.
@@ -127,7 +140,8 @@ impl Lanes {
             return sink.clone();
         }
         let (sink, reports) = EventSink::channel(LANE_QUEUE);
-        let task = tokio::spawn(run(self.db.clone(), instance_id.to_string(), reports, self.stop.clone()));
+        let store = Store { db: self.db.clone(), receipts: self.receipts.clone() };
+        let task = tokio::spawn(run(store, instance_id.to_string(), reports, self.stop.clone()));
         let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
         tasks.retain(|t| !t.is_finished());
         tasks.push(task);
@@ -157,7 +171,14 @@ impl Lanes {
     }
 }
 
-async fn run(db: DatabaseConnection, instance_id: String, mut reports: Reports, stop: CancellationToken) {
+/// Where a lane stores what it takes.
+#[derive(Clone)]
+pub(crate) struct Store {
+    pub db: DatabaseConnection,
+    pub receipts: Arc<ReceiptWriter>,
+}
+
+async fn run(store: Store, instance_id: String, mut reports: Reports, stop: CancellationToken) {
     let mut stopping = false;
     loop {
         let first = if stopping {
@@ -181,13 +202,14 @@ async fn run(db: DatabaseConnection, instance_id: String, mut reports: Reports, 
             count += next.events.len();
             batch.push(next);
         }
-        store_batch(&db, &instance_id, batch).await;
+        store_batch(&store, &instance_id, batch).await;
     }
 }
 
 /// Stores a lane's batch in order: runs of inbound messages together, runs of receipts
 /// together, other events one by one.
-pub(crate) async fn store_batch(db: &DatabaseConnection, lane: &str, batch: Vec<Report>) {
+pub(crate) async fn store_batch(store: &Store, lane: &str, batch: Vec<Report>) {
+    let db = &store.db;
     let mut failed: Vec<Option<String>> = vec![None; batch.len()];
     let mut run: Vec<(usize, &ConnectorEvent, &InboundMessage)> = Vec::new();
     let mut receipts: Vec<(usize, &ConnectorEvent)> = Vec::new();
@@ -195,7 +217,7 @@ pub(crate) async fn store_batch(db: &DatabaseConnection, lane: &str, batch: Vec<
         for event in &report.events {
             match &event.kind {
                 EventKind::MessageReceived(message) => {
-                    store_receipts(db, &receipts, &mut failed).await;
+                    store_receipts(store, &receipts, &mut failed).await;
                     receipts.clear();
                     if run.first().is_some_and(|(_, first, _)| first.instance_id != event.instance_id) {
                         store_messages(db, lane, &run, &mut failed).await;
@@ -207,7 +229,7 @@ pub(crate) async fn store_batch(db: &DatabaseConnection, lane: &str, batch: Vec<
                     store_messages(db, lane, &run, &mut failed).await;
                     run.clear();
                     if receipts.first().is_some_and(|(_, first)| first.instance_id != event.instance_id) {
-                        store_receipts(db, &receipts, &mut failed).await;
+                        store_receipts(store, &receipts, &mut failed).await;
                         receipts.clear();
                     }
                     receipts.push((owner, event));
@@ -215,7 +237,7 @@ pub(crate) async fn store_batch(db: &DatabaseConnection, lane: &str, batch: Vec<
                 _ => {
                     store_messages(db, lane, &run, &mut failed).await;
                     run.clear();
-                    store_receipts(db, &receipts, &mut failed).await;
+                    store_receipts(store, &receipts, &mut failed).await;
                     receipts.clear();
                     let stored = with_retries(&event.instance_id, "event", || super::record::event(db, event)).await;
                     if let Err(e) = stored {
@@ -227,7 +249,7 @@ pub(crate) async fn store_batch(db: &DatabaseConnection, lane: &str, batch: Vec<
         }
     }
     store_messages(db, lane, &run, &mut failed).await;
-    store_receipts(db, &receipts, &mut failed).await;
+    store_receipts(store, &receipts, &mut failed).await;
     for (report, failure) in batch.into_iter().zip(failed) {
         report.answer(match failure {
             None => Ok(()),
@@ -236,8 +258,9 @@ pub(crate) async fn store_batch(db: &DatabaseConnection, lane: &str, batch: Vec<
     }
 }
 
-/// Applies a run of receipts of one instance in one transaction (retried like the rest).
-async fn store_receipts(db: &DatabaseConnection, run: &[(usize, &ConnectorEvent)], failed: &mut [Option<String>]) {
+/// Applies a run of receipts of one instance, in a transaction shared with other lanes' receipts
+/// (retried like the rest).
+async fn store_receipts(store: &Store, run: &[(usize, &ConnectorEvent)], failed: &mut [Option<String>]) {
     let Some((_, first)) = run.first() else { return };
     let instance_id = first.instance_id.as_str();
     let receipts: Vec<(&str, super::DeliveryStatus, bool)> = run
@@ -249,7 +272,10 @@ async fn store_receipts(db: &DatabaseConnection, run: &[(usize, &ConnectorEvent)
             _ => None,
         })
         .collect();
-    let stored = with_retries(instance_id, "receipts", || super::record::receipts(db, instance_id, &receipts)).await;
+    let stored = with_retries(instance_id, "receipts", || {
+        super::record::receipts(&store.db, &store.receipts, instance_id, &receipts)
+    })
+    .await;
     if let Err(e) = stored {
         tracing::error!(instance_id, receipts = run.len(), error = %e, "receipts could not be stored");
         for (owner, _) in run {

@@ -61,7 +61,9 @@ pub(crate) async fn event(db: &DatabaseConnection, event: &ConnectorEvent) -> Re
             }
         }
         EventKind::MessageStatus { provider_message_id, status, just_sent, .. } => {
-            receipts(db, id, &[(provider_message_id.as_str(), *status, *just_sent)]).await?;
+            let applied =
+                crate::message_log::apply_receipts(db, id, &[(provider_message_id.as_str(), *status)]).await?;
+            retry_unknown(db, id, &[(provider_message_id.as_str(), *status, *just_sent)], applied);
         }
         EventKind::QrUpdated { code, expires_at } => {
             if let Some(instance) = instances::find_for_connector(db, id).await? {
@@ -95,22 +97,39 @@ pub(crate) async fn event(db: &DatabaseConnection, event: &ConnectorEvent) -> Re
     Ok(())
 }
 
-/// Applies receipts of one instance in one transaction. A receipt for a message just sent
-/// that names no stored message overtook the write of the message's provider id: it is tried
-/// again shortly rather than lost.
+/// The writer that applies the receipts of every lane, many instances' in one transaction.
+pub(crate) type ReceiptWriter = crate::db::group_commit::GroupCommit<crate::message_log::ReceiptRun>;
+
+/// Applies receipts of one instance (in a transaction shared with other instances' receipts).
+/// A receipt for a message just sent that names no stored message overtook the write of the
+/// message's provider id: it is tried again shortly rather than lost.
 pub(crate) async fn receipts(
     db: &DatabaseConnection,
+    writer: &ReceiptWriter,
     instance_id: &str,
     receipts: &[(&str, crate::connectors::DeliveryStatus, bool)],
 ) -> Result<()> {
-    let pairs: Vec<(&str, crate::connectors::DeliveryStatus)> = receipts.iter().map(|(id, s, _)| (*id, *s)).collect();
-    let applied = crate::message_log::apply_receipts(db, instance_id, &pairs).await?;
+    let run = crate::message_log::ReceiptRun {
+        instance_id: instance_id.to_string(),
+        receipts: receipts.iter().map(|(id, status, _)| (id.to_string(), *status)).collect(),
+    };
+    let applied = writer.submit(run).await?;
+    retry_unknown(db, instance_id, receipts, applied);
+    Ok(())
+}
+
+/// Tries again shortly the receipts of messages just sent that named no stored message.
+fn retry_unknown(
+    db: &DatabaseConnection,
+    instance_id: &str,
+    receipts: &[(&str, crate::connectors::DeliveryStatus, bool)],
+    applied: Vec<crate::message_log::Applied>,
+) {
     for ((provider_message_id, status, just_sent), applied) in receipts.iter().zip(applied) {
         if applied.is_none() && *just_sent {
             tokio::spawn(retry_receipt(db.clone(), instance_id.to_string(), provider_message_id.to_string(), *status));
         }
     }
-    Ok(())
 }
 
 async fn retry_receipt(

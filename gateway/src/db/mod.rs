@@ -7,7 +7,9 @@ use std::{
     time::Duration,
 };
 
+pub(crate) mod bulk;
 pub mod checkpoint;
+pub(crate) mod group_commit;
 mod sqlite_write;
 
 use migrations::{Migrator, MigratorTrait};

@@ -1,5 +1,5 @@
 //! Status changes of many messages in one transaction: a read of their rows, one UPDATE per
-//! kind of change, the failure counts, and one multi-row insert of the events per source.
+//! kind of change, the failure counts, and one multi-row insert of the events of every source.
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use sea_orm::{
@@ -81,9 +81,7 @@ pub(crate) async fn settle_many<C: ConnectionTrait>(
     for ((account_id, hour), n) in failures {
         crate::message_stats::count_failed_n(conn, account_id, hour, n).await?;
     }
-    for (source, events) in by_source {
-        events::emit_many(conn, source, events).await?;
-    }
+    events::emit_batch(conn, by_source).await?;
     Ok(moved)
 }
 
@@ -94,9 +92,9 @@ async fn accepted_rows<C: ConnectionTrait>(
 ) -> Result<HashMap<i64, message::Model>> {
     let ids: Vec<i64> = ids.collect();
     let mut found = HashMap::with_capacity(ids.len());
-    for chunk in crate::db::shaped_chunks(&ids, crate::db::INSERT_CHUNK) {
+    for condition in crate::db::bulk::one_of(conn.get_database_backend(), message::Column::Id, &ids) {
         let mut query = message::Entity::find()
-            .filter(message::Column::Id.is_in(chunk.iter().copied()))
+            .filter(condition)
             .filter(message::Column::Status.eq(MessageStatus::Accepted.as_str()));
         if conn.get_database_backend() != sea_orm::DatabaseBackend::Sqlite {
             query = query.lock(LockType::Update);
@@ -114,6 +112,23 @@ async fn update_status<C: ConnectionTrait>(
     values: &[(i64, String)],
     now: i64,
 ) -> Result<()> {
+    if values.is_empty() {
+        return Ok(());
+    }
+    if conn.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
+        // One statement joined to the values as arrays, whatever their number.
+        let (ids, values): (Vec<i64>, Vec<String>) = values.iter().cloned().unzip();
+        let sql = format!(
+            "UPDATE messages AS m SET status = $1, \"{}\" = v.value, updated_at = $2 \
+             FROM unnest($3::bigint[], $4::text[]) AS v(id, value) WHERE m.id = v.id AND m.status = $5",
+            sea_orm::IdenStatic::as_str(&column)
+        );
+        let values =
+            [status.as_str().into(), now.into(), ids.into(), values.into(), MessageStatus::Accepted.as_str().into()];
+        conn.execute_raw(sea_orm::Statement::from_sql_and_values(sea_orm::DatabaseBackend::Postgres, sql, values))
+            .await?;
+        return Ok(());
+    }
     for chunk in crate::db::shaped_chunks(&values, crate::db::INSERT_CHUNK) {
         let mut cases =
             chunk.iter().map(|(id, value)| (Expr::col(message::Column::Id).eq(*id), Expr::val(value.clone())));

@@ -14,6 +14,7 @@ use crate::{
 mod batch;
 mod receipts;
 pub(crate) use batch::{settle_many, Settlement};
+pub(crate) use receipts::Run as ReceiptRun;
 pub use receipts::{apply_receipts, Applied};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]

@@ -1,6 +1,6 @@
 //! The admission of sends, many at a time: one write transaction claims the Idempotency-Keys,
 //! checks the suppression list, takes the fair-use and speed units, and writes the message rows
-//! and their policy decisions for every send waiting in the queue (group commit, see `queue`).
+//! and their policy decisions for every send waiting in the queue (group commit, see `db::group_commit`).
 //!
 //! Each counter is read once per batch under its lock, the sends are decided in memory in the
 //! order they came, and the differences are written back: a handful of statements for the whole
@@ -295,13 +295,14 @@ async fn claimed_keys<C: ConnectionTrait>(txn: &C, jobs: &[&Job], at: i64) -> Re
     }
     let mut taken = HashSet::new();
     for (account_id, keys) in by_account {
-        for chunk in crate::db::shaped_chunks(&keys, crate::db::INSERT_CHUNK) {
+        let keys: Vec<String> = keys.into_iter().map(str::to_string).collect();
+        for condition in crate::db::bulk::one_of(txn.get_database_backend(), idempotency_key::Column::Key, &keys) {
             let rows: Vec<(String, i64)> = idempotency_key::Entity::find()
                 .select_only()
                 .column(idempotency_key::Column::Key)
                 .column(idempotency_key::Column::CreatedAt)
                 .filter(idempotency_key::Column::AccountId.eq(account_id))
-                .filter(idempotency_key::Column::Key.is_in(chunk.iter().copied()))
+                .filter(condition)
                 .into_tuple()
                 .all(txn)
                 .await?;
@@ -324,13 +325,13 @@ async fn suppressed<C: ConnectionTrait>(txn: &C, jobs: &[&Job]) -> Result<HashSe
     }
     let mut found = HashSet::new();
     for (account_id, phones) in by_account {
-        let phones: Vec<&str> = phones.into_iter().collect();
-        for chunk in crate::db::shaped_chunks(&phones, crate::db::INSERT_CHUNK) {
+        let phones: Vec<String> = phones.into_iter().map(str::to_string).collect();
+        for condition in crate::db::bulk::one_of(txn.get_database_backend(), suppression::Column::Phone, &phones) {
             let rows: Vec<String> = suppression::Entity::find()
                 .select_only()
                 .column(suppression::Column::Phone)
                 .filter(suppression::Column::AccountId.eq(account_id))
-                .filter(suppression::Column::Phone.is_in(chunk.iter().copied()))
+                .filter(condition)
                 .into_tuple()
                 .all(txn)
                 .await?;
@@ -345,6 +346,23 @@ async fn suppressed<C: ConnectionTrait>(txn: &C, jobs: &[&Job]) -> Result<HashSe
 /// batch did not ask about dropped here).
 async fn known_recipients<C: ConnectionTrait>(txn: &C, jobs: &[&Job]) -> Result<HashSet<(String, String)>> {
     let asked: HashSet<(&str, &str)> = jobs.iter().map(|j| (j.instance_id.as_str(), j.phone.as_str())).collect();
+    if txn.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
+        // Exactly the pairs asked about, as two arrays: one statement whatever the batch.
+        let (instances, phones): (Vec<String>, Vec<String>) =
+            asked.iter().map(|(i, p)| (i.to_string(), p.to_string())).unzip();
+        let sql = "SELECT c.instance_id, c.phone FROM unnest($1::text[], $2::text[]) AS a(instance_id, phone) \
+                   JOIN contacted_recipients c ON c.instance_id = a.instance_id AND c.phone = a.phone";
+        let statement = sea_orm::Statement::from_sql_and_values(
+            sea_orm::DatabaseBackend::Postgres,
+            sql,
+            [instances.into(), phones.into()],
+        );
+        let mut found = HashSet::new();
+        for row in txn.query_all_raw(statement).await? {
+            found.insert((row.try_get_by_index::<String>(0)?, row.try_get_by_index::<String>(1)?));
+        }
+        return Ok(found);
+    }
     let instances: Vec<&str> =
         jobs.iter().map(|j| j.instance_id.as_str()).collect::<BTreeSet<_>>().into_iter().collect();
     let phones: Vec<&str> = jobs.iter().map(|j| j.phone.as_str()).collect::<BTreeSet<_>>().into_iter().collect();
@@ -404,13 +422,21 @@ async fn insert_messages<C: ConnectionTrait>(
             crate::message_log::accepted_row(new, at)
         })
         .collect();
-    // Media can make rows large: a smaller chunk keeps one statement's size in bounds.
-    for chunk in crate::db::shaped_chunks(&rows, 64) {
-        message::Entity::insert_many(chunk.to_vec()).exec_without_returning(txn).await?;
-    }
-    // The ids by message id (unique), which every database can answer; RETURNING's row order
-    // is not promised anywhere.
+    // The ids by message id (unique): RETURNING's row order is not promised anywhere.
     let mut ids: HashMap<String, i64> = HashMap::with_capacity(message_ids.len());
+    if txn.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
+        for row in crate::db::bulk::insert_returning::<message::Entity, _>(txn, &rows, "message_id, id").await? {
+            ids.insert(row.try_get_by_index(0)?, row.try_get_by_index(1)?);
+        }
+        return message_ids
+            .iter()
+            .map(|m| {
+                ids.get(m).copied().ok_or_else(|| crate::Error::Internal(format!("message {m} not found after insert")))
+            })
+            .collect();
+    }
+    // Media can make rows large: a smaller chunk keeps one statement's size in bounds.
+    crate::db::bulk::insert::<message::Entity, _>(txn, &rows, 64).await?;
     for chunk in crate::db::shaped_chunks(&message_ids, crate::db::INSERT_CHUNK) {
         let rows: Vec<(String, i64)> = message::Entity::find()
             .select_only()
@@ -467,9 +493,7 @@ async fn insert_decisions<C: ConnectionTrait>(
             ..Default::default()
         });
     }
-    for chunk in crate::db::shaped_chunks(&rows, crate::db::INSERT_CHUNK) {
-        policy_decision::Entity::insert_many(chunk.to_vec()).exec_without_returning(txn).await?;
-    }
+    crate::db::bulk::insert::<policy_decision::Entity, _>(txn, &rows, crate::db::INSERT_CHUNK).await?;
     for ((account_id, decision), n) in stats {
         crate::policy_log::count_n(txn, account_id, decision, at, n).await?;
     }
@@ -481,14 +505,12 @@ async fn insert_claims<C: ConnectionTrait>(txn: &C, admitted: &[(usize, &Job)], 
         .iter()
         .filter_map(|(_, job)| job.keyed.as_ref().map(|keyed| idempotency::claim_row(job.account_id, keyed, at)))
         .collect();
-    for chunk in crate::db::shaped_chunks(&rows, crate::db::INSERT_CHUNK) {
-        idempotency_key::Entity::insert_many(chunk.to_vec()).exec_without_returning(txn).await?;
-    }
+    crate::db::bulk::insert::<idempotency_key::Entity, _>(txn, &rows, crate::db::INSERT_CHUNK).await?;
     Ok(())
 }
 
 #[async_trait::async_trait]
-impl super::queue::Work for Job {
+impl crate::db::group_commit::Work for Job {
     type Answer = Admission;
     const WAKES_WEBHOOKS: bool = false;
 

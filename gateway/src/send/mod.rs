@@ -9,7 +9,6 @@ pub mod inflight;
 pub mod media;
 pub mod phone;
 pub mod purpose;
-mod queue;
 pub mod reconcile;
 mod repeats;
 mod settle;
@@ -159,15 +158,18 @@ pub trait StoredAnswers: Send + Sync {
 }
 
 /// The group-commit queues of the send path: many sends' admissions in one transaction, and
-/// many settlements in another (see `queue`).
+/// many settlements in another (see `db::group_commit`).
 pub struct Queues {
-    admit: queue::GroupCommit<admission::Job>,
-    settle: queue::GroupCommit<settle::Job>,
+    admit: crate::db::group_commit::GroupCommit<admission::Job>,
+    settle: crate::db::group_commit::GroupCommit<settle::Job>,
 }
 
 impl Queues {
     pub fn new(db: DatabaseConnection) -> Queues {
-        Queues { admit: queue::GroupCommit::new(db.clone()), settle: queue::GroupCommit::new(db) }
+        Queues {
+            admit: crate::db::group_commit::GroupCommit::new(db.clone()),
+            settle: crate::db::group_commit::GroupCommit::new(db),
+        }
     }
 }
 

@@ -1,9 +1,9 @@
 //! Settling admitted messages once the connector has answered, many in one transaction (group
-//! commit, see `queue`): their status and events, the contact records, the quota given back
+//! commit, see `db::group_commit`): their status and events, the contact records, the quota given back
 //! for what certainly did not go out, and the Idempotency-Keys' answers.
 use std::collections::BTreeMap;
 
-use sea_orm::{sea_query::Expr, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::{sea_query::Expr, ConnectionTrait, EntityTrait, QueryFilter};
 
 use super::{admission::Ticket, idempotency, phone::Phone, throttle};
 use crate::{
@@ -114,10 +114,11 @@ pub(crate) async fn settle_all<C: ConnectionTrait>(txn: &C, jobs: &[&Job]) -> Re
 
 /// The allowed decisions of messages that did not deliver say so (`gateway_send_failed`).
 async fn mark_decisions_failed<C: ConnectionTrait>(txn: &C, log_ids: &[i64]) -> Result<()> {
-    for chunk in crate::db::shaped_chunks(&log_ids, crate::db::INSERT_CHUNK) {
+    for condition in crate::db::bulk::one_of(txn.get_database_backend(), policy_decision::Column::MessageLogId, log_ids)
+    {
         policy_decision::Entity::update_many()
             .col_expr(policy_decision::Column::ErrorCode, Expr::value("gateway_send_failed"))
-            .filter(policy_decision::Column::MessageLogId.is_in(chunk.iter().copied()))
+            .filter(condition)
             .exec(txn)
             .await?;
     }
@@ -125,7 +126,7 @@ async fn mark_decisions_failed<C: ConnectionTrait>(txn: &C, log_ids: &[i64]) -> 
 }
 
 #[async_trait::async_trait]
-impl super::queue::Work for Job {
+impl crate::db::group_commit::Work for Job {
     type Answer = ();
     const WAKES_WEBHOOKS: bool = true;
 

@@ -2,7 +2,7 @@
 //! several server processes: a fixed one-minute window of sends, and an hourly window of
 //! recipients the instance has never written to (WhatsApp bans numbers that message many new
 //! people quickly).
-use sea_orm::{sea_query::OnConflict, ConnectionTrait, DatabaseConnection, EntityTrait, Set};
+use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait, Set};
 
 use crate::{
     counters::{Counter, Counters},
@@ -105,12 +105,7 @@ pub(crate) async fn record_contacts<C: ConnectionTrait>(db: &C, pairs: &[(&str, 
         })
         .collect();
     let pk = [contacted_recipient::Column::InstanceId, contacted_recipient::Column::Phone];
-    for chunk in crate::db::shaped_chunks(&rows, crate::db::INSERT_CHUNK) {
-        contacted_recipient::Entity::insert_many(chunk.to_vec())
-            .on_conflict(OnConflict::columns(pk).do_nothing_on(pk).to_owned())
-            .exec_without_returning(db)
-            .await?;
-    }
+    crate::db::bulk::insert_new::<contacted_recipient::Entity, _>(db, &rows, &pk).await?;
     Ok(())
 }
 

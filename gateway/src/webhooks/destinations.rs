@@ -1,6 +1,8 @@
 //! Webhook destinations: a URL per instance with the events it wants, a signing secret
 //! (encrypted at rest; the previous one stays valid 24 h after a rotation), and whether it is
 //! enabled. URLs are checked at save time here and again at connect time by the worker.
+use std::collections::HashMap;
+
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set,
 };
@@ -253,45 +255,57 @@ pub async fn delete(db: &DatabaseConnection, account_id: i64, id: &str) -> Resul
     Ok(())
 }
 
-/// An event about to be stored, as [`fan_out_many`] needs it.
+/// An event about to be stored, as [`fan_out`] needs it.
 pub(crate) struct NewEvent {
+    pub account_id: i64,
+    pub instance_id: String,
     pub kind: EventKind,
     pub event_id: String,
     pub payload: String,
 }
 
-/// Queues the deliveries of events of one instance for every enabled destination that wants
-/// them: the destinations are read once and the deliveries written with multi-row inserts, in
-/// the events' order. A 3CX integration's destination forwards only while the integration and
-/// the account's 3CX module are on.
-pub(crate) async fn fan_out_many<C: ConnectionTrait>(
-    conn: &C,
-    account_id: i64,
-    instance_id: &str,
-    events: &[NewEvent],
-) -> Result<()> {
-    let destinations = webhook_destination::Entity::find()
-        .filter(webhook_destination::Column::InstanceId.eq(instance_id))
-        .filter(webhook_destination::Column::Enabled.eq(true))
-        .all(conn)
-        .await?;
-    let mut wanted = Vec::new();
+/// Queues the deliveries of events (of any instances) for every enabled destination of their
+/// instance that wants them: the destinations of all the instances are read with one query and
+/// the deliveries written with multi-row inserts, in the events' order. A 3CX integration's
+/// destination forwards only while the integration and the account's 3CX module are on.
+pub(crate) async fn fan_out<C: ConnectionTrait>(conn: &C, events: &[NewEvent]) -> Result<()> {
+    let mut instances: Vec<&str> = events.iter().map(|e| e.instance_id.as_str()).collect();
+    instances.sort_unstable();
+    instances.dedup();
+    let instances: Vec<String> = instances.into_iter().map(str::to_string).collect();
+    let backend = conn.get_database_backend();
+    let mut destinations = Vec::new();
+    for condition in crate::db::bulk::one_of(backend, webhook_destination::Column::InstanceId, &instances) {
+        destinations.extend(
+            webhook_destination::Entity::find()
+                .filter(condition)
+                .filter(webhook_destination::Column::Enabled.eq(true))
+                .all(conn)
+                .await?,
+        );
+    }
+    if destinations.is_empty() {
+        return Ok(());
+    }
+    // Per instance: (events wanted, destination id), in the order the rows came.
+    let mut wanted: HashMap<String, Vec<(Vec<EventKind>, String)>> = HashMap::new();
     for destination in destinations {
         if let Some(integration_id) = &destination.integration_id {
-            if !crate::threecx::integrations::forwards(conn, account_id, integration_id).await? {
+            if !crate::threecx::integrations::forwards(conn, destination.account_id, integration_id).await? {
                 continue;
             }
         }
-        wanted.push((parse_events(&destination.events), destination.id));
+        wanted.entry(destination.instance_id).or_default().push((parse_events(&destination.events), destination.id));
     }
     let now = time::now();
     let rows: Vec<webhook_delivery::ActiveModel> = events
         .iter()
         .flat_map(|event| {
-            wanted.iter().filter(|(kinds, _)| kinds.contains(&event.kind)).map(move |(_, destination_id)| {
+            let targets = wanted.get(&event.instance_id).map(Vec::as_slice).unwrap_or_default();
+            targets.iter().filter(|(kinds, _)| kinds.contains(&event.kind)).map(move |(_, destination_id)| {
                 webhook_delivery::ActiveModel {
                     destination_id: Set(destination_id.clone()),
-                    account_id: Set(account_id),
+                    account_id: Set(event.account_id),
                     event_id: Set(event.event_id.clone()),
                     event_kind: Set(event.kind.as_str().into()),
                     payload: Set(event.payload.clone()),
@@ -310,9 +324,7 @@ pub(crate) async fn fan_out_many<C: ConnectionTrait>(
     if rows.is_empty() {
         return Ok(());
     }
-    for chunk in crate::db::shaped_chunks(&rows, crate::db::INSERT_CHUNK) {
-        webhook_delivery::Entity::insert_many(chunk.to_vec()).exec_without_returning(conn).await?;
-    }
+    crate::db::bulk::insert::<webhook_delivery::Entity, _>(conn, &rows, crate::db::INSERT_CHUNK).await?;
     super::wake::deliveries_written();
     super::wake::notify_other_processes(conn, super::wake::Notify::Throttled).await?;
     Ok(())

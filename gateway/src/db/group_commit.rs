@@ -3,7 +3,9 @@
 //! transaction carries many sends for the cost of a few statements; alone, a send waits for
 //! nobody. SQLite takes one writer at a time anyway, and on PostgreSQL and MySQL it spares the
 //! round trips and the row-lock convoys of one transaction per send.
-use std::sync::Mutex;
+use std::{panic::AssertUnwindSafe, sync::Mutex};
+
+use futures::FutureExt;
 
 use sea_orm::DatabaseConnection;
 use tokio::sync::{mpsc, oneshot};
@@ -76,7 +78,14 @@ async fn drain<J: Work>(db: DatabaseConnection, mut receiver: mpsc::Receiver<Wai
     while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let (jobs, replies): (Vec<J>, Vec<_>) = std::mem::take(&mut batch).into_iter().unzip();
         let refs: Vec<&J> = jobs.iter().collect();
-        let answers = commit_batch(&db, &refs).await;
+        // A panic in one batch fails that batch, not the queue: the task goes on with the next.
+        let answers = match AssertUnwindSafe(commit_batch(&db, &refs)).catch_unwind().await {
+            Ok(answers) => answers,
+            Err(_) => {
+                tracing::error!(jobs = refs.len(), "a group commit panicked; its jobs fail");
+                refs.iter().map(|_| Err(Error::Internal("a group commit panicked".into()))).collect()
+            }
+        };
         for (reply, answer) in replies.into_iter().zip(answers) {
             let _ = reply.send(answer);
         }
@@ -134,4 +143,38 @@ fn worth_retrying(error: &Error) -> bool {
         return true;
     }
     matches!(error, Error::Db(e) if matches!(e.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A job that writes nothing, and panics when asked to.
+    struct Job {
+        panic: bool,
+    }
+
+    #[async_trait::async_trait]
+    impl Work for Job {
+        type Answer = &'static str;
+        const WAKES_WEBHOOKS: bool = false;
+
+        async fn run(_txn: &WriteTxn, jobs: &[&Self]) -> Result<Vec<&'static str>> {
+            if jobs.iter().any(|j| j.panic) {
+                panic!("a bug in a batch");
+            }
+            Ok(jobs.iter().map(|_| "written").collect())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panicking_batch_fails_its_jobs_and_the_queue_goes_on() {
+        let dir = std::env::temp_dir().join(format!("wag-group-commit-{}", crate::ids::new_id("t")));
+        let db = db::connect(&format!("sqlite://{}?mode=rwc", dir.join("wag.db").display())).await.unwrap();
+        let queue = GroupCommit::<Job>::new(db);
+        let failed = queue.submit(Job { panic: true }).await;
+        assert!(matches!(failed, Err(Error::Internal(_))), "the panicking job is answered with an error");
+        assert_eq!(queue.submit(Job { panic: false }).await.unwrap(), "written", "the next job is written");
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
