@@ -194,3 +194,119 @@ where
     }
     shaped_chunks(values, INSERT_CHUNK).map(|piece| column.is_in(piece.iter().cloned())).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::{ConnectionTrait, Database, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set};
+
+    use crate::entities::{contacted_recipient, message};
+
+    /// A scratch database, and how to remove it.
+    enum Scratch {
+        Sqlite(std::path::PathBuf),
+        Postgres { admin: DatabaseConnection, name: String },
+    }
+
+    impl Scratch {
+        async fn remove(self) {
+            match self {
+                Scratch::Sqlite(dir) => drop(std::fs::remove_dir_all(dir)),
+                Scratch::Postgres { admin, name } => {
+                    let _ = admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+                }
+            }
+        }
+    }
+
+    /// A fresh migrated database: SQLite, and PostgreSQL when WAG_TEST_POSTGRES_URL is set.
+    async fn databases() -> Vec<(DatabaseConnection, Scratch)> {
+        let name = format!("wag_bulk_{}", crate::ids::new_id("t").to_ascii_lowercase());
+        let dir = std::env::temp_dir().join(&name);
+        let sqlite = crate::db::open(&format!("sqlite://{}?mode=rwc", dir.join("wag.db").display())).await.unwrap();
+        let mut all = vec![(sqlite, Scratch::Sqlite(dir))];
+        match std::env::var("WAG_TEST_POSTGRES_URL") {
+            Ok(server) => {
+                let admin = Database::connect(server.as_str()).await.unwrap();
+                admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
+                let (base, _) = server.rsplit_once('/').unwrap();
+                let db = crate::db::open(&format!("{base}/{name}")).await.unwrap();
+                all.push((db, Scratch::Postgres { admin, name }));
+            }
+            Err(_) => eprintln!("bulk statements on PostgreSQL not tested: WAG_TEST_POSTGRES_URL is not set"),
+        }
+        all
+    }
+
+    fn row(n: i64, media: bool) -> message::ActiveModel {
+        message::ActiveModel {
+            message_id: Set(format!("msg_bulk{n}")),
+            account_id: Set(1),
+            instance_id: Set("inst_bulk".into()),
+            recipient: Set(format!("+1555000{n:04}")),
+            purpose: Set("transactional".into()),
+            kind: Set(if media { "image" } else { "text" }.into()),
+            body: Set(String::new()),
+            media_mime_type: Set(media.then(|| "image/png".to_string())),
+            media_file_name: Set(media.then(String::new)),
+            media_bytes: Set(media.then_some(0)),
+            content_fingerprint: Set("f".into()),
+            risk_score: Set(0),
+            status: Set("accepted".into()),
+            provider_message_id: Set(None),
+            error: Set(None),
+            source: Set("api".into()),
+            conversation_id: Set(None),
+            agent_extension: Set(None),
+            idempotency_key: Set(None),
+            created_at: Set(n),
+            updated_at: Set(n),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn rows_keep_their_nulls_and_zeros_and_lists_find_every_key() {
+        for (db, scratch) in databases().await {
+            let backend = db.get_database_backend();
+            // NULLs beside the zero values a NULL travels as (empty text, 0).
+            let rows: Vec<message::ActiveModel> = (0..37).map(|n| row(n, n % 3 == 0)).collect();
+            super::insert::<message::Entity, _>(&db, &rows, 8).await.unwrap();
+            let stored = message::Entity::find().order_by_asc(message::Column::CreatedAt).all(&db).await.unwrap();
+            assert_eq!(stored.len(), 37, "{backend:?}");
+            for (n, m) in stored.iter().enumerate() {
+                let media = n % 3 == 0;
+                assert_eq!(m.message_id, format!("msg_bulk{n}"), "{backend:?}: rows in order");
+                assert_eq!(m.media_mime_type.as_deref(), media.then_some("image/png"), "{backend:?}");
+                assert_eq!(m.media_file_name.as_deref(), media.then_some(""), "{backend:?}: '' is not NULL");
+                assert_eq!(m.media_bytes, media.then_some(0), "{backend:?}: 0 is not NULL");
+                assert_eq!(m.provider_message_id, None, "{backend:?}");
+            }
+
+            let ids: Vec<i64> = stored.iter().map(|m| m.id).filter(|id| id % 2 == 0).collect();
+            let mut found = Vec::new();
+            for condition in super::one_of(backend, message::Column::Id, &ids) {
+                found.extend(
+                    message::Entity::find().filter(condition).all(&db).await.unwrap().into_iter().map(|m| m.id),
+                );
+            }
+            found.sort_unstable();
+            assert_eq!(found, ids, "{backend:?}: every listed key, no other");
+
+            let contact = |phone: &str| contacted_recipient::ActiveModel {
+                instance_id: Set("inst_bulk".into()),
+                phone: Set(phone.into()),
+                first_contacted_at: Set(1),
+            };
+            let key = [contacted_recipient::Column::InstanceId, contacted_recipient::Column::Phone];
+            super::insert_new::<contacted_recipient::Entity, _>(&db, &[contact("+1"), contact("+2")], &key)
+                .await
+                .unwrap();
+            super::insert_new::<contacted_recipient::Entity, _>(&db, &[contact("+2"), contact("+3")], &key)
+                .await
+                .unwrap();
+            assert_eq!(contacted_recipient::Entity::find().all(&db).await.unwrap().len(), 3, "{backend:?}");
+            db.close().await.ok();
+            scratch.remove().await;
+        }
+    }
+}
