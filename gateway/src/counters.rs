@@ -135,7 +135,8 @@ impl CounterKey for (i64, String, String) {
 }
 
 /// Many counters of one table at once, for a batch: one statement makes the missing rows, one
-/// reads (and locks) them all, one adds every difference.
+/// reads (and locks) them all, one adds every difference. On PostgreSQL one upsert makes, locks
+/// and reads them.
 pub struct Counters {
     pub table: &'static str,
     pub key_columns: &'static [&'static str],

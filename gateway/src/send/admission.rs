@@ -428,25 +428,20 @@ async fn insert_messages<C: ConnectionTrait>(
         for row in crate::db::bulk::insert_returning::<message::Entity, _>(txn, &rows, "message_id, id").await? {
             ids.insert(row.try_get_by_index(0)?, row.try_get_by_index(1)?);
         }
-        return message_ids
-            .iter()
-            .map(|m| {
-                ids.get(m).copied().ok_or_else(|| crate::Error::Internal(format!("message {m} not found after insert")))
-            })
-            .collect();
-    }
-    // Media can make rows large: a smaller chunk keeps one statement's size in bounds.
-    crate::db::bulk::insert::<message::Entity, _>(txn, &rows, 64).await?;
-    for chunk in crate::db::shaped_chunks(&message_ids, crate::db::INSERT_CHUNK) {
-        let rows: Vec<(String, i64)> = message::Entity::find()
-            .select_only()
-            .column(message::Column::MessageId)
-            .column(message::Column::Id)
-            .filter(message::Column::MessageId.is_in(chunk.iter().map(String::as_str)))
-            .into_tuple()
-            .all(txn)
-            .await?;
-        ids.extend(rows);
+    } else {
+        // Media can make rows large: a smaller chunk keeps one statement's size in bounds.
+        crate::db::bulk::insert::<message::Entity, _>(txn, &rows, 64).await?;
+        for chunk in crate::db::shaped_chunks(&message_ids, crate::db::INSERT_CHUNK) {
+            let rows: Vec<(String, i64)> = message::Entity::find()
+                .select_only()
+                .column(message::Column::MessageId)
+                .column(message::Column::Id)
+                .filter(message::Column::MessageId.is_in(chunk.iter().map(String::as_str)))
+                .into_tuple()
+                .all(txn)
+                .await?;
+            ids.extend(rows);
+        }
     }
     message_ids
         .iter()
