@@ -14,6 +14,7 @@ mod m20261130_000001_log_storage;
 mod m20261201_000001_send_batches;
 mod m20261202_000001_lookup_keys;
 mod m20261203_000001_fewer_index_writes;
+mod m20261204_000001_threecx_replays;
 
 pub struct Migrator;
 
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000001_send_batches::Migration),
             Box::new(m20261202_000001_lookup_keys::Migration),
             Box::new(m20261203_000001_fewer_index_writes::Migration),
+            Box::new(m20261204_000001_threecx_replays::Migration),
         ]
     }
 }

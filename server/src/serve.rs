@@ -104,7 +104,8 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
 }
 
 /// Hourly housekeeping: expired sessions and idempotency keys, log rows past their retention
-/// (in small batches), spent call-event cooldowns and old rate windows.
+/// (in small batches), spent call-event cooldowns, 3CX request signatures past their window and
+/// old rate windows.
 async fn expire_sessions(
     db: gateway::DatabaseConnection,
     retention: gateway::retention::Retention,
@@ -133,6 +134,9 @@ async fn expire_sessions(
                 }
                 if let Err(e) = gateway::threecx::cooldown::delete_spent(&db, now).await {
                     tracing::warn!(error = %e, "deleting spent 3CX cooldowns failed");
+                }
+                if let Err(e) = gateway::threecx::replay::forget_old(&db, now).await {
+                    tracing::warn!(error = %e, "deleting old 3CX request signatures failed");
                 }
                 if let Err(e) = gateway::send::throttle::delete_old_windows(&db, now - 2 * 86_400).await {
                     tracing::warn!(error = %e, "deleting old rate windows failed");

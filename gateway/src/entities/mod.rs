@@ -20,6 +20,7 @@ pub mod suppression_change;
 pub mod threecx_cooldown;
 pub mod threecx_integration;
 pub mod threecx_request;
+pub mod threecx_signature;
 pub mod usage_counter;
 pub mod webhook_attempt;
 pub mod webhook_delivery;

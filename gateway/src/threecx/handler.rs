@@ -157,11 +157,13 @@ fn find_phone(payload: &Map<String, Value>) -> Option<Phone> {
     PHONE_FIELDS.iter().filter_map(|f| text_field(payload, f)).find_map(|t| parse_phone(&t))
 }
 
-/// `message_purpose`, `support` when absent. Anything else outside the five allowed values is
-/// refused, `unknown` and empty strings included.
-fn purpose_of(payload: &Map<String, Value>) -> std::result::Result<Purpose, Rejection> {
+/// `message_purpose`, `absent` when there is none (the spec's troubleshooting table: a missing
+/// purpose is `message_purpose_not_allowed` for an agent's reply; a call event's template
+/// defaults to `support`). Anything else outside the five allowed values is refused, `unknown`
+/// and empty strings included.
+fn purpose_of(payload: &Map<String, Value>, absent: Option<Purpose>) -> std::result::Result<Purpose, Rejection> {
     match payload.get("message_purpose") {
-        None | Some(Value::Null) => Ok(Purpose::Support),
+        None | Some(Value::Null) => absent.ok_or(Rejection::PurposeNotAllowed),
         Some(value) => Purpose::parse(Some(value)).map_err(|e| match e {
             PurposeError::Missing | PurposeError::NotAllowed => Rejection::PurposeNotAllowed,
         }),
@@ -269,7 +271,7 @@ async fn agent_reply(
     if text.chars().count() > MAX_TEXT_CHARS {
         return Ok(Err(Rejection::MessageTooLong));
     }
-    let purpose = match purpose_of(payload) {
+    let purpose = match purpose_of(payload, None) {
         Ok(p) => p,
         Err(r) => return Ok(Err(r)),
     };
@@ -291,7 +293,7 @@ async fn call_follow_up(
         return Ok(Err(Rejection::CallEventsDisabled));
     }
     let Some(phone) = phone else { return Ok(Err(Rejection::MissingPhone)) };
-    let purpose = match purpose_of(payload) {
+    let purpose = match purpose_of(payload, Some(Purpose::Support)) {
         Ok(p) => p,
         Err(r) => return Ok(Err(r)),
     };
@@ -354,18 +356,26 @@ mod tests {
     }
 
     #[test]
-    fn purpose_defaults_to_support_and_refuses_the_rest() {
-        assert_eq!(purpose_of(&payload(serde_json::json!({}))), Ok(Purpose::Support));
+    fn a_missing_purpose_is_refused_unless_defaulted_and_the_rest_are_refused() {
+        let support = Some(Purpose::Support);
+        assert_eq!(purpose_of(&payload(serde_json::json!({})), None), Err(Rejection::PurposeNotAllowed));
         assert_eq!(
-            purpose_of(&payload(serde_json::json!({"message_purpose": "operational"}))),
+            purpose_of(&payload(serde_json::json!({"message_purpose": null})), None),
+            Err(Rejection::PurposeNotAllowed)
+        );
+        assert_eq!(purpose_of(&payload(serde_json::json!({})), support), Ok(Purpose::Support));
+        assert_eq!(
+            purpose_of(&payload(serde_json::json!({"message_purpose": "operational"})), None),
             Ok(Purpose::Operational)
         );
         for bad in ["unknown", "marketing", "promotion", "cold_outreach", "bulk_campaign", "political", "", "Support"] {
-            assert_eq!(
-                purpose_of(&payload(serde_json::json!({"message_purpose": bad}))),
-                Err(Rejection::PurposeNotAllowed),
-                "{bad}"
-            );
+            for absent in [None, support] {
+                assert_eq!(
+                    purpose_of(&payload(serde_json::json!({"message_purpose": bad})), absent),
+                    Err(Rejection::PurposeNotAllowed),
+                    "{bad}"
+                );
+            }
         }
     }
 

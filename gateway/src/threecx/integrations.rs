@@ -385,8 +385,8 @@ pub(crate) async fn set_destination_id<C: ConnectionTrait>(
     Ok(())
 }
 
-/// Removes an integration's own rows (destination, queued deliveries, request log, cooldowns)
-/// inside the caller's transaction.
+/// Removes an integration's own rows (destination, queued deliveries, request log, cooldowns,
+/// signatures seen) inside the caller's transaction.
 async fn remove_rows<C: ConnectionTrait>(conn: &C, row: &threecx_integration::Model) -> Result<()> {
     let owned: Vec<String> = crate::entities::webhook_destination::Entity::find()
         .filter(crate::entities::webhook_destination::Column::IntegrationId.eq(row.id.as_str()))
@@ -402,6 +402,10 @@ async fn remove_rows<C: ConnectionTrait>(conn: &C, row: &threecx_integration::Mo
         .await?;
     threecx_cooldown::Entity::delete_many()
         .filter(threecx_cooldown::Column::IntegrationId.eq(row.id.as_str()))
+        .exec(conn)
+        .await?;
+    crate::entities::threecx_signature::Entity::delete_many()
+        .filter(crate::entities::threecx_signature::Column::IntegrationId.eq(row.id.as_str()))
         .exec(conn)
         .await?;
     threecx_integration::Entity::delete_by_id(row.id.clone()).exec(conn).await?;

@@ -8,6 +8,7 @@ pub mod forwarding;
 pub mod handler;
 pub mod integrations;
 pub mod rate_limit;
+pub mod replay;
 pub mod request_log;
 pub mod signature;
 pub mod templates;

@@ -91,7 +91,8 @@ pub fn verify(
 ) -> Result<(), SignatureProblem> {
     let timestamp = timestamp.map(str::trim).filter(|t| !t.is_empty()).ok_or(SignatureProblem::MissingTimestamp)?;
     let seconds: i64 = timestamp.parse().map_err(|_| SignatureProblem::MissingTimestamp)?;
-    if (now - seconds).abs() > TIMESTAMP_TOLERANCE_SECS {
+    // Checked: a timestamp near i64::MIN or MAX must not wrap around into "fresh".
+    if now.checked_sub(seconds).and_then(i64::checked_abs).is_none_or(|skew| skew > TIMESTAMP_TOLERANCE_SECS) {
         return Err(SignatureProblem::StaleTimestamp);
     }
     let signature = signature.map(str::trim).filter(|s| !s.is_empty()).ok_or(SignatureProblem::MissingSignature)?;
@@ -112,6 +113,20 @@ mod tests {
         assert_eq!(verify("s3cret", Some("1700000000"), Some(&format!("sha256={sig}")), BODY, 1700000000), Ok(()));
         assert_eq!(verify("s3cret", Some("1700000000"), Some(&sig), BODY, 1700000100), Ok(()));
         assert_eq!(verify("s3cret", Some("1700000000"), Some(&sig.to_uppercase()), BODY, 1700000000), Ok(()));
+    }
+
+    #[test]
+    fn timestamps_at_the_ends_of_the_range_are_stale_not_fresh() {
+        let now = 1_700_000_000_i64;
+        for seconds in [i64::MIN, i64::MIN + now, i64::MIN + 1, i64::MAX, i64::MAX - 1, now - i64::MAX] {
+            let timestamp = seconds.to_string();
+            let sig = sign("s3cret", &timestamp, BODY);
+            assert_eq!(
+                verify("s3cret", Some(&timestamp), Some(&sig), BODY, now),
+                Err(SignatureProblem::StaleTimestamp),
+                "{seconds}"
+            );
+        }
     }
 
     #[test]

@@ -296,6 +296,11 @@ async fn process(
         if let Err(problem) = signature::verify(&secret, timestamp, signature, &body, now) {
             return Ok(refuse(problem.describe()));
         }
+        // verify() refuses a request without a timestamp.
+        let timestamp = timestamp.unwrap_or_default();
+        if !threecx::replay::first_sight(&state.db, &integration.id, timestamp, &body, now).await? {
+            return Ok(refuse("HMAC: the same signed request was received before (replay)"));
+        }
     }
 
     // 4. the rate

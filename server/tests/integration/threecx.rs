@@ -288,16 +288,23 @@ async fn every_pre_auth_failure_gets_the_same_generic_answer(backend: Backend) {
     for answer in &answers {
         assert_eq!((answer.1, &answer.2, &answer.3), (first.1, &first.2, &first.3), "{} differs", answer.0);
     }
-    // With a good signature the same request passes.
-    let (status, _, _) = t
-        .post_raw(
-            body.clone(),
-            &[
-                ("x-whatsapp-gateway-timestamp", now.to_string()),
-                ("x-whatsapp-gateway-signature", format!("sha256={}", sig(now, &body))),
-            ],
-        )
-        .await;
+    // With a good signature the same request passes, once: sent again (a captured request
+    // replayed inside the timestamp's window, in any signature form) it gets the generic answer.
+    let signed = |ts: i64, signature: String| {
+        vec![("x-whatsapp-gateway-timestamp", ts.to_string()), ("x-whatsapp-gateway-signature", signature)]
+    };
+    let (status, _, _) = t.post_raw(body.clone(), &signed(now, format!("sha256={}", sig(now, &body)))).await;
+    assert_eq!(status, StatusCode::OK);
+    for replayed in [format!("sha256={}", sig(now, &body)), sig(now, &body).to_uppercase()] {
+        let (status, text, h) = t.post_raw(body.clone(), &signed(now, replayed)).await;
+        assert_eq!(
+            (status, h.get("content-type").cloned(), text),
+            (first.1, first.2.clone(), first.3.clone()),
+            "replay"
+        );
+    }
+    // Signed again with a new timestamp, the same body passes.
+    let (status, _, _) = t.post_raw(body.clone(), &signed(now + 1, sig(now + 1, &body))).await;
     assert_eq!(status, StatusCode::OK);
 
     // The owner's request log says why, without secrets; unknown ids are nobody's to log.
@@ -309,6 +316,7 @@ async fn every_pre_auth_failure_gets_the_same_generic_answer(backend: Backend) {
         "integration disabled",
         "HMAC: timestamp more than 300 s from the server's clock",
         "HMAC: signature does not match the body",
+        "HMAC: the same signed request was received before (replay)",
     ] {
         assert!(details.iter().any(|d| d == expected), "{expected} not in {details:?}");
     }
@@ -347,11 +355,16 @@ async fn signatures_in_both_forms_and_the_documented_openssl_command(backend: Ba
     let body = json!({"event_type": "test"}).to_string();
     let now = gateway::time::now();
     let ours = gateway::threecx::signature::sign(hmac, &now.to_string(), body.as_bytes());
-    for signature in [format!("sha256={ours}"), ours.clone(), ours.to_uppercase()] {
+    // Each form with a timestamp of its own: a signed request is taken once (replays are refused).
+    for (n, form) in
+        [|s: &str| format!("sha256={s}"), |s: &str| s.to_string(), |s: &str| s.to_uppercase()].into_iter().enumerate()
+    {
+        let ts = now - 10 - n as i64;
+        let signature = form(&gateway::threecx::signature::sign(hmac, &ts.to_string(), body.as_bytes()));
         let (status, text, _) = t
             .post_raw(
                 body.clone(),
-                &[("x-whatsapp-gateway-timestamp", now.to_string()), ("x-whatsapp-gateway-signature", signature)],
+                &[("x-whatsapp-gateway-timestamp", ts.to_string()), ("x-whatsapp-gateway-signature", signature)],
             )
             .await;
         assert_eq!((status, text.as_str()), (StatusCode::OK, r#"{"success":true}"#));
@@ -637,11 +650,19 @@ async fn agent_replies_need_an_open_conversation(backend: Backend) {
             assert_sent(t.event(reply(phone_field, text_field)).await);
         }
     }
-    let inbound_reply =
-        json!({"event_type": "inbound_reply", "customer_phone": CUSTOMER, "message": REPLY, "agent_extension": 205});
+    let inbound_reply = json!({
+        "event_type": "inbound_reply", "customer_phone": CUSTOMER, "message": REPLY, "agent_extension": 205,
+        "message_purpose": "support",
+    });
     assert_sent(t.event(inbound_reply).await);
-    // Purpose defaults to support; the blocked list and `unknown` are refused.
-    assert_sent(t.event(json!({"event_type": "outbound_message", "to": CUSTOMER, "message": REPLY})).await);
+    // An agent's reply names its purpose (the spec's troubleshooting table): a missing one, the
+    // blocked list and `unknown` are refused.
+    for missing in [
+        json!({"event_type": "outbound_message", "to": CUSTOMER, "message": REPLY}),
+        json!({"event_type": "inbound_reply", "to": CUSTOMER, "message": REPLY, "message_purpose": null}),
+    ] {
+        assert_code(t.event(missing).await, StatusCode::UNPROCESSABLE_ENTITY, "message_purpose_not_allowed");
+    }
     for purpose in ["marketing", "promotion", "cold_outreach", "bulk_campaign", "political", "unknown", ""] {
         let body =
             json!({"event_type": "outbound_message", "to": CUSTOMER, "message": REPLY, "message_purpose": purpose});
@@ -689,7 +710,8 @@ async fn agent_replies_need_an_open_conversation(backend: Backend) {
     assert_sent(t.event(reply("to", "message_text")).await);
 
     // Non-strict mode replies to someone who never wrote.
-    let stranger = json!({"event_type": "outbound_message", "to": OTHER_CUSTOMER, "message": REPLY});
+    let stranger =
+        json!({"event_type": "outbound_message", "to": OTHER_CUSTOMER, "message": REPLY, "message_purpose": "support"});
     assert_code(t.event(stranger.clone()).await, StatusCode::FORBIDDEN, "conversation_window_closed");
     t.settings(|s| s.strict_window = false).await;
     assert_sent(t.event(stranger.clone()).await);
@@ -807,7 +829,7 @@ async fn the_send_pipeline_refuses_through_3cx(backend: Backend) {
     for phone in [CUSTOMER, OTHER_CUSTOMER, fails] {
         t.customer_writes(phone, "Hello, I have a question about my invoice").await;
     }
-    let reply = |phone: &str, text: &str| json!({"event_type": "outbound_message", "to": phone, "message": text});
+    let reply = |phone: &str, text: &str| json!({"event_type": "outbound_message", "to": phone, "message": text, "message_purpose": "support"});
 
     let spam = "MEGA SALE!!! 70% off everything, buy now with promo code SAVE70 at bit.ly/deal 🔥🔥🔥";
     let blocked = assert_code(t.event(reply(CUSTOMER, spam)).await, StatusCode::FORBIDDEN, "policy_violation");
