@@ -42,10 +42,22 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
     let seg = ip.segments();
     let first = seg[0];
     // Addresses that carry an IPv4 address inside are judged by that address: NAT64
-    // (64:ff9b::/96), 6to4 (2002::/16) and the deprecated IPv4-compatible ::a.b.c.d.
+    // (64:ff9b::/96), IPv4-translated (::ffff:0:a.b.c.d), 6to4 (2002::/16) and the deprecated
+    // IPv4-compatible ::a.b.c.d.
     let embedded = |hi: u16, lo: u16| Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8);
     if first == 0x0064 && seg[1] == 0xff9b && seg[2..6] == [0, 0, 0, 0] {
         return is_public_v4(embedded(seg[6], seg[7]));
+    }
+    if seg[..6] == [0, 0, 0, 0, 0xffff, 0] {
+        return is_public_v4(embedded(seg[6], seg[7]));
+    }
+    // Local-use NAT64 (64:ff9b:1::/48) reaches a network of the operator's; Teredo
+    // (2001::/32) tunnels to IPv4 addresses of its own choosing; 100::/64 discards.
+    if (first == 0x0064 && seg[1] == 0xff9b && seg[2] == 0x0001)
+        || (first == 0x2001 && seg[1] == 0)
+        || (first == 0x0100 && seg[1..4] == [0, 0, 0])
+    {
+        return false;
     }
     if first == 0x2002 {
         return is_public_v4(embedded(seg[1], seg[2]));
@@ -104,10 +116,26 @@ mod tests {
             "fe80::1",
             "fd00::1",
             "::ffff:127.0.0.1",
+            "::ffff:0:127.0.0.1",
+            "::ffff:0:10.0.0.1",
+            "64:ff9b:1::808:808",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "2001::1",
+            "100::1",
+            "100::ffff:ffff:ffff:ffff",
+            "2002:7f00:1::1",
         ] {
             assert!(!is_public(private.parse().unwrap()), "{private}");
         }
-        for public in ["1.1.1.1", "8.8.8.8", "2606:4700:4700::1111", "64:ff9b::101:101"] {
+        for public in [
+            "1.1.1.1",
+            "8.8.8.8",
+            "2606:4700:4700::1111",
+            "64:ff9b::101:101",
+            "::ffff:0:8.8.8.8",
+            "2001:4860::8888",
+            "100:0:0:1::1",
+        ] {
             assert!(is_public(public.parse().unwrap()), "{public}");
         }
     }

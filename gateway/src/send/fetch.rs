@@ -49,8 +49,11 @@ pub async fn fetch(url: &str, policy: FetchPolicy) -> Result<Vec<u8>, FetchError
         let host = current.host_str().ok_or(FetchError::BadUrl)?.to_string();
         let port = current.port_or_known_default().ok_or(FetchError::BadUrl)?;
         let address = net_guard::resolve(net_guard::bare_host(&host), port, policy.allow_private).await?;
+        // No proxy, whatever HTTP_PROXY / HTTPS_PROXY / ALL_PROXY say: a proxy would connect
+        // wherever it likes, past the address checked and pinned here.
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
             .timeout(policy.timeout)
             .resolve(&host, address)
             .build()
