@@ -1,8 +1,13 @@
-//! Reading a JSON body in the spec's order: the content type first (415), then the key (401,
-//! done by the extractor before the body is read), then the JSON itself (400).
+//! Reading a JSON body in the spec's order: the content type first (415), then the key (401),
+//! both from the headers alone, then the body, read only then and only up to its limit (413),
+//! then the JSON itself (400). Handlers take the body unread (`axum::body::Body`) for this: an
+//! extractor such as `Bytes` would read all of it before the handler could check anything.
 use axum::{
-    body::Bytes,
-    http::{header::CONTENT_TYPE, HeaderMap},
+    body::{Body, Bytes},
+    http::{
+        header::{CONTENT_LENGTH, CONTENT_TYPE},
+        HeaderMap,
+    },
 };
 use serde_json::Value;
 
@@ -19,6 +24,23 @@ pub fn require_json_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     } else {
         Err(ApiError::unsupported_media_type())
     }
+}
+
+/// Reads the body, at most `limit` bytes: a larger declared length is refused before anything is
+/// read, a longer body as soon as it passes the limit (`payload_too_large`); a body that cannot
+/// be read is `invalid_json`. Call it after the header checks.
+pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    let declared = headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(ApiError::payload_too_large());
+    }
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        if std::error::Error::source(&e).is_some_and(|inner| inner.is::<http_body_util::LengthLimitError>()) {
+            ApiError::payload_too_large()
+        } else {
+            ApiError::invalid_json()
+        }
+    })
 }
 
 /// The body as a JSON object; anything else is `invalid_json`.

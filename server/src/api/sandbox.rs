@@ -1,13 +1,7 @@
 //! /api/sandbox/*: controls for sandbox instances, for trying every path without a phone:
 //! link, disconnect, reconnect, and simulated inbound messages and calls. Only sandbox
 //! instances of the key's own account; absent when the sandbox is disabled.
-use axum::{
-    body::Bytes,
-    extract::{rejection::BytesRejection, State},
-    http::{HeaderMap, StatusCode},
-    routing::post,
-    Json, Router,
-};
+use axum::{body::Body, extract::State, http::HeaderMap, routing::post, Json, Router};
 use gateway::{
     connectors::{sandbox, EventKind, InboundMedia, InboundMessage, Sender},
     instances::{self, Instance},
@@ -35,18 +29,18 @@ pub fn router() -> Router<AppState> {
         .route("/api/sandbox/call", post(call))
 }
 
-/// Steps 1–3 of every sandbox call: JSON content type, key, body.
-fn read_body<T: serde::de::DeserializeOwned>(
+/// The largest sandbox request body (axum's default limit, which applied before).
+const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
+
+/// Steps 1–3 of every sandbox call: JSON content type and key from the headers, then the body.
+async fn read_body<T: serde::de::DeserializeOwned>(
     headers: &HeaderMap,
     caller: Result<ApiCaller, ApiError>,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<(ApiCaller, T), ApiError> {
     require_json_content_type(headers)?;
     let caller = caller?;
-    let body = body.map_err(|rejection| match rejection.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::payload_too_large(),
-        _ => ApiError::invalid_json(),
-    })?;
+    let body = super::json::read_body(headers, body, MAX_BODY_BYTES).await?;
     Ok((caller, parse_body(&body)?))
 }
 
@@ -133,9 +127,9 @@ pub async fn link(
     State(state): State<AppState>,
     headers: HeaderMap,
     caller: Result<ApiCaller, ApiError>,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<Json<SandboxLinkResponse>, ApiError> {
-    let (caller, parsed): (_, SandboxLinkBody) = read_body(&headers, caller, body)?;
+    let (caller, parsed): (_, SandboxLinkBody) = read_body(&headers, caller, body).await?;
     let id = text(&parsed.instance_id).ok_or_else(|| ApiError::validation(&["instance_id"]))?;
     let instance = sandbox_instance(&state, &caller, id).await?;
     state.registry.simulate_scan(&instance).await.map_err(|e| ApiError::internal("sandbox link", &e))?;
@@ -159,7 +153,7 @@ pub async fn disconnect(
     State(state): State<AppState>,
     headers: HeaderMap,
     caller: Result<ApiCaller, ApiError>,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<Json<SandboxStatusResponse>, ApiError> {
     switch(&state, &headers, caller, body, false).await
 }
@@ -172,7 +166,7 @@ pub async fn reconnect(
     State(state): State<AppState>,
     headers: HeaderMap,
     caller: Result<ApiCaller, ApiError>,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<Json<SandboxStatusResponse>, ApiError> {
     switch(&state, &headers, caller, body, true).await
 }
@@ -182,10 +176,10 @@ async fn switch(
     state: &AppState,
     headers: &HeaderMap,
     caller: Result<ApiCaller, ApiError>,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
     up: bool,
 ) -> Result<Json<SandboxStatusResponse>, ApiError> {
-    let (caller, parsed): (_, SandboxLinkBody) = read_body(headers, caller, body)?;
+    let (caller, parsed): (_, SandboxLinkBody) = read_body(headers, caller, body).await?;
     let id = text(&parsed.instance_id).ok_or_else(|| ApiError::validation(&["instance_id"]))?;
     let instance = sandbox_instance(state, &caller, id).await?;
     let done = if up { state.registry.reconnect(&instance).await } else { state.registry.disconnect(&instance).await };
@@ -207,9 +201,9 @@ pub async fn inbound(
     State(state): State<AppState>,
     headers: HeaderMap,
     caller: Result<ApiCaller, ApiError>,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<Json<SandboxInboundResponse>, ApiError> {
-    let (caller, parsed): (_, SandboxInboundBody) = read_body(&headers, caller, body)?;
+    let (caller, parsed): (_, SandboxInboundBody) = read_body(&headers, caller, body).await?;
     let mut bad = Vec::new();
     let (id, from) = instance_and_sender(&parsed.instance_id, &parsed.from, &mut bad);
     let media_kind = text(&parsed.media_type).map(media::parse_kind);
@@ -260,9 +254,9 @@ pub async fn call(
     State(state): State<AppState>,
     headers: HeaderMap,
     caller: Result<ApiCaller, ApiError>,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<Json<SandboxStatusResponse>, ApiError> {
-    let (caller, parsed): (_, SandboxCallBody) = read_body(&headers, caller, body)?;
+    let (caller, parsed): (_, SandboxCallBody) = read_body(&headers, caller, body).await?;
     let mut bad = Vec::new();
     let (id, from) = instance_and_sender(&parsed.instance_id, &parsed.from, &mut bad);
     let missed = match text(&parsed.status) {

@@ -1,8 +1,8 @@
 //! POST /api/send-message: steps 1–3 of the send path (content type, key, well-formed body),
 //! idempotency and dry runs here; steps 4–12 in `gateway::send`.
 use axum::{
-    body::Bytes,
-    extract::{rejection::BytesRejection, DefaultBodyLimit, State},
+    body::Body,
+    extract::State,
     http::{HeaderMap, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
     routing::post,
@@ -16,7 +16,7 @@ use gateway::{
 use super::{
     auth::ApiCaller,
     error::ApiError,
-    json::{parse_body, require_json_content_type},
+    json::{parse_body, read_body, require_json_content_type},
     schema::{DryRunResponse, ErrorResponse, SendMessageBody, SendMessageResponse},
     send_request::{parse_send_request, MediaSettings},
 };
@@ -25,7 +25,7 @@ use super::{
 pub const MAX_BODY_BYTES: usize = 25 * 1024 * 1024;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/send-message", post(send_message).layer(DefaultBodyLimit::max(MAX_BODY_BYTES)))
+    Router::new().route("/api/send-message", post(send_message))
 }
 
 /// Send a text or media message through one of your instances, after the responsible-messaging
@@ -57,7 +57,7 @@ pub async fn send_message(
     State(state): State<AppState>,
     headers: HeaderMap,
     caller: Result<ApiCaller, ApiError>,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Response {
     match handle(&state, &headers, caller, body).await {
         Ok(response) => response,
@@ -69,17 +69,11 @@ async fn handle(
     state: &AppState,
     headers: &HeaderMap,
     caller: Result<ApiCaller, ApiError>,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<Response, ApiError> {
     require_json_content_type(headers)?;
     let caller = caller?;
-    let body = body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::payload_too_large()
-        } else {
-            ApiError::invalid_json()
-        }
-    })?;
+    let body = read_body(headers, body, MAX_BODY_BYTES).await?;
     let parsed: SendMessageBody = parse_body(&body)?;
     let media_settings =
         MediaSettings { limits: &state.config.send.media, allow_private_urls: state.config.allow_private_media_urls };

@@ -789,6 +789,40 @@ async fn oversized_bodies_and_internal_errors(backend: Backend) {
     assert_error(status, &body, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "The request body is too large.");
     assert_eq!(f.send(&f.body("+966501234567", OK_TEXT)).await.0, StatusCode::OK, "the server keeps answering");
 
+    // The content type and the key are judged from the headers alone: a request that declares a
+    // 20 MB body and sends 1 KB of it is answered at once, its body never waited for.
+    let json = "Content-Type: application/json\r\n";
+    let bearer = format!("Authorization: Bearer {}\r\n", f.key);
+    for (path, headers, declared, status, code) in [
+        ("/api/send-message", json.to_string(), 20 << 20, StatusCode::UNAUTHORIZED, "invalid_api_key"),
+        (
+            "/api/send-message",
+            format!("{json}Authorization: Bearer wag_live_nope\r\n"),
+            20 << 20,
+            StatusCode::UNAUTHORIZED,
+            "invalid_api_key",
+        ),
+        (
+            "/api/send-message",
+            format!("Content-Type: text/plain\r\n{bearer}"),
+            20 << 20,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
+        ("/api/send-message", format!("{json}{bearer}"), 30 << 20, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+        ("/api/sandbox/inbound", json.to_string(), 20 << 20, StatusCode::UNAUTHORIZED, "invalid_api_key"),
+        (
+            "/api/sandbox/inbound",
+            format!("{json}{bearer}"),
+            3 << 20,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+        ),
+    ] {
+        let (answered, body) = post_partial(&f.app.base, path, &headers, declared).await;
+        assert_eq!((answered, body["error"].as_str()), (status, Some(code)), "{path} {headers}");
+    }
+
     // A broken database answers the spec's internal_error, without SQL or table names.
     use sea_orm::ConnectionTrait;
     f.app.conn.execute_unprepared("DROP TABLE suppressions").await.unwrap();
@@ -803,6 +837,41 @@ async fn oversized_bodies_and_internal_errors(backend: Backend) {
     let text = b.to_string().to_lowercase();
     assert!(!text.contains("suppressions") && !text.contains("sql") && !text.contains("table"), "{text}");
     f.app.finish().await;
+}
+
+/// POSTs `headers` declaring a body of `declared` bytes but writes only its first kilobyte, then
+/// waits (at most 10 s) for a whole answer: one only comes if the server answers without the body.
+async fn post_partial(base: &str, path: &str, headers: &str, declared: usize) -> (StatusCode, Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base.trim_start_matches("http://").to_string();
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!("POST {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Content-Length: {declared}\r\n\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&[b'{'; 1024]).await.unwrap();
+    let mut response = Vec::new();
+    let complete = |r: &[u8]| {
+        let text = String::from_utf8_lossy(r);
+        let Some((head, body)) = text.split_once("\r\n\r\n") else { return false };
+        let length = head
+            .lines()
+            .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_string()))
+            .and_then(|v| v.parse::<usize>().ok());
+        length.is_some_and(|n| body.len() >= n)
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        let mut chunk = [0u8; 4096];
+        while !complete(&response) {
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => response.extend_from_slice(&chunk[..n]),
+            }
+        }
+    })
+    .await;
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status: u16 = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").and_then(|(_, b)| serde_json::from_str(b).ok()).unwrap_or(Value::Null);
+    (StatusCode::from_u16(status).unwrap_or(StatusCode::REQUEST_TIMEOUT), body)
 }
 
 /// POSTs a JSON body of `size` bytes over a plain socket: the body is written in the background
