@@ -204,7 +204,7 @@ pub async fn authenticate(
     client_ip: &str,
 ) -> Result<Account> {
     let email_key = login_throttle::email_key(email_text);
-    let ip_key = format!("ip:{client_ip}");
+    let ip_key = login_throttle::address_key(client_ip);
     login_throttle::check_and_delay(db, &email_key, &ip_key).await?;
 
     let model = match Email::parse(email_text) {
@@ -304,8 +304,24 @@ fn argon2() -> Argon2<'static> {
     Argon2::default()
 }
 
+/// Password hashes computed at once, at most: each takes 19 MiB and a core for a fraction of a
+/// second, so a flood of sign-ins or sign-ups waits its turn instead of taking the memory.
+const HASH_SLOTS: usize = 4;
+static HASHING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(HASH_SLOTS);
+/// The most hashes seen running at once (for the test of the cap).
+static HASHING_PEAK: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Runs one argon2 computation on the blocking pool, when one of the [`HASH_SLOTS`] is free.
+async fn hashing<T: Send + 'static>(work: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    use std::sync::atomic::Ordering;
+    let _slot = HASHING.acquire().await.map_err(|_| Error::Internal("the hashing slots are closed".into()))?;
+    let running = HASH_SLOTS - HASHING.available_permits();
+    HASHING_PEAK.fetch_max(running, Ordering::Relaxed);
+    tokio::task::spawn_blocking(work).await.map_err(|e| Error::Internal(format!("hashing task: {e}")))?
+}
+
 async fn hash_password(password: NewPassword) -> Result<String> {
-    tokio::task::spawn_blocking(move || {
+    hashing(move || {
         // A random salt is drawn by the hasher itself.
         argon2()
             .hash_password(password.0.as_bytes())
@@ -313,7 +329,6 @@ async fn hash_password(password: NewPassword) -> Result<String> {
             .map_err(|e| Error::Internal(format!("hashing a password: {e}")))
     })
     .await
-    .map_err(|e| Error::Internal(format!("hashing task: {e}")))?
 }
 
 /// A hash of a random password, made once, so unknown emails cost the same work as known ones.
@@ -326,7 +341,7 @@ fn dummy_hash() -> &'static str {
 }
 
 async fn verify_password(password: String, stored: Option<String>) -> Result<bool> {
-    tokio::task::spawn_blocking(move || {
+    hashing(move || {
         let known = stored.is_some();
         let hash_text = stored.unwrap_or_else(|| dummy_hash().to_string());
         let parsed = PasswordHash::new(&hash_text)
@@ -335,7 +350,6 @@ async fn verify_password(password: String, stored: Option<String>) -> Result<boo
         Ok(known && matches)
     })
     .await
-    .map_err(|e| Error::Internal(format!("verify task: {e}")))?
 }
 
 #[cfg(test)]
@@ -348,6 +362,23 @@ mod tests {
         for bad in ["", "no-at.example.com", "a@b", "a@@b.com", "a b@c.com", "@example.com", "a@example.com."] {
             assert!(Email::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn password_hashing_takes_turns() {
+        let stored = hash_password(NewPassword::parse("long enough pass").unwrap()).await.unwrap();
+        let checks: Vec<_> = (0..3 * HASH_SLOTS)
+            .map(|n| {
+                let stored = stored.clone();
+                tokio::spawn(async move { verify_password(format!("guess number {n}"), Some(stored)).await })
+            })
+            .collect();
+        for check in checks {
+            assert!(!check.await.unwrap().unwrap());
+        }
+        let peak = HASHING_PEAK.load(std::sync::atomic::Ordering::Relaxed);
+        assert!((1..=HASH_SLOTS).contains(&peak), "at most {HASH_SLOTS} at once, saw {peak}");
+        assert!(verify_password("long enough pass".into(), Some(stored)).await.unwrap());
     }
 
     #[test]

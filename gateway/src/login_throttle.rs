@@ -2,7 +2,7 @@
 //! address in the database, so several server processes share the count.
 use std::time::Duration;
 
-use sea_orm::{ActiveModelTrait, DatabaseConnection, EntityTrait, Set};
+use sea_orm::{ActiveModelTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QuerySelect, Set};
 
 use crate::{
     entities::login_throttle,
@@ -30,6 +30,22 @@ pub fn email_key(email_text: &str) -> String {
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(email_text.trim().to_ascii_lowercase().as_bytes());
     format!("email:{}", &hex::encode(digest)[..40])
+}
+
+/// The throttle key of a client address. An IPv6 client counts by its /64: one subscriber or
+/// server usually holds a whole /64 and could otherwise take a fresh address per attempt.
+pub fn address_key(client_ip: &str) -> String {
+    match client_ip.trim().parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => format!("ip:{v4}"),
+            None => {
+                let s = v6.segments();
+                format!("ip:{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+        Ok(std::net::IpAddr::V4(v4)) => format!("ip:{v4}"),
+        Err(_) => format!("ip:{}", client_ip.trim()),
+    }
 }
 
 pub async fn check_and_delay(db: &DatabaseConnection, email_key: &str, ip_key: &str) -> Result<()> {
@@ -65,40 +81,83 @@ pub async fn clear(db: &DatabaseConnection, key: &str) -> Result<()> {
     Ok(())
 }
 
+/// Counts one failure. Read and written in one write transaction with the row locked
+/// (PostgreSQL, MySQL: `FOR UPDATE`; SQLite: the one writer), so parallel wrong passwords all
+/// count: a plain read-then-write lost most of 500 parallel increments.
 async fn bump(db: &DatabaseConnection, key: &str, lock_after: i32) -> Result<()> {
     let now = time::now();
-    let key = key.to_string();
-    match login_throttle::Entity::find_by_id(key.clone()).one(db).await? {
-        Some(row) => {
-            let fresh = row.window_started_at <= now - WINDOW_SECS || row.locked_until.is_some_and(|u| u <= now);
-            let failures = if fresh { 1 } else { row.failures + 1 };
-            let mut active: login_throttle::ActiveModel = row.into();
-            active.failures = Set(failures);
-            if fresh {
-                active.window_started_at = Set(now);
-                active.locked_until = Set(None);
-            }
-            if failures >= lock_after {
-                active.locked_until = Set(Some(now + LOCK_SECS));
-            }
-            active.update(db).await?;
+    let txn = crate::db::begin_write(db).await?;
+    let counted = async {
+        let row = login_throttle::ActiveModel {
+            key: Set(key.to_string()),
+            failures: Set(0),
+            window_started_at: Set(now),
+            locked_until: Set(None),
+        };
+        let pk = [login_throttle::Column::Key];
+        crate::db::bulk::insert_new::<login_throttle::Entity, _>(&txn, &[row], &pk).await?;
+        let mut find = login_throttle::Entity::find_by_id(key.to_string());
+        if txn.get_database_backend() != sea_orm::DatabaseBackend::Sqlite {
+            find = find.lock(sea_orm::sea_query::LockType::Update);
         }
-        None => {
-            let insert = login_throttle::ActiveModel {
-                key: Set(key),
-                failures: Set(1),
-                window_started_at: Set(now),
-                locked_until: Set(None),
-            }
-            .insert(db)
-            .await;
-            // A concurrent first failure already inserted the row; one uncounted failure is harmless.
-            if let Err(e) = insert {
-                if !matches!(e.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_))) {
-                    return Err(e.into());
-                }
-            }
+        let Some(row) = find.one(&txn).await? else {
+            return Err(Error::Internal("a login throttle row vanished".into()));
+        };
+        let fresh = row.window_started_at <= now - WINDOW_SECS || row.locked_until.is_some_and(|u| u <= now);
+        let failures = if fresh { 1 } else { row.failures + 1 };
+        let mut active: login_throttle::ActiveModel = row.into();
+        active.failures = Set(failures);
+        if fresh {
+            active.window_started_at = Set(now);
+            active.locked_until = Set(None);
+        }
+        if failures >= lock_after {
+            active.locked_until = Set(Some(now + LOCK_SECS));
+        }
+        active.update(&txn).await?;
+        Ok(())
+    }
+    .await;
+    match counted {
+        Ok(()) => Ok(txn.commit().await?),
+        Err(e) => {
+            let _ = txn.rollback().await;
+            Err(e)
         }
     }
-    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_clients_count_by_their_64() {
+        assert_eq!(address_key("2001:db8:1:2::1"), address_key("2001:db8:1:2:ffff:1:2:3"));
+        assert_eq!(address_key("2001:db8:1:2::1"), "ip:2001:db8:1:2::/64");
+        assert_ne!(address_key("2001:db8:1:2::1"), address_key("2001:db8:1:3::1"));
+        assert_eq!(address_key("203.0.113.9"), "ip:203.0.113.9");
+        assert_eq!(address_key("::ffff:203.0.113.9"), "ip:203.0.113.9");
+        assert_ne!(address_key("203.0.113.9"), address_key("203.0.113.10"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn parallel_failures_all_count() {
+        let dir = std::env::temp_dir().join(format!("wag-login-throttle-{}", crate::ids::new_id("t")));
+        let db = crate::db::open(&format!("sqlite://{}?mode=rwc", dir.join("wag.db").display())).await.unwrap();
+        let key = email_key("victim@example.com");
+        let tries: Vec<_> = (0..200)
+            .map(|_| {
+                let (db, key) = (db.clone(), key.clone());
+                tokio::spawn(async move { bump(&db, &key, LOCK_EMAIL_AFTER).await })
+            })
+            .collect();
+        for attempt in tries {
+            attempt.await.unwrap().unwrap();
+        }
+        let row = login_throttle::Entity::find_by_id(key).one(&db).await.unwrap().unwrap();
+        assert_eq!(row.failures, 200, "every failure counted");
+        assert!(row.locked_until.is_some_and(|until| until > time::now()), "and the email is locked");
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
