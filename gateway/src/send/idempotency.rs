@@ -21,7 +21,32 @@ const IN_PROGRESS: i32 = 0;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeyedRequest {
     pub key: String,
+    /// The hash of the body's JSON in canonical form (what is stored with the key).
     pub request_hash: String,
+    /// The hash of the body's bytes as sent, which keys stored before canonical hashing hold.
+    pub raw_hash: String,
+}
+
+impl KeyedRequest {
+    /// The same request is the same JSON: keys in another order or other whitespace do not
+    /// make it another request. The canonical form is the parsed body written back compactly
+    /// with its object keys sorted; a body that is not JSON is taken as its bytes.
+    pub fn new(key: String, body: &[u8]) -> KeyedRequest {
+        let raw_hash = request_hash(body);
+        let request_hash = match serde_json::from_slice::<serde_json::Value>(body) {
+            // serde_json's maps keep their keys sorted (no `preserve_order` in this build).
+            Ok(value) => {
+                serde_json::to_vec(&value).map(|canonical| request_hash(&canonical)).unwrap_or(raw_hash.clone())
+            }
+            Err(_) => raw_hash.clone(),
+        };
+        KeyedRequest { key, request_hash, raw_hash }
+    }
+
+    /// Whether a stored key's hash names this request.
+    fn matches(&self, stored: &str) -> bool {
+        stored == self.request_hash || stored == self.raw_hash
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,11 +78,11 @@ pub async fn earlier_use(db: &DatabaseConnection, account_id: i64, keyed: &Keyed
             .await?;
         return Ok(None);
     }
-    Ok(Some(answer_of(row, &keyed.request_hash)))
+    Ok(Some(answer_of(row, keyed)))
 }
 
-fn answer_of(row: idempotency_key::Model, hash: &str) -> Claim {
-    if row.request_hash != hash {
+fn answer_of(row: idempotency_key::Model, keyed: &KeyedRequest) -> Claim {
+    if !keyed.matches(&row.request_hash) {
         Claim::Mismatch
     } else if row.status_code == IN_PROGRESS {
         Claim::InProgress

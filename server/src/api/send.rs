@@ -80,8 +80,7 @@ async fn handle(
     let request = parse_send_request(&parsed, media_settings).await?;
     let wants_dry_run = request.dry_run;
 
-    let keyed = idempotency_key(headers)?
-        .map(|key| idempotency::KeyedRequest { key, request_hash: idempotency::request_hash(&body) });
+    let keyed = idempotency_key(headers)?.map(|key| idempotency::KeyedRequest::new(key, &body));
 
     let sender = Sender { state };
     match sender.send(&caller.account, request, keyed).await {

@@ -523,6 +523,34 @@ async fn idempotent_retries_send_once(backend: Backend) {
     assert_eq!((s1, s2), (StatusCode::OK, StatusCode::OK));
     assert!(!replayed1 && replayed2);
     assert_eq!(first, second, "the retry answers the first response");
+
+    // The same JSON written differently (keys in reverse order, other whitespace) is the same
+    // request: it is answered from the key too.
+    let body = f.body("+966501234567", OK_TEXT);
+    let reordered: Vec<String> = body
+        .as_object()
+        .unwrap()
+        .iter()
+        .rev()
+        .map(|(k, v)| {
+            format!("\n  {} :  {}", serde_json::to_string(k).unwrap(), serde_json::to_string_pretty(v).unwrap())
+        })
+        .collect();
+    let text = format!("{{{}\n}}", reordered.join(" ,"));
+    assert_ne!(text, serde_json::to_string(&body).unwrap());
+    let r = f
+        .app
+        .api()
+        .post(f.app.url("/api/send-message"))
+        .bearer_auth(&f.key)
+        .header("idempotency-key", "order-2041-shipped")
+        .header("content-type", "application/json")
+        .body(text)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.json::<Value>().await.unwrap(), first, "answered from the key, not refused as another request");
     assert_eq!(f.usage_today().await, 1, "counted once");
     use sea_orm::{EntityTrait, PaginatorTrait};
     assert_eq!(gateway::entities::message::Entity::find().count(&f.app.conn).await.unwrap(), 1, "sent once");
@@ -534,8 +562,10 @@ async fn idempotent_retries_send_once(backend: Backend) {
     // While the first request with a key is still running, a second one waits its turn.
     let account = gateway::accounts::find_by_email(&f.app.conn, &f.email).await.unwrap().unwrap();
     let in_flight = f.body("+966507777777", OK_TEXT);
-    let hash = gateway::send::idempotency::request_hash(serde_json::to_string(&in_flight).unwrap().as_bytes());
-    let keyed = gateway::send::idempotency::KeyedRequest { key: "still-running".into(), request_hash: hash };
+    let keyed = gateway::send::idempotency::KeyedRequest::new(
+        "still-running".into(),
+        serde_json::to_string(&in_flight).unwrap().as_bytes(),
+    );
     assert!(gateway::send::idempotency::claim(&f.app.conn, account.id, &keyed).await.unwrap());
     let (s, _, busy) = send("still-running", in_flight).await;
     assert_eq!((s, busy["error"].as_str()), (StatusCode::CONFLICT, Some("idempotency_key_in_progress")));
