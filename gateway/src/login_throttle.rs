@@ -24,6 +24,22 @@ const LOCK_SECS: i64 = 15 * 60;
 
 pub const LOCKED_MESSAGE: &str = "Too many failed sign-in attempts. Please wait 15 minutes and try again.";
 
+/// Sign-ups from one address (an IPv6 client: its /64) within the window; the next waits until
+/// the lock ends.
+const LOCK_SIGN_UPS_AFTER: i32 = 10;
+pub const SIGN_UP_LOCKED_MESSAGE: &str = "Too many sign-ups from your network. Please wait 15 minutes and try again.";
+
+/// Counts a sign-up attempt from `client_ip`, or refuses it when the address made
+/// [`LOCK_SIGN_UPS_AFTER`] within 15 minutes (each costs a password hash and an account row).
+pub async fn count_sign_up(db: &DatabaseConnection, client_ip: &str) -> Result<()> {
+    let key = format!("signup:{}", address_key(client_ip));
+    let row = login_throttle::Entity::find_by_id(key.clone()).one(db).await?;
+    if row.is_some_and(|row| row.locked_until.is_some_and(|until| until > time::now())) {
+        return Err(Error::Refused(SIGN_UP_LOCKED_MESSAGE.into()));
+    }
+    bump(db, &key, LOCK_SIGN_UPS_AFTER).await
+}
+
 /// The throttle key of an email: hashed, so typed addresses (and typos of passwords pasted into
 /// the email field) are not stored.
 pub fn email_key(email_text: &str) -> String {
@@ -130,6 +146,19 @@ async fn bump(db: &DatabaseConnection, key: &str, lock_after: i32) -> Result<()>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn an_address_signs_up_ten_times_in_a_window() {
+        let dir = std::env::temp_dir().join(format!("wag-sign-ups-{}", crate::ids::new_id("t")));
+        let db = crate::db::open(&format!("sqlite://{}?mode=rwc", dir.join("wag.db").display())).await.unwrap();
+        for _ in 0..LOCK_SIGN_UPS_AFTER {
+            count_sign_up(&db, "2001:db8:7:7::1").await.unwrap();
+        }
+        let refused = count_sign_up(&db, "2001:db8:7:7::99").await;
+        assert!(matches!(refused, Err(Error::Refused(ref m)) if m == SIGN_UP_LOCKED_MESSAGE), "{refused:?}");
+        count_sign_up(&db, "2001:db8:7:8::1").await.expect("another network signs up");
+        let _ = std::fs::remove_dir_all(dir);
+    }
 
     #[test]
     fn ipv6_clients_count_by_their_64() {

@@ -35,6 +35,10 @@ pub async fn signup(email: String, password: String) -> Result<(), ServerFnError
         Ok(v) => v,
         Err(e) => return finish(Flash::error(user_message("signup", &e)), "/signup").await,
     };
+    let client_ip = crate::context::page_context().client_ip;
+    if let Err(e) = gateway::login_throttle::count_sign_up(&state.db, &client_ip).await {
+        return finish(Flash::error(user_message("signup", &e)), "/signup").await;
+    }
     let new = NewAccount {
         email,
         password,

@@ -12,6 +12,7 @@ on_every_database!(
     logout_invalidates_the_old_cookie,
     password_change_ends_other_sessions,
     registration_can_be_closed,
+    sign_ups_from_one_network_are_limited,
 );
 
 async fn signup_login_logout(backend: Backend) {
@@ -256,5 +257,21 @@ async fn registration_can_be_closed(backend: Backend) {
         .await;
     assert_eq!(posted.location.as_deref(), Some("/signup"));
     assert_eq!(browser.get("/dashboard").await.status, StatusCode::SEE_OTHER);
+    app.finish().await;
+}
+
+async fn sign_ups_from_one_network_are_limited(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    for n in 0..10 {
+        let signed_up = app.browser().signup(&unique_email(&format!("many{n}")), PASSWORD).await;
+        assert_eq!(signed_up.location.as_deref(), Some("/dashboard"), "sign-up {n}");
+    }
+    let browser = app.browser();
+    let email = unique_email("one-too-many");
+    let refused = browser.signup(&email, PASSWORD).await;
+    assert_eq!(refused.location.as_deref(), Some("/signup"));
+    let page = browser.get("/signup").await;
+    assert!(page.body.contains(gateway::login_throttle::SIGN_UP_LOCKED_MESSAGE), "the page says why");
+    assert!(gateway::accounts::find_by_email(&app.conn, &email).await.unwrap().is_none(), "no account was made");
     app.finish().await;
 }
