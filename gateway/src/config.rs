@@ -33,6 +33,20 @@ pub struct Config {
     pub trusted_proxies: crate::threecx::allowlist::IpAllowlist,
     /// How long each log keeps its rows (pruned hourly, in small batches).
     pub retention: crate::retention::Retention,
+    /// What one client may hold of the HTTP server.
+    pub http: HttpLimits,
+}
+
+/// Bounds on the HTTP server's connections, so an idle or slow client cannot hold one forever.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// Connections open at once; more wait to be accepted.
+    pub max_connections: usize,
+    /// A request's headers must arrive within this; it is also how long a kept-alive connection
+    /// may wait idle for its next request.
+    pub header_timeout: std::time::Duration,
+    /// A whole request, body included, must be answered within this (408 otherwise).
+    pub request_timeout: std::time::Duration,
 }
 
 /// Tunables of the send pipeline.
@@ -135,6 +149,9 @@ struct RawConfig {
     retention_policy_days: Option<i64>,
     retention_3cx_requests_days: Option<i64>,
     retention_batch: Option<i64>,
+    max_connections: Option<i64>,
+    header_timeout_secs: Option<i64>,
+    request_timeout_secs: Option<i64>,
 }
 
 /// Environment variables read, in the order the README lists them.
@@ -171,6 +188,9 @@ pub const ENV_VARS: &[&str] = &[
     "WAG_WEBHOOK_LEASE_SECS",
     "WAG_WEBHOOK_POLL_MS",
     "WAG_TRUSTED_PROXIES",
+    "WAG_MAX_CONNECTIONS",
+    "WAG_HEADER_TIMEOUT_SECS",
+    "WAG_REQUEST_TIMEOUT_SECS",
     "WAG_RETENTION_MESSAGES_DAYS",
     "WAG_RETENTION_INBOUND_DAYS",
     "WAG_RETENTION_EVENTS_DAYS",
@@ -222,6 +242,9 @@ impl Config {
                 "WAG_POLICY_BLOCK_THRESHOLD" => raw.policy_block_threshold = Some(parse_int(key, &v)?),
                 "WAG_REVIEW_PAUSE_BLOCKS" => raw.review_pause_blocks = Some(parse_int(key, &v)?),
                 "WAG_SEND_TIMEOUT_SECS" => raw.send_timeout_secs = Some(parse_int(key, &v)?),
+                "WAG_MAX_CONNECTIONS" => raw.max_connections = Some(parse_int(key, &v)?),
+                "WAG_HEADER_TIMEOUT_SECS" => raw.header_timeout_secs = Some(parse_int(key, &v)?),
+                "WAG_REQUEST_TIMEOUT_SECS" => raw.request_timeout_secs = Some(parse_int(key, &v)?),
                 "WAG_SEND_RECONCILE_AFTER_SECS" => raw.send_reconcile_after_secs = Some(parse_int(key, &v)?),
                 "WAG_MEDIA_MAX_IMAGE_MB" => raw.media_max_image_mb = Some(parse_int(key, &v)?),
                 "WAG_MEDIA_MAX_AUDIO_MB" => raw.media_max_audio_mb = Some(parse_int(key, &v)?),
@@ -465,6 +488,20 @@ impl RawConfig {
             Some(key) => key,
             None => load_or_create_master_key(&data_dir)?,
         };
+        let request_timeout_secs = bounded("WAG_REQUEST_TIMEOUT_SECS", self.request_timeout_secs, 60, 5..=3600)?;
+        if request_timeout_secs <= send.timeout_secs as i64 {
+            return Err(ConfigError("WAG_REQUEST_TIMEOUT_SECS must be above WAG_SEND_TIMEOUT_SECS".into()));
+        }
+        let http = HttpLimits {
+            max_connections: bounded("WAG_MAX_CONNECTIONS", self.max_connections, 10_000, 1..=1_000_000)? as usize,
+            header_timeout: std::time::Duration::from_secs(bounded(
+                "WAG_HEADER_TIMEOUT_SECS",
+                self.header_timeout_secs,
+                10,
+                1..=300,
+            )? as u64),
+            request_timeout: std::time::Duration::from_secs(request_timeout_secs as u64),
+        };
         Ok(Config {
             listen,
             database_url,
@@ -489,6 +526,7 @@ impl RawConfig {
             webhooks,
             trusted_proxies,
             retention,
+            http,
         })
     }
 }

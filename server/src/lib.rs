@@ -7,6 +7,7 @@ pub mod api;
 pub mod cli;
 pub mod client_ip;
 pub mod health;
+pub mod http_server;
 pub mod portal;
 pub mod router;
 pub mod serve;

@@ -24,6 +24,7 @@ use crate::telemetry::{self, MakeId, REQUEST_ID_HEADER};
 pub const SESSION_COOKIE: &str = "wag_session";
 
 pub fn build(state: AppState) -> Router {
+    let request_timeout = state.config.http.request_timeout;
     let portal = portal_router(state.clone());
     let api = crate::api::router(&state)
         .route("/api/{*rest}", any(api_not_found))
@@ -51,6 +52,10 @@ pub fn build(state: AppState) -> Router {
                 )
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER)),
         )
+        // Innermost of the tracing: a request cut off is logged with its 408. It covers the
+        // reading of the body, so a body trickled slowly is cut off too; an admitted send goes
+        // on in a task of its own (`gateway::send::inflight`).
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, request_timeout))
 }
 
 fn portal_router(state: AppState) -> Router {

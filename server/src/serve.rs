@@ -89,17 +89,10 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
     let addr = listener.local_addr()?;
     let router = crate::router::build(state.clone());
     let mut stop = shutdown_rx;
-    let server = tokio::spawn(async move {
-        let service = router.into_make_service_with_connect_info::<SocketAddr>();
-        let result = axum::serve(listener, service)
-            .with_graceful_shutdown(async move {
-                let _ = stop.wait_for(|stopping| *stopping).await;
-            })
-            .await;
-        if let Err(e) = result {
-            tracing::error!(error = %e, "the HTTP server stopped with an error");
-        }
-    });
+    let limits = state.config.http;
+    let server = tokio::spawn(crate::http_server::serve(listener, router, limits, async move {
+        let _ = stop.wait_for(|stopping| *stopping).await;
+    }));
     Ok(Running { addr, state, shutdown, server, workers })
 }
 

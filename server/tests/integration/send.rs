@@ -20,6 +20,7 @@ on_every_database!(
     throttling_and_the_review_pause,
     media_documents,
     oversized_bodies_and_internal_errors,
+    slow_clients_are_cut_off,
 );
 
 /// An account with a key and a linked sandbox instance.
@@ -937,4 +938,72 @@ async fn post_raw_oversized(base: &str, key: &str, size: usize) -> (StatusCode, 
     let json_end = text.rfind('}').map(|i| i + 1).unwrap_or(text.len());
     let body = serde_json::from_str(&text[json_start..json_end.max(json_start)]).unwrap_or(Value::Null);
     (StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), body)
+}
+
+/// Headers trickled or never finished, and a body trickled a byte at a time, do not hold a
+/// connection past the documented timeouts (here 1 s for headers, 5 s for a whole request).
+async fn slow_clients_are_cut_off(backend: Backend) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let env = vec![
+        ("WAG_HEADER_TIMEOUT_SECS", "1".to_string()),
+        ("WAG_SEND_TIMEOUT_SECS", "2".to_string()),
+        ("WAG_REQUEST_TIMEOUT_SECS", "5".to_string()),
+    ];
+    let Some(f) = fixture(backend, env).await else { return };
+    let addr = f.app.base.trim_start_matches("http://").to_string();
+
+    // Headers that never end: the server hangs up.
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    stream.write_all(format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\n").as_bytes()).await.unwrap();
+    let mut buffer = [0u8; 1024];
+    let closed = tokio::time::timeout(Duration::from_secs(8), async {
+        loop {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "a connection whose headers never end is closed");
+
+    // A body trickled one byte every half second: answered 408 once the request timeout passes.
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /api/send-message HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n",
+        f.key
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    let trickle = tokio::spawn(async move {
+        for _ in 0..100 {
+            if writer.write_all(b" ").await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    });
+    let mut response = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(20), async {
+        let mut chunk = [0u8; 1024];
+        loop {
+            match reader.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    response.extend_from_slice(&chunk[..n]);
+                    if response.windows(4).any(|w| w == b"\r\n\r\n") {
+                        return;
+                    }
+                }
+            }
+        }
+    })
+    .await;
+    trickle.abort();
+    let text = String::from_utf8_lossy(&response);
+    assert!(text.starts_with("HTTP/1.1 408"), "a trickled body is cut off with 408: {text:?}");
+
+    // The server keeps answering everyone else.
+    assert_eq!(f.send(&f.body("+966501234567", OK_TEXT)).await.0, StatusCode::OK);
+    f.app.finish().await;
 }
