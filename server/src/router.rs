@@ -55,7 +55,23 @@ pub fn build(state: AppState) -> Router {
         // Innermost of the tracing: a request cut off is logged with its 408. It covers the
         // reading of the body, so a body trickled slowly is cut off too; an admitted send goes
         // on in a task of its own (`gateway::send::inflight`).
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, request_timeout))
+        .layer(axum::middleware::from_fn(move |request: axum::extract::Request, next: axum::middleware::Next| {
+            within(request_timeout, request, next)
+        }))
+}
+
+/// Answers `request_timeout` (408, the API's JSON error shape) when the request is not answered
+/// in time. tower-http's `TimeoutLayer` would answer an empty 408.
+async fn within(
+    limit: std::time::Duration,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => crate::api::error::ApiError::request_timeout().into_response(),
+    }
 }
 
 fn portal_router(state: AppState) -> Router {

@@ -62,6 +62,15 @@ impl ApiError {
             "The sandbox instance is not connected. Link it first.",
         )
     }
+    /// The request (its body included) was not answered within `WAG_REQUEST_TIMEOUT_SECS`.
+    pub fn request_timeout() -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            "The request took too long. Send the whole request promptly and try again.",
+        )
+    }
+
     pub fn payload_too_large() -> Self {
         Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "The request body is too large.")
     }
