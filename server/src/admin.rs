@@ -16,8 +16,10 @@ pub enum AdminCommand {
     CreateUser {
         #[arg(long)]
         email: String,
+        /// The password. Without it, the first line of standard input is read, which keeps the
+        /// password out of `ps` and the shell's history; the flag is for scripts.
         #[arg(long)]
-        password: String,
+        password: Option<String>,
         /// Make the account an operator (admin role).
         #[arg(long)]
         admin: bool,
@@ -54,8 +56,10 @@ pub enum AdminCommand {
     },
     /// Revoke an API key given in full.
     RevokeApiKey {
+        /// The key. Without it, the first line of standard input is read (out of `ps` and the
+        /// shell's history).
         #[arg(long)]
-        key: String,
+        key: Option<String>,
     },
     /// Pause an instance for responsible-messaging review; its sends answer 423 until resumed.
     PauseInstance {
@@ -123,6 +127,29 @@ pub async fn run(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
     })
 }
 
+/// A secret given on the command line, or else the first line of standard input (prompted for
+/// on a terminal, where it is typed visibly: pipe it in to keep it off the screen).
+fn secret_or_stdin(given: Option<String>, flag: &str) -> gateway::Result<String> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if let Some(secret) = given {
+        return Ok(secret);
+    }
+    if std::io::stdin().is_terminal() {
+        eprint!("{}: ", flag.trim_start_matches('-'));
+        let _ = std::io::stderr().flush();
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| gateway::Error::Internal(format!("reading standard input: {e}")))?;
+    let secret = line.trim_end_matches(['\r', '\n']).to_string();
+    if secret.is_empty() {
+        return Err(gateway::Error::invalid(format!("Give {flag}, or write it on the first line of standard input.")));
+    }
+    Ok(secret)
+}
+
 async fn execute(db: &DatabaseConnection, config: &Config, command: AdminCommand) -> gateway::Result<()> {
     match command {
         AdminCommand::CreateUser { email, password, admin, plan } => {
@@ -134,7 +161,7 @@ async fn execute(db: &DatabaseConnection, config: &Config, command: AdminCommand
                 db,
                 NewAccount {
                     email: Email::parse(&email)?,
-                    password: NewPassword::parse(&password)?,
+                    password: NewPassword::parse(&secret_or_stdin(password, "--password")?)?,
                     role: if admin { Role::Admin } else { Role::Customer },
                     plan,
                     api_enabled: true,
@@ -185,7 +212,7 @@ async fn execute(db: &DatabaseConnection, config: &Config, command: AdminCommand
             println!("{}", created.secret);
         }
         AdminCommand::RevokeApiKey { key } => {
-            let info = api_keys::revoke_by_secret(db, &key).await?;
+            let info = api_keys::revoke_by_secret(db, &secret_or_stdin(key, "--key")?).await?;
             println!("revoked API key {} ({})", info.id, info.name);
         }
         AdminCommand::PauseInstance { instance, reason } => {

@@ -133,6 +133,21 @@ async fn admin_commands_and_their_errors(backend: Backend) {
     }
     fails(&["admin", "revoke-api-key", "--key", "wag_nothing"], "No API key");
 
+    // Secrets can come on standard input instead of the command line (out of `ps` and history).
+    let piped = "piped@example.com";
+    let created = app.wag_with_input(&["admin", "create-user", "--email", piped], Some(&format!("{PASSWORD}\n")));
+    assert!(created.success, "{created:?}");
+    assert!(!created.stdout.contains(PASSWORD) && !created.stderr.contains(PASSWORD), "the password is not echoed");
+    let piped_browser = app.browser();
+    piped_browser.login(piped, PASSWORD).await;
+    assert_eq!(piped_browser.get("/dashboard").await.status, StatusCode::OK, "the piped password signs in");
+    let missing = app.wag_with_input(&["admin", "create-user", "--email", "nopass@example.com"], Some(""));
+    assert!(!missing.success && missing.stderr.contains("--password"), "{missing:?}");
+    let piped_key = app.wag(&["admin", "create-api-key", "--email", piped, "--name", "Piped"]).last_line();
+    let revoked = app.wag_with_input(&["admin", "revoke-api-key"], Some(&format!("{piped_key}\r\n")));
+    assert!(revoked.success, "{revoked:?}");
+    assert!(!revoked.stdout.contains(&piped_key), "the key is not echoed");
+
     // Bad configuration is refused with the variable's name.
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_wag"));
     let out =

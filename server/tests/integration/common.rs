@@ -232,17 +232,31 @@ impl TestApp {
 
     /// Runs the real `wag` binary against this test's database.
     pub fn wag(&self, args: &[&str]) -> CliOutput {
+        self.wag_with_input(args, None)
+    }
+
+    /// Like [`TestApp::wag`], with `input` written to its standard input.
+    pub fn wag_with_input(&self, args: &[&str], input: Option<&str>) -> CliOutput {
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_wag"));
         for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("WAG_")) {
             command.env_remove(key);
         }
         command.envs(self.extra_env.iter().cloned());
-        let output = command
-            .args(args)
-            .env("WAG_DATABASE_URL", &self.db.url)
-            .env("WAG_DATA_DIR", &self.db.data_dir)
-            .output()
-            .expect("run wag");
+        command.args(args).env("WAG_DATABASE_URL", &self.db.url).env("WAG_DATA_DIR", &self.db.data_dir);
+        let output = match input {
+            None => command.output().expect("run wag"),
+            Some(text) => {
+                use std::io::Write;
+                let mut child = command
+                    .stdin(std::process::Stdio::piped())
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .expect("run wag");
+                child.stdin.take().expect("stdin").write_all(text.as_bytes()).expect("write stdin");
+                child.wait_with_output().expect("wait for wag")
+            }
+        };
         // Servers see CLI changes to keys, plans, modules and instances within a second (they
         // follow a change counter every 250 ms): give them two turns before the test goes on.
         let cached = ["set-plan", "set-module", "revoke-api-key", "pause-instance", "resume-instance"];
