@@ -309,14 +309,14 @@ fn argon2() -> Argon2<'static> {
 const HASH_SLOTS: usize = 4;
 static HASHING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(HASH_SLOTS);
 /// The most hashes seen running at once (for the test of the cap).
+#[cfg(test)]
 static HASHING_PEAK: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// Runs one argon2 computation on the blocking pool, when one of the [`HASH_SLOTS`] is free.
 async fn hashing<T: Send + 'static>(work: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    use std::sync::atomic::Ordering;
     let _slot = HASHING.acquire().await.map_err(|_| Error::Internal("the hashing slots are closed".into()))?;
-    let running = HASH_SLOTS - HASHING.available_permits();
-    HASHING_PEAK.fetch_max(running, Ordering::Relaxed);
+    #[cfg(test)]
+    HASHING_PEAK.fetch_max(HASH_SLOTS - HASHING.available_permits(), std::sync::atomic::Ordering::Relaxed);
     tokio::task::spawn_blocking(work).await.map_err(|e| Error::Internal(format!("hashing task: {e}")))?
 }
 

@@ -1,5 +1,6 @@
-//! `wag admin …`: operator commands. They work on the database directly, so they take effect
-//! on a running server at once (the server caches none of what they change).
+//! `wag admin …`: operator commands. They work on the database directly; a running server sees
+//! what they change within a second (the changes that its hot cache holds move the shared change
+//! counter it follows, see `gateway::cache`).
 use clap::Subcommand;
 use gateway::{
     accounts::{self, Email, Module, NewAccount, NewPassword, Role},

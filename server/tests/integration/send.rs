@@ -952,20 +952,25 @@ async fn slow_clients_are_cut_off(backend: Backend) {
     let Some(f) = fixture(backend, env).await else { return };
     let addr = f.app.base.trim_start_matches("http://").to_string();
 
-    // Headers that never end: the server hangs up.
-    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    stream.write_all(format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\n").as_bytes()).await.unwrap();
-    let mut buffer = [0u8; 1024];
-    let closed = tokio::time::timeout(Duration::from_secs(8), async {
-        loop {
-            match stream.read(&mut buffer).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
+    // Headers that never end, a connection that never sends a request, and a kept-alive one
+    // idle after its first answer: the server hangs up on each.
+    let partial = format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\n");
+    let whole = format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    for (case, sent) in [("unfinished headers", partial.as_str()), ("nothing", ""), ("one request", whole.as_str())] {
+        let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        stream.write_all(sent.as_bytes()).await.unwrap();
+        let mut buffer = [0u8; 1024];
+        let closed = tokio::time::timeout(Duration::from_secs(8), async {
+            loop {
+                match stream.read(&mut buffer).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
             }
-        }
-    })
-    .await;
-    assert!(closed.is_ok(), "a connection whose headers never end is closed");
+        })
+        .await;
+        assert!(closed.is_ok(), "the connection that sent {case} is closed");
+    }
 
     // A body trickled one byte every half second: answered 408 once the request timeout passes.
     let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
