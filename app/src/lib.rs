@@ -41,6 +41,8 @@ use crate::pages::{
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     let _ = options;
     #[cfg(feature = "ssr")]
+    server_util::set_content_security_policy();
+    #[cfg(feature = "ssr")]
     let (style_href, script_href) = (assets::style_href(), assets::script_href());
     #[cfg(not(feature = "ssr"))]
     let (style_href, script_href) = (String::from("/style/main.css"), String::from("/public/app.js"));

@@ -25,12 +25,41 @@ pub fn require_user() -> Result<UserInfo, ServerFnError> {
     page_context().user.ok_or_else(|| ServerFnError::new("Please log in."))
 }
 
-pub async fn set_flash(flash: Flash) {
-    if let Ok(session) = session().await {
-        if let Err(e) = session.insert(session_keys::FLASH, flash).await {
-            tracing::error!(error = %e, "storing a banner in the session failed");
+/// Leaves `flash` for the next page. A one-time secret in it (a new API key, a signing secret)
+/// waits in the sessions table encrypted with the master key, never as plain text.
+pub async fn set_flash(mut flash: Flash) {
+    let Ok(session) = session().await else { return };
+    if let Some(secret) = flash.secret.take() {
+        let sealed = app_state().ok().and_then(|state| {
+            gateway::secrets::encrypt(&state.config.master_key, &secret)
+                .inspect_err(|e| tracing::error!(error = %e, "sealing a one-time secret failed"))
+                .ok()
+        });
+        match sealed {
+            Some(sealed) => flash.secret = Some(sealed),
+            // Shown nowhere rather than stored in the clear; the banner says so.
+            None => {
+                flash = Flash::error("The new secret could not be shown. Please create another one.");
+            }
         }
     }
+    if let Err(e) = session.insert(session_keys::FLASH, flash).await {
+        tracing::error!(error = %e, "storing a banner in the session failed");
+    }
+}
+
+/// The banner taken from the session, its one-time secret decrypted (see [`set_flash`]).
+pub fn open_flash(master_key: &gateway::config::MasterKey, mut flash: Flash) -> Flash {
+    if let Some(sealed) = flash.secret.take() {
+        match gateway::secrets::decrypt(master_key, &sealed) {
+            Ok(secret) => flash.secret = Some(secret),
+            Err(e) => {
+                tracing::error!(error = %e, "a one-time secret in a session could not be decrypted");
+                flash = Flash::error("The new secret could not be shown. Please create another one.");
+            }
+        }
+    }
+    flash
 }
 
 /// The text a person may see for a domain error. Internal errors are logged here, with the
@@ -91,4 +120,31 @@ mod tests {
 /// For reads behind pages: internal errors are logged and become the generic text.
 pub fn read_error(action: &str, e: Error) -> ServerFnError {
     ServerFnError::new(user_message(action, &e))
+}
+
+/// The portal's Content-Security-Policy: script and style from this server only, no inline
+/// style, and inline script only with the response's nonce (Leptos's own resource bookkeeping
+/// carries it; an injected script would not). Forms post only here; no other site may frame a
+/// page. Responses without a rendered page (redirects, server functions) get it without a nonce.
+pub fn content_security_policy(nonce: Option<&str>) -> String {
+    let scripts = match nonce {
+        Some(nonce) => format!("'self' 'nonce-{nonce}'"),
+        None => "'self'".to_string(),
+    };
+    format!(
+        "default-src 'self'; script-src {scripts}; style-src 'self'; img-src 'self' data:; connect-src 'self'; \
+         font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    )
+}
+
+/// Puts the policy with this response's nonce on the page being rendered.
+pub fn set_content_security_policy() {
+    let (Some(nonce), Some(response)) = (leptos::nonce::use_nonce(), use_context::<leptos_axum::ResponseOptions>())
+    else {
+        return;
+    };
+    match http::HeaderValue::from_str(&content_security_policy(Some(&nonce))) {
+        Ok(value) => response.insert_header(http::header::CONTENT_SECURITY_POLICY, value),
+        Err(e) => tracing::error!(error = %e, "the Content-Security-Policy was not a valid header"),
+    }
 }

@@ -197,15 +197,20 @@ pub const LOGIN_FAILED: &str = "The email or password is not correct.";
 /// Checks an email and password. Unknown emails and wrong passwords answer the same text after
 /// the same argon2 work; repeated failures per email and per client address are slowed and then
 /// refused for a while (see `login_throttle`).
+/// Checks a sign-in. `device` is the throttle key of the browser's device cookie when it holds
+/// a valid one for this email (`login_throttle::DeviceKey`): its failures count against the
+/// device, so a lock someone else caused on the email does not shut its owner out.
 pub async fn authenticate(
     db: &DatabaseConnection,
     email_text: &str,
     password: &str,
     client_ip: &str,
+    device: Option<&str>,
 ) -> Result<Account> {
     let email_key = login_throttle::email_key(email_text);
+    let subject_key = device.map(str::to_string).unwrap_or_else(|| email_key.clone());
     let ip_key = login_throttle::address_key(client_ip);
-    login_throttle::check_and_delay(db, &email_key, &ip_key).await?;
+    login_throttle::check_and_delay(db, &subject_key, &ip_key).await?;
 
     let model = match Email::parse(email_text) {
         Ok(email) => find_model_by_email(db, email.as_str()).await?,
@@ -215,11 +220,12 @@ pub async fn authenticate(
     let ok = verify_password(password.to_string(), stored_hash).await?;
     match (ok, model) {
         (true, Some(m)) => {
-            login_throttle::clear(db, &email_key).await?;
+            // The device's own count starts over; a lock others caused on the email stays.
+            login_throttle::clear(db, &subject_key).await?;
             Ok(m.into())
         }
         _ => {
-            login_throttle::record_failure(db, &email_key, &ip_key).await?;
+            login_throttle::record_failure(db, &subject_key, &ip_key).await?;
             Err(Error::Refused(LOGIN_FAILED.into()))
         }
     }

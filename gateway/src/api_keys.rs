@@ -64,7 +64,21 @@ fn generate_secret() -> String {
 }
 
 pub async fn create(db: &DatabaseConnection, account_id: i64, name: &str) -> Result<CreatedKey> {
+    create_capped(db, account_id, name, None).await
+}
+
+/// Creates a key unless the account already holds `cap` active ones (see `caps`).
+pub async fn create_capped(
+    db: &DatabaseConnection,
+    account_id: i64,
+    name: &str,
+    cap: Option<u64>,
+) -> Result<CreatedKey> {
     let name = parse_name(name)?;
+    let txn = crate::db::begin_write(db).await?;
+    if let Some(cap) = cap {
+        crate::caps::check(&txn, account_id, crate::caps::Capped::ApiKeys, cap).await?;
+    }
     let secret = generate_secret();
     let model = api_key::ActiveModel {
         id: Set(ids::new_id("key")),
@@ -76,8 +90,9 @@ pub async fn create(db: &DatabaseConnection, account_id: i64, name: &str) -> Res
         last_used_at: Set(None),
         revoked_at: Set(None),
     }
-    .insert(db)
+    .insert(&txn)
     .await?;
+    txn.commit().await?;
     Ok(CreatedKey { info: model.into(), secret })
 }
 

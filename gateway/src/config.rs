@@ -35,6 +35,49 @@ pub struct Config {
     pub retention: crate::retention::Retention,
     /// What one client may hold of the HTTP server.
     pub http: HttpLimits,
+    /// What one account may create or hold open.
+    pub caps: AccountCaps,
+}
+
+/// Per-account caps, so that one account (or a stolen session) cannot fill the database or the
+/// server's memory. Operators raise them for accounts that need more.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AccountCaps {
+    pub instances: u64,
+    /// Active (not revoked) API keys.
+    pub api_keys: u64,
+    pub webhook_destinations: u64,
+    /// WhatsApp Web clients waiting for a scan or a pairing code at once.
+    pub live_link_attempts: usize,
+    /// A link attempt nobody looked at for this long is stopped.
+    pub link_idle: std::time::Duration,
+}
+
+impl Default for AccountCaps {
+    fn default() -> Self {
+        AccountCaps {
+            instances: 50,
+            api_keys: 50,
+            webhook_destinations: 20,
+            live_link_attempts: 3,
+            link_idle: std::time::Duration::from_secs(300),
+        }
+    }
+}
+
+/// Bounds on media fetched from `https://` URLs of send requests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MediaFetchLimits {
+    /// Downloads at once, whole or just their first bytes (dry runs).
+    pub concurrency: usize,
+    /// Bytes of fetched media held in memory at once, from the download until the send ends.
+    pub memory_bytes: u64,
+}
+
+impl Default for MediaFetchLimits {
+    fn default() -> Self {
+        MediaFetchLimits { concurrency: 8, memory_bytes: 256 * 1024 * 1024 }
+    }
 }
 
 /// Bounds on the HTTP server's connections, so an idle or slow client cannot hold one forever.
@@ -63,6 +106,7 @@ pub struct SendSettings {
     /// This many policy blocks of one instance within an hour pause it for review.
     pub review_pause_blocks: u64,
     pub media: crate::send::media::MediaLimits,
+    pub media_fetch: MediaFetchLimits,
     /// How long a connector may take to hand a message to WhatsApp.
     pub timeout_secs: u64,
     /// A message still `accepted` this long after admission was interrupted by a crash and is
@@ -79,6 +123,7 @@ impl Default for SendSettings {
             policy_block_threshold: crate::policy::BLOCK_THRESHOLD_DEFAULT,
             review_pause_blocks: 5,
             media: crate::send::media::MediaLimits::default(),
+            media_fetch: MediaFetchLimits::default(),
             timeout_secs: 30,
             reconcile_after_secs: 120,
         }
@@ -134,6 +179,13 @@ struct RawConfig {
     media_max_audio_mb: Option<i64>,
     media_max_video_mb: Option<i64>,
     media_max_document_mb: Option<i64>,
+    media_fetch_concurrency: Option<i64>,
+    media_fetch_memory_mb: Option<i64>,
+    max_instances_per_account: Option<i64>,
+    max_api_keys_per_account: Option<i64>,
+    max_webhooks_per_account: Option<i64>,
+    max_link_attempts_per_account: Option<i64>,
+    link_idle_secs: Option<i64>,
     webhook_concurrency: Option<i64>,
     webhook_destination_concurrency: Option<i64>,
     webhook_retry_schedule: Option<String>,
@@ -181,6 +233,13 @@ pub const ENV_VARS: &[&str] = &[
     "WAG_MEDIA_MAX_AUDIO_MB",
     "WAG_MEDIA_MAX_VIDEO_MB",
     "WAG_MEDIA_MAX_DOCUMENT_MB",
+    "WAG_MEDIA_FETCH_CONCURRENCY",
+    "WAG_MEDIA_FETCH_MEMORY_MB",
+    "WAG_MAX_INSTANCES_PER_ACCOUNT",
+    "WAG_MAX_API_KEYS_PER_ACCOUNT",
+    "WAG_MAX_WEBHOOKS_PER_ACCOUNT",
+    "WAG_MAX_LINK_ATTEMPTS_PER_ACCOUNT",
+    "WAG_LINK_IDLE_SECS",
     "WAG_WEBHOOK_CONCURRENCY",
     "WAG_WEBHOOK_DESTINATION_CONCURRENCY",
     "WAG_WEBHOOK_RETRY_SCHEDULE",
@@ -250,6 +309,13 @@ impl Config {
                 "WAG_MEDIA_MAX_AUDIO_MB" => raw.media_max_audio_mb = Some(parse_int(key, &v)?),
                 "WAG_MEDIA_MAX_VIDEO_MB" => raw.media_max_video_mb = Some(parse_int(key, &v)?),
                 "WAG_MEDIA_MAX_DOCUMENT_MB" => raw.media_max_document_mb = Some(parse_int(key, &v)?),
+                "WAG_MEDIA_FETCH_CONCURRENCY" => raw.media_fetch_concurrency = Some(parse_int(key, &v)?),
+                "WAG_MEDIA_FETCH_MEMORY_MB" => raw.media_fetch_memory_mb = Some(parse_int(key, &v)?),
+                "WAG_MAX_INSTANCES_PER_ACCOUNT" => raw.max_instances_per_account = Some(parse_int(key, &v)?),
+                "WAG_MAX_API_KEYS_PER_ACCOUNT" => raw.max_api_keys_per_account = Some(parse_int(key, &v)?),
+                "WAG_MAX_WEBHOOKS_PER_ACCOUNT" => raw.max_webhooks_per_account = Some(parse_int(key, &v)?),
+                "WAG_MAX_LINK_ATTEMPTS_PER_ACCOUNT" => raw.max_link_attempts_per_account = Some(parse_int(key, &v)?),
+                "WAG_LINK_IDLE_SECS" => raw.link_idle_secs = Some(parse_int(key, &v)?),
                 "WAG_WEBHOOK_CONCURRENCY" => raw.webhook_concurrency = Some(parse_int(key, &v)?),
                 "WAG_WEBHOOK_RETRY_SCHEDULE" => raw.webhook_retry_schedule = Some(v),
                 "WAG_WEBHOOK_POLL_MS" => raw.webhook_poll_ms = Some(parse_int(key, &v)?),
@@ -377,7 +443,8 @@ impl RawConfig {
         if reconcile_after_secs <= timeout_secs {
             return Err(ConfigError("WAG_SEND_RECONCILE_AFTER_SECS must be above WAG_SEND_TIMEOUT_SECS".into()));
         }
-        let send = SendSettings {
+        let mut send = SendSettings {
+            media_fetch: defaults.media_fetch,
             timeout_secs: timeout_secs as u64,
             reconcile_after_secs,
             rate_per_minute: bounded(
@@ -410,6 +477,62 @@ impl RawConfig {
                     defaults.media.document_bytes,
                 )?,
             },
+        };
+        let largest_media = [send.media.image_bytes, send.media.audio_bytes, send.media.video_bytes]
+            .into_iter()
+            .fold(send.media.document_bytes, u64::max);
+        send.media_fetch = MediaFetchLimits {
+            concurrency: bounded(
+                "WAG_MEDIA_FETCH_CONCURRENCY",
+                self.media_fetch_concurrency,
+                defaults.media_fetch.concurrency as i64,
+                1..=1024,
+            )? as usize,
+            memory_bytes: bounded(
+                "WAG_MEDIA_FETCH_MEMORY_MB",
+                self.media_fetch_memory_mb,
+                (defaults.media_fetch.memory_bytes / MB) as i64,
+                1..=65_536,
+            )? as u64
+                * MB,
+        };
+        if send.media_fetch.memory_bytes < largest_media {
+            return Err(ConfigError(
+                "WAG_MEDIA_FETCH_MEMORY_MB must be at least the largest media limit (WAG_MEDIA_MAX_*_MB)".into(),
+            ));
+        }
+        let cap_defaults = AccountCaps::default();
+        let caps = AccountCaps {
+            instances: bounded(
+                "WAG_MAX_INSTANCES_PER_ACCOUNT",
+                self.max_instances_per_account,
+                cap_defaults.instances as i64,
+                1..=100_000,
+            )? as u64,
+            api_keys: bounded(
+                "WAG_MAX_API_KEYS_PER_ACCOUNT",
+                self.max_api_keys_per_account,
+                cap_defaults.api_keys as i64,
+                1..=100_000,
+            )? as u64,
+            webhook_destinations: bounded(
+                "WAG_MAX_WEBHOOKS_PER_ACCOUNT",
+                self.max_webhooks_per_account,
+                cap_defaults.webhook_destinations as i64,
+                1..=10_000,
+            )? as u64,
+            live_link_attempts: bounded(
+                "WAG_MAX_LINK_ATTEMPTS_PER_ACCOUNT",
+                self.max_link_attempts_per_account,
+                cap_defaults.live_link_attempts as i64,
+                1..=1_000,
+            )? as usize,
+            link_idle: std::time::Duration::from_secs(bounded(
+                "WAG_LINK_IDLE_SECS",
+                self.link_idle_secs,
+                cap_defaults.link_idle.as_secs() as i64,
+                30..=86_400,
+            )? as u64),
         };
         let webhook_defaults = crate::webhooks::worker::WebhookSettings::default();
         let retry_schedule_secs = match &self.webhook_retry_schedule {
@@ -527,6 +650,7 @@ impl RawConfig {
             trusted_proxies,
             retention,
             http,
+            caps,
         })
     }
 }

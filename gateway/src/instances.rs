@@ -101,10 +101,24 @@ pub fn parse_name(text: &str) -> Result<String> {
 }
 
 pub async fn create(db: &DatabaseConnection, account_id: i64, name: &str, connector: &str) -> Result<Instance> {
+    create_capped(db, account_id, name, connector, None).await
+}
+
+/// Creates an instance unless the account already holds `cap` of them (see `caps`).
+pub async fn create_capped(
+    db: &DatabaseConnection,
+    account_id: i64,
+    name: &str,
+    connector: &str,
+    cap: Option<u64>,
+) -> Result<Instance> {
     let name = parse_name(name)?;
     let now = time::now();
     let id = ids::new_id("inst");
     let txn = crate::db::begin_write(db).await?;
+    if let Some(cap) = cap {
+        crate::caps::check(&txn, account_id, crate::caps::Capped::Instances, cap).await?;
+    }
     let model = instance::ActiveModel {
         id: Set(id.clone()),
         account_id: Set(account_id),

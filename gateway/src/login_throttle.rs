@@ -64,7 +64,67 @@ pub fn address_key(client_ip: &str) -> String {
     }
 }
 
-pub async fn check_and_delay(db: &DatabaseConnection, email_key: &str, ip_key: &str) -> Result<()> {
+/// A browser that signed in to an account before carries a device cookie for it. Its failures
+/// count against that device instead of the email, so someone guessing at a victim's address
+/// locks the email for themselves (and every browser without the cookie) but not the owner's
+/// own browser, which is only slowed by its own mistakes and locked after ten of them.
+pub struct DeviceKey([u8; 32]);
+
+/// How long a device cookie is honoured (and kept by the browser).
+pub const DEVICE_COOKIE_DAYS: i64 = 365;
+
+impl DeviceKey {
+    /// Derived from the master key for this one purpose.
+    pub fn derive(master_key: &crate::config::MasterKey) -> DeviceKey {
+        DeviceKey(mac(&master_key.0, &[b"wag device cookie v1"]))
+    }
+
+    /// A new cookie value for `email`: a random device id and its signature.
+    pub fn issue(&self, email_text: &str) -> String {
+        let id = hex::encode(rand::random::<[u8; 16]>());
+        let signature = hex::encode(mac(&self.0, &[email_key(email_text).as_bytes(), b".", id.as_bytes()]));
+        format!("{id}.{signature}")
+    }
+
+    /// The throttle key of the device, when `cookie` was issued by this server for `email`.
+    pub fn device_for(&self, cookie: &str, email_text: &str) -> Option<String> {
+        use hmac::{Hmac, Mac};
+        let (id, signature) = cookie.trim().split_once('.')?;
+        if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let signature = hex::decode(signature).ok()?;
+        let mut check = Hmac::<sha2::Sha256>::new_from_slice(&self.0).expect("HMAC takes keys of any length");
+        for part in [email_key(email_text).as_bytes(), b".", id.as_bytes()] {
+            check.update(part);
+        }
+        // Compared in constant time.
+        check.verify_slice(&signature).ok().map(|()| format!("device:{id}"))
+    }
+}
+
+fn mac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key).expect("HMAC takes keys of any length");
+    for part in parts {
+        mac.update(part);
+    }
+    mac.finalize().into_bytes().into()
+}
+
+/// The device cookie's name; behind https a `__Host-` cookie (Secure, whole site, this host).
+pub fn device_cookie_name(secure: bool) -> &'static str {
+    if secure {
+        "__Host-wag_device"
+    } else {
+        "wag_device"
+    }
+}
+
+/// `subject_key` is the email's key, or the device's when the browser proved it signed in to
+/// that email before (see [`DeviceKey`]).
+pub async fn check_and_delay(db: &DatabaseConnection, subject_key: &str, ip_key: &str) -> Result<()> {
+    let email_key = subject_key;
     let now = time::now();
     let email = login_throttle::Entity::find_by_id(email_key.to_string()).one(db).await?;
     let ip = login_throttle::Entity::find_by_id(ip_key.to_string()).one(db).await?;
@@ -87,8 +147,8 @@ pub async fn check_and_delay(db: &DatabaseConnection, email_key: &str, ip_key: &
     Ok(())
 }
 
-pub async fn record_failure(db: &DatabaseConnection, email_key: &str, ip_key: &str) -> Result<()> {
-    bump(db, email_key, LOCK_EMAIL_AFTER).await?;
+pub async fn record_failure(db: &DatabaseConnection, subject_key: &str, ip_key: &str) -> Result<()> {
+    bump(db, subject_key, LOCK_EMAIL_AFTER).await?;
     bump(db, ip_key, LOCK_IP_AFTER).await
 }
 
@@ -158,6 +218,20 @@ mod tests {
         assert!(matches!(refused, Err(Error::Refused(ref m)) if m == SIGN_UP_LOCKED_MESSAGE), "{refused:?}");
         count_sign_up(&db, "2001:db8:7:8::1").await.expect("another network signs up");
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn device_cookies_are_bound_to_the_email_and_the_key() {
+        let key = DeviceKey::derive(&crate::config::MasterKey([7; 32]));
+        let cookie = key.issue("Owner@Example.com ");
+        let device = key.device_for(&cookie, "owner@example.com").expect("the same email, any case");
+        assert!(device.starts_with("device:") && device.len() == 39, "{device}");
+        assert_eq!(key.device_for(&cookie, "other@example.com"), None);
+        let other_server = DeviceKey::derive(&crate::config::MasterKey([8; 32]));
+        assert_eq!(other_server.device_for(&cookie, "owner@example.com"), None);
+        let (id, _) = cookie.split_once('.').unwrap();
+        assert_eq!(key.device_for(&format!("{id}.00"), "owner@example.com"), None);
+        assert_ne!(key.issue("owner@example.com"), cookie, "a new id each time");
     }
 
     #[test]

@@ -22,4 +22,6 @@ pub struct AppState {
     /// The group-commit queues of the send path (admission, settling).
     pub queues: Arc<Queues>,
     pub answers: Arc<dyn StoredAnswers>,
+    /// Media downloads of send requests: how many at once, how many bytes held.
+    pub media_fetches: Arc<crate::send::fetch::FetchBudget>,
 }

@@ -47,7 +47,8 @@ async fn media_is_fetched_directly_whatever_the_proxy_settings() {
 
     let policy =
         FetchPolicy { max_bytes: 1024, timeout: Duration::from_secs(5), require_https: false, allow_private: true };
-    let bytes = fetch(&origin_url, policy).await.expect("fetched");
+    let budget = gateway::send::fetch::FetchBudget::new(Default::default(), Duration::from_secs(5));
+    let (bytes, _held) = fetch(&origin_url, policy, &budget).await.expect("fetched");
     assert_eq!(bytes, b"the real file");
     assert_eq!(at_proxy.load(Ordering::SeqCst), 0, "nothing went through the proxy");
     assert_eq!(at_origin.load(Ordering::SeqCst), 1);

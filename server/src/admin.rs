@@ -233,9 +233,16 @@ async fn execute(db: &DatabaseConnection, config: &Config, command: AdminCommand
             let found = require_instance(db, &instance).await?;
             let kinds = destinations::parse_event_list(&[events])?;
             let url = destinations::check_url(&url, config.webhooks.allow_private).await?;
-            let (destination, secret) =
-                destinations::create_or_replace(db, &config.master_key, found.account_id, &found.id, &url, &kinds)
-                    .await?;
+            let (destination, secret) = destinations::create_or_replace(
+                db,
+                &config.master_key,
+                found.account_id,
+                &found.id,
+                &url,
+                &kinds,
+                None,
+            )
+            .await?;
             let names: Vec<_> = destination.events.iter().map(|k| k.as_str()).collect();
             match secret {
                 Some(secret) => {

@@ -10,6 +10,17 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 pub const COOKIE: &str = "wag_csrf";
+/// The name behind https: a `__Host-` cookie is only taken by browsers when it is Secure, for
+/// the whole site and bound to this host, so a sibling subdomain cannot plant one.
+pub const SECURE_COOKIE: &str = "__Host-wag_csrf";
+
+pub fn cookie_name(secure: bool) -> &'static str {
+    if secure {
+        SECURE_COOKIE
+    } else {
+        COOKIE
+    }
+}
 
 /// The key tokens are signed with: derived from the master key for this one purpose, so a
 /// token never reveals anything about the key that encrypts secrets at rest.
@@ -38,22 +49,24 @@ pub fn new_nonce() -> String {
 }
 
 /// The nonce of the request's cookie, when it has a well-formed one.
-pub fn nonce_of(headers: &HeaderMap) -> Option<String> {
+pub fn nonce_of(headers: &HeaderMap, secure: bool) -> Option<String> {
+    let name = cookie_name(secure);
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
+        .find(|(cookie, _)| *cookie == name)
         .map(|(_, value)| value.trim().to_string())
         .filter(|v| v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// The `Set-Cookie` value that gives a visitor its nonce (for the browser session only).
 pub fn set_cookie(nonce: &str, secure: bool) -> String {
+    let name = cookie_name(secure);
     let secure = if secure { "; Secure" } else { "" };
-    format!("{COOKIE}={nonce}; Path=/; HttpOnly; SameSite=Lax{secure}")
+    format!("{name}={nonce}; Path=/; HttpOnly; SameSite=Lax{secure}")
 }
 
 #[cfg(test)]
@@ -76,8 +89,15 @@ mod tests {
         let nonce = new_nonce();
         let mut headers = HeaderMap::new();
         headers.insert(header::COOKIE, format!("wag_session=abc; {COOKIE}={nonce}; x=y").parse().unwrap());
-        assert_eq!(nonce_of(&headers), Some(nonce));
+        assert_eq!(nonce_of(&headers, false), Some(nonce.clone()));
+        assert_eq!(nonce_of(&headers, true), None, "behind https only the __Host- cookie counts");
+        headers.insert(header::COOKIE, format!("{SECURE_COOKIE}={nonce}").parse().unwrap());
+        assert_eq!(nonce_of(&headers, true), Some(nonce));
+        assert!(
+            set_cookie("ab", true).starts_with("__Host-wag_csrf=ab; Path=/;")
+                && set_cookie("ab", true).ends_with("; Secure")
+        );
         headers.insert(header::COOKIE, format!("{COOKIE}=short").parse().unwrap());
-        assert_eq!(nonce_of(&headers), None);
+        assert_eq!(nonce_of(&headers, false), None);
     }
 }

@@ -96,11 +96,11 @@ async fn prepare(
             }
         }
     } else {
-        match crate::anonymous_csrf::nonce_of(request.headers()) {
+        let secure = state.config.public_base_url.starts_with("https://");
+        match crate::anonymous_csrf::nonce_of(request.headers(), secure) {
             Some(nonce) => Some(csrf_key.token(&nonce)),
             None if needs_csrf_token(&path) => {
                 let nonce = crate::anonymous_csrf::new_nonce();
-                let secure = state.config.public_base_url.starts_with("https://");
                 set_cookie = Some(crate::anonymous_csrf::set_cookie(&nonce, secure));
                 Some(csrf_key.token(&nonce))
             }
@@ -125,7 +125,8 @@ async fn prepare(
     }
 
     let flash = if request.method() == Method::GET && !is_server_fn {
-        session.remove::<Flash>(session_keys::FLASH).await?
+        let taken = session.remove::<Flash>(session_keys::FLASH).await?;
+        taken.map(|flash| app::server_util::open_flash(&state.config.master_key, flash))
     } else {
         None
     };

@@ -22,9 +22,15 @@ use tower_sessions::{cookie::SameSite, Expiry, SessionManagerLayer};
 use crate::telemetry::{self, MakeId, REQUEST_ID_HEADER};
 
 pub const SESSION_COOKIE: &str = "wag_session";
+/// The session cookie's name behind https (see `anonymous_csrf::SECURE_COOKIE`).
+pub const SECURE_SESSION_COOKIE: &str = "__Host-wag_session";
+
+/// Behind https, browsers are told to use nothing else for a year.
+const STRICT_TRANSPORT_SECURITY: &str = "max-age=31536000";
 
 pub fn build(state: AppState) -> Router {
     let request_timeout = state.config.http.request_timeout;
+    let state_is_https = state.config.public_base_url.starts_with("https://");
     let portal = portal_router(state.clone());
     let api = crate::api::router(&state)
         .route("/api/{*rest}", any(api_not_found))
@@ -33,9 +39,17 @@ pub fn build(state: AppState) -> Router {
         .merge(crate::static_assets::router())
         .with_state(state);
 
-    Router::new()
-        .merge(api)
-        .merge(portal)
+    let https = state_is_https;
+    let router = Router::new().merge(api).merge(portal);
+    let router = if https {
+        router.layer(SetResponseHeaderLayer::if_not_present(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static(STRICT_TRANSPORT_SECURITY),
+        ))
+    } else {
+        router
+    };
+    router
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
@@ -94,11 +108,13 @@ fn portal_router(state: AppState) -> Router {
     };
     let fallback = leptos_axum::render_app_to_stream_with_context(context.clone(), shell.clone());
 
+    let https = state.config.public_base_url.starts_with("https://");
     let sessions = SessionManagerLayer::new(DbSessionStore::new(state.db.clone()))
-        .with_name(SESSION_COOKIE)
+        .with_name(if https { SECURE_SESSION_COOKIE } else { SESSION_COOKIE })
+        .with_path("/")
         .with_http_only(true)
         .with_same_site(SameSite::Lax)
-        .with_secure(state.config.public_base_url.starts_with("https://"))
+        .with_secure(https)
         .with_expiry(Expiry::OnInactivity(time::Duration::days(state.config.session_days)));
 
     Router::<LeptosOptions>::new()
@@ -110,6 +126,12 @@ fn portal_router(state: AppState) -> Router {
         .layer(axum::Extension(crate::anonymous_csrf::CsrfKey::derive(&state.config.master_key)))
         // Portal pages show account data and, once, new secrets: never keep them in caches.
         .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        // Rendered pages set it with their nonce (app::shell); this covers the rest.
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_str(&app::server_util::content_security_policy(None))
+                .expect("the Content-Security-Policy is a valid header"),
+        ))
         .layer(sessions)
 }
 

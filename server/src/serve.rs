@@ -50,14 +50,19 @@ impl Running {
     }
 }
 
+/// A send whose media URL finds the fetch budget taken waits this long for its turn.
+const MEDIA_FETCH_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Running> {
     let db = gateway::db::connect(&config.database_url)
         .await
         .map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?;
     gateway::db::migrate(&db).await.map_err(|e| anyhow::anyhow!("database migration failed: {e}"))?;
 
-    let registry = Registry::new(db.clone(), gateway::connectors::from_config(&config));
+    let registry =
+        Registry::with_link_limits(db.clone(), gateway::connectors::from_config(&config), config.caps.into());
     let cache = gateway::cache::HotCache::new(db.clone());
+    let config_media_fetch = config.send.media_fetch;
     let state = AppState {
         db: db.clone(),
         config: Arc::new(config),
@@ -66,6 +71,7 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
         sends: gateway::send::inflight::InFlight::new(),
         queues: Arc::new(gateway::send::Queues::new(db.clone())),
         answers: Arc::new(crate::api::send::StoredBodies),
+        media_fetches: Arc::new(gateway::send::fetch::FetchBudget::new(config_media_fetch, MEDIA_FETCH_WAIT)),
     };
 
     let (shutdown, shutdown_rx) = watch::channel(false);
@@ -82,6 +88,7 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
     workers.push(tokio::spawn(gateway::send::reconcile::run(state.clone(), shutdown_rx.clone())));
     workers.push(tokio::spawn(gateway::event_sequencer::run(state.db.clone(), shutdown_rx.clone())));
     workers.push(tokio::spawn(gateway::db::checkpoint::run(state.db.clone(), shutdown_rx.clone())));
+    workers.push(tokio::spawn(stop_idle_link_attempts(registry.clone(), shutdown_rx.clone())));
     if let Err(e) = registry.start_linked().await {
         tracing::warn!(error = %e, "resuming linked instances failed");
     }
@@ -135,6 +142,18 @@ async fn expire_sessions(
                     tracing::warn!(error = %e, "deleting old rate windows failed");
                 }
             }
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Link attempts (a WhatsApp Web client waiting for a phone) that nobody looks at any more are
+/// stopped; the check is in memory and costs nothing when there are none.
+async fn stop_idle_link_attempts(registry: Arc<Registry>, mut shutdown: watch::Receiver<bool>) {
+    let mut every = tokio::time::interval(Duration::from_secs(15));
+    loop {
+        tokio::select! {
+            _ = every.tick() => registry.stop_idle_link_attempts().await,
             _ = shutdown.changed() => return,
         }
     }

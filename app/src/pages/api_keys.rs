@@ -39,7 +39,8 @@ pub async fn create_api_key(name: String) -> Result<(), ServerFnError> {
     use crate::{context::Flash, server_util::*};
     let user = require_user()?;
     let state = app_state()?;
-    match gateway::api_keys::create(&state.db, user.account_id, &name).await {
+    let cap = Some(state.config.caps.api_keys);
+    match gateway::api_keys::create_capped(&state.db, user.account_id, &name, cap).await {
         Ok(created) => {
             tracing::info!(account_id = user.account_id, key_id = %created.info.id, "API key created");
             let mut flash = Flash::success(format!(

@@ -12,7 +12,10 @@ pub async fn login(email: String, password: String, next: Option<String>) -> Res
     use crate::{context::Flash, server_util::*};
     let state = app_state()?;
     let ip = page_context().client_ip;
-    match gateway::accounts::authenticate(&state.db, &email, &password, &ip).await {
+    let devices = gateway::login_throttle::DeviceKey::derive(&state.config.master_key);
+    let secure = state.config.public_base_url.starts_with("https://");
+    let device = device_cookie(secure).and_then(|cookie| devices.device_for(&cookie, &email));
+    match gateway::accounts::authenticate(&state.db, &email, &password, &ip, device.as_deref()).await {
         Ok(account) => {
             sign_in(&account).await?;
             finish(Flash::success("You are logged in."), &safe_next(next.as_deref())).await
@@ -85,7 +88,44 @@ async fn sign_in(account: &gateway::accounts::Account) -> Result<(), ServerFnErr
     session.insert(session_keys::ACCOUNT_ID, account.id).await.map_err(store_error)?;
     session.insert(session_keys::PASSWORD_CHANGED_AT, account.password_changed_at).await.map_err(store_error)?;
     session.insert(session_keys::CSRF, new_csrf_token()).await.map_err(store_error)?;
+    remember_device(account);
     Ok(())
+}
+
+/// Gives the browser a device cookie for the account it just signed in to (see
+/// `gateway::login_throttle::DeviceKey`): a lock others cause on the email will not shut it out.
+#[cfg(feature = "ssr")]
+fn remember_device(account: &gateway::accounts::Account) {
+    use crate::server_util::app_state;
+    let (Ok(state), Some(response)) = (app_state(), use_context::<leptos_axum::ResponseOptions>()) else { return };
+    let secure = state.config.public_base_url.starts_with("https://");
+    let value = gateway::login_throttle::DeviceKey::derive(&state.config.master_key).issue(&account.email);
+    let cookie = format!(
+        "{}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{}",
+        gateway::login_throttle::device_cookie_name(secure),
+        gateway::login_throttle::DEVICE_COOKIE_DAYS * 86_400,
+        if secure { "; Secure" } else { "" }
+    );
+    match http::HeaderValue::from_str(&cookie) {
+        Ok(value) => response.append_header(http::header::SET_COOKIE, value),
+        Err(e) => tracing::error!(error = %e, "a device cookie was not a valid header"),
+    }
+}
+
+/// The request's device cookie, if it sent one.
+#[cfg(feature = "ssr")]
+fn device_cookie(secure: bool) -> Option<String> {
+    let parts = use_context::<http::request::Parts>()?;
+    let name = gateway::login_throttle::device_cookie_name(secure);
+    parts
+        .headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(cookie, _)| *cookie == name)
+        .map(|(_, value)| value.trim().to_string())
 }
 
 #[cfg(feature = "ssr")]

@@ -82,7 +82,10 @@ fn UsageStat(label: &'static str, used: i64, limit: Option<i64>, period: &'stati
             <div class="stat-label">{label}</div>
             <div class="stat-value">{value}</div>
             <div class=meter_class role="meter" aria-valuemin="0" aria-valuemax="100" aria-valuenow=percent.to_string() aria-label=label>
-                <div class="meter-fill" style=format!("width:{percent}%")></div>
+                // An SVG attribute, not an inline style: the portal's CSP allows no inline styles.
+                <svg class="meter-bar" viewBox="0 0 100 8" preserveAspectRatio="none" aria-hidden="true">
+                    <rect class="meter-fill" width=percent.to_string() height="8"></rect>
+                </svg>
             </div>
             <div class="stat-sub">{sub}</div>
         </div>

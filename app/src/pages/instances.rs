@@ -102,7 +102,8 @@ pub async fn create_instance(name: String, connector: Option<String>) -> Result<
             None => return finish(Flash::error("No connector is enabled on this server."), "/instances").await,
         },
     };
-    match gateway::instances::create(&state.db, user.account_id, &name, connector).await {
+    let cap = Some(state.config.caps.instances);
+    match gateway::instances::create_capped(&state.db, user.account_id, &name, connector, cap).await {
         Ok(instance) => {
             tracing::info!(account_id = user.account_id, instance_id = %instance.id, connector, "instance created");
             finish(

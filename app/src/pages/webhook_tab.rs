@@ -137,6 +137,7 @@ pub async fn add_webhook(instance_id: String, url: String, events: Option<Vec<St
             &instance.id,
             &url,
             &kinds,
+            Some(state.config.caps.webhook_destinations),
         )
         .await
     }

@@ -246,6 +246,12 @@ pub trait Connector: Send + Sync + 'static {
 
     /// Drops whatever the connector stored for an instance that is gone (deleted).
     async fn forget(&self, _instance_id: &str) {}
+
+    /// Whether a session waiting for a phone to link holds a live client (a connection to
+    /// WhatsApp, memory): such link attempts are bounded per account and stopped when idle.
+    fn links_with_live_client(&self) -> bool {
+        false
+    }
 }
 
 #[async_trait::async_trait]

@@ -2,10 +2,14 @@
 //! sessions report, through one lane per instance (see `lanes`). Sessions are opened lazily on
 //! first use, so an instance created by another process (the `wag admin` CLI, a second server)
 //! works here without a restart.
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex as StdMutex},
+    time::Duration,
+};
 
 use sea_orm::DatabaseConnection;
-use tokio::sync::Mutex;
+use tokio::{sync::Mutex, time::Instant};
 
 use super::{
     lanes::Lanes,
@@ -28,14 +32,53 @@ pub struct Registry {
     order: Vec<&'static str>,
     sessions: Mutex<HashMap<String, Arc<dyn ConnectorSession>>>,
     lanes: Lanes,
+    /// Sessions opened to link a phone that hold a live client meanwhile, by instance id.
+    attempts: StdMutex<HashMap<String, Attempt>>,
+    link_limits: LinkLimits,
+}
+
+/// Bounds on link attempts of connectors that hold a live client while waiting for a phone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LinkLimits {
+    /// Attempts one account may have running at once.
+    pub per_account: usize,
+    /// An attempt nobody looked at (connect tab, pairing code) for this long is stopped.
+    pub idle: Duration,
+}
+
+impl From<crate::config::AccountCaps> for LinkLimits {
+    fn from(caps: crate::config::AccountCaps) -> Self {
+        LinkLimits { per_account: caps.live_link_attempts, idle: caps.link_idle }
+    }
+}
+
+struct Attempt {
+    account_id: i64,
+    last_seen: Instant,
 }
 
 impl Registry {
     pub fn new(db: DatabaseConnection, connectors: Vec<Arc<dyn Connector>>) -> Arc<Registry> {
+        Self::with_link_limits(db, connectors, crate::config::AccountCaps::default().into())
+    }
+
+    pub fn with_link_limits(
+        db: DatabaseConnection,
+        connectors: Vec<Arc<dyn Connector>>,
+        link_limits: LinkLimits,
+    ) -> Arc<Registry> {
         let order = connectors.iter().map(|c| c.name()).collect();
         let connectors = connectors.into_iter().map(|c| (c.name(), c)).collect();
         let lanes = Lanes::new(db.clone());
-        Arc::new(Registry { db, connectors, order, sessions: Mutex::new(HashMap::new()), lanes })
+        Arc::new(Registry {
+            db,
+            connectors,
+            order,
+            sessions: Mutex::new(HashMap::new()),
+            lanes,
+            attempts: StdMutex::new(HashMap::new()),
+            link_limits,
+        })
     }
 
     /// The enabled connectors, the default for new instances first.
@@ -61,11 +104,18 @@ impl Registry {
     pub async fn session(&self, instance: &Instance) -> Result<Arc<dyn ConnectorSession>> {
         let mut sessions = self.sessions.lock().await;
         if let Some(session) = sessions.get(&instance.id) {
+            if let Some(attempt) = self.attempts().get_mut(&instance.id) {
+                attempt.last_seen = Instant::now();
+            }
             return Ok(session.clone());
         }
         let connector = self.connectors.get(instance.connector.as_str()).ok_or_else(|| {
             Error::invalid(format!("The {} connector is not enabled on this server.", instance.connector))
         })?;
+        let is_attempt = connector.links_with_live_client() && instance.status == instances::InstanceStatus::Unlinked;
+        if is_attempt {
+            self.make_room_for_attempt(&mut sessions, instance.account_id).await?;
+        }
         let boot = InstanceBoot {
             instance_id: instance.id.clone(),
             status: instance.status,
@@ -73,7 +123,99 @@ impl Registry {
         };
         let session = connector.open(boot, self.lanes.sink(&instance.id)).await.map_err(connector_error)?;
         sessions.insert(instance.id.clone(), session.clone());
+        if is_attempt {
+            let attempt = Attempt { account_id: instance.account_id, last_seen: Instant::now() };
+            self.attempts().insert(instance.id.clone(), attempt);
+        }
         Ok(session)
+    }
+
+    fn attempts(&self) -> std::sync::MutexGuard<'_, HashMap<String, Attempt>> {
+        self.attempts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Before an account starts another link attempt: attempts that linked meanwhile stop
+    /// counting, idle ones are stopped, and if the account still has its fill, it is refused.
+    async fn make_room_for_attempt(
+        &self,
+        sessions: &mut HashMap<String, Arc<dyn ConnectorSession>>,
+        account_id: i64,
+    ) -> Result<()> {
+        let mine: Vec<(String, bool)> = self
+            .attempts()
+            .iter()
+            .filter(|(_, a)| a.account_id == account_id)
+            .map(|(id, a)| (id.clone(), a.last_seen.elapsed() >= self.link_limits.idle))
+            .collect();
+        let mut running = 0;
+        for (instance_id, idle) in mine {
+            let Some(session) = sessions.get(&instance_id).cloned() else {
+                self.attempts().remove(&instance_id);
+                continue;
+            };
+            if matches!(session.link_state().await, LinkState::Connected { .. }) {
+                self.attempts().remove(&instance_id);
+            } else if idle {
+                self.attempts().remove(&instance_id);
+                sessions.remove(&instance_id);
+                session.close().await;
+                tracing::info!(instance_id, "stopped an idle link attempt");
+            } else {
+                running += 1;
+            }
+        }
+        if running >= self.link_limits.per_account {
+            return Err(Error::Refused(format!(
+                "This account is already linking {running} phones. Finish or leave one of them first: a link \
+                 attempt nobody looks at stops after {} minutes.",
+                self.link_limits.idle.as_secs().div_ceil(60)
+            )));
+        }
+        Ok(())
+    }
+
+    /// Stops link attempts nobody has looked at for the idle time; linked ones stop counting.
+    /// `wag serve` runs this every few seconds.
+    pub async fn stop_idle_link_attempts(&self) {
+        let idle: Vec<String> = self
+            .attempts()
+            .iter()
+            .filter(|(_, a)| a.last_seen.elapsed() >= self.link_limits.idle)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for instance_id in idle {
+            let session = self.sessions.lock().await.get(&instance_id).cloned();
+            let linked = match &session {
+                Some(session) => matches!(session.link_state().await, LinkState::Connected { .. }),
+                None => false,
+            };
+            // Looked at again (or linked) while this ran: keep it.
+            let still_idle =
+                self.attempts().get(&instance_id).is_some_and(|a| a.last_seen.elapsed() >= self.link_limits.idle);
+            if !still_idle && !linked {
+                continue;
+            }
+            self.attempts().remove(&instance_id);
+            if linked {
+                continue;
+            }
+            let removed = {
+                let mut sessions = self.sessions.lock().await;
+                match (sessions.get(&instance_id), &session) {
+                    (Some(now), Some(seen)) if Arc::ptr_eq(now, seen) => sessions.remove(&instance_id),
+                    _ => None,
+                }
+            };
+            if let Some(session) = removed {
+                session.close().await;
+                tracing::info!(instance_id, "stopped an idle link attempt");
+            }
+        }
+    }
+
+    /// Link attempts running now (for tests and metrics).
+    pub fn link_attempts(&self) -> usize {
+        self.attempts().len()
     }
 
     /// Opens the sessions of linked instances, so real connectors reconnect after a restart.
@@ -153,6 +295,7 @@ impl Registry {
     pub async fn remove(&self, instance_id: &str) {
         // Out of the map first: the lock must not be held while the session talks to WhatsApp.
         let removed = self.sessions.lock().await.remove(instance_id);
+        self.attempts().remove(instance_id);
         if let Some(session) = removed {
             if let Err(e) = session.logout().await {
                 tracing::debug!(instance_id, error = %e, "logging out a deleted instance failed");

@@ -12,6 +12,7 @@ pub mod purpose;
 pub mod reconcile;
 mod repeats;
 mod settle;
+pub mod text;
 pub mod throttle;
 
 use sea_orm::DatabaseConnection;
@@ -28,7 +29,7 @@ use crate::{
     state::AppState,
     suppressions, time, usage,
 };
-use media::Media;
+use media::{Media, Source};
 use phone::Phone;
 use purpose::{Purpose, PurposeError};
 
@@ -76,10 +77,24 @@ pub enum Refusal {
     InstancePaused,
     RecipientSuppressed,
     PolicyViolation(Assessment),
-    DailyLimit { limit: i64, used: i64 },
-    MonthlyLimit { limit: i64, used: i64 },
-    Throttled { retry_after_secs: i64 },
-    GatewaySendFailed { log_id: i64 },
+    DailyLimit {
+        limit: i64,
+        used: i64,
+    },
+    MonthlyLimit {
+        limit: i64,
+        used: i64,
+    },
+    Throttled {
+        retry_after_secs: i64,
+    },
+    GatewaySendFailed {
+        log_id: i64,
+    },
+    /// Media given as a URL could not be used (`validation_error`, with this hint on `media`).
+    MediaUnusable {
+        hint: String,
+    },
 }
 
 impl Refusal {
@@ -97,6 +112,7 @@ impl Refusal {
             Refusal::MonthlyLimit { .. } => "monthly_message_limit_exceeded",
             Refusal::Throttled { .. } => "sending_throttled",
             Refusal::GatewaySendFailed { .. } => "gateway_send_failed",
+            Refusal::MediaUnusable { .. } => "validation_error",
         }
     }
 
@@ -110,7 +126,7 @@ impl Refusal {
             Refusal::InstancePaused => 80,
             Refusal::Throttled { .. } => 75,
             Refusal::ModuleNotEnabled | Refusal::ActivePlanRequired | Refusal::InvalidInstance => 0,
-            Refusal::GatewaySendFailed { .. } => 0,
+            Refusal::GatewaySendFailed { .. } | Refusal::MediaUnusable { .. } => 0,
         }
     }
 
@@ -177,6 +193,23 @@ pub struct Sender<'a> {
     pub state: &'a AppState,
 }
 
+/// How long a media URL may take to download.
+pub const MEDIA_FETCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A busy fetch budget asks the caller to come back after this many seconds.
+const MEDIA_BUSY_RETRY_SECS: i64 = 5;
+
+fn fetch_refusal(e: fetch::FetchError) -> Refusal {
+    match e {
+        fetch::FetchError::Busy => Refusal::Throttled { retry_after_secs: MEDIA_BUSY_RETRY_SECS },
+        other => Refusal::MediaUnusable { hint: format!("The media URL could not be used: {other}.") },
+    }
+}
+
+fn mismatch(mime_type: &str) -> Refusal {
+    Refusal::MediaUnusable { hint: format!("The file's contents are not {mime_type}: check mime_type and the file.") }
+}
+
 /// Distinct recipients of the same content in a day that make it look like a broadcast.
 const REVIEW_WINDOW_SECS: i64 = 3600;
 
@@ -193,7 +226,7 @@ impl Sender<'_> {
     pub async fn send(
         &self,
         account: &Account,
-        request: SendRequest,
+        mut request: SendRequest,
         keyed: Option<idempotency::KeyedRequest>,
     ) -> Result<Result<Outcome, Refusal>> {
         let keyed = keyed.filter(|_| !request.dry_run);
@@ -245,7 +278,6 @@ impl Sender<'_> {
         // 9's content checks need no lock: they run before the admission transaction, which
         // adds repeated content (counted in its transaction) and answers in the spec's order
         // (suppression before content).
-        let fingerprint = fingerprint_of(&text, request.media.as_ref());
         let assessment = assess_content(&text, request.media.as_ref(), purpose);
         let settings = self.settings();
         let thresholds = (settings.policy_flag_threshold, settings.policy_block_threshold);
@@ -255,16 +287,51 @@ impl Sender<'_> {
         };
 
         if dry_run {
+            // A file given by URL is judged by its announced size and first bytes only.
+            if let Some(Media { source: Source::Url(url), mime_type, kind, .. }) = &request.media {
+                if let Err(refusal) = self.peek_media(url, *kind, mime_type).await {
+                    return Ok(Err(refusal));
+                }
+            }
             let mut assessment = assessment;
-            let since = time::now() - repeats::WINDOW_SECS;
-            let recipients =
-                message_log::distinct_recipients_with_fingerprint(self.db(), account.id, &fingerprint, since).await?;
-            repeats::add_reason(&mut assessment, usize::try_from(recipients).unwrap_or(usize::MAX));
+            // Without the file, a media-only message has no content to count repeats of.
+            if let Some(fingerprint) = fingerprint_of(&text, request.media.as_ref()) {
+                let since = time::now() - repeats::WINDOW_SECS;
+                let recipients =
+                    message_log::distinct_recipients_with_fingerprint(self.db(), account.id, &fingerprint, since)
+                        .await?;
+                repeats::add_reason(&mut assessment, usize::try_from(recipients).unwrap_or(usize::MAX));
+            }
             let decision = policy::decide(assessment.score, thresholds.0, thresholds.1);
             return self
                 .dry_run(account.id, limits, &instance.id, &request.phone, decision, assessment, throttle_limits)
                 .await;
         }
+
+        // A file given by URL is downloaded only for a send that the checks without it let
+        // through so far (they are read, not taken: admission decides again, under its locks).
+        let mut held = fetch::Held::none();
+        if let Some(media) = request.media.as_mut() {
+            if let Source::Url(url) = &media.source {
+                let decision = policy::decide(assessment.score, thresholds.0, thresholds.1);
+                if let Some(refusal) = self
+                    .refusal_before_fetch(account.id, limits, &instance.id, &request.phone, decision, throttle_limits)
+                    .await?
+                {
+                    return logger.refuse(refusal).await;
+                }
+                match self.fetch_media(url, media.kind, &media.mime_type).await {
+                    Ok((bytes, share)) => {
+                        media.source = Source::Bytes(bytes);
+                        held = share;
+                    }
+                    Err(refusal) => return Ok(Err(refusal)),
+                }
+            }
+        }
+        let Some(fingerprint) = fingerprint_of(&text, request.media.as_ref()) else {
+            return Err(Error::Internal("media without bytes after the fetch".into()));
+        };
 
         let media = request.media.as_ref();
         let job = admission::Job {
@@ -278,7 +345,7 @@ impl Sender<'_> {
                 body: stored_body(&text, purpose),
                 media_mime_type: media.map(|m| m.mime_type.clone()),
                 media_file_name: media.and_then(|m| m.file_name.clone()),
-                media_bytes: media.map(|m| m.data.len() as i64),
+                media_bytes: media.map(|m| m.source.size() as i64),
                 channel: request.channel.clone(),
             },
             fingerprint,
@@ -291,13 +358,12 @@ impl Sender<'_> {
         let outgoing = OutgoingMessage {
             to: request.phone.as_str().to_string(),
             content: match request.media {
-                Some(m) => OutgoingContent::Media {
-                    kind: m.kind,
-                    mime_type: m.mime_type,
-                    file_name: m.file_name,
-                    data: m.data,
-                    caption: request.message.clone(),
-                },
+                Some(Media { kind, mime_type, file_name, source: Source::Bytes(data) }) => {
+                    OutgoingContent::Media { kind, mime_type, file_name, data, caption: request.message.clone() }
+                }
+                Some(Media { source: Source::Url(_), .. }) => {
+                    return Err(Error::Internal("media without bytes after the fetch".into()));
+                }
                 None => OutgoingContent::Text(text),
             },
         };
@@ -305,7 +371,11 @@ impl Sender<'_> {
         // request (a client that hangs up, a timeout, shutdown): admitted or not, and if
         // admitted, handed over and settled.
         let state = self.state.clone();
-        let task = self.state.sends.spawn(admit_and_deliver(state, job, instance, outgoing));
+        let task = self.state.sends.spawn(async move {
+            // The fetched file's share of the media budget is given back when the send ends.
+            let _held = held;
+            admit_and_deliver(state, job, instance, outgoing).await
+        });
         let step = match task.await {
             Ok(step) => step?,
             Err(e) => return Err(Error::Internal(format!("a send task stopped: {e}"))),
@@ -325,6 +395,72 @@ impl Sender<'_> {
             }
             Step::Finished(delivery::Finished::Failed { log_id }) => Err(Refusal::GatewaySendFailed { log_id }),
         })
+    }
+
+    /// The refusal a send would meet without its file (suppression, fair use, speed), read
+    /// without taking anything. A message its content alone blocks goes on to admission, which
+    /// answers `policy_violation` in the spec's order.
+    async fn refusal_before_fetch(
+        &self,
+        account_id: i64,
+        limits: crate::plans::Limits,
+        instance_id: &str,
+        phone: &Phone,
+        decision: Decision,
+        throttle_limits: throttle::ThrottleLimits,
+    ) -> Result<Option<Refusal>> {
+        if suppressions::is_suppressed(self.db(), account_id, phone).await? {
+            return Ok(Some(Refusal::RecipientSuppressed));
+        }
+        if decision == Decision::Block {
+            return Ok(None);
+        }
+        if let Err(exceeded) = usage::check(self.db(), account_id, limits, chrono::Utc::now()).await? {
+            return Ok(Some(limit_refusal(exceeded)));
+        }
+        if let Err(t) = throttle::check(self.db(), instance_id, phone, throttle_limits, time::now()).await? {
+            return Ok(Some(Refusal::Throttled { retry_after_secs: t.retry_after_secs }));
+        }
+        Ok(None)
+    }
+
+    fn fetch_policy(&self, kind: crate::connectors::MediaKind) -> fetch::FetchPolicy {
+        fetch::FetchPolicy {
+            max_bytes: self.settings().media.for_kind(kind),
+            timeout: MEDIA_FETCH_TIMEOUT,
+            // Development servers (private targets allowed) may serve files over plain http.
+            require_https: !self.state.config.allow_private_media_urls,
+            allow_private: self.state.config.allow_private_media_urls,
+        }
+    }
+
+    async fn fetch_media(
+        &self,
+        url: &str,
+        kind: crate::connectors::MediaKind,
+        mime_type: &str,
+    ) -> std::result::Result<(Vec<u8>, fetch::Held), Refusal> {
+        let (bytes, held) =
+            fetch::fetch(url, self.fetch_policy(kind), &self.state.media_fetches).await.map_err(fetch_refusal)?;
+        if !media::content_fits(mime_type, &bytes[..bytes.len().min(media::HEAD_BYTES)]) {
+            return Err(mismatch(mime_type));
+        }
+        Ok((bytes, held))
+    }
+
+    async fn peek_media(
+        &self,
+        url: &str,
+        kind: crate::connectors::MediaKind,
+        mime_type: &str,
+    ) -> std::result::Result<(), Refusal> {
+        let head = fetch::peek(url, self.fetch_policy(kind), &self.state.media_fetches, media::HEAD_BYTES)
+            .await
+            .map_err(fetch_refusal)?;
+        if !media::content_fits(mime_type, &head) {
+            return Err(mismatch(mime_type));
+        }
+        Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -505,10 +641,15 @@ fn media_kind_name(kind: crate::connectors::MediaKind) -> &'static str {
     }
 }
 
-fn fingerprint_of(text: &str, media: Option<&Media>) -> String {
+/// What "the same content" means for repeats: the text, or the file of a media-only message
+/// (`None` while that file is still at its URL).
+fn fingerprint_of(text: &str, media: Option<&Media>) -> Option<String> {
     match media {
-        Some(m) if text.trim().is_empty() => idempotency::request_hash(&m.data),
-        _ => policy::content_fingerprint(text),
+        Some(m) if text.trim().is_empty() => match &m.source {
+            Source::Bytes(data) => Some(idempotency::request_hash(data)),
+            Source::Url(_) => None,
+        },
+        _ => Some(policy::content_fingerprint(text)),
     }
 }
 

@@ -136,7 +136,8 @@ pub struct Handled {
 /// A field as text: 3CX sends extensions and ids as strings or numbers.
 fn text_field(payload: &Map<String, Value>, name: &str) -> Option<String> {
     match payload.get(name)? {
-        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
+        // Zero-width and other invisible characters alone are as empty as spaces.
+        Value::String(s) if !crate::send::text::is_blank(s) => Some(s.trim().to_string()),
         Value::Number(n) => Some(n.to_string()),
         _ => None,
     }

@@ -106,6 +106,7 @@ pub async fn create_or_replace(
     instance_id: &str,
     url: &str,
     kinds: &[EventKind],
+    cap: Option<u64>,
 ) -> Result<(Destination, Option<String>)> {
     let existing = webhook_destination::Entity::find()
         .filter(webhook_destination::Column::AccountId.eq(account_id))
@@ -124,7 +125,12 @@ pub async fn create_or_replace(
         destinations_changed();
         return Ok((updated.into(), None));
     }
-    let (row, secret) = insert(db, key, NewRow { account_id, instance_id, url, kinds, integration_id: None }).await?;
+    let txn = crate::db::begin_write(db).await?;
+    if let Some(cap) = cap {
+        crate::caps::check(&txn, account_id, crate::caps::Capped::WebhookDestinations, cap).await?;
+    }
+    let (row, secret) = insert(&txn, key, NewRow { account_id, instance_id, url, kinds, integration_id: None }).await?;
+    txn.commit().await?;
     Ok((row.into(), Some(secret)))
 }
 

@@ -153,10 +153,15 @@ impl ApiError {
                 "gateway_send_failed",
                 "The message passed responsible messaging checks, but delivery could not be completed. Please try again or contact support.",
             ),
+            R::MediaUnusable { hint } => Self::validation_with_hints(&[("media", hint.clone())]),
         };
         let is_block = !matches!(
             refusal,
-            R::ModuleNotEnabled | R::ActivePlanRequired | R::InvalidInstance | R::GatewaySendFailed { .. }
+            R::ModuleNotEnabled
+                | R::ActivePlanRequired
+                | R::InvalidInstance
+                | R::GatewaySendFailed { .. }
+                | R::MediaUnusable { .. }
         );
         if is_block {
             e.details.insert("action".into(), json!("block"));

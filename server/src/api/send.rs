@@ -18,7 +18,7 @@ use super::{
     error::ApiError,
     json::{parse_body, read_body, require_json_content_type},
     schema::{DryRunResponse, ErrorResponse, SendMessageBody, SendMessageResponse},
-    send_request::{parse_send_request, MediaSettings},
+    send_request::parse_send_request,
 };
 
 /// Bodies up to 25 MB are read (base64 media); larger ones are refused with `payload_too_large`.
@@ -75,9 +75,7 @@ async fn handle(
     let caller = caller?;
     let body = read_body(headers, body, MAX_BODY_BYTES).await?;
     let parsed: SendMessageBody = parse_body(&body)?;
-    let media_settings =
-        MediaSettings { limits: &state.config.send.media, allow_private_urls: state.config.allow_private_media_urls };
-    let request = parse_send_request(&parsed, media_settings).await?;
+    let request = parse_send_request(&parsed, &state.config.send.media)?;
     let wants_dry_run = request.dry_run;
 
     let keyed = idempotency_key(headers)?.map(|key| idempotency::KeyedRequest::new(key, &body));
@@ -134,7 +132,13 @@ impl gateway::send::StoredAnswers for StoredBodies {
 }
 
 fn is_caller_problem(refusal: &Refusal) -> bool {
-    matches!(refusal, Refusal::ModuleNotEnabled | Refusal::ActivePlanRequired | Refusal::InvalidInstance)
+    matches!(
+        refusal,
+        Refusal::ModuleNotEnabled
+            | Refusal::ActivePlanRequired
+            | Refusal::InvalidInstance
+            | Refusal::MediaUnusable { .. }
+    )
 }
 
 fn dry_run_response(

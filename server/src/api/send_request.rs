@@ -1,14 +1,11 @@
 //! Step 3 of the send path: the body's fields present and well-formed. Every offending field is
 //! named in `details.fields`, with a hint per field in `details.hints`.
-use std::time::Duration;
-
 use gateway::{
     connectors::MediaKind,
     send::{
-        fetch::{self, FetchPolicy},
-        media::{self, DataError, Media, MediaLimits},
+        media::{self, DataError, Media, MediaLimits, Source},
         phone::Phone,
-        SendRequest,
+        text, SendRequest,
     },
 };
 use serde_json::Value;
@@ -17,14 +14,6 @@ use super::{error::ApiError, schema::SendMessageBody};
 
 pub const MAX_TEXT_CHARS: usize = 4096;
 pub const MAX_CAPTION_CHARS: usize = 1024;
-pub const MEDIA_FETCH_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// How media given as a URL may be fetched.
-#[derive(Clone, Copy, Debug)]
-pub struct MediaSettings<'a> {
-    pub limits: &'a MediaLimits,
-    pub allow_private_urls: bool,
-}
 
 #[derive(Default)]
 struct Problems(Vec<(&'static str, String)>);
@@ -50,9 +39,9 @@ fn present(value: &Option<Value>) -> bool {
     value.as_ref().is_some_and(|v| !v.is_null())
 }
 
-/// Checks every field; media given as an `https://` URL is fetched last, once the rest is valid.
-pub async fn parse_send_request(body: &SendMessageBody, settings: MediaSettings<'_>) -> Result<SendRequest, ApiError> {
-    let limits = settings.limits;
+/// Checks every field. Media given as an `https://` URL is left at its URL: the send path fetches
+/// it once the checks that need no file have passed.
+pub fn parse_send_request(body: &SendMessageBody, limits: &MediaLimits) -> Result<SendRequest, ApiError> {
     let mut problems = Problems::default();
 
     let instance_id = match string(&body.instance_id) {
@@ -73,7 +62,8 @@ pub async fn parse_send_request(body: &SendMessageBody, settings: MediaSettings<
 
     let has_media = [&body.media_type, &body.mime_type, &body.file_name, &body.media].into_iter().any(present);
     let message = match string(&body.message) {
-        Ok(Some(s)) if !s.trim().is_empty() => Some(s.to_string()),
+        // Text of zero-width or other invisible characters only would arrive as an empty bubble.
+        Ok(Some(s)) if !text::is_blank(s) => Some(s.to_string()),
         Ok(_) => None,
         Err(()) => {
             problems.add("message", "Must be a string.");
@@ -92,8 +82,7 @@ pub async fn parse_send_request(body: &SendMessageBody, settings: MediaSettings<
         _ => {}
     }
 
-    let mut pending_url = None;
-    let mut media = if has_media { parse_media(body, limits, &mut problems, &mut pending_url) } else { None };
+    let media = if has_media { parse_media(body, limits, &mut problems) } else { None };
 
     let dry_run = match &body.dry_run {
         None | Some(Value::Null) => false,
@@ -106,17 +95,6 @@ pub async fn parse_send_request(body: &SendMessageBody, settings: MediaSettings<
 
     if !problems.0.is_empty() {
         return Err(ApiError::validation_with_hints(&problems.0));
-    }
-    if let (Some(url), Some(m)) = (pending_url, media.as_mut()) {
-        let policy = FetchPolicy {
-            max_bytes: limits.for_kind(m.kind),
-            timeout: MEDIA_FETCH_TIMEOUT,
-            require_https: true,
-            allow_private: settings.allow_private_urls,
-        };
-        m.data = fetch::fetch(&url, policy).await.map_err(|e| {
-            ApiError::validation_with_hints(&[("media", format!("The media URL could not be used: {e}."))])
-        })?;
     }
     // A missing phone is always among the problems above; this only names it for the compiler.
     let Some(phone) = phone else { return Err(ApiError::validation(&["phone"])) };
@@ -131,12 +109,7 @@ pub async fn parse_send_request(body: &SendMessageBody, settings: MediaSettings<
     })
 }
 
-fn parse_media(
-    body: &SendMessageBody,
-    limits: &MediaLimits,
-    problems: &mut Problems,
-    pending_url: &mut Option<String>,
-) -> Option<Media> {
+fn parse_media(body: &SendMessageBody, limits: &MediaLimits, problems: &mut Problems) -> Option<Media> {
     let kind = match string(&body.media_type) {
         Ok(Some(s)) => media::parse_kind(s),
         _ => None,
@@ -163,7 +136,10 @@ fn parse_media(
     let file_name = match string(&body.file_name) {
         Ok(Some(name)) if media::file_name_ok(name) => Some(name.trim().to_string()),
         Ok(Some(_)) | Err(()) => {
-            problems.add("file_name", "A plain file name of at most 255 characters, without slashes.");
+            problems.add(
+                "file_name",
+                "A plain file name of at most 255 characters, without slashes, control or text-direction characters.",
+            );
             None
         }
         Ok(None) => {
@@ -173,19 +149,23 @@ fn parse_media(
             None
         }
     };
-    let data = match (string(&body.media), kind) {
+    let source = match (string(&body.media), kind) {
         (Ok(Some(text)), Some(k)) => match media::decode(text, k, limits) {
-            Ok(bytes) => Some(bytes),
+            // The bytes must be what mime_type says (a file with another extension or an
+            // executable renamed .pdf is refused here, not by the recipient's phone).
+            Ok(bytes) => match &mime_type {
+                Some(mime) if !media::content_fits(mime, &bytes[..bytes.len().min(media::HEAD_BYTES)]) => {
+                    problems.add("media", format!("The file's contents are not {mime}: check mime_type and the file."));
+                    None
+                }
+                _ => Some(Source::Bytes(bytes)),
+            },
             Err(DataError::TooLarge { max_bytes }) => {
                 problems
                     .add("media", format!("Too large: at most {} MB for this media type.", max_bytes / (1024 * 1024)));
                 None
             }
-            Err(DataError::IsUrl) => {
-                // Fetched once every other field is known to be valid.
-                *pending_url = Some(text.trim().to_string());
-                Some(Vec::new())
-            }
+            Err(DataError::IsUrl) => Some(Source::Url(text.trim().to_string())),
             Err(DataError::Empty) => {
                 problems.add("media", "The file is empty.");
                 None
@@ -201,5 +181,5 @@ fn parse_media(
             None
         }
     };
-    Some(Media { kind: kind?, mime_type: mime_type?, file_name, data: data? })
+    Some(Media { kind: kind?, mime_type: mime_type?, file_name, source: source? })
 }

@@ -13,6 +13,8 @@ on_every_database!(
     password_change_ends_other_sessions,
     registration_can_be_closed,
     sign_ups_from_one_network_are_limited,
+    pages_forbid_inline_script_and_https_pins_cookies_to_the_host,
+    the_owners_browser_is_not_locked_out_by_someone_elses_guesses,
 );
 
 async fn signup_login_logout(backend: Backend) {
@@ -273,5 +275,141 @@ async fn sign_ups_from_one_network_are_limited(backend: Backend) {
     let page = browser.get("/signup").await;
     assert!(page.body.contains(gateway::login_throttle::SIGN_UP_LOCKED_MESSAGE), "the page says why");
     assert!(gateway::accounts::find_by_email(&app.conn, &email).await.unwrap().is_none(), "no account was made");
+    app.finish().await;
+}
+
+/// Portal pages answer a Content-Security-Policy without inline script or style and carry none;
+/// behind https the cookies are `__Host-` cookies and HSTS is on, for pages and the API alike.
+async fn pages_forbid_inline_script_and_https_pins_cookies_to_the_host(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let browser = app.browser();
+    browser.signup(&unique_email("csp"), PASSWORD).await;
+    let instance = browser.create_instance("Support line").await;
+    for path in
+        ["/", "/login", "/dashboard", "/instances", &format!("/instances/{instance}/manage?tab=connect"), "/docs"]
+    {
+        let response = app.api().get(app.url(path)).send().await.unwrap();
+        let csp = response.headers().get("content-security-policy").map(|v| v.to_str().unwrap().to_string());
+        let csp = csp.unwrap_or_else(|| panic!("{path}: no CSP"));
+        assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{csp}");
+        assert!(response.headers().get("strict-transport-security").is_none(), "plain http: no HSTS");
+        // The only inline scripts are Leptos's own, and they carry this response's nonce.
+        let page = response.text().await.unwrap();
+        for (at, _) in page.match_indices("<script").filter(|(at, _)| !page[*at..].starts_with("<script src=")) {
+            let nonce = page[at..].strip_prefix("<script nonce=\"").and_then(|rest| rest.split('"').next());
+            let nonce = nonce.unwrap_or_else(|| panic!("{path}: an inline script without a nonce"));
+            assert!(nonce.len() >= 16 && csp.contains(&format!("'nonce-{nonce}'")), "{path}: {csp}");
+        }
+        assert!(!page.contains(" style=\""), "{path} has an inline style");
+        let signed_in = browser.get(path).await.body;
+        assert!(!signed_in.contains(" style=\""), "{path} has an inline style");
+    }
+    app.finish().await;
+
+    let env = vec![("WAG_PUBLIC_BASE_URL", "https://wa.example.com".to_string())];
+    let Some(app) = spawn_app_with(backend, Options { env, ..Options::default() }).await else { return };
+    let client = app.api();
+    for path in ["/login", "/healthz", "/api/send-message"] {
+        let response = client.get(app.url(path)).send().await.unwrap();
+        assert_eq!(
+            response.headers().get("strict-transport-security").map(|v| v.to_str().unwrap().to_string()),
+            Some("max-age=31536000".to_string()),
+            "{path}"
+        );
+    }
+    let login = client.get(app.url("/signup")).send().await.unwrap();
+    let csrf_cookie = login
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .find(|c| c.starts_with("__Host-wag_csrf="))
+        .expect("a __Host- CSRF cookie");
+    assert!(csrf_cookie.contains("; Secure") && csrf_cookie.contains("Path=/") && !csrf_cookie.contains("Domain"));
+    let nonce = csrf_cookie.split(';').next().unwrap().to_string();
+    let body = login.text().await.unwrap();
+    let marker = "name=\"csrf_token\" value=\"";
+    let start = body.find(marker).unwrap() + marker.len();
+    let token = &body[start..start + body[start..].find('"').unwrap()];
+    let email = unique_email("host");
+    let signed_up = client
+        .post(app.url("/_fn/signup"))
+        .header("accept", "text/html")
+        .header("referer", app.url("/signup"))
+        .header("cookie", &nonce)
+        .form(&[("email", email.as_str()), ("password", PASSWORD), ("csrf_token", token)])
+        .send()
+        .await
+        .unwrap();
+    assert!(signed_up.status().is_redirection(), "{}", signed_up.status());
+    assert_eq!(signed_up.headers().get("location").unwrap(), "/dashboard");
+    let session = signed_up
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .find(|c| c.starts_with("__Host-wag_session="))
+        .expect("a __Host- session cookie");
+    assert!(session.contains("Secure") && session.contains("Path=/") && !session.contains("Domain"), "{session}");
+    // The plain name is not taken in its place: a cookie a sibling subdomain planted is ignored.
+    let session_value = session.split(';').next().unwrap().trim_start_matches("__Host-wag_session=").to_string();
+    let planted = client
+        .get(app.url("/dashboard"))
+        .header("cookie", format!("wag_session={session_value}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(planted.status(), StatusCode::SEE_OTHER);
+    let real = client
+        .get(app.url("/dashboard"))
+        .header("cookie", format!("__Host-wag_session={session_value}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(real.status(), StatusCode::OK);
+    app.finish().await;
+}
+
+/// A browser that signed in before holds a device cookie: someone else's guesses lock the email
+/// for every other browser, not for it; its own mistakes count against it alone.
+async fn the_owners_browser_is_not_locked_out_by_someone_elses_guesses(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let email = unique_email("owner");
+    let owner = app.browser();
+    let signed_up = owner.signup(&email, PASSWORD).await;
+    let cookie = signed_up.set_cookie.iter().find(|c| c.starts_with("wag_device=")).expect("a device cookie");
+    assert!(cookie.contains("HttpOnly") && cookie.contains("Max-Age=31536000"), "{cookie}");
+    owner.logout().await;
+
+    let attacker = app.browser();
+    for _ in 0..10 {
+        attacker.login(&email, "guess guess guess").await;
+    }
+    attacker.login(&email, PASSWORD).await;
+    assert!(attacker.get("/login").await.body.contains("Too many failed sign-in attempts"));
+    assert_eq!(attacker.get("/dashboard").await.status, StatusCode::SEE_OTHER, "locked for other browsers");
+
+    owner.login(&email, PASSWORD).await;
+    assert_eq!(owner.get("/dashboard").await.status, StatusCode::OK, "the owner's browser signs in");
+    owner.logout().await;
+
+    // A device cookie for another email, or a forged one, counts for nothing.
+    let other = app.browser();
+    other.signup(&unique_email("other"), PASSWORD).await;
+    other.logout().await;
+    other.login(&email, PASSWORD).await;
+    assert_eq!(other.get("/dashboard").await.status, StatusCode::SEE_OTHER);
+
+    // The owner's own mistakes lock the owner's device after ten.
+    for _ in 0..10 {
+        owner.login(&email, "my old password").await;
+    }
+    owner.login(&email, PASSWORD).await;
+    assert!(owner.get("/login").await.body.contains("Too many failed sign-in attempts"));
+    assert_eq!(owner.get("/dashboard").await.status, StatusCode::SEE_OTHER);
     app.finish().await;
 }

@@ -183,7 +183,10 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> Option<TestAp
     let mut config = Config::load_from(None, &env).expect("test config");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
     let addr = listener.local_addr().expect("local addr");
-    config.public_base_url = format!("http://{addr}");
+    // The listener's own address, unless the test sets the public URL (an https deployment).
+    if !extra_env.iter().any(|(k, _)| k == "WAG_PUBLIC_BASE_URL") {
+        config.public_base_url = format!("http://{addr}");
+    }
     let running = serve::start(config, listener).await.expect("start the app");
     let conn = gateway::db::connect(&db.url).await.expect("test connection");
     Some(TestApp { base: format!("http://{addr}"), db, running: Some(running), conn, extra_env })

@@ -2,9 +2,9 @@
 use reqwest::StatusCode;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
-use crate::common::{spawn_app, unique_email, Backend, PASSWORD};
+use crate::common::{spawn_app, spawn_app_with, unique_email, Backend, Options, PASSWORD};
 
-on_every_database!(instance_lifecycle_in_the_portal, api_keys_are_shown_once_and_stored_hashed);
+on_every_database!(instance_lifecycle_in_the_portal, api_keys_are_shown_once_and_stored_hashed, accounts_are_capped);
 
 async fn instance_lifecycle_in_the_portal(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
@@ -99,8 +99,15 @@ async fn api_keys_are_shown_once_and_stored_hashed(backend: Backend) {
     browser.signup(&unique_email("keys"), PASSWORD).await;
     assert!(browser.get("/api-keys").await.body.contains("No API keys yet."));
 
-    let key = browser.create_api_key("ERP").await;
+    let posted = browser.submit("/api-keys", "/_fn/api-keys/create", &[("name", "ERP")]).await;
+    assert_eq!(posted.location.as_deref(), Some("/api-keys"));
+    // Between the post and the page that shows it, the key waits in the session, encrypted.
+    let waiting: Vec<String> =
+        gateway::entities::session::Entity::find().all(&app.conn).await.unwrap().into_iter().map(|s| s.data).collect();
+    let key = browser.get("/api-keys").await.new_api_key().expect("the new key is shown");
     assert!(key.starts_with("wag_") && key.len() == 44, "{key}");
+    assert!(waiting.iter().any(|data| data.contains("flash")), "the banner waited in the session");
+    assert!(waiting.iter().all(|data| !data.contains(&key[12..])), "the waiting key is not plain text");
     let again = browser.get("/api-keys").await;
     assert!(!again.body.contains(&key), "the full key is shown exactly once");
     assert!(again.body.contains("ERP"));
@@ -117,5 +124,65 @@ async fn api_keys_are_shown_once_and_stored_hashed(backend: Backend) {
     // Nor does the session table keep it once it was shown.
     let sessions = gateway::entities::session::Entity::find().all(&app.conn).await.unwrap();
     assert!(sessions.iter().all(|s| !s.data.contains(&key)));
+    app.finish().await;
+}
+
+/// What one account may create is capped (WAG_MAX_*_PER_ACCOUNT); parallel creates cannot pass
+/// a cap together.
+async fn accounts_are_capped(backend: Backend) {
+    let env = vec![
+        ("WAG_MAX_INSTANCES_PER_ACCOUNT", "1".to_string()),
+        ("WAG_MAX_API_KEYS_PER_ACCOUNT", "2".to_string()),
+        ("WAG_MAX_WEBHOOKS_PER_ACCOUNT", "1".to_string()),
+        ("WAG_ALLOW_PRIVATE_WEBHOOK_TARGETS", "true".to_string()),
+    ];
+    let Some(app) = spawn_app_with(backend, Options { env, ..Options::default() }).await else { return };
+    let browser = app.browser();
+    let email = unique_email("caps");
+    browser.signup(&email, PASSWORD).await;
+
+    let instance = browser.create_instance("Only line").await;
+    browser.submit("/instances", "/_fn/instances/create", &[("name", "Second line")]).await;
+    let page = browser.get("/instances").await.body;
+    assert!(page.contains("reached its limit of 1 instances"), "the cap is explained");
+    assert!(!page.contains("Second line"));
+
+    browser.create_api_key("First").await;
+    browser.create_api_key("Second").await;
+    browser.submit("/api-keys", "/_fn/api-keys/create", &[("name", "Third")]).await;
+    let page = browser.get("/api-keys").await;
+    assert!(page.body.contains("reached its limit of 2 active API keys"));
+    assert!(page.new_api_key().is_none(), "no third key");
+
+    let tab = format!("/instances/{instance}/manage?tab=webhook");
+    for (n, expected) in [(1, true), (2, false)] {
+        let url = format!("http://127.0.0.1:9/hook{n}");
+        let fields = [("instance_id", instance.as_str()), ("url", url.as_str()), ("events[0]", "message.received")];
+        browser.submit(&tab, "/_fn/webhooks/add", &fields).await;
+        let page = browser.get(&tab).await;
+        assert_eq!(page.new_api_key().is_some(), expected, "destination {n}");
+        assert_eq!(page.body.contains("reached its limit of 1 webhook destinations"), !expected);
+    }
+
+    // Twelve parallel creates against a cap of three: exactly three keys.
+    let account = gateway::accounts::find_by_email(&app.conn, &email).await.unwrap().unwrap();
+    let other = unique_email("caps-race");
+    browser.logout().await;
+    browser.signup(&other, PASSWORD).await;
+    let racer = gateway::accounts::find_by_email(&app.conn, &other).await.unwrap().unwrap();
+    let attempts = (0..12).map(|i| {
+        let conn = app.conn.clone();
+        tokio::spawn(async move { gateway::api_keys::create_capped(&conn, racer.id, &format!("k{i}"), Some(3)).await })
+    });
+    let results: Vec<_> = futures::future::join_all(attempts).await.into_iter().map(|r| r.unwrap()).collect();
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 3);
+    assert!(results.iter().all(|r| r.is_ok() || matches!(r, Err(gateway::Error::Refused(_)))));
+    let keys = gateway::entities::api_key::Entity::find()
+        .filter(gateway::entities::api_key::Column::AccountId.eq(racer.id))
+        .all(&app.conn)
+        .await
+        .unwrap();
+    assert_eq!(keys.len(), 3);
+    assert_ne!(account.id, racer.id);
     app.finish().await;
 }

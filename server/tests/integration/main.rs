@@ -8,6 +8,7 @@ mod admin_cli;
 mod api;
 mod failures;
 mod instances;
+mod media;
 mod receive;
 mod rendering;
 mod send;

@@ -24,15 +24,15 @@ on_every_database!(
 );
 
 /// An account with a key and a linked sandbox instance.
-struct Fixture {
-    app: TestApp,
+pub(crate) struct Fixture {
+    pub(crate) app: TestApp,
     email: String,
     key: String,
-    instance: String,
-    browser: crate::common::Browser,
+    pub(crate) instance: String,
+    pub(crate) browser: crate::common::Browser,
 }
 
-async fn fixture(backend: Backend, env: Vec<(&'static str, String)>) -> Option<Fixture> {
+pub(crate) async fn fixture(backend: Backend, env: Vec<(&'static str, String)>) -> Option<Fixture> {
     let app = spawn_app_with(backend, Options { env, ..Options::default() }).await?;
     let browser = app.browser();
     let email = unique_email("sender");
@@ -52,11 +52,11 @@ async fn fixture(backend: Backend, env: Vec<(&'static str, String)>) -> Option<F
 }
 
 impl Fixture {
-    fn body(&self, phone: &str, message: &str) -> Value {
+    pub(crate) fn body(&self, phone: &str, message: &str) -> Value {
         json!({"instance_id": self.instance, "phone": phone, "message": message, "message_purpose": "transactional"})
     }
 
-    async fn send(&self, body: &Value) -> (StatusCode, Value, reqwest::header::HeaderMap) {
+    pub(crate) async fn send(&self, body: &Value) -> (StatusCode, Value, reqwest::header::HeaderMap) {
         let response = self
             .app
             .api()
@@ -82,7 +82,7 @@ impl Fixture {
     }
 }
 
-const OK_TEXT: &str = "Your invoice INV-2041 is ready. Please check your customer portal.";
+pub(crate) const OK_TEXT: &str = "Your invoice INV-2041 is ready. Please check your customer portal.";
 const SPAM_TEXT: &str = "MEGA SALE!!! 70% off everything, buy now with promo code SAVE70 at bit.ly/deal 🔥🔥🔥";
 
 fn assert_error(status: StatusCode, body: &Value, want_status: StatusCode, code: &str, message: &str) {

@@ -321,9 +321,17 @@ async fn private_targets_are_refused_at_save_and_connect_time(backend: Backend) 
     let key = s.app.running.as_ref().unwrap().state.config.master_key.clone();
     let rebinding = url.replace("127.0.0.1", "localhost");
     let kinds = [gateway::events::EventKind::MessageReceived];
-    gateway::webhooks::destinations::create_or_replace(&s.app.conn, &key, account_id, &s.instance, &rebinding, &kinds)
-        .await
-        .unwrap();
+    gateway::webhooks::destinations::create_or_replace(
+        &s.app.conn,
+        &key,
+        account_id,
+        &s.instance,
+        &rebinding,
+        &kinds,
+        None,
+    )
+    .await
+    .unwrap();
     s.post("/api/sandbox/link", json!({"instance_id": s.instance})).await;
     s.post("/api/sandbox/inbound", json!({"instance_id": s.instance, "from": "+966501234567", "message": "x"})).await;
     use sea_orm::EntityTrait;

@@ -149,6 +149,10 @@ impl Connector for WhatsAppWebConnector {
         Ok(session)
     }
 
+    fn links_with_live_client(&self) -> bool {
+        true
+    }
+
     async fn forget(&self, instance_id: &str) {
         if let Storage::Files(dir) = &self.settings.storage {
             if let Some(path) = store::store_path(dir, instance_id) {

@@ -177,19 +177,7 @@ async fn the_registry_opens_sessions_once_and_shuts_them_down() {
     assert!(registry.has_connector(NAME));
 
     // At server start, linked instances come back up; unlinked ones wait until used.
-    let owner = crate::accounts::create(
-        &db,
-        crate::accounts::NewAccount {
-            email: crate::accounts::Email::parse("owner@example.com").unwrap(),
-            password: crate::accounts::NewPassword::parse("a long enough password").unwrap(),
-            role: crate::accounts::Role::Customer,
-            plan: crate::plans::Plan::Starter,
-            api_enabled: true,
-            threecx_enabled: false,
-        },
-    )
-    .await
-    .unwrap();
+    let owner = owner(&db).await;
     let linked = crate::instances::create(&db, owner.id, "Linked", NAME).await.unwrap();
     crate::instances::record_status(
         &db,
@@ -233,6 +221,64 @@ async fn the_registry_opens_sessions_once_and_shuts_them_down() {
     assert!(session_of(&session).client().is_none());
     assert!(!session_of(&session).supervised().await);
     assert!(!client.is_connected());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+async fn owner(db: &sea_orm::DatabaseConnection) -> crate::accounts::Account {
+    crate::accounts::create(
+        db,
+        crate::accounts::NewAccount {
+            email: crate::accounts::Email::parse("owner@example.com").unwrap(),
+            password: crate::accounts::NewPassword::parse("a long enough password").unwrap(),
+            role: crate::accounts::Role::Customer,
+            plan: crate::plans::Plan::Starter,
+            api_enabled: true,
+            threecx_enabled: false,
+        },
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn link_attempts_are_bounded_per_account_and_stopped_when_idle() {
+    let dir = std::env::temp_dir().join(format!("wag-ww-link-{}", crate::ids::new_id("t")));
+    let db = crate::db::open(&format!("sqlite://{}?mode=rwc", dir.join("wag.db").display())).await.unwrap();
+    let connector = Arc::new(WhatsAppWebConnector::new(settings(Storage::Memory)));
+    let limits = crate::connectors::registry::LinkLimits { per_account: 2, idle: Duration::from_millis(600) };
+    let registry = Registry::with_link_limits(db.clone(), vec![connector], limits);
+    let owner = owner(&db).await;
+    let mut unlinked = Vec::new();
+    for name in ["One", "Two", "Three"] {
+        unlinked.push(crate::instances::create(&db, owner.id, name, NAME).await.unwrap());
+    }
+
+    // Two connect tabs open clients; the third is refused with a reason, and nothing started.
+    let first = registry.session(&unlinked[0]).await.unwrap();
+    registry.session(&unlinked[1]).await.unwrap();
+    assert_eq!(registry.link_attempts(), 2);
+    let Err(crate::Error::Refused(reason)) = registry.session(&unlinked[2]).await else {
+        panic!("a third attempt ran")
+    };
+    assert!(reason.contains("already linking 2 phones"), "{reason}");
+    assert!(session_of(&first).supervised().await);
+
+    // Looking at the first keeps it; the second, left alone, is stopped by the sweep.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    registry.link_state(&unlinked[0]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    registry.stop_idle_link_attempts().await;
+    assert_eq!(registry.link_attempts(), 1);
+    assert!(session_of(&first).supervised().await, "the attempt someone looks at runs on");
+    registry.session(&unlinked[2]).await.expect("room for another attempt");
+
+    // Left alone, all stop, clients and all.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    registry.stop_idle_link_attempts().await;
+    assert_eq!(registry.link_attempts(), 0);
+    assert!(!session_of(&first).supervised().await);
+    assert!(session_of(&first).client().is_none());
+    registry.shutdown().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
