@@ -148,3 +148,15 @@ pub fn set_content_security_policy() {
         Err(e) => tracing::error!(error = %e, "the Content-Security-Policy was not a valid header"),
     }
 }
+
+/// The value of cookie `name` in a request's headers.
+pub fn cookie_value(headers: &http::HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(cookie, _)| *cookie == name)
+        .map(|(_, value)| value.trim().to_string())
+}

@@ -5,7 +5,7 @@
 //! when someone signs in or up. A forged post from another site cannot read the cookie to
 //! compute the token, and a token minted by this server for another browser's nonce does not
 //! match this browser's cookie.
-use axum::http::{header, HeaderMap};
+use axum::http::HeaderMap;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -50,15 +50,7 @@ pub fn new_nonce() -> String {
 
 /// The nonce of the request's cookie, when it has a well-formed one.
 pub fn nonce_of(headers: &HeaderMap, secure: bool) -> Option<String> {
-    let name = cookie_name(secure);
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(cookie, _)| *cookie == name)
-        .map(|(_, value)| value.trim().to_string())
+    app::server_util::cookie_value(headers, cookie_name(secure))
         .filter(|v| v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
@@ -71,6 +63,8 @@ pub fn set_cookie(nonce: &str, secure: bool) -> String {
 
 #[cfg(test)]
 mod tests {
+    use axum::http::header;
+
     use super::*;
 
     #[test]

@@ -116,16 +116,7 @@ fn remember_device(account: &gateway::accounts::Account) {
 #[cfg(feature = "ssr")]
 fn device_cookie(secure: bool) -> Option<String> {
     let parts = use_context::<http::request::Parts>()?;
-    let name = gateway::login_throttle::device_cookie_name(secure);
-    parts
-        .headers
-        .get_all(http::header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(cookie, _)| *cookie == name)
-        .map(|(_, value)| value.trim().to_string())
+    crate::server_util::cookie_value(&parts.headers, gateway::login_throttle::device_cookie_name(secure))
 }
 
 #[cfg(feature = "ssr")]

@@ -58,8 +58,10 @@ struct Attempt {
 }
 
 impl Registry {
+    /// A registry without bounds on link attempts (tests, tools); `wag serve` uses
+    /// [`Registry::with_link_limits`].
     pub fn new(db: DatabaseConnection, connectors: Vec<Arc<dyn Connector>>) -> Arc<Registry> {
-        Self::with_link_limits(db, connectors, crate::config::AccountCaps::default().into())
+        Self::with_link_limits(db, connectors, LinkLimits { per_account: usize::MAX, idle: Duration::MAX })
     }
 
     pub fn with_link_limits(

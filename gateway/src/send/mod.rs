@@ -314,10 +314,13 @@ impl Sender<'_> {
         if let Some(media) = request.media.as_mut() {
             if let Source::Url(url) = &media.source {
                 let decision = policy::decide(assessment.score, thresholds.0, thresholds.1);
-                if let Some(refusal) = self
-                    .refusal_before_fetch(account.id, limits, &instance.id, &request.phone, decision, throttle_limits)
-                    .await?
-                {
+                // A message its content alone blocks goes on to admission, which answers
+                // `policy_violation` in the spec's order.
+                let phone = &request.phone;
+                let refusal = self
+                    .read_checks(account.id, limits, &instance.id, phone, decision, throttle_limits, || None)
+                    .await?;
+                if let Some(refusal) = refusal {
                     return logger.refuse(refusal).await;
                 }
                 match self.fetch_media(url, media.kind, &media.mime_type).await {
@@ -397,10 +400,10 @@ impl Sender<'_> {
         })
     }
 
-    /// The refusal a send would meet without its file (suppression, fair use, speed), read
-    /// without taking anything. A message its content alone blocks goes on to admission, which
-    /// answers `policy_violation` in the spec's order.
-    async fn refusal_before_fetch(
+    /// Steps 8–11 read without taking anything: suppression, content, fair use, speed. A
+    /// blocking content decision answers `on_block()` and ends the checks there.
+    #[allow(clippy::too_many_arguments)]
+    async fn read_checks(
         &self,
         account_id: i64,
         limits: crate::plans::Limits,
@@ -408,12 +411,13 @@ impl Sender<'_> {
         phone: &Phone,
         decision: Decision,
         throttle_limits: throttle::ThrottleLimits,
+        on_block: impl FnOnce() -> Option<Refusal>,
     ) -> Result<Option<Refusal>> {
         if suppressions::is_suppressed(self.db(), account_id, phone).await? {
             return Ok(Some(Refusal::RecipientSuppressed));
         }
         if decision == Decision::Block {
-            return Ok(None);
+            return Ok(on_block());
         }
         if let Err(exceeded) = usage::check(self.db(), account_id, limits, chrono::Utc::now()).await? {
             return Ok(Some(limit_refusal(exceeded)));
@@ -475,17 +479,11 @@ impl Sender<'_> {
         throttle_limits: throttle::ThrottleLimits,
     ) -> Result<Result<Outcome, Refusal>> {
         // 8–11 without taking anything.
-        if suppressions::is_suppressed(self.db(), account_id, phone).await? {
-            return Ok(Err(Refusal::RecipientSuppressed));
-        }
-        if decision == Decision::Block {
-            return Ok(Err(Refusal::PolicyViolation(assessment)));
-        }
-        if let Err(exceeded) = usage::check(self.db(), account_id, limits, chrono::Utc::now()).await? {
-            return Ok(Err(limit_refusal(exceeded)));
-        }
-        if let Err(t) = throttle::check(self.db(), instance_id, phone, throttle_limits, time::now()).await? {
-            return Ok(Err(Refusal::Throttled { retry_after_secs: t.retry_after_secs }));
+        let blocked = || Some(Refusal::PolicyViolation(assessment.clone()));
+        let refusal =
+            self.read_checks(account_id, limits, instance_id, phone, decision, throttle_limits, blocked).await?;
+        if let Some(refusal) = refusal {
+            return Ok(Err(refusal));
         }
         Ok(Ok(Outcome::DryRun(DryRun { decision, assessment, refusal: None })))
     }

@@ -21,6 +21,7 @@ on_every_database!(
     media_documents,
     oversized_bodies_and_internal_errors,
     slow_clients_are_cut_off,
+    connections_beyond_the_cap_wait_their_turn,
 );
 
 /// An account with a key and a linked sandbox instance.
@@ -1012,4 +1013,32 @@ async fn slow_clients_are_cut_off(backend: Backend) {
     // The server keeps answering everyone else.
     assert_eq!(f.send(&f.body("+966501234567", OK_TEXT)).await.0, StatusCode::OK);
     f.app.finish().await;
+}
+
+/// With WAG_MAX_CONNECTIONS open, the next connection is not served until one of them closes.
+async fn connections_beyond_the_cap_wait_their_turn(backend: Backend) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let env = vec![("WAG_MAX_CONNECTIONS", "2".to_string()), ("WAG_HEADER_TIMEOUT_SECS", "30".to_string())];
+    let Some(app) = spawn_app_with(backend, Options { env, ..Options::default() }).await else { return };
+    let addr = app.base.trim_start_matches("http://").to_string();
+    let request = format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    async fn answered(stream: &mut tokio::net::TcpStream, within: Duration) -> bool {
+        let mut buffer = [0u8; 1024];
+        matches!(tokio::time::timeout(within, stream.read(&mut buffer)).await, Ok(Ok(n)) if n > 0)
+    }
+    // Two kept-alive connections hold both slots (the harness's own client holds none now).
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        assert!(answered(&mut stream, Duration::from_secs(5)).await);
+        held.push(stream);
+    }
+    let mut third = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    third.write_all(request.as_bytes()).await.unwrap();
+    assert!(!answered(&mut third, Duration::from_secs(1)).await, "a third connection was served");
+    drop(held.pop());
+    assert!(answered(&mut third, Duration::from_secs(5)).await, "served once a slot was free");
+    drop(held);
+    app.finish().await;
 }
