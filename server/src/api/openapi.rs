@@ -197,14 +197,27 @@ pub fn reference_markdown() -> String {
             if let Some(text) = op["description"].as_str() {
                 out.push_str(&format!("{text}\n\n"));
             }
-            if op["security"].is_array() {
+            let schemes: Vec<&str> = op["security"]
+                .as_array()
+                .map(|s| s.iter().filter_map(Value::as_object).flat_map(|o| o.keys().map(String::as_str)).collect())
+                .unwrap_or_default();
+            if schemes.contains(&"bearer") {
                 out.push_str("Authentication: `Authorization: Bearer YOUR_API_KEY`.\n\n");
+            }
+            if schemes.contains(&"threecx_secret") {
+                out.push_str("Authentication: `X-WhatsApp-Gateway-3CX-Secret: YOUR_WEBHOOK_SECRET`.\n\n");
             }
             if let Some(params) = op["parameters"].as_array() {
                 for p in params {
+                    let place = match p["in"].as_str().unwrap_or_default() {
+                        "query" => "Query parameter",
+                        "path" => "Path parameter",
+                        _ => "Header",
+                    };
                     out.push_str(&format!(
-                        "Header `{}` (optional): {}\n\n",
+                        "{place} `{}` ({}): {}\n\n",
                         p["name"].as_str().unwrap_or_default(),
+                        if p["required"] == true { "required" } else { "optional" },
                         p["description"].as_str().unwrap_or_default()
                     ));
                 }
@@ -285,6 +298,9 @@ mod tests {
         let page = reference_markdown();
         assert!(page.contains("## POST /api/send-message"));
         assert!(page.contains("`message_purpose`"));
+        assert!(page.contains("Query parameter `limit` (optional)"), "{page}");
+        assert!(page.contains("Header `Idempotency-Key` (optional)"));
+        assert!(page.contains("## POST /integrations/3cx/webhook/{integration_id}"));
     }
     /// Every status each operation can answer is documented, with the ranges validation keeps.
     #[test]
