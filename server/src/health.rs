@@ -8,7 +8,11 @@ pub fn router() -> Router<AppState> {
 }
 
 /// The process answers.
-#[utoipa::path(get, path = "/healthz", tag = "Health", responses((status = 200, description = "`{\"status\": \"ok\"}`", body = crate::api::schema::HealthResponse)))]
+#[utoipa::path(get, path = "/healthz", tag = "Health", responses(
+    (status = 200, description = "`{\"status\": \"ok\"}`", body = crate::api::schema::HealthResponse),
+    (status = 408, description = "request_timeout (as for any request)", body = crate::api::schema::ErrorResponse),
+    (status = 500, description = "internal_error (as for any request)", body = crate::api::schema::ErrorResponse),
+))]
 pub async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
@@ -16,6 +20,8 @@ pub async fn healthz() -> Json<Value> {
 /// The database answers.
 #[utoipa::path(get, path = "/readyz", tag = "Health", responses(
     (status = 200, description = "`{\"status\": \"ready\"}`", body = crate::api::schema::HealthResponse),
+    (status = 408, description = "request_timeout (as for any request)", body = crate::api::schema::ErrorResponse),
+    (status = 500, description = "internal_error (as for any request)", body = crate::api::schema::ErrorResponse),
     (status = 503, description = "`{\"status\": \"unavailable\"}`", body = crate::api::schema::HealthResponse),
 ))]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {

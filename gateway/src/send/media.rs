@@ -67,8 +67,8 @@ pub fn parse_kind(text: &str) -> Option<MediaKind> {
 }
 
 /// The mime types WhatsApp accepts per media type.
-pub fn mime_fits(kind: MediaKind, mime: &str) -> bool {
-    let allowed: &[&str] = match kind {
+pub fn mime_types(kind: MediaKind) -> &'static [&'static str] {
+    match kind {
         MediaKind::Image => &["image/jpeg", "image/png", "image/webp"],
         MediaKind::Audio => &["audio/aac", "audio/mp4", "audio/mpeg", "audio/amr", "audio/ogg", "audio/opus"],
         MediaKind::Video => &["video/mp4", "video/3gpp"],
@@ -84,8 +84,11 @@ pub fn mime_fits(kind: MediaKind, mime: &str) -> bool {
             "application/vnd.openxmlformats-officedocument.presentationml.presentation",
             "application/zip",
         ],
-    };
-    allowed.contains(&mime)
+    }
+}
+
+pub fn mime_fits(kind: MediaKind, mime: &str) -> bool {
+    mime_types(kind).contains(&mime)
 }
 
 /// A safe file name: no path, no control or bidi characters, at most 255 characters. A

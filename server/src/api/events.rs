@@ -34,14 +34,16 @@ pub struct EventsQuery {
     path = "/api/events",
     tag = "Events",
     params(
-        ("after" = Option<String>, Query, description = "The `next_cursor` of the previous page; omit (or 0) to start at the first event."),
-        ("limit" = Option<u64>, Query, description = "1 to 500 events per page; default 100."),
+        ("after" = Option<i64>, Query, minimum = 0, description = "The `next_cursor` of the previous page; omit (or 0) to start at the first event."),
+        ("limit" = Option<u64>, Query, minimum = 1, maximum = 500, description = "1 to 500 events per page; default 100."),
     ),
     responses(
         (status = 200, body = EventsResponse),
         (status = 401, description = "invalid_api_key, revoked_api_key", body = ErrorResponse),
         (status = 403, description = "module_not_enabled", body = ErrorResponse),
+        (status = 408, description = "request_timeout", body = ErrorResponse),
         (status = 422, description = "validation_error: `after` or `limit` is not valid", body = ErrorResponse),
+        (status = 500, description = "internal_error", body = ErrorResponse),
     ),
     security(("bearer" = []))
 )]

@@ -51,6 +51,24 @@ fn text(value: &Option<Value>) -> Option<&str> {
     }
 }
 
+/// An optional field that must be a string when given: absent and null are `None`, anything
+/// else but a string is noted as bad.
+fn optional_string<'a>(value: &'a Option<Value>, field: &'static str, bad: &mut Vec<&'static str>) -> Option<&'a str> {
+    match value {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.as_str()),
+        Some(_) => {
+            bad.push(field);
+            None
+        }
+    }
+}
+
+/// An optional string field, trimmed; blank is absent.
+fn optional_text<'a>(value: &'a Option<Value>, field: &'static str, bad: &mut Vec<&'static str>) -> Option<&'a str> {
+    optional_string(value, field, bad).map(str::trim).filter(|s| !s.is_empty())
+}
+
 /// `instance_id` and `from` of a simulated message or call, noting the bad ones.
 fn instance_and_sender<'a>(
     instance_id: &'a Option<Value>,
@@ -114,12 +132,15 @@ fn delivery_error(action: &str, e: gateway::Error) -> ApiError {
     request_body = SandboxLinkBody,
     responses(
         (status = 200, description = "Linked and connected", body = SandboxLinkResponse),
-        (status = 400, description = "invalid_json", body = ErrorResponse),
+        (status = 400, description = "invalid_json: the body is not a JSON object", body = ErrorResponse),
         (status = 401, description = "invalid_api_key, revoked_api_key", body = ErrorResponse),
         (status = 403, description = "module_not_enabled", body = ErrorResponse),
-        (status = 404, description = "invalid_instance (also for instances that are not sandbox instances)", body = ErrorResponse),
-        (status = 415, description = "unsupported_media_type", body = ErrorResponse),
-        (status = 422, description = "validation_error", body = ErrorResponse),
+        (status = 404, description = "invalid_instance (also for instances that are not sandbox instances); not_found when the server runs without the sandbox", body = ErrorResponse),
+        (status = 408, description = "request_timeout", body = ErrorResponse),
+        (status = 413, description = "payload_too_large: the body is over 2 MB", body = ErrorResponse),
+        (status = 415, description = "unsupported_media_type: Content-Type is not application/json", body = ErrorResponse),
+        (status = 422, description = "validation_error (with `details.fields`)", body = ErrorResponse),
+        (status = 500, description = "internal_error", body = ErrorResponse),
     ),
     security(("bearer" = []))
 )]
@@ -146,9 +167,26 @@ pub async fn link(
 }
 
 /// Drop a linked sandbox instance's connection (`instance.disconnected`); the link is kept.
-#[utoipa::path(post, path = "/api/sandbox/disconnect", tag = "Sandbox", request_body = SandboxLinkBody,
-    responses((status = 200, body = SandboxStatusResponse), (status = 409, description = "instance_not_connected: not linked", body = ErrorResponse)),
-    security(("bearer" = [])))]
+#[utoipa::path(
+    post,
+    path = "/api/sandbox/disconnect",
+    tag = "Sandbox",
+    request_body = SandboxLinkBody,
+    responses(
+        (status = 200, description = "Disconnected", body = SandboxStatusResponse),
+        (status = 400, description = "invalid_json: the body is not a JSON object", body = ErrorResponse),
+        (status = 401, description = "invalid_api_key, revoked_api_key", body = ErrorResponse),
+        (status = 403, description = "module_not_enabled", body = ErrorResponse),
+        (status = 404, description = "invalid_instance (also for instances that are not sandbox instances); not_found when the server runs without the sandbox", body = ErrorResponse),
+        (status = 408, description = "request_timeout", body = ErrorResponse),
+        (status = 409, description = "instance_not_connected: the instance is not linked or not connected", body = ErrorResponse),
+        (status = 413, description = "payload_too_large: the body is over 2 MB", body = ErrorResponse),
+        (status = 415, description = "unsupported_media_type: Content-Type is not application/json", body = ErrorResponse),
+        (status = 422, description = "validation_error (with `details.fields`)", body = ErrorResponse),
+        (status = 500, description = "internal_error", body = ErrorResponse),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn disconnect(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -159,9 +197,26 @@ pub async fn disconnect(
 }
 
 /// Bring a disconnected sandbox instance back (`instance.connected`).
-#[utoipa::path(post, path = "/api/sandbox/reconnect", tag = "Sandbox", request_body = SandboxLinkBody,
-    responses((status = 200, body = SandboxStatusResponse), (status = 409, description = "instance_not_connected: not linked", body = ErrorResponse)),
-    security(("bearer" = [])))]
+#[utoipa::path(
+    post,
+    path = "/api/sandbox/reconnect",
+    tag = "Sandbox",
+    request_body = SandboxLinkBody,
+    responses(
+        (status = 200, description = "Connected again", body = SandboxStatusResponse),
+        (status = 400, description = "invalid_json: the body is not a JSON object", body = ErrorResponse),
+        (status = 401, description = "invalid_api_key, revoked_api_key", body = ErrorResponse),
+        (status = 403, description = "module_not_enabled", body = ErrorResponse),
+        (status = 404, description = "invalid_instance (also for instances that are not sandbox instances); not_found when the server runs without the sandbox", body = ErrorResponse),
+        (status = 408, description = "request_timeout", body = ErrorResponse),
+        (status = 409, description = "instance_not_connected: the instance is not linked or not connected", body = ErrorResponse),
+        (status = 413, description = "payload_too_large: the body is over 2 MB", body = ErrorResponse),
+        (status = 415, description = "unsupported_media_type: Content-Type is not application/json", body = ErrorResponse),
+        (status = 422, description = "validation_error (with `details.fields`)", body = ErrorResponse),
+        (status = 500, description = "internal_error", body = ErrorResponse),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn reconnect(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -189,14 +244,26 @@ async fn switch(
 
 /// A person writes to a connected sandbox instance: stored in the inbound log, with opt-out
 /// detection and the conversation window, and its events.
-#[utoipa::path(post, path = "/api/sandbox/inbound", tag = "Sandbox", request_body = SandboxInboundBody,
+#[utoipa::path(
+    post,
+    path = "/api/sandbox/inbound",
+    tag = "Sandbox",
+    request_body = SandboxInboundBody,
     responses(
-        (status = 200, body = SandboxInboundResponse),
-        (status = 404, description = "invalid_instance", body = ErrorResponse),
-        (status = 409, description = "instance_not_connected", body = ErrorResponse),
-        (status = 422, description = "validation_error", body = ErrorResponse),
+        (status = 200, description = "Received", body = SandboxInboundResponse),
+        (status = 400, description = "invalid_json: the body is not a JSON object", body = ErrorResponse),
+        (status = 401, description = "invalid_api_key, revoked_api_key", body = ErrorResponse),
+        (status = 403, description = "module_not_enabled", body = ErrorResponse),
+        (status = 404, description = "invalid_instance (also for instances that are not sandbox instances); not_found when the server runs without the sandbox", body = ErrorResponse),
+        (status = 408, description = "request_timeout", body = ErrorResponse),
+        (status = 409, description = "instance_not_connected: the instance is not linked or not connected", body = ErrorResponse),
+        (status = 413, description = "payload_too_large: the body is over 2 MB", body = ErrorResponse),
+        (status = 415, description = "unsupported_media_type: Content-Type is not application/json", body = ErrorResponse),
+        (status = 422, description = "validation_error (with `details.fields`)", body = ErrorResponse),
+        (status = 500, description = "internal_error", body = ErrorResponse),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = []))
+)]
 pub async fn inbound(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -206,31 +273,53 @@ pub async fn inbound(
     let (caller, parsed): (_, SandboxInboundBody) = read_body(&headers, caller, body).await?;
     let mut bad = Vec::new();
     let (id, from) = instance_and_sender(&parsed.instance_id, &parsed.from, &mut bad);
-    let media_kind = text(&parsed.media_type).map(media::parse_kind);
-    if matches!(media_kind, Some(None)) {
-        bad.push("media_type");
-    }
+    let media_kind = match optional_string(&parsed.media_type, "media_type", &mut bad) {
+        None => None,
+        Some(name) => {
+            let kind = media::parse_kind(name);
+            if kind.is_none() {
+                bad.push("media_type");
+            }
+            kind
+        }
+    };
     // Kept as written (spaces included): opt-out events report the text exactly.
-    let message = text(&parsed.message).and(parsed.message.as_ref()).and_then(Value::as_str).map(str::to_string);
-    if message.is_none() && media_kind.is_none() {
+    let message = optional_string(&parsed.message, "message", &mut bad).filter(|m| !m.trim().is_empty());
+    if message.is_none() && media_kind.is_none() && !bad.contains(&"media_type") && !bad.contains(&"message") {
         bad.push("message");
     }
+    let mime_type = optional_text(&parsed.mime_type, "mime_type", &mut bad);
+    let file_name = optional_text(&parsed.file_name, "file_name", &mut bad);
+    let group_id = optional_text(&parsed.group_id, "group_id", &mut bad);
+    let size_bytes = match &parsed.media_size {
+        None | Some(Value::Null) => None,
+        Some(value) => {
+            // A whole number, also when written as one with a fraction of zero (`1024.0`).
+            let size = value.as_u64().or_else(|| {
+                value.as_f64().filter(|f| f.fract() == 0.0 && (0.0..=u64::MAX as f64).contains(f)).map(|f| f as u64)
+            });
+            if size.is_none() {
+                bad.push("media_size");
+            }
+            size
+        }
+    };
     let (Some(from), true) = (from, bad.is_empty()) else {
         return Err(ApiError::validation(&bad));
     };
     let instance = sandbox_instance(&state, &caller, id).await?;
     let provider_message_id = gateway::ids::new_id("sbxin");
-    let media = media_kind.flatten().map(|kind| InboundMedia {
+    let media = media_kind.map(|kind| InboundMedia {
         kind,
-        mime_type: text(&parsed.mime_type).unwrap_or("application/octet-stream").to_string(),
-        file_name: text(&parsed.file_name).map(str::to_string),
-        size_bytes: parsed.media_size.as_ref().and_then(Value::as_u64),
+        mime_type: mime_type.unwrap_or("application/octet-stream").to_string(),
+        file_name: file_name.map(str::to_string),
+        size_bytes,
     });
     let message = InboundMessage {
         provider_message_id: provider_message_id.clone(),
         from: sender(&from),
-        group_id: text(&parsed.group_id).map(str::to_string),
-        text: message,
+        group_id: group_id.map(str::to_string),
+        text: message.map(str::to_string),
         media,
         sent_at: gateway::time::now(),
     };
@@ -243,13 +332,26 @@ pub async fn inbound(
 }
 
 /// A person calls a connected sandbox instance: `call.received` or `call.missed`.
-#[utoipa::path(post, path = "/api/sandbox/call", tag = "Sandbox", request_body = SandboxCallBody,
+#[utoipa::path(
+    post,
+    path = "/api/sandbox/call",
+    tag = "Sandbox",
+    request_body = SandboxCallBody,
     responses(
-        (status = 200, body = SandboxStatusResponse),
-        (status = 409, description = "instance_not_connected", body = ErrorResponse),
-        (status = 422, description = "validation_error", body = ErrorResponse),
+        (status = 200, description = "Received (call.received or call.missed)", body = SandboxStatusResponse),
+        (status = 400, description = "invalid_json: the body is not a JSON object", body = ErrorResponse),
+        (status = 401, description = "invalid_api_key, revoked_api_key", body = ErrorResponse),
+        (status = 403, description = "module_not_enabled", body = ErrorResponse),
+        (status = 404, description = "invalid_instance (also for instances that are not sandbox instances); not_found when the server runs without the sandbox", body = ErrorResponse),
+        (status = 408, description = "request_timeout", body = ErrorResponse),
+        (status = 409, description = "instance_not_connected: the instance is not linked or not connected", body = ErrorResponse),
+        (status = 413, description = "payload_too_large: the body is over 2 MB", body = ErrorResponse),
+        (status = 415, description = "unsupported_media_type: Content-Type is not application/json", body = ErrorResponse),
+        (status = 422, description = "validation_error (with `details.fields`)", body = ErrorResponse),
+        (status = 500, description = "internal_error", body = ErrorResponse),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = []))
+)]
 pub async fn call(
     State(state): State<AppState>,
     headers: HeaderMap,

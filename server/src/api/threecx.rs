@@ -25,7 +25,10 @@ use gateway::{
 };
 use serde_json::{json, Map, Value};
 
-use super::error::ApiError;
+use super::{
+    error::ApiError,
+    schema::{ErrorResponse, ThreecxErrorResponse, ThreecxEvent, ThreecxWebhookResponse},
+};
 
 pub const SECRET_HEADER: &str = "x-whatsapp-gateway-3cx-secret";
 pub const TIMESTAMP_HEADER: &str = "x-whatsapp-gateway-timestamp";
@@ -135,7 +138,38 @@ struct Logged {
     detail: Option<&'static str>,
 }
 
-async fn webhook(
+/// Receive one 3CX event: agent replies into an active WhatsApp conversation, call events with
+/// their template follow-ups, and `test`. Authenticated by the integration's secret (and its
+/// optional IP allowlist and HMAC signature); every authentication failure answers the same
+/// 401 `invalid_3cx_webhook`.
+#[utoipa::path(
+    post,
+    path = "/integrations/3cx/webhook/{integration_id}",
+    tag = "3CX",
+    params(
+        ("integration_id" = String, Path, min_length = 1, description = "The integration's id, from the webhook URL shown in the portal."),
+        ("X-WhatsApp-Gateway-Timestamp" = Option<String>, Header, description = "Unix seconds; required when the integration requires HMAC signatures."),
+        ("X-WhatsApp-Gateway-Signature" = Option<String>, Header, description = "`sha256=<hex>` (or bare `<hex>`): HMAC SHA-256 of `timestamp + \".\" + raw body` with the integration's HMAC secret; required when the integration requires it."),
+    ),
+    request_body(content = ThreecxEvent, content_type = "application/json", description = "The event, at most 256 KB."),
+    responses(
+        (status = 200, description = "Handled: test, recorded, sent or skipped", body = ThreecxWebhookResponse),
+        (status = 400, description = "invalid_json: the body is not a JSON object", body = ThreecxErrorResponse),
+        (status = 401, description = "invalid_3cx_webhook: unknown or disabled integration, missing or wrong secret, address not allowed, stale timestamp or bad signature (one answer for all)", body = ThreecxErrorResponse),
+        (status = 403, description = "module_not_enabled, outbound_disabled, call_events_disabled, conversation_window_closed, active_plan_required, recipient_suppressed, policy_violation", body = ThreecxErrorResponse),
+        (status = 404, description = "invalid_instance: the integration's instance is gone", body = ThreecxErrorResponse),
+        (status = 408, description = "request_timeout", body = ErrorResponse),
+        (status = 413, description = "payload_too_large: the body is over 256 KB", body = ThreecxErrorResponse),
+        (status = 422, description = "unsupported_event_type (with `details.supported`), missing_phone, missing_message_text, validation_error (text too long), message_purpose_not_allowed, message_purpose_required", body = ThreecxErrorResponse),
+        (status = 423, description = "instance_paused_for_review", body = ThreecxErrorResponse),
+        (status = 429, description = "webhook_rate_limited (over 60 requests a minute for the integration), sending_throttled, daily_message_limit_exceeded, monthly_message_limit_exceeded; with Retry-After where there is a wait", body = ThreecxErrorResponse,
+            headers(("Retry-After" = i64, description = "Seconds to wait."))),
+        (status = 500, description = "internal_error", body = ErrorResponse),
+        (status = 502, description = "gateway_send_failed", body = ThreecxErrorResponse),
+    ),
+    security(("threecx_secret" = []))
+)]
+pub async fn webhook(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(integration_id): Path<String>,

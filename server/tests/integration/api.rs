@@ -149,6 +149,8 @@ async fn health_checks(backend: Backend) {
     let openapi: Value = api.get(app.url("/docs/openapi.json")).send().await.unwrap().json().await.unwrap();
     assert!(openapi["openapi"].as_str().unwrap().starts_with("3.1"));
     assert!(openapi["paths"]["/api/send-message"]["post"].is_object());
+    // `servers` names this server's public base URL.
+    assert_eq!(openapi["servers"][0]["url"], app.url(""), "{}", openapi["servers"]);
     let browser = app.browser();
     let reference = browser.get("/docs/api").await;
     assert_eq!(reference.status, StatusCode::OK);

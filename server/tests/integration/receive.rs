@@ -9,6 +9,7 @@ use crate::common::{spawn_app, unique_email, Backend, Browser, TestApp, PASSWORD
 
 on_every_database!(
     every_event_kind_is_produced_where_it_happens,
+    simulated_inbound_fields_of_the_wrong_type_are_refused,
     opt_out_requests_suppress_the_sender,
     events_page_in_order_per_account,
     inbound_logs_filter_and_page_by_keyset,
@@ -80,6 +81,50 @@ async fn events(app: &TestApp, key: &str) -> Vec<Value> {
 
 fn of_kind<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
     events.iter().filter(|e| e["event"] == kind).collect()
+}
+
+/// The document says which type each field of POST /api/sandbox/inbound has; a field of
+/// another type is a validation_error naming it, not silently ignored (schemathesis's
+/// negative-data check, end2end/openapi-conformance.sh).
+async fn simulated_inbound_fields_of_the_wrong_type_are_refused(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let a = account(&app, "inbound-types").await;
+    assert_eq!(post(&app, &a.key, "/api/sandbox/link", json!({"instance_id": a.instance})).await.0, StatusCode::OK);
+    let base = json!({"instance_id": a.instance, "from": "+966501234567", "message": "hi"});
+    for (field, value) in [
+        ("mime_type", json!(5)),
+        ("file_name", json!(["a.pdf"])),
+        ("group_id", json!({})),
+        ("media_size", json!("48213")),
+        ("media_size", json!(-1)),
+        ("media_size", json!(1.5)),
+        ("media_type", json!("")),
+        ("media_type", json!("sticker")),
+        ("message", json!(5)),
+    ] {
+        let mut body = base.clone();
+        body[field] = value.clone();
+        let (s, answer) = post(&app, &a.key, "/api/sandbox/inbound", body).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{field}: {value}: {answer}");
+        assert_eq!(answer["details"]["fields"], json!([field]), "{field}: {value}");
+    }
+    // Null is absent; blank optional strings are absent too.
+    let mut body = base.clone();
+    for field in ["mime_type", "file_name", "group_id", "media_size", "media_type"] {
+        body[field] = Value::Null;
+    }
+    body["group_id"] = json!("  ");
+    body["media_size"] = json!(1024.0);
+    let (s, answer) = post(&app, &a.key, "/api/sandbox/inbound", body).await;
+    assert_eq!(s, StatusCode::OK, "{answer}");
+    let (s, answer) = post(
+        &app,
+        &a.key,
+        "/api/sandbox/inbound",
+        json!({"instance_id": a.instance, "from": "+966501234567", "media_type": "image", "message": null}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "media without a caption: {answer}");
 }
 
 async fn every_event_kind_is_produced_where_it_happens(backend: Backend) {
