@@ -438,13 +438,20 @@ test('WA Gateway works in a browser without JavaScript', { timeout: 5 * 60_000 }
     currentPage = jsPage;
     const pageErrors = [];
     jsPage.on('pageerror', (e) => pageErrors.push(e.message));
+    // The portal's Content-Security-Policy must not block anything the pages themselves use.
+    const blocked = [];
+    jsPage.on('console', (m) => {
+      if (/Content Security Policy/i.test(m.text())) blocked.push(m.text());
+    });
     await open(jsPage, '/login');
     await jsPage.getByLabel('Email', { exact: true }).fill(EMAIL);
     await jsPage.getByLabel('Password', { exact: true }).fill(PASSWORD);
     await jsPage.getByRole('button', { name: 'Log in', exact: true }).click();
     await waitForPath(jsPage, '/dashboard');
     await jsPage.getByRole('heading', { level: 1, name: 'Dashboard', exact: true }).waitFor();
+    for (const path of ['/api-keys', '/instances', '/docs']) await open(jsPage, path);
     assert.deepEqual(pageErrors, [], `uncaught script errors on the page: ${pageErrors.join(' | ')}`);
+    assert.deepEqual(blocked, [], `the Content-Security-Policy blocked: ${blocked.join(' | ')}`);
   });
   if (jsContext) await jsContext.close();
 });
