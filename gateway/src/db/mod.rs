@@ -54,9 +54,61 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
     Database::connect(options).await
 }
 
+/// Brings the schema up to date, one process at a time: several servers starting together on
+/// one database would otherwise run the same migration at once and all but one would fail
+/// half-way. PostgreSQL: a transaction-scoped advisory lock held by one pooled connection while
+/// the migrations run on the others; MySQL/MariaDB: a named lock the same way; SQLite: one file,
+/// a lock file beside the database file (`<file>.migrate-lock`), since another process may be
+/// migrating between SQLite's transactions.
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
-    Migrator::up(db, None).await
+    use sea_orm::{DatabaseBackend, Statement, TransactionTrait};
+    let backend = db.get_database_backend();
+    let lock = match backend {
+        DatabaseBackend::Postgres => Some(format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK_ID})")),
+        DatabaseBackend::MySql => Some(format!("SELECT GET_LOCK('{MIGRATION_LOCK_NAME}', 600)")),
+        _ => None,
+    };
+    let Some(lock) = lock else {
+        let _file_lock = sqlite_migration_lock(db).await?;
+        return Migrator::up(db, None).await;
+    };
+    let holder = db.begin().await?;
+    holder.execute_raw(Statement::from_string(backend, lock)).await?;
+    let migrated = Migrator::up(db, None).await;
+    if backend == DatabaseBackend::MySql {
+        let release = format!("SELECT RELEASE_LOCK('{MIGRATION_LOCK_NAME}')");
+        holder.execute_raw(Statement::from_string(backend, release)).await?;
+    }
+    holder.commit().await?;
+    migrated
 }
+
+/// Holds an exclusive lock on `<database file>.migrate-lock` until dropped (none for an
+/// in-memory database).
+async fn sqlite_migration_lock(db: &DatabaseConnection) -> Result<Option<std::fs::File>, DbErr> {
+    if db.get_database_backend() != sea_orm::DatabaseBackend::Sqlite {
+        return Ok(None);
+    }
+    let path = db.get_sqlite_connection_pool().connect_options().get_filename().to_path_buf();
+    if path.as_os_str().is_empty() || path.as_os_str() == ":memory:" {
+        return Ok(None);
+    }
+    let mut lock_path = path.into_os_string();
+    lock_path.push(".migrate-lock");
+    let locked = tokio::task::spawn_blocking(move || {
+        let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path)?;
+        file.lock()?;
+        Ok::<_, std::io::Error>(file)
+    })
+    .await
+    .map_err(|e| DbErr::Custom(format!("taking the migration lock: {e}")))?
+    .map_err(|e| DbErr::Custom(format!("taking the migration lock: {e}")))?;
+    Ok(Some(locked))
+}
+
+/// The advisory lock key of migrations on PostgreSQL ("wagmigr" in ASCII).
+const MIGRATION_LOCK_ID: i64 = 0x0077_6167_6d69_6772;
+const MIGRATION_LOCK_NAME: &str = "wag_migrate";
 
 /// Connects and brings the schema up to date: what every entry point does first.
 pub async fn open(url: &str) -> Result<DatabaseConnection, String> {

@@ -6,6 +6,7 @@ mod common;
 mod accounts;
 mod admin_cli;
 mod api;
+mod cluster;
 mod failures;
 mod instances;
 mod media;
