@@ -37,6 +37,17 @@ pub struct Config {
     pub http: HttpLimits,
     /// What one account may create or hold open.
     pub caps: AccountCaps,
+    /// Set when several servers share one PostgreSQL database (`WAG_NODE_ADDRESS`).
+    pub cluster: Option<ClusterSettings>,
+}
+
+/// One server of several on one PostgreSQL database (see `cluster`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterSettings {
+    /// Where the other servers reach this one, such as `http://10.0.0.5:8080`.
+    pub address: String,
+    /// A node whose heartbeat is older than this is dead; its instances move to the others.
+    pub lease: std::time::Duration,
 }
 
 /// Per-account caps, so that one account (or a stolen session) cannot fill the database or the
@@ -186,6 +197,8 @@ struct RawConfig {
     max_webhooks_per_account: Option<i64>,
     max_link_attempts_per_account: Option<i64>,
     link_idle_secs: Option<i64>,
+    node_address: Option<String>,
+    node_lease_secs: Option<i64>,
     webhook_concurrency: Option<i64>,
     webhook_destination_concurrency: Option<i64>,
     webhook_retry_schedule: Option<String>,
@@ -240,6 +253,8 @@ pub const ENV_VARS: &[&str] = &[
     "WAG_MAX_WEBHOOKS_PER_ACCOUNT",
     "WAG_MAX_LINK_ATTEMPTS_PER_ACCOUNT",
     "WAG_LINK_IDLE_SECS",
+    "WAG_NODE_ADDRESS",
+    "WAG_NODE_LEASE_SECS",
     "WAG_WEBHOOK_CONCURRENCY",
     "WAG_WEBHOOK_DESTINATION_CONCURRENCY",
     "WAG_WEBHOOK_RETRY_SCHEDULE",
@@ -316,6 +331,8 @@ impl Config {
                 "WAG_MAX_WEBHOOKS_PER_ACCOUNT" => raw.max_webhooks_per_account = Some(parse_int(key, &v)?),
                 "WAG_MAX_LINK_ATTEMPTS_PER_ACCOUNT" => raw.max_link_attempts_per_account = Some(parse_int(key, &v)?),
                 "WAG_LINK_IDLE_SECS" => raw.link_idle_secs = Some(parse_int(key, &v)?),
+                "WAG_NODE_ADDRESS" => raw.node_address = Some(v),
+                "WAG_NODE_LEASE_SECS" => raw.node_lease_secs = Some(parse_int(key, &v)?),
                 "WAG_WEBHOOK_CONCURRENCY" => raw.webhook_concurrency = Some(parse_int(key, &v)?),
                 "WAG_WEBHOOK_RETRY_SCHEDULE" => raw.webhook_retry_schedule = Some(v),
                 "WAG_WEBHOOK_POLL_MS" => raw.webhook_poll_ms = Some(parse_int(key, &v)?),
@@ -607,6 +624,36 @@ impl RawConfig {
             )?,
             batch: bounded("WAG_RETENTION_BATCH", self.retention_batch, keep.batch as i64, 1..=100_000)? as u64,
         };
+        let cluster = match self.node_address.as_deref().map(str::trim).filter(|a| !a.is_empty()) {
+            None => None,
+            Some(address) => {
+                let parsed = reqwest::Url::parse(address).ok().filter(|u| matches!(u.scheme(), "http" | "https"));
+                if parsed.as_ref().and_then(|u| u.host_str()).is_none() {
+                    return Err(ConfigError(format!(
+                        "WAG_NODE_ADDRESS must be the URL other servers reach this one on, such as http://10.0.0.5:8080, not {address:?}"
+                    )));
+                }
+                if !database_url.starts_with("postgres") {
+                    return Err(ConfigError(
+                        "several servers (WAG_NODE_ADDRESS) need one shared PostgreSQL database: set WAG_DATABASE_URL to postgres://…".into(),
+                    ));
+                }
+                if master_key.is_none() {
+                    return Err(ConfigError(
+                        "several servers (WAG_NODE_ADDRESS) need one shared master key: set WAG_MASTER_KEY to the same value on every server".into(),
+                    ));
+                }
+                Some(ClusterSettings {
+                    address: address.trim_end_matches('/').to_string(),
+                    lease: std::time::Duration::from_secs(bounded(
+                        "WAG_NODE_LEASE_SECS",
+                        self.node_lease_secs,
+                        15,
+                        3..=600,
+                    )? as u64),
+                })
+            }
+        };
         let master_key = match master_key {
             Some(key) => key,
             None => load_or_create_master_key(&data_dir)?,
@@ -651,6 +698,7 @@ impl RawConfig {
             retention,
             http,
             caps,
+            cluster,
         })
     }
 }
@@ -751,6 +799,30 @@ mod tests {
             let message = err.expect_err(key).to_string();
             assert!(message.contains(key), "{message}");
         }
+    }
+
+    #[test]
+    fn several_servers_need_postgres_and_a_shared_master_key() {
+        let key = "00".repeat(32);
+        let pg = "postgres://postgres@127.0.0.1:5432/wag";
+        let node = ("WAG_NODE_ADDRESS", "http://10.0.0.5:8080/");
+        let ok = Config::load_from(None, &env(&[("WAG_DATABASE_URL", pg), ("WAG_MASTER_KEY", &key), node])).unwrap();
+        let cluster = ok.cluster.expect("cluster settings");
+        assert_eq!((cluster.address.as_str(), cluster.lease.as_secs()), ("http://10.0.0.5:8080", 15));
+        let sqlite = Config::load_from(None, &env(&[("WAG_MASTER_KEY", &key), node])).unwrap_err().to_string();
+        assert!(sqlite.contains("PostgreSQL"), "{sqlite}");
+        let dir = std::env::temp_dir().join(format!("wag-config-{}", ulid::Ulid::new()));
+        let data = dir.display().to_string();
+        let no_key =
+            Config::load_from(None, &env(&[("WAG_DATABASE_URL", pg), ("WAG_DATA_DIR", &data), node])).unwrap_err();
+        assert!(no_key.to_string().contains("WAG_MASTER_KEY"), "{no_key}");
+        assert!(!dir.join("master.key").exists(), "no key of its own was generated");
+        let bad = Config::load_from(
+            None,
+            &env(&[("WAG_DATABASE_URL", pg), ("WAG_MASTER_KEY", &key), ("WAG_NODE_ADDRESS", "10.0.0.5")]),
+        );
+        assert!(bad.unwrap_err().to_string().contains("WAG_NODE_ADDRESS"));
+        assert!(Config::load_from(None, &env(&[("WAG_MASTER_KEY", &key)])).unwrap().cluster.is_none());
     }
 
     #[test]

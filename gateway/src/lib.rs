@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod api_keys;
 pub mod cache;
 pub mod caps;
+pub mod cluster;
 pub mod config;
 pub mod connectors;
 pub mod counters;

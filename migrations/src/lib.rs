@@ -15,6 +15,7 @@ mod m20261201_000001_send_batches;
 mod m20261202_000001_lookup_keys;
 mod m20261203_000001_fewer_index_writes;
 mod m20261204_000001_threecx_replays;
+mod m20261205_000001_cluster;
 
 pub struct Migrator;
 
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000001_lookup_keys::Migration),
             Box::new(m20261203_000001_fewer_index_writes::Migration),
             Box::new(m20261204_000001_threecx_replays::Migration),
+            Box::new(m20261205_000001_cluster::Migration),
         ]
     }
 }

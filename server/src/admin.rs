@@ -115,6 +115,13 @@ pub enum AdminCommand {
         #[arg(long, default_value = "Support team")]
         business_name: String,
     },
+    /// The servers sharing this PostgreSQL database (id, address, alive, heartbeat age,
+    /// instances owned) and each instance's owner and epoch.
+    Cluster {
+        /// One JSON document instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub async fn run(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
@@ -250,6 +257,36 @@ async fn execute(db: &DatabaseConnection, config: &Config, command: AdminCommand
                     println!("{secret}");
                 }
                 None => println!("replaced the events of webhook destination {} ({})", destination.id, names.join(",")),
+            }
+        }
+        AdminCommand::Cluster { json } => {
+            if db.get_database_backend() != sea_orm::DatabaseBackend::Postgres {
+                return Err(gateway::Error::invalid(
+                    "Several servers share a PostgreSQL database only; this one is not.",
+                ));
+            }
+            // A node is judged alive by the lease this server is configured with (15 s if unset).
+            let lease_ms = config.cluster.as_ref().map_or(15_000, |c| c.lease.as_millis() as i64);
+            let nodes = gateway::cluster::nodes(db, lease_ms).await?;
+            let owners = gateway::cluster::owners(db).await?;
+            if json {
+                let doc = serde_json::json!({"nodes": nodes, "instances": owners});
+                println!("{doc}");
+            } else {
+                if nodes.is_empty() {
+                    println!("no server has joined a cluster on this database");
+                }
+                for n in &nodes {
+                    let state = if n.alive { "alive" } else { "dead" };
+                    let age = n.heartbeat_age_ms as f64 / 1000.0;
+                    println!(
+                        "{}\t{}\t{state}\theartbeat {age:.1} s ago\t{} instances",
+                        n.id, n.address, n.instances_owned
+                    );
+                }
+                for o in &owners {
+                    println!("{}\t{}\tepoch {}", o.instance_id, o.node_id.as_deref().unwrap_or("(none)"), o.epoch);
+                }
             }
         }
         AdminCommand::ReviewQueue => {

@@ -89,8 +89,18 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
     workers.push(tokio::spawn(gateway::event_sequencer::run(state.db.clone(), shutdown_rx.clone())));
     workers.push(tokio::spawn(gateway::db::checkpoint::run(state.db.clone(), shutdown_rx.clone())));
     workers.push(tokio::spawn(stop_idle_link_attempts(registry.clone(), shutdown_rx.clone())));
-    if let Err(e) = registry.start_linked().await {
-        tracing::warn!(error = %e, "resuming linked instances failed");
+    match state.config.cluster.clone() {
+        // One of several servers: this node runs the instances it owns, and only those.
+        Some(cluster) => {
+            let node = gateway::cluster::node::Node::new(state.db.clone(), cluster, registry.clone());
+            registry.run_owned_only(node.owned.clone());
+            workers.push(tokio::spawn(Arc::new(node).run(shutdown_rx.clone())));
+        }
+        None => {
+            if let Err(e) = registry.start_linked().await {
+                tracing::warn!(error = %e, "resuming linked instances failed");
+            }
+        }
     }
 
     let addr = listener.local_addr()?;

@@ -22,6 +22,10 @@ use crate::{
     instances::{self, Instance},
 };
 
+/// What a server that does not run an instance's connection says of it.
+const ELSEWHERE: &str =
+    "This instance's connection runs on another server of this gateway right now. Try again in a few seconds.";
+
 /// How long a stopping server gives the lanes to store what is queued.
 const LANES_CLOSE_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -35,6 +39,8 @@ pub struct Registry {
     /// Sessions opened to link a phone that hold a live client meanwhile, by instance id.
     attempts: StdMutex<HashMap<String, Attempt>>,
     link_limits: LinkLimits,
+    /// With several servers: the instances this node owns. A connection is opened only here.
+    owned: std::sync::OnceLock<Arc<crate::cluster::node::Owned>>,
 }
 
 /// Bounds on link attempts of connectors that hold a live client while waiting for a phone.
@@ -80,6 +86,7 @@ impl Registry {
             lanes,
             attempts: StdMutex::new(HashMap::new()),
             link_limits,
+            owned: std::sync::OnceLock::new(),
         })
     }
 
@@ -102,8 +109,21 @@ impl Registry {
         self.lanes.sink(instance_id)
     }
 
+    /// With several servers, connections are opened only for the instances this node owns.
+    pub fn run_owned_only(&self, owned: Arc<crate::cluster::node::Owned>) {
+        let _ = self.owned.set(owned);
+    }
+
+    /// Whether this process may run the instance's connection (always, on a single server).
+    pub fn owns(&self, instance_id: &str) -> bool {
+        self.owned.get().is_none_or(|owned| owned.epoch(instance_id).is_some())
+    }
+
     /// The instance's session in this process, opened on first use.
     pub async fn session(&self, instance: &Instance) -> Result<Arc<dyn ConnectorSession>> {
+        if !self.owns(&instance.id) {
+            return Err(Error::Refused(ELSEWHERE.into()));
+        }
         let mut sessions = self.sessions.lock().await;
         if let Some(session) = sessions.get(&instance.id) {
             if let Some(attempt) = self.attempts().get_mut(&instance.id) {
@@ -234,7 +254,19 @@ impl Registry {
     }
 
     pub async fn link_state(&self, instance: &Instance) -> Result<LinkState> {
+        if !self.owns(&instance.id) {
+            return Ok(LinkState::Disconnected { reason: ELSEWHERE.into() });
+        }
         Ok(self.session(instance).await?.link_state().await)
+    }
+
+    /// Ends the instance's session here without unlinking it: another node runs it now.
+    pub async fn close_session(&self, instance_id: &str) {
+        let removed = self.sessions.lock().await.remove(instance_id);
+        self.attempts().remove(instance_id);
+        if let Some(session) = removed {
+            session.close().await;
+        }
     }
 
     pub async fn disconnect(&self, instance: &Instance) -> Result<()> {
@@ -333,5 +365,31 @@ fn connector_error(e: ConnectorError) -> Error {
             tracing::warn!(error = %other, "connector action failed");
             Error::Refused("The WhatsApp connection reported a problem. Please try again shortly.".into())
         }
+    }
+}
+
+/// The cluster node's hands: it runs the connections of the instances it owns.
+#[async_trait::async_trait]
+impl crate::cluster::node::Runner for Registry {
+    async fn run(&self, instance_id: &str, epoch: i64) {
+        let instance = match instances::find_for_connector(&self.db, instance_id).await {
+            Ok(Some(instance)) => instance,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(instance_id, error = %e, "reading an instance this node took failed");
+                return;
+            }
+        };
+        // Unlinked instances open their connection when someone links them.
+        if instance.status == instances::InstanceStatus::Unlinked || !self.has_connector(&instance.connector) {
+            return;
+        }
+        if let Err(e) = self.session(&instance).await {
+            tracing::warn!(instance_id, epoch, error = %e, "could not start an instance this node took");
+        }
+    }
+
+    async fn stop(&self, instance_id: &str) {
+        self.close_session(instance_id).await;
     }
 }

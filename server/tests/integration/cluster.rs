@@ -1,5 +1,5 @@
 //! Several `wag` servers on one database (issue 15): migrations run once however many servers
-//! start together.
+//! start together; on PostgreSQL, each instance's connection has exactly one live owner.
 use crate::common::{Backend, TestDb};
 
 on_every_database!(servers_starting_together_migrate_once);
@@ -34,6 +34,154 @@ async fn servers_starting_together_migrate_once(backend: Backend) {
         .unwrap();
     use migrations::MigratorTrait;
     assert_eq!(applied as usize, migrations::Migrator::migrations().len());
+    conn.close().await.ok();
+    db.drop_database().await;
+}
+
+/// Three `wag serve` processes on one PostgreSQL database with a 3 s lease. Every instance gets
+/// exactly one owner, shares are fair; a node killed with SIGKILL loses its instances to the
+/// others within the lease and two seconds, each with a higher epoch; a node stopped past its
+/// lease (SIGSTOP) fences itself when it runs again, and the shares even out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_move_when_a_node_dies_or_stalls() {
+    crate::common::within_limit(three_nodes()).await
+}
+
+const LEASE_SECS: u64 = 3;
+const INSTANCES: usize = 12;
+
+struct Node {
+    child: std::process::Child,
+    log: std::path::PathBuf,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn start_node(db: &TestDb, n: usize) -> Node {
+    let port = free_port();
+    let data = db.data_dir.join(format!("node{n}"));
+    std::fs::create_dir_all(&data).unwrap();
+    let log = data.join("server.log");
+    let out = std::fs::File::create(&log).unwrap();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_wag"))
+        .arg("serve")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("WAG_DATABASE_URL", &db.url)
+        .env("WAG_DATA_DIR", &data)
+        .env("WAG_LISTEN", format!("127.0.0.1:{port}"))
+        .env("WAG_MASTER_KEY", "11".repeat(32))
+        .env("WAG_NODE_ADDRESS", format!("http://127.0.0.1:{port}"))
+        .env("WAG_NODE_LEASE_SECS", LEASE_SECS.to_string())
+        .env("RUST_LOG", "info")
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .expect("start wag serve");
+    Node { child, log }
+}
+
+fn signal(node: &Node, name: &str) {
+    let status = std::process::Command::new("kill").arg(format!("-{name}")).arg(node.child.id().to_string()).status();
+    assert!(status.unwrap().success(), "kill -{name}");
+}
+
+/// Polls the owner rows until `done` accepts them (every 100 ms, up to `limit`).
+async fn owners_until(
+    conn: &sea_orm::DatabaseConnection,
+    limit: std::time::Duration,
+    done: impl Fn(&[gateway::cluster::OwnerView], &[gateway::cluster::NodeView]) -> bool,
+) -> Option<(Vec<gateway::cluster::OwnerView>, std::time::Duration)> {
+    let start = std::time::Instant::now();
+    while start.elapsed() < limit {
+        let owners = gateway::cluster::owners(conn).await.unwrap();
+        let nodes = gateway::cluster::nodes(conn, (LEASE_SECS * 1000) as i64).await.unwrap();
+        if done(&owners, &nodes) {
+            return Some((owners, start.elapsed()));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    None
+}
+
+/// Every instance owned by a live node, each live node holding its fair share (±1).
+fn balanced(owners: &[gateway::cluster::OwnerView], nodes: &[gateway::cluster::NodeView], live: usize) -> bool {
+    let alive: Vec<&str> = nodes.iter().filter(|n| n.alive).map(|n| n.id.as_str()).collect();
+    if alive.len() != live || owners.len() != INSTANCES {
+        return false;
+    }
+    let share = INSTANCES.div_ceil(live);
+    owners.iter().all(|o| o.node_id.as_deref().is_some_and(|n| alive.contains(&n)))
+        && alive.iter().all(|n| {
+            let held = owners.iter().filter(|o| o.node_id.as_deref() == Some(*n)).count();
+            held + 1 >= share && held <= share + 1
+        })
+}
+
+async fn three_nodes() {
+    let Some(db) = TestDb::create(Backend::Postgres).await else { return };
+    let conn = gateway::db::open(&db.url).await.unwrap();
+    let owner = gateway::accounts::create(
+        &conn,
+        gateway::accounts::NewAccount {
+            email: gateway::accounts::Email::parse("cluster@example.com").unwrap(),
+            password: gateway::accounts::NewPassword::parse("a long enough password").unwrap(),
+            role: gateway::accounts::Role::Customer,
+            plan: gateway::plans::Plan::Starter,
+            api_enabled: true,
+            threecx_enabled: false,
+        },
+    )
+    .await
+    .unwrap();
+    for i in 0..INSTANCES {
+        gateway::instances::create(&conn, owner.id, &format!("Line {i}"), "sandbox").await.unwrap();
+    }
+    let mut nodes: Vec<Node> = (0..3).map(|n| start_node(&db, n)).collect();
+    let limit = std::time::Duration::from_secs(30);
+    let (before, _) =
+        owners_until(&conn, limit, |o, n| balanced(o, n, 3)).await.expect("three nodes share the instances");
+    let ids = gateway::cluster::nodes(&conn, 3000).await.unwrap();
+    assert_eq!(ids.len(), 3);
+
+    // SIGKILL one: its instances move within the lease and two seconds, at a higher epoch.
+    let victim_pid = nodes[0].child.id();
+    nodes[0].child.kill().unwrap();
+    nodes[0].child.wait().unwrap();
+    let victim = ids
+        .iter()
+        .map(|n| n.id.clone())
+        .find(|id| std::fs::read_to_string(&nodes[0].log).unwrap().contains(id.as_str()))
+        .expect("the killed node's id is in its log");
+    let (after, took) = owners_until(&conn, limit, |o, n| balanced(o, n, 2)).await.expect("two nodes take over");
+    assert!(
+        took <= std::time::Duration::from_secs(LEASE_SECS + 2),
+        "instances of the killed node (pid {victim_pid}) moved after {took:?}"
+    );
+    for moved in before.iter().filter(|o| o.node_id.as_deref() == Some(victim.as_str())) {
+        let now = after.iter().find(|o| o.instance_id == moved.instance_id).unwrap();
+        assert!(now.epoch > moved.epoch, "{} kept epoch {}", moved.instance_id, moved.epoch);
+        assert_ne!(now.node_id.as_deref(), Some(victim.as_str()));
+    }
+
+    // SIGSTOP another past its lease: the last one takes everything; SIGCONT: the stalled node
+    // fences itself (stops what it ran) before it takes anything again, and the shares even out.
+    signal(&nodes[1], "STOP");
+    owners_until(&conn, limit, |o, n| balanced(o, n, 1)).await.expect("the last live node holds every instance");
+    signal(&nodes[1], "CONT");
+    owners_until(&conn, limit, |o, n| balanced(o, n, 2)).await.expect("the stalled node is back with its share");
+    let log = std::fs::read_to_string(&nodes[1].log).unwrap();
+    assert!(log.contains("lease not renewed in time"), "the stalled node fenced itself");
+
+    for node in &mut nodes[1..] {
+        signal(node, "TERM");
+        let _ = node.child.wait();
+    }
+    // Leaving hands instances back at once: none is owned by a node that left.
+    let owners = gateway::cluster::owners(&conn).await.unwrap();
+    assert!(owners.iter().all(|o| o.node_id.is_none()), "{owners:?}");
     conn.close().await.ok();
     db.drop_database().await;
 }

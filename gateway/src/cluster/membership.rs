@@ -1,0 +1,41 @@
+//! A node's row: registered at start with a new id per boot, its heartbeat renewed every third
+//! of the lease, marked stopped when it leaves.
+use sea_orm::{ConnectionTrait, DatabaseConnection, Statement, Value};
+
+use super::NOW_MS;
+use crate::error::Result;
+
+fn statement(db: &DatabaseConnection, sql: String, values: Vec<Value>) -> Statement {
+    Statement::from_sql_and_values(db.get_database_backend(), sql, values)
+}
+
+pub async fn register(db: &DatabaseConnection, id: &str, address: &str) -> Result<()> {
+    let sql = format!(
+        "INSERT INTO cluster_nodes (id, address, started_at, heartbeat_at, stopped_at) VALUES ($1, $2, {NOW_MS}, {NOW_MS}, NULL)"
+    );
+    db.execute_raw(statement(db, sql, vec![id.into(), address.into()])).await?;
+    Ok(())
+}
+
+/// Renews the heartbeat; `false` when the row is gone or marked stopped.
+pub async fn heartbeat(db: &DatabaseConnection, id: &str) -> Result<bool> {
+    let sql = format!("UPDATE cluster_nodes SET heartbeat_at = {NOW_MS} WHERE id = $1 AND stopped_at IS NULL");
+    Ok(db.execute_raw(statement(db, sql, vec![id.into()])).await?.rows_affected() == 1)
+}
+
+/// Leaves the cluster: the node is stopped and its instances are free for the others at once.
+pub async fn leave(db: &DatabaseConnection, id: &str) -> Result<()> {
+    let sql = "UPDATE instance_owners SET node_id = NULL WHERE node_id = $1".to_string();
+    db.execute_raw(statement(db, sql, vec![id.into()])).await?;
+    let sql = format!("UPDATE cluster_nodes SET stopped_at = {NOW_MS} WHERE id = $1");
+    db.execute_raw(statement(db, sql, vec![id.into()])).await?;
+    Ok(())
+}
+
+/// Nodes whose lease is current.
+pub async fn live_count(db: &DatabaseConnection, lease_ms: i64) -> Result<i64> {
+    let sql =
+        format!("SELECT COUNT(*) AS n FROM cluster_nodes WHERE stopped_at IS NULL AND heartbeat_at > {NOW_MS} - $1");
+    let row = db.query_one_raw(statement(db, sql, vec![lease_ms.into()])).await?;
+    Ok(row.map(|r| r.try_get::<i64>("", "n")).transpose()?.unwrap_or(0))
+}
