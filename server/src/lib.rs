@@ -6,6 +6,7 @@ pub mod anonymous_csrf;
 pub mod api;
 pub mod cli;
 pub mod client_ip;
+pub mod cluster_api;
 pub mod health;
 pub mod http_server;
 pub mod portal;

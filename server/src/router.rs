@@ -32,7 +32,11 @@ pub fn build(state: AppState) -> Router {
     let request_timeout = state.config.http.request_timeout;
     let state_is_https = state.config.public_base_url.starts_with("https://");
     let portal = portal_router(state.clone());
-    let api = crate::api::router(&state)
+    let mut api = crate::api::router(&state);
+    if state.config.cluster.is_some() {
+        api = api.merge(crate::cluster_api::router());
+    }
+    let api = api
         .route("/api/{*rest}", any(api_not_found))
         .merge(crate::health::router())
         .merge(crate::api::openapi::router())

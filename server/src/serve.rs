@@ -92,8 +92,16 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
     match state.config.cluster.clone() {
         // One of several servers: this node runs the instances it owns, and only those.
         Some(cluster) => {
+            let master = &state.config.master_key;
+            let forwarder = gateway::cluster::forward::Forwarder::new(state.db.clone(), master, cluster.lease);
             let node = gateway::cluster::node::Node::new(state.db.clone(), cluster, registry.clone());
-            registry.run_owned_only(node.owned.clone());
+            registry.join_cluster(gateway::connectors::registry::ClusterLink {
+                node_id: node.id.clone(),
+                owned: node.owned.clone(),
+                forwarder,
+                taken: Default::default(),
+                key: gateway::cluster::forward::ClusterKey::derive(master),
+            });
             workers.push(tokio::spawn(Arc::new(node).run(shutdown_rx.clone())));
         }
         None => {

@@ -5,6 +5,7 @@
 //! back what is over its share when another node joins, and stops its clients before its lease
 //! can run out when it cannot renew it (`node`). Only PostgreSQL: the statements use its clock,
 //! `SKIP LOCKED` and `RETURNING`.
+pub mod forward;
 pub mod membership;
 pub mod node;
 pub mod ownership;

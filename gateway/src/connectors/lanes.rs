@@ -120,6 +120,15 @@ pub(crate) struct Lanes {
     open: Mutex<HashMap<String, EventSink>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     stop: CancellationToken,
+    fence: Arc<std::sync::OnceLock<Fence>>,
+}
+
+/// With several servers: what this node owns. A session's state changes and receipts are
+/// written only while this node still owns the instance at the epoch it runs it with; a node
+/// that was paused past its lease finds another owner (or a higher epoch) and writes nothing.
+pub(crate) struct Fence {
+    pub node_id: String,
+    pub owned: Arc<crate::cluster::node::Owned>,
 }
 
 impl Lanes {
@@ -130,7 +139,12 @@ impl Lanes {
             open: Mutex::new(HashMap::new()),
             tasks: Mutex::new(Vec::new()),
             stop: CancellationToken::new(),
+            fence: Arc::new(std::sync::OnceLock::new()),
         }
+    }
+
+    pub(crate) fn fence_with(&self, fence: Fence) {
+        let _ = self.fence.set(fence);
     }
 
     /// The instance's lane, started on first use.
@@ -140,7 +154,7 @@ impl Lanes {
             return sink.clone();
         }
         let (sink, reports) = EventSink::channel(LANE_QUEUE);
-        let store = Store { db: self.db.clone(), receipts: self.receipts.clone() };
+        let store = Store { db: self.db.clone(), receipts: self.receipts.clone(), fence: self.fence.clone() };
         let task = tokio::spawn(run(store, instance_id.to_string(), reports, self.stop.clone()));
         let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
         tasks.retain(|t| !t.is_finished());
@@ -176,6 +190,27 @@ impl Lanes {
 pub(crate) struct Store {
     pub db: DatabaseConnection,
     pub receipts: Arc<ReceiptWriter>,
+    pub fence: Arc<std::sync::OnceLock<Fence>>,
+}
+
+impl Store {
+    /// Whether this node may write what only an instance's owner may (always, on one server).
+    async fn owner_may_write(&self, instance_id: &str) -> bool {
+        let Some(fence) = self.fence.get() else { return true };
+        let Some(epoch) = fence.owned.epoch(instance_id) else {
+            tracing::warn!(instance_id, "a state change of an instance this node no longer runs was not written");
+            return false;
+        };
+        match crate::cluster::ownership::holds(&self.db, instance_id, &fence.node_id, epoch).await {
+            Ok(true) => true,
+            Ok(false) => {
+                tracing::warn!(instance_id, epoch, "a state change with a stale epoch was not written");
+                false
+            }
+            // The write itself meets the same trouble and is retried.
+            Err(_) => true,
+        }
+    }
 }
 
 async fn run(store: Store, instance_id: String, mut reports: Reports, stop: CancellationToken) {
@@ -239,6 +274,9 @@ pub(crate) async fn store_batch(store: &Store, lane: &str, batch: Vec<Report>) {
                     run.clear();
                     store_receipts(store, &receipts, &mut failed).await;
                     receipts.clear();
+                    if !store.owner_may_write(&event.instance_id).await {
+                        continue;
+                    }
                     let stored = with_retries(&event.instance_id, "event", || super::record::event(db, event)).await;
                     if let Err(e) = stored {
                         tracing::error!(instance_id = %event.instance_id, error = %e, "a connector event could not be stored");
@@ -263,6 +301,9 @@ pub(crate) async fn store_batch(store: &Store, lane: &str, batch: Vec<Report>) {
 async fn store_receipts(store: &Store, run: &[(usize, &ConnectorEvent)], failed: &mut [Option<String>]) {
     let Some((_, first)) = run.first() else { return };
     let instance_id = first.instance_id.as_str();
+    if !store.owner_may_write(instance_id).await {
+        return;
+    }
     let receipts: Vec<(&str, super::DeliveryStatus, bool)> = run
         .iter()
         .filter_map(|(_, event)| match &event.kind {

@@ -111,20 +111,43 @@ pub enum MediaKind {
     Video,
 }
 
-#[derive(Clone, Debug)]
+/// Serializable so that a server can hand a send to the server that runs the instance's
+/// connection (`cluster::forward`); file bytes travel as base64.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum OutgoingContent {
     Text(String),
-    Media { kind: MediaKind, mime_type: String, file_name: Option<String>, data: Vec<u8>, caption: Option<String> },
+    Media {
+        kind: MediaKind,
+        mime_type: String,
+        file_name: Option<String>,
+        #[serde(with = "base64_bytes")]
+        data: Vec<u8>,
+        caption: Option<String>,
+    },
 }
 
-#[derive(Clone, Debug)]
+mod base64_bytes {
+    use base64::Engine;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&base64::engine::general_purpose::STANDARD.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        base64::engine::general_purpose::STANDARD.decode(text).map_err(serde::de::Error::custom)
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct OutgoingMessage {
     /// E.164, with the leading `+`.
     pub to: String,
     pub content: OutgoingContent,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SentMessage {
     /// The id receipts will refer to.
     pub provider_message_id: String,

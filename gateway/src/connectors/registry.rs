@@ -25,6 +25,9 @@ use crate::{
 /// What a server that does not run an instance's connection says of it.
 const ELSEWHERE: &str =
     "This instance's connection runs on another server of this gateway right now. Try again in a few seconds.";
+/// What it says when the server that runs it cannot be reached.
+const UNREACHABLE: &str =
+    "The server that runs this instance's connection cannot be reached right now. Try again in a few seconds.";
 
 /// How long a stopping server gives the lanes to store what is queued.
 const LANES_CLOSE_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -39,9 +42,33 @@ pub struct Registry {
     /// Sessions opened to link a phone that hold a live client meanwhile, by instance id.
     attempts: StdMutex<HashMap<String, Attempt>>,
     link_limits: LinkLimits,
-    /// With several servers: the instances this node owns. A connection is opened only here.
-    owned: std::sync::OnceLock<Arc<crate::cluster::node::Owned>>,
+    /// With several servers: what this node owns, and how it reaches the owners of the rest.
+    cluster: std::sync::OnceLock<ClusterLink>,
 }
+
+/// A node's link to the cluster: connections are opened only for the instances it owns; what
+/// needs another instance's connection is forwarded to its owner.
+pub struct ClusterLink {
+    pub node_id: String,
+    pub owned: Arc<crate::cluster::node::Owned>,
+    pub forwarder: crate::cluster::forward::Forwarder,
+    /// Calls from other nodes already taken (each is done once).
+    pub taken: crate::cluster::forward::Taken,
+    pub key: crate::cluster::forward::ClusterKey,
+}
+
+/// How a send's hand-over to WhatsApp ended.
+pub enum Handover {
+    Sent(super::SentMessage),
+    Refused(ConnectorError),
+    /// Nothing was handed over: no connection to hand it to (here or at the owner).
+    NoConnection(String),
+    /// No answer in time: it may have gone out.
+    Unknown(String),
+}
+
+/// How long a forwarded link action may take.
+const FORWARD_LIMIT: Duration = Duration::from_secs(30);
 
 /// Bounds on link attempts of connectors that hold a live client while waiting for a phone.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,7 +113,7 @@ impl Registry {
             lanes,
             attempts: StdMutex::new(HashMap::new()),
             link_limits,
-            owned: std::sync::OnceLock::new(),
+            cluster: std::sync::OnceLock::new(),
         })
     }
 
@@ -110,13 +137,83 @@ impl Registry {
     }
 
     /// With several servers, connections are opened only for the instances this node owns.
-    pub fn run_owned_only(&self, owned: Arc<crate::cluster::node::Owned>) {
-        let _ = self.owned.set(owned);
+    pub fn join_cluster(&self, link: ClusterLink) {
+        self.lanes.fence_with(super::lanes::Fence { node_id: link.node_id.clone(), owned: link.owned.clone() });
+        let _ = self.cluster.set(link);
+    }
+
+    pub fn cluster(&self) -> Option<&ClusterLink> {
+        self.cluster.get()
     }
 
     /// Whether this process may run the instance's connection (always, on a single server).
     pub fn owns(&self, instance_id: &str) -> bool {
-        self.owned.get().is_none_or(|owned| owned.epoch(instance_id).is_some())
+        self.cluster.get().is_none_or(|link| link.owned.epoch(instance_id).is_some())
+    }
+
+    /// The way to the instance's owner, when another node runs its connection.
+    fn remote(&self, instance_id: &str) -> Option<&crate::cluster::forward::Forwarder> {
+        self.cluster.get().filter(|link| link.owned.epoch(instance_id).is_none()).map(|link| &link.forwarder)
+    }
+
+    /// Forwards a link action to the instance's owner and reads its reply.
+    async fn forwarded(
+        &self,
+        forwarder: &crate::cluster::forward::Forwarder,
+        instance_id: &str,
+        op: crate::cluster::forward::Op,
+    ) -> Result<crate::cluster::forward::Reply> {
+        use crate::cluster::forward::{Reply, Trouble};
+        match forwarder.call(instance_id, op, FORWARD_LIMIT).await {
+            Ok(Reply::Failed { failure }) => Err(failure.into()),
+            Ok(reply) => Ok(reply),
+            Err(trouble) => {
+                tracing::warn!(instance_id, ?trouble, "a link action for another server's instance failed");
+                Err(Error::Refused(match trouble {
+                    Trouble::Unknown(_) => "The server that runs this instance did not answer in time. Check the instance before trying again.".into(),
+                    _ => UNREACHABLE.into(),
+                }))
+            }
+        }
+    }
+
+    /// Forwards an action whose reply is `Done`.
+    async fn forwarded_done(
+        &self,
+        forwarder: &crate::cluster::forward::Forwarder,
+        instance_id: &str,
+        op: crate::cluster::forward::Op,
+    ) -> Result<()> {
+        match self.forwarded(forwarder, instance_id, op).await? {
+            crate::cluster::forward::Reply::Done => Ok(()),
+            other => Err(Error::Internal(format!("unexpected reply from the owning server: {other:?}"))),
+        }
+    }
+
+    /// Hands a send to the instance's connection, here or at the node that runs it, waiting at
+    /// most `limit`. Never tries twice.
+    pub async fn hand_over(&self, instance: &Instance, message: super::OutgoingMessage, limit: Duration) -> Handover {
+        use crate::cluster::forward::{Op, Reply, Trouble};
+        if let Some(forwarder) = self.remote(&instance.id) {
+            return match forwarder.call(&instance.id, Op::Send { message }, limit).await {
+                Ok(Reply::Sent { provider_message_id }) => Handover::Sent(super::SentMessage { provider_message_id }),
+                Ok(Reply::SendRefused { refusal }) => Handover::Refused(refusal.into()),
+                Ok(Reply::SendUnknown { reason }) => Handover::Unknown(reason),
+                Ok(Reply::Failed { failure }) => Handover::NoConnection(format!("{failure:?}")),
+                Ok(other) => Handover::Unknown(format!("unexpected reply: {other:?}")),
+                Err(Trouble::Unknown(e)) => Handover::Unknown(e),
+                Err(trouble) => Handover::NoConnection(format!("{trouble:?}")),
+            };
+        }
+        let session = match self.session(instance).await {
+            Ok(session) => session,
+            Err(e) => return Handover::NoConnection(e.to_string()),
+        };
+        match tokio::time::timeout(limit, session.send(message)).await {
+            Ok(Ok(sent)) => Handover::Sent(sent),
+            Ok(Err(e)) => Handover::Refused(e),
+            Err(_) => Handover::Unknown("no answer in time".into()),
+        }
     }
 
     /// The instance's session in this process, opened on first use.
@@ -254,8 +351,11 @@ impl Registry {
     }
 
     pub async fn link_state(&self, instance: &Instance) -> Result<LinkState> {
-        if !self.owns(&instance.id) {
-            return Ok(LinkState::Disconnected { reason: ELSEWHERE.into() });
+        if let Some(forwarder) = self.remote(&instance.id) {
+            return match self.forwarded(forwarder, &instance.id, crate::cluster::forward::Op::LinkState).await {
+                Ok(crate::cluster::forward::Reply::LinkState { state }) => Ok(state),
+                Ok(_) | Err(_) => Ok(LinkState::Disconnected { reason: UNREACHABLE.into() }),
+            };
         }
         Ok(self.session(instance).await?.link_state().await)
     }
@@ -270,16 +370,25 @@ impl Registry {
     }
 
     pub async fn disconnect(&self, instance: &Instance) -> Result<()> {
+        if let Some(forwarder) = self.remote(&instance.id) {
+            return self.forwarded_done(forwarder, &instance.id, crate::cluster::forward::Op::Disconnect).await;
+        }
         let kind = self.session(instance).await?.disconnect().await.map_err(connector_error)?;
         self.apply(instance, kind).await
     }
 
     pub async fn reconnect(&self, instance: &Instance) -> Result<()> {
+        if let Some(forwarder) = self.remote(&instance.id) {
+            return self.forwarded_done(forwarder, &instance.id, crate::cluster::forward::Op::Reconnect).await;
+        }
         let kind = self.session(instance).await?.reconnect().await.map_err(connector_error)?;
         self.apply(instance, kind).await
     }
 
     pub async fn logout(&self, instance: &Instance) -> Result<()> {
+        if let Some(forwarder) = self.remote(&instance.id) {
+            return self.forwarded_done(forwarder, &instance.id, crate::cluster::forward::Op::Logout).await;
+        }
         let kind = self.session(instance).await?.logout().await.map_err(connector_error)?;
         self.apply(instance, kind).await
     }
@@ -289,6 +398,13 @@ impl Registry {
         let phone = crate::send::phone::Phone::parse(phone).ok_or_else(|| {
             Error::invalid("Enter the phone's number in international format, starting with + and the country code.")
         })?;
+        if let Some(forwarder) = self.remote(&instance.id) {
+            let op = crate::cluster::forward::Op::RequestPairCode { phone: phone.as_str().to_string() };
+            return match self.forwarded(forwarder, &instance.id, op).await? {
+                crate::cluster::forward::Reply::PairCode { code } => Ok(code),
+                other => Err(Error::Internal(format!("unexpected reply from the owning server: {other:?}"))),
+            };
+        }
         self.session(instance).await?.request_pair_code(phone.as_str()).await.map_err(connector_error)
     }
 
@@ -296,6 +412,9 @@ impl Registry {
     pub async fn simulate_scan(&self, instance: &Instance) -> Result<()> {
         if instance.connector != sandbox::NAME {
             return Err(Error::invalid("Only sandbox instances can be linked without a phone."));
+        }
+        if let Some(forwarder) = self.remote(&instance.id) {
+            return self.forwarded_done(forwarder, &instance.id, crate::cluster::forward::Op::SimulateScan).await;
         }
         let session = self.session(instance).await?;
         let sandbox = session
@@ -311,6 +430,10 @@ impl Registry {
     pub async fn sandbox_deliver(&self, instance: &Instance, kind: EventKind) -> Result<()> {
         if instance.connector != sandbox::NAME {
             return Err(Error::invalid("Only sandbox instances take simulated traffic."));
+        }
+        if let Some(forwarder) = self.remote(&instance.id) {
+            let op = crate::cluster::forward::Op::SandboxDeliver { kind };
+            return self.forwarded_done(forwarder, &instance.id, op).await;
         }
         if !matches!(self.link_state(instance).await?, LinkState::Connected { .. }) {
             return Err(Error::Refused("The sandbox instance is not connected. Link it first.".into()));

@@ -8,7 +8,7 @@ use super::{
     settle::{self, Outcome},
 };
 use crate::{
-    connectors::{ConnectorError, OutgoingMessage},
+    connectors::{registry::Handover, ConnectorError, OutgoingMessage},
     error::Result,
     instances::{Instance, InstanceStatus},
     policy::{Assessment, Decision},
@@ -92,18 +92,12 @@ impl Delivery {
         if self.instance.status == InstanceStatus::Unlinked {
             return Handed::Refused("instance_not_connected");
         }
-        let session = match self.state.registry.session(&self.instance).await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(instance_id = %instance_id, error = %e, "no connector session for a send");
-                return Handed::Refused("provider_unavailable");
-            }
-        };
         let limit = Duration::from_secs(self.state.config.send.timeout_secs);
-        // Customers see a stable reason; the provider's own words go to the log only.
-        match tokio::time::timeout(limit, session.send(outgoing)).await {
-            Ok(Ok(receipt)) => Handed::Accepted(receipt.provider_message_id),
-            Ok(Err(e)) => {
+        // Here, or at the server that runs the instance's connection. Customers see a stable
+        // reason; the provider's own words go to the log only.
+        match self.state.registry.hand_over(&self.instance, outgoing, limit).await {
+            Handover::Sent(receipt) => Handed::Accepted(receipt.provider_message_id),
+            Handover::Refused(e) => {
                 tracing::warn!(instance_id = %instance_id, log_id = self.ticket.log_id, error = %e, "connector refused a send");
                 Handed::Refused(match e {
                     ConnectorError::NotConnected => "instance_not_connected",
@@ -113,8 +107,12 @@ impl Delivery {
                     ConnectorError::Unavailable(_) | ConnectorError::Unsupported(_) => "provider_unavailable",
                 })
             }
-            Err(_) => {
-                tracing::warn!(instance_id = %instance_id, log_id = self.ticket.log_id, "the connector did not answer a send in time");
+            Handover::NoConnection(e) => {
+                tracing::warn!(instance_id = %instance_id, error = %e, "no connector session for a send");
+                Handed::Refused("provider_unavailable")
+            }
+            Handover::Unknown(e) => {
+                tracing::warn!(instance_id = %instance_id, log_id = self.ticket.log_id, error = %e, "the connector did not answer a send in time");
                 Handed::Unknown("provider_timeout")
             }
         }

@@ -53,6 +53,7 @@ const INSTANCES: usize = 12;
 struct Node {
     child: std::process::Child,
     log: std::path::PathBuf,
+    base: String,
 }
 
 fn free_port() -> u16 {
@@ -80,7 +81,7 @@ fn start_node(db: &TestDb, n: usize) -> Node {
         .stderr(out)
         .spawn()
         .expect("start wag serve");
-    Node { child, log }
+    Node { child, log, base: format!("http://127.0.0.1:{port}") }
 }
 
 fn signal(node: &Node, name: &str) {
@@ -145,6 +146,56 @@ async fn three_nodes() {
         owners_until(&conn, limit, |o, n| balanced(o, n, 3)).await.expect("three nodes share the instances");
     let ids = gateway::cluster::nodes(&conn, 3000).await.unwrap();
     assert_eq!(ids.len(), 3);
+
+    // Any node takes any request: links and sends reach the instance's owner. A retry with the
+    // same Idempotency-Key through another node answers the first answer; nothing is sent twice.
+    let key = gateway::api_keys::create(&conn, owner.id, "ERP").await.unwrap().secret;
+    let http = reqwest::Client::new();
+    let instances: Vec<String> = before.iter().map(|o| o.instance_id.clone()).collect();
+    for (i, instance) in instances.iter().enumerate() {
+        let linked = http
+            .post(format!("{}/api/sandbox/link", nodes[i % 3].base))
+            .bearer_auth(&key)
+            .json(&serde_json::json!({ "instance_id": instance }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(linked.status(), reqwest::StatusCode::OK, "{}", linked.text().await.unwrap());
+    }
+    let mut sent = Vec::new();
+    for (i, instance) in instances.iter().enumerate() {
+        let body = serde_json::json!({
+            "instance_id": instance,
+            "phone": format!("+9665012345{i:02}"),
+            "message": "Your order has shipped. Track it in your customer portal.",
+            "message_purpose": "transactional",
+        });
+        let mut answers = Vec::new();
+        for via in [(i + 1) % 3, (i + 2) % 3] {
+            let answer = http
+                .post(format!("{}/api/send-message", nodes[via].base))
+                .bearer_auth(&key)
+                .header("idempotency-key", format!("order-{i}"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(answer.status(), reqwest::StatusCode::OK);
+            answers.push(answer.json::<serde_json::Value>().await.unwrap());
+        }
+        assert_eq!(answers[0]["status"], "sent", "{answers:?}");
+        assert_eq!(answers[0]["message_id"], answers[1]["message_id"], "the retry answers the first answer");
+        sent.push(answers[0]["message_id"].as_str().unwrap().to_string());
+    }
+    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+    let messages = gateway::entities::message::Entity::find().count(&conn).await.unwrap();
+    assert_eq!(messages as usize, INSTANCES, "one message per key");
+    let failed = gateway::entities::message::Entity::find()
+        .filter(gateway::entities::message::Column::Status.eq("failed"))
+        .count(&conn)
+        .await
+        .unwrap();
+    assert_eq!(failed, 0);
 
     // SIGKILL one: its instances move within the lease and two seconds, at a higher epoch.
     let victim_pid = nodes[0].child.id();
