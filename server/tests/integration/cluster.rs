@@ -217,14 +217,40 @@ async fn three_nodes() {
         assert_ne!(now.node_id.as_deref(), Some(victim.as_str()));
     }
 
-    // SIGSTOP another past its lease: the last one takes everything; SIGCONT: the stalled node
-    // fences itself (stops what it ran) before it takes anything again, and the shares even out.
+    // SIGSTOP another past its lease, right after it sent a message (its receipts are due in
+    // 2 s): the last node takes everything. SIGCONT: the stalled node fences itself, and the
+    // receipts its old session would write now are refused (stale epoch), so the message stays
+    // as the new owner knows it; the shares even out.
+    let stalled = ids
+        .iter()
+        .map(|n| n.id.clone())
+        .find(|id| std::fs::read_to_string(&nodes[1].log).unwrap().contains(id.as_str()))
+        .expect("the node's id is in its log");
+    let owned = gateway::cluster::owners(&conn).await.unwrap();
+    let theirs = owned.iter().find(|o| o.node_id.as_deref() == Some(stalled.as_str())).expect("it owns one").clone();
+    let body = serde_json::json!({
+        "instance_id": theirs.instance_id,
+        "phone": "+966501234599",
+        "message": "Your appointment is confirmed for Sunday at 10:00.",
+        "message_purpose": "transactional",
+    });
+    let answer = http.post(format!("{}/api/send-message", nodes[2].base)).bearer_auth(&key).json(&body).send().await;
+    let answer: serde_json::Value = answer.unwrap().json().await.unwrap();
+    assert_eq!(answer["status"], "sent", "{answer}");
     signal(&nodes[1], "STOP");
     owners_until(&conn, limit, |o, n| balanced(o, n, 1)).await.expect("the last live node holds every instance");
     signal(&nodes[1], "CONT");
     owners_until(&conn, limit, |o, n| balanced(o, n, 2)).await.expect("the stalled node is back with its share");
     let log = std::fs::read_to_string(&nodes[1].log).unwrap();
     assert!(log.contains("lease not renewed in time"), "the stalled node fenced itself");
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let message = gateway::entities::message::Entity::find()
+        .filter(gateway::entities::message::Column::MessageId.eq(answer["message_id"].as_str().unwrap()))
+        .one(&conn)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(message.status, "sent", "no receipt of the stalled node's old session was written");
 
     for node in &mut nodes[1..] {
         signal(node, "TERM");
