@@ -35,11 +35,19 @@ pub fn from_config(config: &crate::config::Config) -> Vec<Arc<dyn Connector>> {
         }));
     }
     #[cfg(feature = "whatsapp-web")]
-    if config.whatsapp_web_enabled {
+    if whatsapp_web_offered(config) {
         let settings = whatsapp_web::Settings::new(&config.data_dir);
         connectors.push(Arc::new(whatsapp_web::WhatsAppWebConnector::new(settings)));
     }
     connectors
+}
+
+/// The WhatsApp Web connector keeps each linked device's keys in a file of one server's data
+/// dir: with several servers, an instance moving to another node would find no keys there and
+/// be unlinked. Until those keys live in the shared database, a cluster does not offer it.
+#[cfg(feature = "whatsapp-web")]
+fn whatsapp_web_offered(config: &crate::config::Config) -> bool {
+    config.whatsapp_web_enabled && config.cluster.is_none()
 }
 
 /// The names of [`from_config`]'s connectors, in the same order, without building them.
@@ -49,7 +57,7 @@ pub fn enabled_names(config: &crate::config::Config) -> Vec<&'static str> {
         names.push(sandbox::NAME);
     }
     #[cfg(feature = "whatsapp-web")]
-    if config.whatsapp_web_enabled {
+    if whatsapp_web_offered(config) {
         names.push(whatsapp_web::NAME);
     }
     names

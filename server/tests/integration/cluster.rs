@@ -207,6 +207,7 @@ async fn three_nodes() {
         .find(|id| std::fs::read_to_string(&nodes[0].log).unwrap().contains(id.as_str()))
         .expect("the killed node's id is in its log");
     let (after, took) = owners_until(&conn, limit, |o, n| balanced(o, n, 2)).await.expect("two nodes take over");
+    println!("failover: every instance of the killed node had a new owner {took:?} after SIGKILL");
     assert!(
         took <= std::time::Duration::from_secs(LEASE_SECS + 2),
         "instances of the killed node (pid {victim_pid}) moved after {took:?}"
