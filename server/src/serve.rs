@@ -126,7 +126,7 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
 
 /// Hourly housekeeping: expired sessions and idempotency keys, log rows past their retention
 /// (in small batches), spent call-event cooldowns, 3CX request signatures past their window and
-/// old rate windows.
+/// old rate windows; done by one server at a time.
 async fn expire_sessions(
     db: gateway::DatabaseConnection,
     retention: gateway::retention::Retention,
@@ -136,36 +136,60 @@ async fn expire_sessions(
     let mut every = tokio::time::interval(Duration::from_secs(3600));
     loop {
         tokio::select! {
-            _ = every.tick() => {
-                if let Err(e) = store.delete_expired().await {
-                    tracing::warn!(error = %e, "deleting expired sessions failed");
-                }
-                if let Err(e) = gateway::send::idempotency::delete_expired(&db).await {
-                    tracing::warn!(error = %e, "deleting expired idempotency keys failed");
-                }
-                let now = gateway::time::now();
-                // A shutdown does not wait for a long backlog: the next start goes on from it.
-                tokio::select! {
-                    result = gateway::retention::prune(&db, &retention, now) => {
-                        if let Err(e) = result {
-                            tracing::warn!(error = %e, "pruning rows past their retention failed");
-                        }
-                    }
-                    _ = shutdown.changed() => return,
-                }
-                if let Err(e) = gateway::threecx::cooldown::delete_spent(&db, now).await {
-                    tracing::warn!(error = %e, "deleting spent 3CX cooldowns failed");
-                }
-                if let Err(e) = gateway::threecx::replay::forget_old(&db, now).await {
-                    tracing::warn!(error = %e, "deleting old 3CX request signatures failed");
-                }
-                if let Err(e) = gateway::send::throttle::delete_old_windows(&db, now - 2 * 86_400).await {
-                    tracing::warn!(error = %e, "deleting old rate windows failed");
-                }
-            }
+            _ = every.tick() => {}
             _ = shutdown.changed() => return,
         }
+        // With several servers on one database, one of them does it each hour.
+        let round = housekeeping_round(&db, &store, &retention, shutdown.clone());
+        match gateway::db::alone(&db, HOUSEKEEPING_LOCK_ID, round).await {
+            Ok(Some(Round::Stopping)) => return,
+            Ok(Some(Round::Done)) => {}
+            Ok(None) => tracing::debug!("another server is doing this hour's housekeeping"),
+            Err(e) => tracing::warn!(error = %e, "taking the housekeeping lock failed"),
+        }
     }
+}
+
+/// The advisory lock key of housekeeping ("waghouse" in ASCII).
+const HOUSEKEEPING_LOCK_ID: i64 = 0x7761_6768_6f75_7365;
+
+enum Round {
+    Done,
+    Stopping,
+}
+
+async fn housekeeping_round(
+    db: &gateway::DatabaseConnection,
+    store: &DbSessionStore,
+    retention: &gateway::retention::Retention,
+    mut shutdown: watch::Receiver<bool>,
+) -> Round {
+    if let Err(e) = store.delete_expired().await {
+        tracing::warn!(error = %e, "deleting expired sessions failed");
+    }
+    if let Err(e) = gateway::send::idempotency::delete_expired(db).await {
+        tracing::warn!(error = %e, "deleting expired idempotency keys failed");
+    }
+    let now = gateway::time::now();
+    // A shutdown does not wait for a long backlog: the next start goes on from it.
+    tokio::select! {
+        result = gateway::retention::prune(db, retention, now) => {
+            if let Err(e) = result {
+                tracing::warn!(error = %e, "pruning rows past their retention failed");
+            }
+        }
+        _ = shutdown.changed() => return Round::Stopping,
+    }
+    if let Err(e) = gateway::threecx::cooldown::delete_spent(db, now).await {
+        tracing::warn!(error = %e, "deleting spent 3CX cooldowns failed");
+    }
+    if let Err(e) = gateway::threecx::replay::forget_old(db, now).await {
+        tracing::warn!(error = %e, "deleting old 3CX request signatures failed");
+    }
+    if let Err(e) = gateway::send::throttle::delete_old_windows(db, now - 2 * 86_400).await {
+        tracing::warn!(error = %e, "deleting old rate windows failed");
+    }
+    Round::Done
 }
 
 /// Link attempts (a WhatsApp Web client waiting for a phone) that nobody looks at any more are

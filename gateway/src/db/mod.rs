@@ -83,6 +83,37 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
     migrated
 }
 
+/// Runs `work` unless another process is running work under the same lock: PostgreSQL's
+/// transaction-scoped advisory lock (MySQL/MariaDB: a named lock), held by one pooled connection
+/// while `work` runs on the others. `None` when another process holds it. SQLite runs `work`:
+/// one file is one machine's, and its writers take turns anyway.
+pub async fn alone<T>(
+    db: &DatabaseConnection,
+    lock_id: i64,
+    work: impl std::future::Future<Output = T>,
+) -> Result<Option<T>, DbErr> {
+    use sea_orm::{DatabaseBackend, Statement, TransactionTrait};
+    let backend = db.get_database_backend();
+    let lock = match backend {
+        DatabaseBackend::Postgres => format!("SELECT pg_try_advisory_xact_lock({lock_id}) AS taken"),
+        DatabaseBackend::MySql => format!("SELECT GET_LOCK('wag_{lock_id}', 0) = 1 AS taken"),
+        _ => return Ok(Some(work.await)),
+    };
+    let holder = db.begin().await?;
+    let row = holder.query_one_raw(Statement::from_string(backend, lock)).await?;
+    let taken = row.map(|r| r.try_get::<bool>("", "taken")).transpose()?.unwrap_or(false);
+    if !taken {
+        holder.rollback().await?;
+        return Ok(None);
+    }
+    let result = work.await;
+    if backend == DatabaseBackend::MySql {
+        holder.execute_raw(Statement::from_string(backend, format!("SELECT RELEASE_LOCK('wag_{lock_id}')"))).await?;
+    }
+    holder.commit().await?;
+    Ok(Some(result))
+}
+
 /// Holds an exclusive lock on `<database file>.migrate-lock` until dropped (none for an
 /// in-memory database).
 async fn sqlite_migration_lock(db: &DatabaseConnection) -> Result<Option<std::fs::File>, DbErr> {

@@ -2,7 +2,7 @@
 //! start together; on PostgreSQL, each instance's connection has exactly one live owner.
 use crate::common::{Backend, TestDb};
 
-on_every_database!(servers_starting_together_migrate_once);
+on_every_database!(servers_starting_together_migrate_once, work_under_one_lock_runs_on_one_server_at_a_time);
 
 /// Four servers starting at once on an empty database: each migrates, one after the other, and
 /// every one of them starts; the schema is there once.
@@ -34,6 +34,33 @@ async fn servers_starting_together_migrate_once(backend: Backend) {
         .unwrap();
     use migrations::MigratorTrait;
     assert_eq!(applied as usize, migrations::Migrator::migrations().len());
+    conn.close().await.ok();
+    db.drop_database().await;
+}
+
+/// Hourly housekeeping runs under `db::alone`: while one server holds the lock, another skips
+/// its round (SQLite, one machine's file, always runs it).
+async fn work_under_one_lock_runs_on_one_server_at_a_time(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else { return };
+    let conn = gateway::db::open(&db.url).await.unwrap();
+    let (release, released) = tokio::sync::oneshot::channel::<()>();
+    let holder = {
+        let conn = conn.clone();
+        tokio::spawn(async move {
+            gateway::db::alone(&conn, 42, async {
+                let _ = released.await;
+                "first"
+            })
+            .await
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let second = gateway::db::alone(&conn, 42, async { "second" }).await.unwrap();
+    let expected = if matches!(backend, Backend::Sqlite) { Some("second") } else { None };
+    assert_eq!(second, expected);
+    release.send(()).unwrap();
+    assert_eq!(holder.await.unwrap().unwrap(), Some("first"));
+    assert_eq!(gateway::db::alone(&conn, 42, async { "third" }).await.unwrap(), Some("third"), "free again");
     conn.close().await.ok();
     db.drop_database().await;
 }
