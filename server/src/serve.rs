@@ -104,6 +104,7 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
                 forwarder,
                 taken: Default::default(),
                 key: gateway::cluster::forward::ClusterKey::derive(master),
+                placed: Default::default(),
             });
             workers.push(tokio::spawn(Arc::new(node).run(shutdown_rx.clone())));
         }

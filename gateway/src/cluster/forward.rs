@@ -189,7 +189,7 @@ impl ClusterKey {
             }
         }
         let (Some(timestamp), Some(signature)) = (timestamp, signature) else { return false };
-        if now.checked_sub(timestamp).is_none_or(|age| age.abs() > FRESH_SECS) {
+        if now.checked_sub(timestamp).is_none_or(|age| age.unsigned_abs() > FRESH_SECS as u64) {
             return false;
         }
         self.mac(timestamp, body).verify_slice(&signature).is_ok()
@@ -251,13 +251,17 @@ impl Forwarder {
     /// Posts `op` to the instance's owner and waits at most `limit` for its reply. An owner
     /// that lost the instance meanwhile is asked once more, after the new owner is known.
     pub async fn call(&self, instance_id: &str, op: Op, limit: Duration) -> Result<Reply, Trouble> {
-        let deadline = Instant::now() + limit;
-        for attempt in 0..3 {
+        let started = Instant::now();
+        let deadline = started + limit;
+        // An instance without a live owner (its node just died and its lease ran out) gets one
+        // within a node's tick or two (a third of the lease each).
+        let owner_wait = (Duration::from_millis(self.lease_ms as u64) * 2 / 3 + Duration::from_secs(1)).min(limit);
+        let mut moved = 0;
+        loop {
             let address = match self.owner_address(instance_id).await {
                 Ok(Some(address)) => address,
-                Ok(None) if attempt < 2 => {
-                    // Between owners (a node just died): the next one takes it within the lease.
-                    tokio::time::sleep(Duration::from_millis(300)).await;
+                Ok(None) if started.elapsed() < owner_wait => {
+                    tokio::time::sleep(Duration::from_millis(250)).await;
                     continue;
                 }
                 Ok(None) => return Err(Trouble::NoOwner),
@@ -286,12 +290,13 @@ impl Forwarder {
                 return Err(Trouble::NotDelivered(format!("the owner answered HTTP {}", response.status())));
             }
             match response.json::<Reply>().await {
-                Ok(Reply::NotOwner) => continue,
+                // The instance moved between the lookup and the call: ask its new owner.
+                Ok(Reply::NotOwner) if moved < 2 => moved += 1,
+                Ok(Reply::NotOwner) => return Err(Trouble::NoOwner),
                 Ok(reply) => return Ok(reply),
                 Err(e) => return Err(Trouble::Unknown(e.to_string())),
             }
         }
-        Err(Trouble::NoOwner)
     }
 }
 

@@ -34,7 +34,7 @@ impl Owned {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).get(instance_id).copied()
     }
 
-    fn set(&self, instance_id: &str, epoch: Option<i64>) {
+    pub(crate) fn set(&self, instance_id: &str, epoch: Option<i64>) {
         let mut owned = self.0.lock().unwrap_or_else(|p| p.into_inner());
         match epoch {
             Some(epoch) => owned.insert(instance_id.to_string(), epoch),

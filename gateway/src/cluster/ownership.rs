@@ -94,6 +94,18 @@ pub async fn balance(db: &DatabaseConnection, node_id: &str, lease_ms: i64) -> R
     Ok(result)
 }
 
+/// Takes an instance nobody has owned yet (created a moment ago) for this node, so that the
+/// first request for it need not wait for a node's tick. `None` when it has an owner row.
+pub async fn claim_new(db: &DatabaseConnection, node_id: &str, instance_id: &str) -> Result<Option<i64>> {
+    let sql = format!(
+        "INSERT INTO instance_owners (instance_id, node_id, epoch, since) \
+         SELECT i.id, $1, 1, {NOW_MS} FROM instances i WHERE i.id = $2 \
+         ON CONFLICT (instance_id) DO NOTHING RETURNING epoch"
+    );
+    let row = db.query_one_raw(statement(db, sql, vec![node_id.into(), instance_id.into()])).await?;
+    Ok(row.map(|r| r.try_get::<i64>("", "epoch")).transpose()?)
+}
+
 /// Gives instances back (their clients here are stopped): any live node may take them.
 pub async fn release(db: &DatabaseConnection, node_id: &str, instance_ids: &[String]) -> Result<()> {
     if instance_ids.is_empty() {

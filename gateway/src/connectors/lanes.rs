@@ -124,8 +124,9 @@ pub(crate) struct Lanes {
 }
 
 /// With several servers: what this node owns. A session's state changes and receipts are
-/// written only while this node still owns the instance at the epoch it runs it with; a node
-/// that was paused past its lease finds another owner (or a higher epoch) and writes nothing.
+/// written only while this node still owns the instance at the epoch the session was opened
+/// with; a node that was paused past its lease finds another owner (or a higher epoch, when it
+/// took the instance back since) and writes nothing of the old session.
 pub(crate) struct Fence {
     pub node_id: String,
     pub owned: Arc<crate::cluster::node::Owned>,
@@ -154,7 +155,10 @@ impl Lanes {
             return sink.clone();
         }
         let (sink, reports) = EventSink::channel(LANE_QUEUE);
-        let store = Store { db: self.db.clone(), receipts: self.receipts.clone(), fence: self.fence.clone() };
+        // The epoch the instance's session runs with here: a lane serves one session, and what
+        // it reports is checked against that epoch, not whatever this node holds later.
+        let epoch = self.fence.get().and_then(|fence| fence.owned.epoch(instance_id));
+        let store = Store { db: self.db.clone(), receipts: self.receipts.clone(), fence: self.fence.clone(), epoch };
         let task = tokio::spawn(run(store, instance_id.to_string(), reports, self.stop.clone()));
         let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
         tasks.retain(|t| !t.is_finished());
@@ -191,14 +195,16 @@ pub(crate) struct Store {
     pub db: DatabaseConnection,
     pub receipts: Arc<ReceiptWriter>,
     pub fence: Arc<std::sync::OnceLock<Fence>>,
+    /// With several servers: the epoch this lane's session was opened with.
+    pub epoch: Option<i64>,
 }
 
 impl Store {
     /// Whether this node may write what only an instance's owner may (always, on one server).
     async fn owner_may_write(&self, instance_id: &str) -> bool {
         let Some(fence) = self.fence.get() else { return true };
-        let Some(epoch) = fence.owned.epoch(instance_id) else {
-            tracing::warn!(instance_id, "a state change of an instance this node no longer runs was not written");
+        let Some(epoch) = self.epoch else {
+            tracing::warn!(instance_id, "a state change of an instance this node does not run was not written");
             return false;
         };
         match crate::cluster::ownership::holds(&self.db, instance_id, &fence.node_id, epoch).await {

@@ -55,6 +55,8 @@ pub struct ClusterLink {
     /// Calls from other nodes already taken (each is done once).
     pub taken: crate::cluster::forward::Taken,
     pub key: crate::cluster::forward::ClusterKey,
+    /// Instances known to have an owner row: no claim is tried for them again.
+    pub placed: StdMutex<std::collections::HashSet<String>>,
 }
 
 /// How a send's hand-over to WhatsApp ended.
@@ -151,9 +153,31 @@ impl Registry {
         self.cluster.get().is_none_or(|link| link.owned.epoch(instance_id).is_some())
     }
 
-    /// The way to the instance's owner, when another node runs its connection.
-    fn remote(&self, instance_id: &str) -> Option<&crate::cluster::forward::Forwarder> {
-        self.cluster.get().filter(|link| link.owned.epoch(instance_id).is_none()).map(|link| &link.forwarder)
+    /// The way to the instance's owner, when another node runs its connection. An instance
+    /// nobody owns yet (just created) is taken here at once.
+    async fn remote(&self, instance_id: &str) -> Option<&crate::cluster::forward::Forwarder> {
+        let link = self.cluster.get().filter(|link| link.owned.epoch(instance_id).is_none())?;
+        if link.placed.lock().unwrap_or_else(|p| p.into_inner()).contains(instance_id) {
+            return Some(&link.forwarder);
+        }
+        match crate::cluster::ownership::claim_new(&self.db, &link.node_id, instance_id).await {
+            Ok(Some(epoch)) => {
+                link.owned.set(instance_id, Some(epoch));
+                None
+            }
+            Ok(None) => {
+                let mut placed = link.placed.lock().unwrap_or_else(|p| p.into_inner());
+                if placed.len() >= 100_000 {
+                    placed.clear();
+                }
+                placed.insert(instance_id.to_string());
+                Some(&link.forwarder)
+            }
+            Err(e) => {
+                tracing::warn!(instance_id, error = %e, "claiming a new instance failed");
+                Some(&link.forwarder)
+            }
+        }
     }
 
     /// Forwards a link action to the instance's owner and reads its reply.
@@ -194,7 +218,7 @@ impl Registry {
     /// most `limit`. Never tries twice.
     pub async fn hand_over(&self, instance: &Instance, message: super::OutgoingMessage, limit: Duration) -> Handover {
         use crate::cluster::forward::{Op, Reply, Trouble};
-        if let Some(forwarder) = self.remote(&instance.id) {
+        if let Some(forwarder) = self.remote(&instance.id).await {
             return match forwarder.call(&instance.id, Op::Send { message }, limit).await {
                 Ok(Reply::Sent { provider_message_id }) => Handover::Sent(super::SentMessage { provider_message_id }),
                 Ok(Reply::SendRefused { refusal }) => Handover::Refused(refusal.into()),
@@ -351,7 +375,7 @@ impl Registry {
     }
 
     pub async fn link_state(&self, instance: &Instance) -> Result<LinkState> {
-        if let Some(forwarder) = self.remote(&instance.id) {
+        if let Some(forwarder) = self.remote(&instance.id).await {
             return match self.forwarded(forwarder, &instance.id, crate::cluster::forward::Op::LinkState).await {
                 Ok(crate::cluster::forward::Reply::LinkState { state }) => Ok(state),
                 Ok(_) | Err(_) => Ok(LinkState::Disconnected { reason: UNREACHABLE.into() }),
@@ -364,13 +388,16 @@ impl Registry {
     pub async fn close_session(&self, instance_id: &str) {
         let removed = self.sessions.lock().await.remove(instance_id);
         self.attempts().remove(instance_id);
+        // The next session here gets a lane of its own, checked against its own epoch; this
+        // one's lane ends once the closed session lets go of it.
+        self.lanes.remove(instance_id);
         if let Some(session) = removed {
             session.close().await;
         }
     }
 
     pub async fn disconnect(&self, instance: &Instance) -> Result<()> {
-        if let Some(forwarder) = self.remote(&instance.id) {
+        if let Some(forwarder) = self.remote(&instance.id).await {
             return self.forwarded_done(forwarder, &instance.id, crate::cluster::forward::Op::Disconnect).await;
         }
         let kind = self.session(instance).await?.disconnect().await.map_err(connector_error)?;
@@ -378,7 +405,7 @@ impl Registry {
     }
 
     pub async fn reconnect(&self, instance: &Instance) -> Result<()> {
-        if let Some(forwarder) = self.remote(&instance.id) {
+        if let Some(forwarder) = self.remote(&instance.id).await {
             return self.forwarded_done(forwarder, &instance.id, crate::cluster::forward::Op::Reconnect).await;
         }
         let kind = self.session(instance).await?.reconnect().await.map_err(connector_error)?;
@@ -386,7 +413,7 @@ impl Registry {
     }
 
     pub async fn logout(&self, instance: &Instance) -> Result<()> {
-        if let Some(forwarder) = self.remote(&instance.id) {
+        if let Some(forwarder) = self.remote(&instance.id).await {
             return self.forwarded_done(forwarder, &instance.id, crate::cluster::forward::Op::Logout).await;
         }
         let kind = self.session(instance).await?.logout().await.map_err(connector_error)?;
@@ -398,7 +425,7 @@ impl Registry {
         let phone = crate::send::phone::Phone::parse(phone).ok_or_else(|| {
             Error::invalid("Enter the phone's number in international format, starting with + and the country code.")
         })?;
-        if let Some(forwarder) = self.remote(&instance.id) {
+        if let Some(forwarder) = self.remote(&instance.id).await {
             let op = crate::cluster::forward::Op::RequestPairCode { phone: phone.as_str().to_string() };
             return match self.forwarded(forwarder, &instance.id, op).await? {
                 crate::cluster::forward::Reply::PairCode { code } => Ok(code),
@@ -413,7 +440,7 @@ impl Registry {
         if instance.connector != sandbox::NAME {
             return Err(Error::invalid("Only sandbox instances can be linked without a phone."));
         }
-        if let Some(forwarder) = self.remote(&instance.id) {
+        if let Some(forwarder) = self.remote(&instance.id).await {
             return self.forwarded_done(forwarder, &instance.id, crate::cluster::forward::Op::SimulateScan).await;
         }
         let session = self.session(instance).await?;
@@ -431,7 +458,7 @@ impl Registry {
         if instance.connector != sandbox::NAME {
             return Err(Error::invalid("Only sandbox instances take simulated traffic."));
         }
-        if let Some(forwarder) = self.remote(&instance.id) {
+        if let Some(forwarder) = self.remote(&instance.id).await {
             let op = crate::cluster::forward::Op::SandboxDeliver { kind };
             return self.forwarded_done(forwarder, &instance.id, op).await;
         }

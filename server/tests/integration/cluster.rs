@@ -280,6 +280,18 @@ async fn three_nodes() {
         .unwrap();
     assert_eq!(message.status, "sent", "no receipt of the stalled node's old session was written");
 
+    // An instance created a moment ago has no owner yet: a link through any node waits the
+    // moment it takes a node to claim it.
+    let late = gateway::instances::create(&conn, owner.id, "Late line", "sandbox").await.unwrap();
+    let linked = http
+        .post(format!("{}/api/sandbox/link", nodes[2].base))
+        .bearer_auth(&key)
+        .json(&serde_json::json!({ "instance_id": late.id }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(linked.status(), reqwest::StatusCode::OK, "{}", linked.text().await.unwrap());
+
     for node in &mut nodes[1..] {
         signal(node, "TERM");
         let _ = node.child.wait();
