@@ -224,6 +224,14 @@ pub async fn delete(db: &DatabaseConnection, account_id: i64, id: &str) -> Resul
         .collect();
     crate::webhooks::destinations::delete_with_deliveries(&txn, destinations).await?;
     crate::threecx::integrations::delete_for_instance(&txn, &current.id).await?;
+    // Its owner row with several servers (the table is there, empty, on one server).
+    let backend = sea_orm::ConnectionTrait::get_database_backend(&txn);
+    let sql = match backend {
+        sea_orm::DatabaseBackend::Postgres => "DELETE FROM instance_owners WHERE instance_id = $1",
+        _ => "DELETE FROM instance_owners WHERE instance_id = ?",
+    };
+    let owner_row = sea_orm::Statement::from_sql_and_values(backend, sql, vec![current.id.clone().into()]);
+    sea_orm::ConnectionTrait::execute_raw(&txn, owner_row).await?;
     instance::Entity::delete_by_id(current.id).exec(&txn).await?;
     crate::cache::epoch::mark(&txn).await?;
     crate::cache::epoch::commit(txn).await?;

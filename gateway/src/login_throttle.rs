@@ -76,40 +76,39 @@ pub const DEVICE_COOKIE_DAYS: i64 = 365;
 impl DeviceKey {
     /// Derived from the master key for this one purpose.
     pub fn derive(master_key: &crate::config::MasterKey) -> DeviceKey {
-        DeviceKey(mac(&master_key.0, &[b"wag device cookie v1"]))
+        let mut mac = crate::secrets::hmac_sha256(&master_key.0);
+        hmac::Mac::update(&mut mac, b"wag device cookie v1");
+        DeviceKey(hmac::Mac::finalize(mac).into_bytes().into())
     }
 
     /// A new cookie value for `email`: a random device id and its signature.
     pub fn issue(&self, email_text: &str) -> String {
         let id = hex::encode(rand::random::<[u8; 16]>());
-        let signature = hex::encode(mac(&self.0, &[email_key(email_text).as_bytes(), b".", id.as_bytes()]));
+        let signature = hex::encode(hmac::Mac::finalize(self.signer(email_text, &id)).into_bytes());
         format!("{id}.{signature}")
     }
 
     /// The throttle key of the device, when `cookie` was issued by this server for `email`.
     pub fn device_for(&self, cookie: &str, email_text: &str) -> Option<String> {
-        use hmac::{Hmac, Mac};
+        use hmac::Mac;
         let (id, signature) = cookie.trim().split_once('.')?;
         if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
             return None;
         }
         let signature = hex::decode(signature).ok()?;
-        let mut check = Hmac::<sha2::Sha256>::new_from_slice(&self.0).expect("HMAC takes keys of any length");
-        for part in [email_key(email_text).as_bytes(), b".", id.as_bytes()] {
-            check.update(part);
-        }
         // Compared in constant time.
-        check.verify_slice(&signature).ok().map(|()| format!("device:{id}"))
+        self.signer(email_text, id).verify_slice(&signature).ok().map(|()| format!("device:{id}"))
     }
-}
 
-fn mac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
-    use hmac::{Hmac, Mac};
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key).expect("HMAC takes keys of any length");
-    for part in parts {
-        mac.update(part);
+    /// The HMAC of a device id for an email.
+    fn signer(&self, email_text: &str, id: &str) -> hmac::Hmac<sha2::Sha256> {
+        use hmac::Mac;
+        let mut mac = crate::secrets::hmac_sha256(&self.0);
+        for part in [email_key(email_text).as_bytes(), b".", id.as_bytes()] {
+            mac.update(part);
+        }
+        mac
     }
-    mac.finalize().into_bytes().into()
 }
 
 /// The device cookie's name; behind https a `__Host-` cookie (Secure, whole site, this host).

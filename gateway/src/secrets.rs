@@ -10,6 +10,12 @@ use crate::{config::MasterKey, error::Error};
 
 const PREFIX: &str = "v1:";
 
+/// An HMAC-SHA256 keyed with `key`. HMAC takes keys of any length (longer ones are hashed,
+/// shorter ones padded), so the one error `new_from_slice` can report never happens.
+pub fn hmac_sha256(key: &[u8]) -> hmac::Hmac<sha2::Sha256> {
+    <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(key).expect("HMAC takes keys of any length")
+}
+
 pub fn encrypt(key: &MasterKey, plaintext: &str) -> Result<String, Error> {
     let cipher = ChaCha20Poly1305::new((&key.0).into());
     let nonce = ChaCha20Poly1305::generate_nonce(&mut OsRng);

@@ -6,8 +6,7 @@
 //! compute the token, and a token minted by this server for another browser's nonce does not
 //! match this browser's cookie.
 use axum::http::HeaderMap;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use hmac::Mac;
 
 pub const COOKIE: &str = "wag_csrf";
 /// The name behind https: a `__Host-` cookie is only taken by browsers when it is Secure, for
@@ -29,14 +28,14 @@ pub struct CsrfKey([u8; 32]);
 
 impl CsrfKey {
     pub fn derive(master_key: &gateway::config::MasterKey) -> CsrfKey {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&master_key.0).expect("HMAC takes keys of any length");
+        let mut mac = gateway::secrets::hmac_sha256(&master_key.0);
         mac.update(b"wag anonymous csrf v1");
         CsrfKey(mac.finalize().into_bytes().into())
     }
 
     /// The form token for a nonce.
     pub fn token(&self, nonce: &str) -> String {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes keys of any length");
+        let mut mac = gateway::secrets::hmac_sha256(&self.0);
         mac.update(nonce.as_bytes());
         hex::encode(mac.finalize().into_bytes())
     }

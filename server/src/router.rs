@@ -134,7 +134,7 @@ fn portal_router(state: AppState) -> Router {
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_str(&app::server_util::content_security_policy(None))
-                .expect("the Content-Security-Policy is a valid header"),
+                .unwrap_or_else(|_| HeaderValue::from_static("default-src 'self'")),
         ))
         .layer(sessions)
 }

@@ -159,13 +159,13 @@ pub struct ClusterKey([u8; 32]);
 
 impl ClusterKey {
     pub fn derive(master: &MasterKey) -> ClusterKey {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&master.0).expect("HMAC takes keys of any length");
+        let mut mac = crate::secrets::hmac_sha256(&master.0);
         mac.update(b"wag cluster calls v1");
         ClusterKey(mac.finalize().into_bytes().into())
     }
 
     fn mac(&self, timestamp: i64, body: &[u8]) -> Hmac<Sha256> {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes keys of any length");
+        let mut mac = crate::secrets::hmac_sha256(&self.0);
         mac.update(timestamp.to_string().as_bytes());
         mac.update(b".");
         mac.update(body);

@@ -10,12 +10,23 @@ pub mod membership;
 pub mod node;
 pub mod ownership;
 
-use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+use sea_orm::{ConnectionTrait, DatabaseConnection, Statement, Value};
 
 use crate::error::Result;
 
 /// The database's clock in milliseconds: every node judges leases by the same clock.
 pub(crate) const NOW_MS: &str = "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::bigint";
+
+/// A PostgreSQL statement with `$n` values.
+pub(crate) fn statement(db: &DatabaseConnection, sql: String, values: Vec<Value>) -> Statement {
+    Statement::from_sql_and_values(db.get_database_backend(), sql, values)
+}
+
+/// The `n` column of a one-row `SELECT COUNT(*) AS n`.
+pub(crate) async fn count(db: &DatabaseConnection, sql: String, values: Vec<Value>) -> Result<i64> {
+    let row = db.query_one_raw(statement(db, sql, values)).await?;
+    Ok(row.map(|r| r.try_get::<i64>("", "n")).transpose()?.unwrap_or(0))
+}
 
 /// A node as `wag admin cluster` shows it.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]

@@ -4,7 +4,7 @@
 //! hand an instance back and forth) once its clients for them are stopped.
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement, Value};
 
-use super::NOW_MS;
+use super::{count, statement, NOW_MS};
 use crate::error::Result;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -19,15 +19,6 @@ pub struct Balance {
     pub gained: Vec<Owned>,
     /// Over this node's share: stop their clients, then [`release`] them.
     pub surplus: Vec<String>,
-}
-
-fn statement(db: &DatabaseConnection, sql: String, values: Vec<Value>) -> Statement {
-    Statement::from_sql_and_values(db.get_database_backend(), sql, values)
-}
-
-async fn count(db: &DatabaseConnection, sql: String, values: Vec<Value>) -> Result<i64> {
-    let row = db.query_one_raw(statement(db, sql, values)).await?;
-    Ok(row.map(|r| r.try_get::<i64>("", "n")).transpose()?.unwrap_or(0))
 }
 
 fn owned_rows(rows: Vec<sea_orm::QueryResult>) -> Result<Vec<Owned>> {
@@ -84,13 +75,6 @@ pub async fn balance(db: &DatabaseConnection, node_id: &str, lease_ms: i64) -> R
             owned_rows(db.query_all_raw(statement(db, sql, vec![node_id.into(), (mine - share).into()])).await?)?;
         result.surplus = surplus.into_iter().map(|o| o.instance_id).collect();
     }
-    // Owner rows of deleted instances.
-    db.execute_raw(statement(
-        db,
-        "DELETE FROM instance_owners o WHERE NOT EXISTS (SELECT 1 FROM instances i WHERE i.id = o.instance_id)".into(),
-        vec![],
-    ))
-    .await?;
     Ok(result)
 }
 
