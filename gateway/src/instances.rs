@@ -277,6 +277,32 @@ pub async fn record_status(
     Ok(Some(updated.into()))
 }
 
+/// The end of a temporary ban WhatsApp announced for the instance, if one was recorded.
+/// Read only when a live client is about to connect, so it is not part of [`Instance`].
+pub async fn banned_until(db: &DatabaseConnection, id: &str) -> Result<Option<i64>> {
+    use sea_orm::ConnectionTrait;
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        sea_orm::DatabaseBackend::Postgres => "SELECT banned_until FROM instances WHERE id = $1",
+        _ => "SELECT banned_until FROM instances WHERE id = ?",
+    };
+    let row = db.query_one_raw(sea_orm::Statement::from_sql_and_values(backend, sql, [id.into()])).await?;
+    Ok(row.map(|r| r.try_get::<Option<i64>>("", "banned_until")).transpose()?.flatten())
+}
+
+/// Records (`Some`) or clears (`None`) the end of a temporary ban, so that neither a restarted
+/// server nor the instance's next owner in a cluster connects before it.
+pub async fn set_banned_until(db: &DatabaseConnection, id: &str, until: Option<i64>) -> Result<()> {
+    use sea_orm::ConnectionTrait;
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        sea_orm::DatabaseBackend::Postgres => "UPDATE instances SET banned_until = $1 WHERE id = $2",
+        _ => "UPDATE instances SET banned_until = ? WHERE id = ?",
+    };
+    db.execute_raw(sea_orm::Statement::from_sql_and_values(backend, sql, [until.into(), id.into()])).await?;
+    Ok(())
+}
+
 /// Sets (`Some`) or clears (`None`) the instance's connection alert. Returns the instance when
 /// the alert changed.
 pub async fn set_connection_alert(db: &DatabaseConnection, id: &str, alert: Option<&str>) -> Result<Option<Instance>> {

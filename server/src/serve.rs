@@ -60,7 +60,7 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
     gateway::db::migrate(&db).await.map_err(|e| anyhow::anyhow!("database migration failed: {e}"))?;
 
     let registry =
-        Registry::with_link_limits(db.clone(), gateway::connectors::from_config(&config), config.caps.into());
+        Registry::with_link_limits(db.clone(), gateway::connectors::from_config(&config, &db), config.caps.into());
     let cache = gateway::cache::HotCache::new(db.clone());
     let config_media_fetch = config.send.media_fetch;
     let state = AppState {

@@ -8,7 +8,7 @@
 //! rotate and expire, sessions drop and come back by themselves, receipts refer back to the
 //! provider's message id, and a sender may be known only by an opaque address without a phone.
 pub(crate) mod lanes;
-mod record;
+pub(crate) mod record;
 pub mod registry;
 pub mod sandbox;
 mod sink;
@@ -26,8 +26,11 @@ use crate::instances::InstanceStatus;
 pub const KNOWN: [&str; 2] = [sandbox::NAME, "whatsapp-web"];
 
 /// The connectors this server offers, as configured; the first is the default for new
-/// instances (the sandbox, while it is enabled).
-pub fn from_config(config: &crate::config::Config) -> Vec<Arc<dyn Connector>> {
+/// instances (the sandbox, while it is enabled). `db` keeps WhatsApp Web's keys when servers
+/// run as a cluster (one server keeps them in files in its data dir).
+pub fn from_config(config: &crate::config::Config, db: &sea_orm::DatabaseConnection) -> Vec<Arc<dyn Connector>> {
+    #[cfg(not(feature = "whatsapp-web"))]
+    let _ = db;
     let mut connectors: Vec<Arc<dyn Connector>> = Vec::new();
     if config.sandbox_enabled {
         connectors.push(Arc::new(sandbox::SandboxConnector {
@@ -35,19 +38,17 @@ pub fn from_config(config: &crate::config::Config) -> Vec<Arc<dyn Connector>> {
         }));
     }
     #[cfg(feature = "whatsapp-web")]
-    if whatsapp_web_offered(config) {
-        let settings = whatsapp_web::Settings::new(&config.data_dir);
+    if config.whatsapp_web_enabled {
+        let settings = match config.cluster {
+            Some(_) => whatsapp_web::Settings::shared(Arc::new(whatsapp_web::shared_store::KeyVault::new(
+                db.clone(),
+                &config.master_key,
+            ))),
+            None => whatsapp_web::Settings::new(&config.data_dir),
+        };
         connectors.push(Arc::new(whatsapp_web::WhatsAppWebConnector::new(settings)));
     }
     connectors
-}
-
-/// The WhatsApp Web connector keeps each linked device's keys in a file of one server's data
-/// dir: with several servers, an instance moving to another node would find no keys there and
-/// be unlinked. Until those keys live in the shared database, a cluster does not offer it.
-#[cfg(feature = "whatsapp-web")]
-fn whatsapp_web_offered(config: &crate::config::Config) -> bool {
-    config.whatsapp_web_enabled && config.cluster.is_none()
 }
 
 /// The names of [`from_config`]'s connectors, in the same order, without building them.
@@ -57,7 +58,7 @@ pub fn enabled_names(config: &crate::config::Config) -> Vec<&'static str> {
         names.push(sandbox::NAME);
     }
     #[cfg(feature = "whatsapp-web")]
-    if whatsapp_web_offered(config) {
+    if config.whatsapp_web_enabled {
         names.push(whatsapp_web::NAME);
     }
     names
@@ -108,6 +109,18 @@ pub struct InstanceBoot {
     pub instance_id: String,
     pub status: InstanceStatus,
     pub linked_phone: Option<String>,
+    /// With several servers: who may write the instance's connector state (this node, at the
+    /// epoch it took the instance with).
+    pub fence: Option<SessionFence>,
+    /// The end of a temporary ban WhatsApp announced: no connection before it.
+    pub banned_until: Option<i64>,
+}
+
+/// The node that runs an instance and the epoch it took it with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionFence {
+    pub node_id: String,
+    pub epoch: i64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -17,6 +17,7 @@ pub(crate) async fn event(db: &DatabaseConnection, event: &ConnectorEvent) -> Re
     match &event.kind {
         EventKind::Connected { phone } => {
             instances::record_status(db, id, InstanceStatus::Connected, Some(phone.clone()), Some("connected")).await?;
+            instances::set_banned_until(db, id, None).await?;
             instances::set_connection_alert(db, id, None).await?;
         }
         EventKind::Disconnected { reason } => {
@@ -30,6 +31,9 @@ pub(crate) async fn event(db: &DatabaseConnection, event: &ConnectorEvent) -> Re
             }
         }
         EventKind::TemporarilyBanned { reason, until } => {
+            // Without an announced end the client waits an hour; so does the next one.
+            let until_or_hour = until.unwrap_or_else(|| crate::time::now() + 3600);
+            instances::set_banned_until(db, id, Some(until_or_hour)).await?;
             let detail = match until {
                 Some(until) => {
                     format!("Temporarily banned by WhatsApp until {}: {reason}", crate::time::rfc3339(*until))

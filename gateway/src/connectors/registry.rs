@@ -259,10 +259,21 @@ impl Registry {
         if is_attempt {
             self.make_room_for_attempt(&mut sessions, instance.account_id).await?;
         }
+        let fence = self.cluster.get().and_then(|link| {
+            let epoch = link.owned.epoch(&instance.id)?;
+            Some(super::SessionFence { node_id: link.node_id.clone(), epoch })
+        });
+        let banned_until = if connector.links_with_live_client() {
+            instances::banned_until(&self.db, &instance.id).await?.filter(|until| *until > crate::time::now())
+        } else {
+            None
+        };
         let boot = InstanceBoot {
             instance_id: instance.id.clone(),
             status: instance.status,
             linked_phone: instance.linked_phone.clone(),
+            fence,
+            banned_until,
         };
         let session = connector.open(boot, self.lanes.sink(&instance.id)).await.map_err(connector_error)?;
         sessions.insert(instance.id.clone(), session.clone());

@@ -233,7 +233,7 @@ mod tests {
     use crate::connectors::OutgoingContent;
 
     fn boot(status: InstanceStatus) -> InstanceBoot {
-        InstanceBoot { instance_id: "inst_test".into(), status, linked_phone: None }
+        InstanceBoot { instance_id: "inst_test".into(), status, linked_phone: None, fence: None, banned_until: None }
     }
 
     #[tokio::test]

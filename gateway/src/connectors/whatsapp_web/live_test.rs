@@ -58,8 +58,10 @@ async fn live_whatsapp() {
     let store = dir.join("whatsapp-web").join(format!("{ID}.db"));
     let status = if store.exists() { InstanceStatus::Connected } else { InstanceStatus::Unlinked };
     let (tx, mut rx) = crate::connectors::EventSink::channel(1024);
-    let session =
-        connector.open(InstanceBoot { instance_id: ID.into(), status, linked_phone: None }, tx).await.unwrap();
+    let session = connector
+        .open(InstanceBoot { instance_id: ID.into(), status, linked_phone: None, fence: None, banned_until: None }, tx)
+        .await
+        .unwrap();
 
     if status == InstanceStatus::Unlinked {
         if let Some(phone) = env("WAG_LIVE_WHATSAPP_PHONE") {

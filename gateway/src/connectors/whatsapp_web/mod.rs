@@ -7,6 +7,7 @@ mod durable;
 pub mod events;
 pub mod jid;
 pub mod outgoing;
+pub mod shared_store;
 pub mod store;
 mod supervisor;
 
@@ -59,6 +60,9 @@ const JUST_SENT_MAX: usize = 5_000;
 pub enum Storage {
     /// One SQLite file per instance in this folder.
     Files(PathBuf),
+    /// In the shared database (servers running as a cluster): an instance's next owner
+    /// opens the same linked device.
+    Shared(Arc<shared_store::KeyVault>),
     /// Kept in memory only: lost on restart. For tests.
     Memory,
 }
@@ -85,6 +89,11 @@ impl Settings {
             restart_max: Duration::from_secs(300),
             stop_timeout: Duration::from_secs(10),
         }
+    }
+
+    /// Real WhatsApp, keys in the shared database.
+    pub fn shared(vault: Arc<shared_store::KeyVault>) -> Settings {
+        Settings { storage: Storage::Shared(vault), ..Settings::new(Path::new(".")) }
     }
 
     fn restart_delay(&self, failures: u32) -> Duration {
@@ -124,15 +133,26 @@ impl Connector for WhatsAppWebConnector {
                     .map_err(|e| ConnectorError::Unavailable(format!("cannot create the session folder: {e}")))?;
                 Some(path)
             }
-            Storage::Memory => None,
+            Storage::Shared(_) | Storage::Memory => None,
         };
+        let banned = boot.banned_until.map(|until| Phase::Banned {
+            reason: "a temporary ban WhatsApp announced has not ended".into(),
+            until: Some(until),
+        });
         let inner = Arc::new(Inner {
             instance_id: boot.instance_id,
             settings: self.settings.clone(),
             store_path,
+            fence: boot.fence,
             memory: StdMutex::new(None),
+            shared: Mutex::new(None),
+            banned_at_open: std::sync::atomic::AtomicBool::new(banned.is_some()),
             events,
-            link: StdMutex::new(Link { phase: Phase::Starting, phone: boot.linked_phone, name: None }),
+            link: StdMutex::new(Link {
+                phase: banned.unwrap_or(Phase::Starting),
+                phone: boot.linked_phone,
+                name: None,
+            }),
             client: StdMutex::new(None),
             known_recipients: StdMutex::new(HashSet::new()),
             just_sent: StdMutex::new(std::collections::VecDeque::new()),
@@ -154,12 +174,20 @@ impl Connector for WhatsAppWebConnector {
     }
 
     async fn forget(&self, instance_id: &str) {
-        if let Storage::Files(dir) = &self.settings.storage {
-            if let Some(path) = store::store_path(dir, instance_id) {
-                if let Err(e) = store::delete(&path) {
-                    tracing::error!(instance_id, error = %e, "deleting a WhatsApp session store failed");
+        match &self.settings.storage {
+            Storage::Files(dir) => {
+                if let Some(path) = store::store_path(dir, instance_id) {
+                    if let Err(e) = store::delete(&path) {
+                        tracing::error!(instance_id, error = %e, "deleting a WhatsApp session store failed");
+                    }
                 }
             }
+            Storage::Shared(vault) => {
+                if let Err(e) = vault.forget(instance_id).await {
+                    tracing::error!(instance_id, error = %e, "deleting a WhatsApp session's keys failed");
+                }
+            }
+            Storage::Memory => {}
         }
     }
 }
@@ -205,8 +233,14 @@ struct Inner {
     instance_id: String,
     settings: Arc<Settings>,
     store_path: Option<PathBuf>,
+    /// With several servers: this session's right to write the instance's keys.
+    fence: Option<super::SessionFence>,
     /// The in-memory store, kept across client rebuilds like a file would be.
     memory: StdMutex<Option<Arc<dyn Backend>>>,
+    /// The shared-database store, loaded once and kept across client rebuilds.
+    shared: Mutex<Option<Arc<shared_store::SharedStore>>>,
+    /// The session opened during a recorded ban: the first supervisor waits it out.
+    banned_at_open: std::sync::atomic::AtomicBool,
     events: EventSink,
     link: StdMutex<Link>,
     /// The running client, while there is one.
@@ -240,6 +274,18 @@ impl Inner {
     }
 
     async fn backend(&self) -> Result<Arc<dyn Backend>, String> {
+        if let Storage::Shared(vault) = &self.settings.storage {
+            let mut shared = self.shared.lock().await;
+            if let Some(store) = shared.as_ref() {
+                return Ok(store.clone());
+            }
+            let store = shared_store::SharedStore::open(vault.clone(), &self.instance_id, self.fence.clone())
+                .await
+                .map_err(|e| format!("loading the keys from the database: {e}"))?;
+            let store = Arc::new(store);
+            *shared = Some(store.clone());
+            return Ok(store);
+        }
         match &self.store_path {
             Some(path) => {
                 let url = path.to_str().ok_or("the session store path is not UTF-8")?;
@@ -257,7 +303,25 @@ impl Inner {
         }
     }
 
-    fn wipe_store(&self) {
+    async fn wipe_store(&self) {
+        if let Storage::Shared(vault) = &self.settings.storage {
+            let loaded = self.shared.lock().await.take();
+            let wiped = match loaded {
+                Some(store) => store.wipe().await.map_err(|e| e.to_string()),
+                // Nothing loaded here: this session may still wipe, fenced the same way.
+                None => {
+                    match shared_store::SharedStore::open(vault.clone(), &self.instance_id, self.fence.clone()).await {
+                        Ok(store) => store.wipe().await.map_err(|e| e.to_string()),
+                        Err(e) => Err(e.to_string()),
+                    }
+                }
+            };
+            if let Err(e) = wiped {
+                tracing::error!(instance_id = %self.instance_id, error = %e, "deleting the WhatsApp session's keys failed");
+            }
+            self.known_recipients.lock().unwrap_or_else(|p| p.into_inner()).clear();
+            return;
+        }
         match &self.store_path {
             Some(path) => {
                 if let Err(e) = store::delete(path) {
@@ -399,7 +463,8 @@ impl WhatsAppWebSession {
         {
             return;
         }
-        if !matches!(self.inner.phase(), Phase::Connected | Phase::Reconnecting) {
+        let waiting_out_ban = self.inner.banned_at_open.load(std::sync::atomic::Ordering::Relaxed);
+        if !waiting_out_ban && !matches!(self.inner.phase(), Phase::Connected | Phase::Reconnecting) {
             self.inner.set_phase(Phase::Starting);
         }
         let (stop, stop_rx) = oneshot::channel();
@@ -567,7 +632,7 @@ impl ConnectorSession for WhatsAppWebSession {
             _ => false,
         };
         self.stop().await;
-        self.inner.wipe_store();
+        self.inner.wipe_store().await;
         let reason = if told_whatsapp {
             "Logged out. Link a phone to use this instance again."
         } else {
@@ -669,5 +734,9 @@ impl TransportFactory for SharedTransport {
 mod durable_test;
 #[cfg(test)]
 mod live_test;
+#[cfg(test)]
+mod shared_store_test;
+#[cfg(test)]
+mod test_db;
 #[cfg(test)]
 mod tests;

@@ -27,6 +27,19 @@ const ENDING_GRACE: Duration = Duration::from_secs(2);
 
 pub(super) async fn supervise(inner: Arc<Inner>, mut stop: oneshot::Receiver<()>) {
     let mut failures = 0u32;
+    // A ban recorded before this session opened (by this server before a restart, or by the
+    // instance's previous owner) is waited out before connecting: reconnecting mid-ban is
+    // what WhatsApp punishes.
+    if inner.banned_at_open.swap(false, Ordering::Relaxed) {
+        if let Phase::Banned { until: Some(until), .. } = inner.phase() {
+            let wait = (until - time::now()).max(0) as u64;
+            tracing::info!(instance_id = %inner.instance_id, wait_secs = wait, "waiting out a temporary ban before connecting");
+            if wait_or_stop(Duration::from_secs(wait), &mut stop).await {
+                return;
+            }
+            inner.set_phase(Phase::Starting);
+        }
+    }
     loop {
         let bot = match inner.build_bot().await {
             Ok(bot) => bot,
@@ -85,7 +98,7 @@ pub(super) async fn supervise(inner: Arc<Inner>, mut stop: oneshot::Receiver<()>
         };
         match ending {
             Ending::Unlinked => {
-                inner.wipe_store();
+                inner.wipe_store().await;
                 return;
             }
             Ending::Park => return,

@@ -34,7 +34,7 @@ pub(super) fn settings(storage: Storage) -> Settings {
 }
 
 fn boot(id: &str, status: InstanceStatus) -> InstanceBoot {
-    InstanceBoot { instance_id: id.into(), status, linked_phone: None }
+    InstanceBoot { instance_id: id.into(), status, linked_phone: None, fence: None, banned_until: None }
 }
 
 pub(super) fn session_of(session: &Arc<dyn ConnectorSession>) -> &WhatsAppWebSession {
@@ -335,6 +335,8 @@ async fn the_connect_tab_follows_the_client_events() {
         instance_id: "inst_tab".into(),
         status: InstanceStatus::Unlinked,
         linked_phone: Some("+966500000009".into()),
+        fence: None,
+        banned_until: None,
     };
     let session = connector.open(boot, tx).await.unwrap();
     let ww = session_of(&session);
@@ -374,4 +376,40 @@ async fn the_connect_tab_follows_the_client_events() {
     apply(LinkChange::Connected);
     assert_eq!(session.link_state().await, LinkState::Connected { phone: None, name: None }, "the old number is gone");
     session.close().await;
+}
+
+/// A temporary ban is stored with its end; a session opened before that end (this server
+/// restarted, or another node took the instance) connects only once it has passed, and a
+/// connection clears it.
+#[tokio::test]
+async fn a_recorded_ban_is_waited_out_before_connecting() {
+    let dir = std::env::temp_dir().join(format!("wag-ww-ban-{}", crate::ids::new_id("t")));
+    let db = crate::db::open(&format!("sqlite://{}?mode=rwc", dir.join("wag.db").display())).await.unwrap();
+    let registry = Registry::new(db.clone(), vec![Arc::new(WhatsAppWebConnector::new(settings(Storage::Memory)))]);
+    let owner = owner(&db).await;
+    let line = crate::instances::create(&db, owner.id, "Banned", NAME).await.unwrap();
+    let phone = Some(Some("+966500000009".to_string()));
+    crate::instances::record_status(&db, &line.id, InstanceStatus::Connected, phone, None).await.unwrap();
+    let until = time::now() + 3;
+    let ban = EventKind::TemporarilyBanned { reason: "101".into(), until: Some(until) };
+    crate::connectors::record::event(&db, &ConnectorEvent { instance_id: line.id.clone(), kind: ban }).await.unwrap();
+    assert_eq!(crate::instances::banned_until(&db, &line.id).await.unwrap(), Some(until));
+
+    let line = crate::instances::find(&db, owner.id, &line.id).await.unwrap();
+    let session = registry.session(&line).await.unwrap();
+    let ww = session_of(&session);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(ww.client().is_none(), "no client while the ban lasts");
+    let state = session.link_state().await;
+    assert!(matches!(&state, LinkState::Disconnected { reason } if reason.contains("banned")), "{state:?}");
+    client_where(ww, |_| true).await;
+    assert!(time::now() >= until, "the client came after the ban ended");
+
+    let connected = EventKind::Connected { phone: Some("+966500000009".into()) };
+    crate::connectors::record::event(&db, &ConnectorEvent { instance_id: line.id.clone(), kind: connected })
+        .await
+        .unwrap();
+    assert_eq!(crate::instances::banned_until(&db, &line.id).await.unwrap(), None);
+    registry.shutdown().await;
+    std::fs::remove_dir_all(&dir).unwrap();
 }
