@@ -92,9 +92,6 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
     match state.config.cluster.clone() {
         // One of several servers: this node runs the instances it owns, and only those.
         Some(cluster) => {
-            if state.config.whatsapp_web_enabled {
-                tracing::warn!("the WhatsApp Web connector is not offered when several servers share the database (its device keys are still kept per server)");
-            }
             let master = &state.config.master_key;
             let forwarder = gateway::cluster::forward::Forwarder::new(state.db.clone(), master, cluster.lease);
             let node = gateway::cluster::node::Node::new(state.db.clone(), cluster, registry.clone());

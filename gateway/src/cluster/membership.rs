@@ -39,3 +39,15 @@ pub async fn live_count(db: &DatabaseConnection, lease_ms: i64) -> Result<i64> {
     let row = db.query_one_raw(statement(db, sql, vec![lease_ms.into()])).await?;
     Ok(row.map(|r| r.try_get::<i64>("", "n")).transpose()?.unwrap_or(0))
 }
+
+/// Milliseconds until the lease of the first other live node runs out unless it renews. A node
+/// wakes just after that moment rather than up to a tick later, so a dead node's instances move
+/// within about the lease (a live node renews every third of it and so never wakes anyone).
+pub async fn next_expiry_ms(db: &DatabaseConnection, id: &str, lease_ms: i64) -> Result<Option<i64>> {
+    let sql = format!(
+        "SELECT MIN(heartbeat_at) + $2 - {NOW_MS} AS ms FROM cluster_nodes \
+         WHERE id <> $1 AND stopped_at IS NULL AND heartbeat_at > {NOW_MS} - $2"
+    );
+    let row = db.query_one_raw(statement(db, sql, vec![id.into(), lease_ms.into()])).await?;
+    Ok(row.map(|r| r.try_get::<Option<i64>>("", "ms")).transpose()?.flatten())
+}

@@ -55,6 +55,10 @@ pub struct Node {
     pub runner: Arc<dyn Runner>,
 }
 
+/// How long after a peer's lease should have run out a node looks again: the database's clock
+/// and ours tick apart by a few milliseconds.
+const EXPIRY_SLACK: Duration = Duration::from_millis(100);
+
 impl Node {
     pub fn new(db: DatabaseConnection, settings: ClusterSettings, runner: Arc<dyn Runner>) -> Node {
         Node { db, id: crate::ids::new_id("node"), settings, owned: Arc::new(Owned::default()), runner }
@@ -101,7 +105,11 @@ impl Node {
                 Ok(Err(e)) => tracing::warn!(node = %self.id, error = %e, "renewing the heartbeat failed"),
                 Err(_) => tracing::warn!(node = %self.id, "renewing the heartbeat timed out"),
             }
-            let wait = tick.saturating_sub(asked_at.elapsed()).max(Duration::from_millis(50));
+            let mut wait = tick.saturating_sub(asked_at.elapsed());
+            if let Ok(Some(ms)) = membership::next_expiry_ms(&self.db, &self.id, self.lease_ms()).await {
+                wait = wait.min(Duration::from_millis(ms.max(0) as u64) + EXPIRY_SLACK);
+            }
+            let wait = wait.max(Duration::from_millis(50));
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = shutdown.changed() => break,

@@ -77,10 +77,10 @@ async fn instances_move_when_a_node_dies_or_stalls() {
 const LEASE_SECS: u64 = 3;
 const INSTANCES: usize = 12;
 
-struct Node {
-    child: std::process::Child,
-    log: std::path::PathBuf,
-    base: String,
+pub(crate) struct Node {
+    pub(crate) child: std::process::Child,
+    pub(crate) log: std::path::PathBuf,
+    pub(crate) base: String,
 }
 
 fn free_port() -> u16 {
@@ -88,21 +88,29 @@ fn free_port() -> u16 {
 }
 
 fn start_node(db: &TestDb, n: usize) -> Node {
+    start_node_with(db, &format!("node{n}"), LEASE_SECS, &[])
+}
+
+/// A `wag serve` node with its own data dir (`name`), the shared master key, `lease_secs` and
+/// `extra` settings.
+pub(crate) fn start_node_with(db: &TestDb, name: &str, lease_secs: u64, extra: &[(&str, String)]) -> Node {
     let port = free_port();
-    let data = db.data_dir.join(format!("node{n}"));
+    let data = db.data_dir.join(name);
     std::fs::create_dir_all(&data).unwrap();
     let log = data.join("server.log");
     let out = std::fs::File::create(&log).unwrap();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_wag"))
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_wag"));
+    let child = command
         .arg("serve")
         .env_clear()
+        .envs(extra.iter().map(|(k, v)| (*k, v.as_str())))
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("WAG_DATABASE_URL", &db.url)
         .env("WAG_DATA_DIR", &data)
         .env("WAG_LISTEN", format!("127.0.0.1:{port}"))
         .env("WAG_MASTER_KEY", "11".repeat(32))
         .env("WAG_NODE_ADDRESS", format!("http://127.0.0.1:{port}"))
-        .env("WAG_NODE_LEASE_SECS", LEASE_SECS.to_string())
+        .env("WAG_NODE_LEASE_SECS", lease_secs.to_string())
         .env("RUST_LOG", "info")
         .stdout(out.try_clone().unwrap())
         .stderr(out)
@@ -111,7 +119,7 @@ fn start_node(db: &TestDb, n: usize) -> Node {
     Node { child, log, base: format!("http://127.0.0.1:{port}") }
 }
 
-fn signal(node: &Node, name: &str) {
+pub(crate) fn signal(node: &Node, name: &str) {
     let status = std::process::Command::new("kill").arg(format!("-{name}")).arg(node.child.id().to_string()).status();
     assert!(status.unwrap().success(), "kill -{name}");
 }
@@ -122,10 +130,19 @@ async fn owners_until(
     limit: std::time::Duration,
     done: impl Fn(&[gateway::cluster::OwnerView], &[gateway::cluster::NodeView]) -> bool,
 ) -> Option<(Vec<gateway::cluster::OwnerView>, std::time::Duration)> {
+    owners_until_with(conn, LEASE_SECS, limit, done).await
+}
+
+pub(crate) async fn owners_until_with(
+    conn: &sea_orm::DatabaseConnection,
+    lease_secs: u64,
+    limit: std::time::Duration,
+    done: impl Fn(&[gateway::cluster::OwnerView], &[gateway::cluster::NodeView]) -> bool,
+) -> Option<(Vec<gateway::cluster::OwnerView>, std::time::Duration)> {
     let start = std::time::Instant::now();
     while start.elapsed() < limit {
         let owners = gateway::cluster::owners(conn).await.unwrap();
-        let nodes = gateway::cluster::nodes(conn, (LEASE_SECS * 1000) as i64).await.unwrap();
+        let nodes = gateway::cluster::nodes(conn, (lease_secs * 1000) as i64).await.unwrap();
         if done(&owners, &nodes) {
             return Some((owners, start.elapsed()));
         }
@@ -136,11 +153,20 @@ async fn owners_until(
 
 /// Every instance owned by a live node, each live node holding its fair share (±1).
 fn balanced(owners: &[gateway::cluster::OwnerView], nodes: &[gateway::cluster::NodeView], live: usize) -> bool {
+    balanced_over(owners, nodes, live, INSTANCES)
+}
+
+pub(crate) fn balanced_over(
+    owners: &[gateway::cluster::OwnerView],
+    nodes: &[gateway::cluster::NodeView],
+    live: usize,
+    instances: usize,
+) -> bool {
     let alive: Vec<&str> = nodes.iter().filter(|n| n.alive).map(|n| n.id.as_str()).collect();
-    if alive.len() != live || owners.len() != INSTANCES {
+    if alive.len() != live || owners.len() != instances {
         return false;
     }
-    let share = INSTANCES.div_ceil(live);
+    let share = instances.div_ceil(live);
     owners.iter().all(|o| o.node_id.as_deref().is_some_and(|n| alive.contains(&n)))
         && alive.iter().all(|n| {
             let held = owners.iter().filter(|o| o.node_id.as_deref() == Some(*n)).count();

@@ -99,7 +99,7 @@ impl Drop for Server {
     }
 }
 
-fn cli(db: &TestDb, args: &[&str]) -> String {
+pub(crate) fn cli(db: &TestDb, args: &[&str]) -> String {
     let mut command = Command::new(env!("CARGO_BIN_EXE_wag"));
     for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("WAG_")) {
         command.env_remove(key);
@@ -375,7 +375,7 @@ async fn send_until_answered(client: &reqwest::Client, base: &str, key: &str, id
     }
 }
 
-async fn count(conn: &sea_orm::DatabaseConnection, sql: &str) -> i64 {
+pub(crate) async fn count(conn: &sea_orm::DatabaseConnection, sql: &str) -> i64 {
     let row =
         conn.query_one_raw(Statement::from_string(conn.get_database_backend(), sql)).await.unwrap().expect("a row");
     row.try_get_by_index::<i64>(0).expect("a count")

@@ -7,6 +7,7 @@ mod accounts;
 mod admin_cli;
 mod api;
 mod cluster;
+mod cluster_load;
 mod failures;
 mod instances;
 mod media;
