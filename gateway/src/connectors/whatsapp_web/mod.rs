@@ -147,6 +147,7 @@ impl Connector for WhatsAppWebConnector {
             memory: StdMutex::new(None),
             shared: Mutex::new(None),
             banned_at_open: std::sync::atomic::AtomicBool::new(banned.is_some()),
+            replaced: std::sync::atomic::AtomicBool::new(false),
             events,
             link: StdMutex::new(Link {
                 phase: banned.unwrap_or(Phase::Starting),
@@ -241,6 +242,8 @@ struct Inner {
     shared: Mutex<Option<Arc<shared_store::SharedStore>>>,
     /// The session opened during a recorded ban: the first supervisor waits it out.
     banned_at_open: std::sync::atomic::AtomicBool,
+    /// WhatsApp said another connection took the session over (read by the supervisor).
+    replaced: std::sync::atomic::AtomicBool,
     events: EventSink,
     link: StdMutex<Link>,
     /// The running client, while there is one.
@@ -300,6 +303,16 @@ impl Inner {
                     .clone();
                 Ok(backend)
             }
+        }
+    }
+
+    /// With several servers, whether this session's node still owns the instance at its epoch:
+    /// a connection that replaced ours is then a stale node's, which stops itself within the
+    /// lease, and ours takes the session back instead of waiting for the customer.
+    async fn still_owner(&self) -> bool {
+        match (&self.settings.storage, &self.fence) {
+            (Storage::Shared(vault), Some(fence)) => vault.holds(&self.instance_id, fence).await,
+            _ => false,
         }
     }
 
@@ -439,6 +452,7 @@ impl Inner {
             }
             LinkChange::Banned { reason, until } => Phase::Banned { reason, until },
             LinkChange::Replaced => {
+                self.replaced.store(true, std::sync::atomic::Ordering::Relaxed);
                 Phase::Idle { reason: "Another connection took over this session. Reconnect to take it back.".into() }
             }
             LinkChange::Refused { reason } => Phase::Idle { reason },

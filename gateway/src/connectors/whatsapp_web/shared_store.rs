@@ -62,6 +62,11 @@ impl KeyVault {
         Ok(())
     }
 
+    /// Whether `fence` still owns the instance (a failed check counts as no).
+    pub async fn holds(&self, instance_id: &str, fence: &SessionFence) -> bool {
+        crate::cluster::ownership::holds(&self.db, instance_id, &fence.node_id, fence.epoch).await.unwrap_or(false)
+    }
+
     fn seal(&self, row: &RowKey<'_>, plain: &[u8]) -> Result<Vec<u8>> {
         let nonce = ChaCha20Poly1305::generate_nonce(&mut OsRng);
         let aad = row.bound();

@@ -224,3 +224,38 @@ async fn a_client_on_the_shared_store_keeps_its_device_across_sessions() {
     second.close().await;
     test.drop().await;
 }
+
+/// "Stream replaced" seen by the instance's owner comes from a stale node's connection (one
+/// that resumed after a pause before fencing itself): the owner takes the session back. Seen by
+/// a node that no longer owns the instance, it parks as on one server.
+#[tokio::test]
+async fn an_owner_replaced_by_a_stale_node_takes_its_session_back() {
+    let Some(test) = TestDb::create(Backend::Postgres).await else { return };
+    let db = test.conn.clone();
+    let vault = Arc::new(KeyVault::new(db.clone(), &MasterKey([5; 32])));
+    let connector = WhatsAppWebConnector::new(settings(Storage::Shared(vault)));
+    let boot = InstanceBoot {
+        instance_id: ID.into(),
+        status: crate::instances::InstanceStatus::Unlinked,
+        linked_phone: None,
+        fence: own(&db, "node-a", 1).await,
+        banned_until: None,
+    };
+    let (tx, _rx) = EventSink::channel(64);
+    let session = connector.open(boot, tx).await.unwrap();
+    let ww = session_of(&session);
+    let first = client_where(ww, |_| true).await;
+    ww.inner.apply(LinkChange::Replaced, &first);
+    first.disconnect().await;
+    let second = client_where(ww, |c| !Arc::ptr_eq(c, &first)).await;
+
+    // Now another node owns it: this one was the stale one, and stays parked.
+    own(&db, "node-b", 2).await;
+    ww.inner.apply(LinkChange::Replaced, &second);
+    second.disconnect().await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(ww.client().is_none(), "a replaced session of a node that lost the instance stays parked");
+    assert!(matches!(session.link_state().await, LinkState::Idle { .. }));
+    session.close().await;
+    test.drop().await;
+}

@@ -22,11 +22,15 @@ enum Ending {
     Crash,
 }
 
+/// Times in a row an owner takes its session back from a connection that replaced it.
+const RECLAIMS: u32 = 3;
+
 /// How long the events that explain a stop may trail it.
 const ENDING_GRACE: Duration = Duration::from_secs(2);
 
 pub(super) async fn supervise(inner: Arc<Inner>, mut stop: oneshot::Receiver<()>) {
     let mut failures = 0u32;
+    let mut reclaims = 0u32;
     // A ban recorded before this session opened (by this server before a restart, or by the
     // instance's previous owner) is waited out before connecting: reconnecting mid-ban is
     // what WhatsApp punishes.
@@ -101,7 +105,24 @@ pub(super) async fn supervise(inner: Arc<Inner>, mut stop: oneshot::Receiver<()>
                 inner.wipe_store().await;
                 return;
             }
-            Ending::Park => return,
+            Ending::Park => {
+                // Replaced while this node owns the instance: the other connection is a stale
+                // node's (paused past its lease, resumed before it fenced itself). It stops
+                // within the lease; ours comes back after it, a bounded number of times.
+                if started.elapsed() > inner.settings.restart_max {
+                    reclaims = 0;
+                }
+                if inner.replaced.swap(false, Ordering::Relaxed) && reclaims < RECLAIMS && inner.still_owner().await {
+                    reclaims += 1;
+                    tracing::warn!(instance_id = %inner.instance_id, reclaims, "another connection replaced this owner's session; taking it back");
+                    inner.set_phase(Phase::Reconnecting);
+                    if wait_or_stop(inner.settings.restart_first, &mut stop).await {
+                        return;
+                    }
+                    continue;
+                }
+                return;
+            }
             Ending::Ban(until) => {
                 failures = 0;
                 let wait = until.map_or(3600, |u| (u - time::now()).max(60)) as u64;
