@@ -39,6 +39,26 @@ pub struct Config {
     pub caps: AccountCaps,
     /// Set when several servers share one PostgreSQL database (`WAG_NODE_ADDRESS`).
     pub cluster: Option<ClusterSettings>,
+    /// Where `GET /metrics` is served, if anywhere.
+    pub metrics: MetricsSettings,
+}
+
+/// `GET /metrics` is off unless one of these is set: a bearer token for it on the main listener,
+/// or an address of its own (for a network only Prometheus reaches). With both, the token is
+/// asked on both.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct MetricsSettings {
+    pub token: Option<String>,
+    pub listen: Option<SocketAddr>,
+}
+
+impl std::fmt::Debug for MetricsSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsSettings")
+            .field("token", &self.token.as_ref().map(|_| "***"))
+            .field("listen", &self.listen)
+            .finish()
+    }
 }
 
 /// One server of several on one PostgreSQL database (see `cluster`).
@@ -217,6 +237,8 @@ struct RawConfig {
     max_connections: Option<i64>,
     header_timeout_secs: Option<i64>,
     request_timeout_secs: Option<i64>,
+    metrics_token: Option<String>,
+    metrics_listen: Option<String>,
 }
 
 /// Environment variables read, in the order the README lists them.
@@ -265,6 +287,8 @@ pub const ENV_VARS: &[&str] = &[
     "WAG_MAX_CONNECTIONS",
     "WAG_HEADER_TIMEOUT_SECS",
     "WAG_REQUEST_TIMEOUT_SECS",
+    "WAG_METRICS_TOKEN",
+    "WAG_METRICS_LISTEN",
     "WAG_RETENTION_MESSAGES_DAYS",
     "WAG_RETENTION_INBOUND_DAYS",
     "WAG_RETENTION_EVENTS_DAYS",
@@ -319,6 +343,8 @@ impl Config {
                 "WAG_MAX_CONNECTIONS" => raw.max_connections = Some(parse_int(key, &v)?),
                 "WAG_HEADER_TIMEOUT_SECS" => raw.header_timeout_secs = Some(parse_int(key, &v)?),
                 "WAG_REQUEST_TIMEOUT_SECS" => raw.request_timeout_secs = Some(parse_int(key, &v)?),
+                "WAG_METRICS_TOKEN" => raw.metrics_token = Some(v),
+                "WAG_METRICS_LISTEN" => raw.metrics_listen = Some(v),
                 "WAG_SEND_RECONCILE_AFTER_SECS" => raw.send_reconcile_after_secs = Some(parse_int(key, &v)?),
                 "WAG_MEDIA_MAX_IMAGE_MB" => raw.media_max_image_mb = Some(parse_int(key, &v)?),
                 "WAG_MEDIA_MAX_AUDIO_MB" => raw.media_max_audio_mb = Some(parse_int(key, &v)?),
@@ -672,6 +698,23 @@ impl RawConfig {
             )? as u64),
             request_timeout: std::time::Duration::from_secs(request_timeout_secs as u64),
         };
+        let metrics = MetricsSettings {
+            token: match self.metrics_token.map(|t| t.trim().to_string()).filter(|t| !t.is_empty()) {
+                Some(token) if token.len() < 16 => {
+                    return Err(ConfigError("WAG_METRICS_TOKEN must be at least 16 characters".into()))
+                }
+                token => token,
+            },
+            listen: match self.metrics_listen.as_deref().map(str::trim).filter(|l| !l.is_empty()) {
+                None => None,
+                Some(text) => Some(text.parse().map_err(|_| {
+                    ConfigError(format!("WAG_METRICS_LISTEN must be an address like 127.0.0.1:9090, not {text:?}"))
+                })?),
+            },
+        };
+        if metrics.listen == Some(listen) {
+            return Err(ConfigError("WAG_METRICS_LISTEN must differ from WAG_LISTEN".into()));
+        }
         Ok(Config {
             listen,
             database_url,
@@ -699,6 +742,7 @@ impl RawConfig {
             http,
             caps,
             cluster,
+            metrics,
         })
     }
 }
@@ -778,6 +822,32 @@ mod tests {
         )
         .unwrap();
         assert_eq!(kept.retention.attempts_days, 0, "0 keeps attempts forever");
+    }
+
+    #[test]
+    fn metrics_settings_are_checked_and_the_token_never_printed() {
+        let dir = std::env::temp_dir().join(format!("wag-config-{}", ulid::Ulid::new()));
+        let data = dir.join("data");
+        let data = data.to_str().unwrap();
+        let cfg = Config::load_from(None, &env(&[("WAG_DATA_DIR", data)])).unwrap();
+        assert_eq!(cfg.metrics, MetricsSettings::default(), "off unless configured");
+        let token = "a-long-metrics-token-1234";
+        let cfg = Config::load_from(
+            None,
+            &env(&[("WAG_DATA_DIR", data), ("WAG_METRICS_TOKEN", token), ("WAG_METRICS_LISTEN", "127.0.0.1:9464")]),
+        )
+        .unwrap();
+        assert_eq!(cfg.metrics.token.as_deref(), Some(token));
+        assert_eq!(cfg.metrics.listen, Some("127.0.0.1:9464".parse().unwrap()));
+        assert!(!format!("{cfg:?}").contains(token));
+        for (key, value) in [
+            ("WAG_METRICS_TOKEN", "short"),
+            ("WAG_METRICS_LISTEN", "nowhere"),
+            ("WAG_METRICS_LISTEN", "127.0.0.1:8080"),
+        ] {
+            let err = Config::load_from(None, &env(&[("WAG_DATA_DIR", data), (key, value)])).unwrap_err();
+            assert!(err.0.contains(key), "{key}={value}: {}", err.0);
+        }
     }
 
     #[test]

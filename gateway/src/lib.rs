@@ -21,6 +21,7 @@ pub mod log_page;
 pub mod login_throttle;
 pub mod message_log;
 pub mod message_stats;
+pub mod metrics;
 pub mod names;
 pub mod net_guard;
 pub mod optout;

@@ -24,4 +24,6 @@ pub struct AppState {
     pub answers: Arc<dyn StoredAnswers>,
     /// Media downloads of send requests: how many at once, how many bytes held.
     pub media_fetches: Arc<crate::send::fetch::FetchBudget>,
+    /// What `GET /metrics` reports.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }

@@ -9,6 +9,7 @@ pub mod client_ip;
 pub mod cluster_api;
 pub mod health;
 pub mod http_server;
+pub mod metrics_api;
 pub mod portal;
 pub mod router;
 pub mod serve;

@@ -180,7 +180,7 @@ async fn check_csrf(request: Request, expected: Option<&str>) -> (Request, bool)
     (Request::from_parts(parts, Body::from(bytes)), ok)
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }

@@ -30,11 +30,15 @@ const STRICT_TRANSPORT_SECURITY: &str = "max-age=31536000";
 
 pub fn build(state: AppState) -> Router {
     let request_timeout = state.config.http.request_timeout;
+    let counted = state.clone();
     let state_is_https = state.config.public_base_url.starts_with("https://");
     let portal = portal_router(state.clone());
     let mut api = crate::api::router(&state);
     if state.config.cluster.is_some() {
         api = api.merge(crate::cluster_api::router());
+    }
+    if state.config.metrics.token.is_some() {
+        api = api.merge(crate::metrics_api::router());
     }
     let api = api
         .route("/api/{*rest}", any(api_not_found))
@@ -44,7 +48,11 @@ pub fn build(state: AppState) -> Router {
         .with_state(state);
 
     let https = state_is_https;
-    let router = Router::new().merge(api).merge(portal);
+    let router = Router::new()
+        .merge(api)
+        .merge(portal)
+        // Inside the routing, so the route template is known.
+        .layer(middleware::from_fn_with_state(counted, crate::metrics_api::count));
     let router = if https {
         router.layer(SetResponseHeaderLayer::if_not_present(
             header::STRICT_TRANSPORT_SECURITY,

@@ -61,6 +61,9 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
 
     let registry =
         Registry::with_link_limits(db.clone(), gateway::connectors::from_config(&config, &db), config.caps.into());
+    let node_address = config.cluster.as_ref().map(|c| c.address.clone());
+    let metrics = Arc::new(gateway::metrics::Metrics::new(node_address.as_deref()));
+    registry.count_with(metrics.clone());
     let cache = gateway::cache::HotCache::new(db.clone());
     let config_media_fetch = config.send.media_fetch;
     let state = AppState {
@@ -72,6 +75,7 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
         queues: Arc::new(gateway::send::Queues::new(db.clone())),
         answers: Arc::new(crate::api::send::StoredBodies),
         media_fetches: Arc::new(gateway::send::fetch::FetchBudget::new(config_media_fetch, MEDIA_FETCH_WAIT)),
+        metrics: metrics.clone(),
     };
 
     let (shutdown, shutdown_rx) = watch::channel(false);
@@ -81,7 +85,8 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
         state.config.master_key.clone(),
         state.config.webhooks.clone(),
     )
-    .map_err(|e| anyhow::anyhow!("cannot start the webhook worker: {e}"))?;
+    .map_err(|e| anyhow::anyhow!("cannot start the webhook worker: {e}"))?
+    .counted_in(metrics);
     workers.push(tokio::spawn(Arc::new(webhook_worker).run(shutdown_rx.clone())));
     workers.push(tokio::spawn(expire_sessions(db, state.config.retention.clone(), shutdown_rx.clone())));
     workers.push(tokio::spawn(cache.follow(shutdown_rx.clone())));
@@ -112,6 +117,18 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
         }
     }
 
+    if let Some(address) = state.config.metrics.listen {
+        let listener = TcpListener::bind(address)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen for metrics on {address}: {e}"))?;
+        let router = crate::metrics_api::router().with_state(state.clone());
+        let mut stop = shutdown_rx.clone();
+        let limits = state.config.http;
+        workers.push(tokio::spawn(crate::http_server::serve(listener, router, limits, async move {
+            let _ = stop.wait_for(|stopping| *stopping).await;
+        })));
+        tracing::info!(%address, "metrics are served at /metrics");
+    }
     let addr = listener.local_addr()?;
     let router = crate::router::build(state.clone());
     let mut stop = shutdown_rx;

@@ -42,6 +42,11 @@ impl Owned {
         };
     }
 
+    /// How many instances this node runs.
+    pub fn count(&self) -> usize {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
     fn snapshot(&self) -> HashMap<String, i64> {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }

@@ -77,21 +77,21 @@ fn passes(error: &Error) -> bool {
 
 /// Runs `attempt` until it succeeds, or fails with an error that does not pass after
 /// [`STUBBORN_TRIES`]; logs while it waits.
-async fn with_retries<F, Fut>(instance_id: &str, what: &str, mut attempt: F) -> Result<(), Error>
+async fn with_retries<T, F, Fut>(instance_id: &str, what: &str, mut attempt: F) -> Result<T, Error>
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<(), Error>>,
+    Fut: std::future::Future<Output = Result<T, Error>>,
 {
     let mut backoff = Backoff::default();
     let mut failures = 0u32;
     let mut stubborn = 0u32;
     loop {
         match attempt().await {
-            Ok(()) => {
+            Ok(done) => {
                 if failures > 0 {
                     tracing::info!(instance_id, what, failures, "stored after retrying");
                 }
-                return Ok(());
+                return Ok(done);
             }
             Err(e) => {
                 failures += 1;
@@ -121,6 +121,7 @@ pub(crate) struct Lanes {
     tasks: Mutex<Vec<JoinHandle<()>>>,
     stop: CancellationToken,
     fence: Arc<std::sync::OnceLock<Fence>>,
+    metrics: Arc<std::sync::OnceLock<Arc<crate::metrics::Metrics>>>,
 }
 
 /// With several servers: what this node owns. A session's state changes and receipts are
@@ -141,7 +142,12 @@ impl Lanes {
             tasks: Mutex::new(Vec::new()),
             stop: CancellationToken::new(),
             fence: Arc::new(std::sync::OnceLock::new()),
+            metrics: Arc::new(std::sync::OnceLock::new()),
         }
+    }
+
+    pub(crate) fn count_with(&self, metrics: Arc<crate::metrics::Metrics>) {
+        let _ = self.metrics.set(metrics);
     }
 
     pub(crate) fn fence_with(&self, fence: Fence) {
@@ -158,7 +164,13 @@ impl Lanes {
         // The epoch the instance's session runs with here: a lane serves one session, and what
         // it reports is checked against that epoch, not whatever this node holds later.
         let epoch = self.fence.get().and_then(|fence| fence.owned.epoch(instance_id));
-        let store = Store { db: self.db.clone(), receipts: self.receipts.clone(), fence: self.fence.clone(), epoch };
+        let store = Store {
+            db: self.db.clone(),
+            receipts: self.receipts.clone(),
+            fence: self.fence.clone(),
+            epoch,
+            metrics: self.metrics.clone(),
+        };
         let task = tokio::spawn(run(store, instance_id.to_string(), reports, self.stop.clone()));
         let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
         tasks.retain(|t| !t.is_finished());
@@ -197,6 +209,7 @@ pub(crate) struct Store {
     pub fence: Arc<std::sync::OnceLock<Fence>>,
     /// With several servers: the epoch this lane's session was opened with.
     pub epoch: Option<i64>,
+    pub metrics: Arc<std::sync::OnceLock<Arc<crate::metrics::Metrics>>>,
 }
 
 impl Store {
@@ -261,13 +274,13 @@ pub(crate) async fn store_batch(store: &Store, lane: &str, batch: Vec<Report>) {
                     store_receipts(store, &receipts, &mut failed).await;
                     receipts.clear();
                     if run.first().is_some_and(|(_, first, _)| first.instance_id != event.instance_id) {
-                        store_messages(db, lane, &run, &mut failed).await;
+                        store_messages(store, lane, &run, &mut failed).await;
                         run.clear();
                     }
                     run.push((owner, event, message));
                 }
                 EventKind::MessageStatus { .. } => {
-                    store_messages(db, lane, &run, &mut failed).await;
+                    store_messages(store, lane, &run, &mut failed).await;
                     run.clear();
                     if receipts.first().is_some_and(|(_, first)| first.instance_id != event.instance_id) {
                         store_receipts(store, &receipts, &mut failed).await;
@@ -276,7 +289,7 @@ pub(crate) async fn store_batch(store: &Store, lane: &str, batch: Vec<Report>) {
                     receipts.push((owner, event));
                 }
                 _ => {
-                    store_messages(db, lane, &run, &mut failed).await;
+                    store_messages(store, lane, &run, &mut failed).await;
                     run.clear();
                     store_receipts(store, &receipts, &mut failed).await;
                     receipts.clear();
@@ -292,7 +305,7 @@ pub(crate) async fn store_batch(store: &Store, lane: &str, batch: Vec<Report>) {
             }
         }
     }
-    store_messages(db, lane, &run, &mut failed).await;
+    store_messages(store, lane, &run, &mut failed).await;
     store_receipts(store, &receipts, &mut failed).await;
     for (report, failure) in batch.into_iter().zip(failed) {
         report.answer(match failure {
@@ -334,16 +347,25 @@ async fn store_receipts(store: &Store, run: &[(usize, &ConnectorEvent)], failed:
 /// Stores inbound messages of one instance in one transaction. When that keeps failing with
 /// an error that does not pass, each is tried alone, so one bad message fails only itself.
 async fn store_messages(
-    db: &DatabaseConnection,
+    store_to: &Store,
     lane: &str,
     run: &[(usize, &ConnectorEvent, &InboundMessage)],
     failed: &mut [Option<String>],
 ) {
     let Some((_, first, _)) = run.first() else { return };
     let instance_id = first.instance_id.as_str();
+    let db = &store_to.db;
+    let counted = |new: usize| {
+        if let Some(metrics) = store_to.metrics.get() {
+            metrics.inbound_stored(new as u64);
+        }
+    };
     let all: Vec<&InboundMessage> = run.iter().map(|(_, _, m)| *m).collect();
     let together = with_retries(instance_id, "inbound messages", || store(db, lane, instance_id, &all)).await;
-    let Err(e) = together else { return };
+    let e = match together {
+        Ok(new) => return counted(new),
+        Err(e) => e,
+    };
     if run.len() == 1 {
         tracing::error!(instance_id, error = %e, "an inbound message could not be stored");
         failed[run[0].0] = Some(e.to_string());
@@ -352,9 +374,12 @@ async fn store_messages(
     tracing::warn!(instance_id, messages = run.len(), error = %e, "an inbound batch failed; storing its messages one by one");
     for (owner, _, message) in run {
         let alone = [*message];
-        if let Err(e) = with_retries(instance_id, "inbound message", || store(db, lane, instance_id, &alone)).await {
-            tracing::error!(instance_id, error = %e, "an inbound message could not be stored");
-            failed[*owner] = Some(e.to_string());
+        match with_retries(instance_id, "inbound message", || store(db, lane, instance_id, &alone)).await {
+            Ok(new) => counted(new),
+            Err(e) => {
+                tracing::error!(instance_id, error = %e, "an inbound message could not be stored");
+                failed[*owner] = Some(e.to_string());
+            }
         }
     }
 }
@@ -364,14 +389,14 @@ async fn store(
     lane: &str,
     instance_id: &str,
     messages: &[&InboundMessage],
-) -> Result<(), Error> {
+) -> Result<usize, Error> {
     // Read per batch, not kept: a rename shows in the next events.
     let Some(instance) = crate::instances::find_for_connector(db, instance_id).await? else {
         // Deleted meanwhile: nothing to store it under.
         tracing::debug!(instance_id, lane, "inbound messages for a deleted instance dropped");
-        return Ok(());
+        return Ok(0);
     };
-    crate::inbound::receive_many(db, &instance, messages).await.map(|_| ())
+    Ok(crate::inbound::receive_many(db, &instance, messages).await?.iter().filter(|r| r.new).count())
 }
 
 #[cfg(test)]
@@ -398,7 +423,7 @@ mod tests {
     #[tokio::test]
     async fn a_stubborn_error_is_tried_a_few_times_a_passing_one_until_it_passes() {
         let tries = std::sync::atomic::AtomicU32::new(0);
-        let stubborn = with_retries("inst_t", "test", || async {
+        let stubborn: Result<(), Error> = with_retries("inst_t", "test", || async {
             tries.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             Err(Error::Internal("broken".into()))
         })

@@ -139,6 +139,11 @@ impl Registry {
     }
 
     /// With several servers, connections are opened only for the instances this node owns.
+    /// Counts what the lanes store (inbound messages) in `metrics`.
+    pub fn count_with(&self, metrics: Arc<crate::metrics::Metrics>) {
+        self.lanes.count_with(metrics);
+    }
+
     pub fn join_cluster(&self, link: ClusterLink) {
         self.lanes.fence_with(super::lanes::Fence { node_id: link.node_id.clone(), owned: link.owned.clone() });
         let _ = self.cluster.set(link);

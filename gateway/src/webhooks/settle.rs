@@ -35,6 +35,7 @@ pub(super) async fn run(
     lane: WriteLane,
     mut settlements: mpsc::Receiver<Settlement>,
     cache: Arc<Cache>,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
     retry_at: impl Fn(i64) + Send,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
@@ -51,6 +52,14 @@ pub(super) async fn run(
         for settlement in &batch {
             if let Update::Retry { at, .. } = settlement.update {
                 retry_at(at);
+            }
+            if let Some(metrics) = &metrics {
+                match settlement.update {
+                    Update::Succeeded { .. } => metrics.webhook_attempt("delivered"),
+                    Update::Retry { .. } => metrics.webhook_attempt("retry"),
+                    Update::Failed { .. } => metrics.webhook_attempt("failed"),
+                    Update::Cancelled | Update::Release => {}
+                }
             }
         }
         batch.clear();

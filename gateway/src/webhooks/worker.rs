@@ -75,6 +75,7 @@ pub struct Worker {
     cache: Arc<Cache>,
     client: Arc<Client>,
     lane: WriteLane,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 enum Event {
@@ -92,7 +93,13 @@ impl Worker {
         )
         .map_err(|e| Error::Internal(format!("building the webhook HTTP client failed: {e}")))?;
         let lane = WriteLane::for_database(&db);
-        Ok(Worker { db, settings, cache: Arc::new(Cache::new(key)), client: Arc::new(client), lane })
+        Ok(Worker { db, settings, cache: Arc::new(Cache::new(key)), client: Arc::new(client), lane, metrics: None })
+    }
+
+    /// Counts each attempt's result in `metrics`.
+    pub fn counted_in(mut self, metrics: Arc<crate::metrics::Metrics>) -> Worker {
+        self.metrics = Some(metrics);
+        self
     }
 
     fn limits(&self) -> Limits {
@@ -120,10 +127,16 @@ impl Worker {
         let (events_tx, mut events) = mpsc::unbounded_channel::<Event>();
         let (settle_tx, settle_rx) = mpsc::channel::<Settlement>(SETTLE_QUEUE);
         let retries = events_tx.clone();
-        let settler =
-            tokio::spawn(settle::run(self.db.clone(), self.lane.clone(), settle_rx, self.cache.clone(), move |at| {
+        let settler = tokio::spawn(settle::run(
+            self.db.clone(),
+            self.lane.clone(),
+            settle_rx,
+            self.cache.clone(),
+            self.metrics.clone(),
+            move |at| {
                 let _ = retries.send(Event::RetryAt(at));
-            }));
+            },
+        ));
         let listener = tokio::spawn(wake::listen(self.db.clone(), shutdown.clone()));
 
         let mut scheduler: Scheduler<Claimed> = Scheduler::new(self.limits());

@@ -67,10 +67,16 @@ pub async fn send_message(
     caller: Result<ApiCaller, ApiError>,
     body: Body,
 ) -> Response {
-    match handle(&state, &headers, caller, body).await {
-        Ok(response) => response,
-        Err(error) => error.into_response(),
-    }
+    let started = std::time::Instant::now();
+    let (response, outcome) = match handle(&state, &headers, caller, body).await {
+        Ok(answered) => answered,
+        Err(error) => {
+            let code = error.code;
+            (error.into_response(), code)
+        }
+    };
+    state.metrics.send_answered(outcome, started.elapsed().as_secs_f64());
+    response
 }
 
 async fn handle(
@@ -78,7 +84,7 @@ async fn handle(
     headers: &HeaderMap,
     caller: Result<ApiCaller, ApiError>,
     body: Body,
-) -> Result<Response, ApiError> {
+) -> Result<(Response, &'static str), ApiError> {
     require_json_content_type(headers)?;
     let caller = caller?;
     let body = read_body(headers, body, MAX_BODY_BYTES).await?;
@@ -101,23 +107,27 @@ async fn handle(
             let headers = response.headers_mut();
             headers.insert("x-ratelimit-limit", HeaderValue::from(sent.daily_limit));
             headers.insert("x-ratelimit-remaining", HeaderValue::from(sent.remaining_today));
-            Ok(response)
+            Ok((response, "sent"))
         }
-        Ok(Ok(Outcome::DryRun(dry))) => {
-            Ok(dry_run_response(dry.decision, dry.assessment.score, &dry.assessment.reasons, dry.refusal.as_ref()))
-        }
+        Ok(Ok(Outcome::DryRun(dry))) => Ok((
+            dry_run_response(dry.decision, dry.assessment.score, &dry.assessment.reasons, dry.refusal.as_ref()),
+            "dry_run",
+        )),
         Ok(Ok(Outcome::Earlier(claim))) => match claim {
-            idempotency::Claim::Replay { status, body } => Ok(replay(status, body)),
+            idempotency::Claim::Replay { status, body } => Ok((replay(status, body), "replayed")),
             idempotency::Claim::Mismatch => Err(ApiError::idempotency_key_reused()),
             idempotency::Claim::InProgress => Err(ApiError::idempotency_key_in_progress()),
         },
         // A dry run answers what would happen to the message; problems of the caller itself
         // (module, plan, instance) answer as errors, as they would without dry_run.
-        Ok(Err(refusal)) if wants_dry_run && !is_caller_problem(&refusal) => Ok(dry_run_response(
-            gateway::policy::Decision::Block,
-            refusal.risk_score(),
-            &refusal.reasons(),
-            Some(&refusal),
+        Ok(Err(refusal)) if wants_dry_run && !is_caller_problem(&refusal) => Ok((
+            dry_run_response(
+                gateway::policy::Decision::Block,
+                refusal.risk_score(),
+                &refusal.reasons(),
+                Some(&refusal),
+            ),
+            "dry_run",
         )),
         Ok(Err(refusal)) => Err(ApiError::from_refusal(&refusal)),
         Err(e) => Err(ApiError::internal("send message", &e)),

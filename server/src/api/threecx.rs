@@ -180,8 +180,14 @@ pub async fn webhook(
     let now = time::now();
     let integration = match integrations::find_for_webhook(&state.db, &integration_id).await {
         Ok(Some(i)) => i,
-        Ok(None) => return Refused::invalid().into_response(),
-        Err(e) => return ApiError::internal("find 3CX integration", &e).into_response(),
+        Ok(None) => {
+            state.metrics.threecx_answered("invalid_3cx_webhook");
+            return Refused::invalid().into_response();
+        }
+        Err(e) => {
+            state.metrics.threecx_answered("internal_error");
+            return ApiError::internal("find 3CX integration", &e).into_response();
+        }
     };
     let (response, logged, authenticated) = match process(&state, &integration, peer, &headers, body, now).await {
         Ok(done) => done,
@@ -197,6 +203,7 @@ pub async fn webhook(
             (response, logged, true)
         }
     };
+    state.metrics.threecx_answered(&logged.outcome);
     let latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
     // Logged after answering, so a refusal takes as long as an unknown id does; refusals are
     // logged only up to a cap (first in this process, then across processes), so guessing

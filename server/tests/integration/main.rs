@@ -11,6 +11,7 @@ mod cluster_load;
 mod failures;
 mod instances;
 mod media;
+mod metrics;
 mod receive;
 mod rendering;
 mod send;
