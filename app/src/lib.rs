@@ -22,6 +22,7 @@ use leptos_router::{
 
 use crate::pages::{
     account::AccountPage,
+    admin::AdminPage,
     api_keys::ApiKeysPage,
     auth::{LoginPage, SignupPage},
     dashboard::DashboardPage,
@@ -79,6 +80,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/instances") view=InstancesPage ssr=SsrMode::Async/>
                 <Route path=path!("/instances/:id/manage") view=ManagePage ssr=SsrMode::Async/>
                 <Route path=path!("/account") view=AccountPage ssr=SsrMode::Async/>
+                <Route path=path!("/admin") view=AdminPage ssr=SsrMode::Async/>
                 <Route path=path!("/suppressed-recipients") view=SuppressionsPage ssr=SsrMode::Async/>
                 <Route path=path!("/inbound-logs") view=InboundLogsPage ssr=SsrMode::Async/>
                 <Route path=path!("/messages") view=MessagesPage ssr=SsrMode::Async/>

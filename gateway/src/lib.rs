@@ -24,6 +24,7 @@ pub mod message_stats;
 pub mod metrics;
 pub mod names;
 pub mod net_guard;
+pub mod operator;
 pub mod optout;
 pub mod plans;
 pub mod policy;

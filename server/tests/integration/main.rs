@@ -12,6 +12,7 @@ mod failures;
 mod instances;
 mod media;
 mod metrics;
+mod operator;
 mod receive;
 mod rendering;
 mod send;
