@@ -77,6 +77,15 @@ impl Role {
             Role::Admin => "admin",
         }
     }
+    /// `admin` or `customer`, as an operator types it.
+    pub fn parse(text: &str) -> Option<Role> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "admin" => Some(Role::Admin),
+            "customer" => Some(Role::Customer),
+            _ => None,
+        }
+    }
+
     fn from_db(text: &str) -> Role {
         if text == "admin" {
             Role::Admin
@@ -265,6 +274,27 @@ pub async fn set_plan(
         active.monthly_limit_override = Set(limit_override(m, "monthly")?);
     }
     update_cached(db, active).await
+}
+
+/// Makes the account an operator (admin) or a customer.
+pub async fn set_role(db: &DatabaseConnection, email: &str, role: Role) -> Result<Account> {
+    let model = require_by_email(db, email).await?;
+    let mut active: account::ActiveModel = model.into();
+    active.role = Set(role.as_str().into());
+    update_cached(db, active).await
+}
+
+/// Every account, oldest first (for `wag admin list-users`; an operator's listing, not a page
+/// a request renders).
+pub async fn list_all(db: &DatabaseConnection) -> Result<Vec<Account>> {
+    use sea_orm::QueryOrder;
+    Ok(account::Entity::find()
+        .order_by_asc(account::Column::Id)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(Account::from)
+        .collect())
 }
 
 /// Writes a change that the API path keeps in memory, with the change counter.

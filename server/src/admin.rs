@@ -115,6 +115,20 @@ pub enum AdminCommand {
         #[arg(long, default_value = "Support team")]
         business_name: String,
     },
+    /// List every account: id, email, role, plan, limits, modules.
+    ListUsers {
+        /// One JSON document instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make an account an operator (admin) or a customer.
+    SetRole {
+        #[arg(long)]
+        email: String,
+        /// admin or customer.
+        #[arg(long)]
+        role: String,
+    },
     /// The servers sharing this PostgreSQL database (id, address, alive, heartbeat age,
     /// instances owned) and each instance's owner and epoch.
     Cluster {
@@ -258,6 +272,49 @@ async fn execute(db: &DatabaseConnection, config: &Config, command: AdminCommand
                 }
                 None => println!("replaced the events of webhook destination {} ({})", destination.id, names.join(",")),
             }
+        }
+        AdminCommand::ListUsers { json } => {
+            let all = accounts::list_all(db).await?;
+            let rows: Vec<serde_json::Value> = all
+                .iter()
+                .map(|a| {
+                    let limits = a.limits();
+                    serde_json::json!({
+                        "id": a.id,
+                        "email": a.email,
+                        "role": a.role.as_str(),
+                        "plan": a.plan.as_str(),
+                        "daily_limit": limits.map(|l| l.daily),
+                        "monthly_limit": limits.map(|l| l.monthly),
+                        "api_enabled": a.api_enabled,
+                        "threecx_enabled": a.threecx_enabled,
+                        "created_at": gateway::time::rfc3339(a.created_at),
+                    })
+                })
+                .collect();
+            if json {
+                println!("{}", serde_json::Value::Array(rows));
+            } else {
+                for a in &all {
+                    let limits = a
+                        .limits()
+                        .map(|l| format!("{}/day {}/month", l.daily, l.monthly))
+                        .unwrap_or_else(|| "no sending".into());
+                    let modules = match (a.api_enabled, a.threecx_enabled) {
+                        (true, true) => "api,3cx",
+                        (true, false) => "api",
+                        (false, true) => "3cx",
+                        (false, false) => "none",
+                    };
+                    println!("{}\t{}\t{}\t{}\t{limits}\t{modules}", a.id, a.email, a.role.as_str(), a.plan.as_str());
+                }
+            }
+        }
+        AdminCommand::SetRole { email, role } => {
+            let parsed = accounts::Role::parse(&role)
+                .ok_or_else(|| gateway::Error::invalid(format!("Unknown role {role:?}: use admin or customer.")))?;
+            let account = accounts::set_role(db, &email, parsed).await?;
+            println!("{} is now {}", account.email, account.role.as_str());
         }
         AdminCommand::Cluster { json } => {
             if db.get_database_backend() != sea_orm::DatabaseBackend::Postgres {

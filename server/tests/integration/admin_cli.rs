@@ -5,7 +5,46 @@ use serde_json::{json, Value};
 
 use crate::common::{spawn_app, Backend, PASSWORD};
 
-on_every_database!(admin_commands_and_their_errors);
+on_every_database!(admin_commands_and_their_errors, users_are_listed_and_roles_change);
+
+/// `list-users` (text and JSON) and `set-role`: a customer made an operator sees /admin at once,
+/// and loses it again when made a customer.
+async fn users_are_listed_and_roles_change(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let email = "desk@example.com";
+    assert!(app.wag(&["admin", "create-user", "--email", email, "--password", PASSWORD, "--plan", "growth"]).success);
+    assert!(
+        app.wag(&["admin", "create-user", "--email", "ops@example.com", "--password", PASSWORD, "--admin"]).success
+    );
+    let listed = app.wag(&["admin", "list-users", "--json"]);
+    assert!(listed.success, "{listed:?}");
+    let users: Value = serde_json::from_str(listed.stdout.trim()).unwrap();
+    let users = users.as_array().unwrap();
+    assert_eq!(users.len(), 2);
+    assert_eq!(users[0]["email"], email);
+    assert_eq!(users[0]["role"], "customer");
+    assert_eq!(users[0]["plan"], "growth");
+    assert_eq!(users[0]["daily_limit"], 500);
+    assert_eq!(users[1]["role"], "admin");
+    assert!(users.iter().all(|u| u.get("password_hash").is_none()), "no secret is listed");
+    let text = app.wag(&["admin", "list-users"]);
+    assert_eq!(text.stdout.lines().count(), 2);
+    assert!(text.stdout.lines().next().unwrap().contains(email));
+
+    let browser = app.browser();
+    browser.login(email, PASSWORD).await;
+    assert_eq!(browser.get("/admin").await.status, StatusCode::NOT_FOUND);
+    let made = app.wag(&["admin", "set-role", "--email", email, "--role", "admin"]);
+    assert!(made.success && made.stdout.contains("now admin"), "{made:?}");
+    assert_eq!(browser.get("/admin").await.status, StatusCode::OK, "the role counts from the next page");
+    assert!(app.wag(&["admin", "set-role", "--email", email, "--role", "customer"]).success);
+    assert_eq!(browser.get("/admin").await.status, StatusCode::NOT_FOUND);
+    let bad = app.wag(&["admin", "set-role", "--email", email, "--role", "root"]);
+    assert!(!bad.success && bad.stderr.contains("Unknown role"), "{bad:?}");
+    let nobody = app.wag(&["admin", "set-role", "--email", "nobody@example.com", "--role", "admin"]);
+    assert!(!nobody.success);
+    app.finish().await;
+}
 
 async fn admin_commands_and_their_errors(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
