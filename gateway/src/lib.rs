@@ -2,6 +2,7 @@
 //! Nothing here knows about HTML or HTTP; `app` and `server` call into it.
 pub mod accounts;
 pub mod api_keys;
+pub mod audit;
 pub mod cache;
 pub mod caps;
 pub mod cluster;

@@ -17,6 +17,7 @@ mod m20261203_000001_fewer_index_writes;
 mod m20261204_000001_threecx_replays;
 mod m20261205_000001_cluster;
 mod m20261206_000001_whatsapp_keys;
+mod m20261207_000001_audit_log;
 
 pub struct Migrator;
 
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000001_threecx_replays::Migration),
             Box::new(m20261205_000001_cluster::Migration),
             Box::new(m20261206_000001_whatsapp_keys::Migration),
+            Box::new(m20261207_000001_audit_log::Migration),
         ]
     }
 }

@@ -121,6 +121,18 @@ pub enum AdminCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The operators' audit log, newest first: every operator action (these commands write it
+    /// as "cli"), of one account or of all.
+    AuditLog {
+        #[arg(long)]
+        email: Option<String>,
+        /// How many rows, newest first.
+        #[arg(long, default_value_t = 50)]
+        limit: u64,
+        /// One JSON document instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Make an account an operator (admin) or a customer.
     SetRole {
         #[arg(long)]
@@ -191,6 +203,8 @@ async fn execute(db: &DatabaseConnection, config: &Config, command: AdminCommand
                 },
             )
             .await?;
+            let after = format!("{} {} plan {}", account.email, account.role.as_str(), account.plan.as_str());
+            audit(db, "create_user", Some(account.id), None, None, Some(after)).await?;
             println!(
                 "created {} account {} (id {}) on plan {}",
                 account.role.as_str(),
@@ -201,7 +215,9 @@ async fn execute(db: &DatabaseConnection, config: &Config, command: AdminCommand
         }
         AdminCommand::SetPlan { email, plan, daily_limit, monthly_limit } => {
             let plan = parse_plan(&plan)?;
+            let before = plan_text(&require_account(db, &email).await?);
             let account = accounts::set_plan(db, &email, plan, daily_limit, monthly_limit).await?;
+            audit(db, "set_plan", Some(account.id), None, Some(before), Some(plan_text(&account))).await?;
             let limits = account
                 .limits()
                 .map(|l| format!("{}/day, {}/month", l.daily, l.monthly))
@@ -216,7 +232,9 @@ async fn execute(db: &DatabaseConnection, config: &Config, command: AdminCommand
                 "false" => false,
                 _ => return Err(gateway::Error::invalid("--enabled must be true or false.")),
             };
+            let before = modules_text(&require_account(db, &email).await?);
             let account = accounts::set_module(db, &email, module_parsed, enabled).await?;
+            audit(db, "set_module", Some(account.id), None, Some(before), Some(modules_text(&account))).await?;
             println!(
                 "{}: module {} {}",
                 account.email,
@@ -227,6 +245,8 @@ async fn execute(db: &DatabaseConnection, config: &Config, command: AdminCommand
         AdminCommand::CreateApiKey { email, name } => {
             let account = require_account(db, &email).await?;
             let created = api_keys::create(db, account.id, &name).await?;
+            let after = format!("API key {} ({})", created.info.id, created.info.name);
+            audit(db, "create_api_key", Some(account.id), None, None, Some(after)).await?;
             println!(
                 "created API key {} ({}) for {}; it is shown once:",
                 created.info.id, created.info.name, account.email
@@ -235,6 +255,8 @@ async fn execute(db: &DatabaseConnection, config: &Config, command: AdminCommand
         }
         AdminCommand::RevokeApiKey { key } => {
             let info = api_keys::revoke_by_secret(db, &secret_or_stdin(key, "--key")?).await?;
+            let before = format!("API key {} ({}, {}…) active", info.id, info.name, info.prefix);
+            audit(db, "revoke_api_key", None, None, Some(before), Some("revoked".into())).await?;
             println!("revoked API key {} ({})", info.id, info.name);
         }
         AdminCommand::PauseInstance { instance, reason } => {
@@ -244,6 +266,16 @@ async fn execute(db: &DatabaseConnection, config: &Config, command: AdminCommand
                 return Err(gateway::Error::invalid("Give a --reason: the customer's team will ask why."));
             }
             if instances::pause_for_review(db, &found.id, reason).await? {
+                let after = format!("paused for review: {reason}");
+                audit(
+                    db,
+                    "pause_instance",
+                    Some(found.account_id),
+                    Some(&found.id),
+                    Some("running".into()),
+                    Some(after),
+                )
+                .await?;
                 println!("instance {} paused for review: {reason}", found.id);
             } else {
                 println!("instance {} was already paused for review", found.id);
@@ -265,6 +297,8 @@ async fn execute(db: &DatabaseConnection, config: &Config, command: AdminCommand
             )
             .await?;
             let names: Vec<_> = destination.events.iter().map(|k| k.as_str()).collect();
+            let after = format!("webhook {} to {} for {}", destination.id, url, names.join(","));
+            audit(db, "set_webhook", Some(found.account_id), Some(&found.id), None, Some(after)).await?;
             match secret {
                 Some(secret) => {
                     println!("created webhook destination {} for {} ({})", destination.id, found.id, names.join(","));
@@ -310,10 +344,35 @@ async fn execute(db: &DatabaseConnection, config: &Config, command: AdminCommand
                 }
             }
         }
+        AdminCommand::AuditLog { email, limit, json } => {
+            let account_id = match email {
+                Some(email) => Some(require_account(db, &email).await?.id),
+                None => None,
+            };
+            let rows = gateway::audit::latest(db, account_id, limit.clamp(1, 10_000)).await?;
+            if json {
+                println!("{}", serde_json::to_string(&rows).unwrap_or_else(|_| "[]".into()));
+            } else {
+                for r in rows {
+                    println!(
+                        "{}\t{}\t{}\taccount {}\t{}\t{} -> {}",
+                        gateway::time::rfc3339(r.at),
+                        r.actor,
+                        r.action,
+                        r.account_id.map_or("-".into(), |id| id.to_string()),
+                        r.instance_id.as_deref().unwrap_or("-"),
+                        r.before.as_deref().unwrap_or("-"),
+                        r.after.as_deref().unwrap_or("-"),
+                    );
+                }
+            }
+        }
         AdminCommand::SetRole { email, role } => {
             let parsed = accounts::Role::parse(&role)
                 .ok_or_else(|| gateway::Error::invalid(format!("Unknown role {role:?}: use admin or customer.")))?;
+            let before = require_account(db, &email).await?.role.as_str().to_string();
             let account = accounts::set_role(db, &email, parsed).await?;
+            audit(db, "set_role", Some(account.id), None, Some(before), Some(account.role.as_str().into())).await?;
             println!("{} is now {}", account.email, account.role.as_str());
         }
         AdminCommand::Cluster { json } => {
@@ -364,6 +423,9 @@ async fn execute(db: &DatabaseConnection, config: &Config, command: AdminCommand
         AdminCommand::ResumeInstance { instance } => {
             let found = require_instance(db, &instance).await?;
             if instances::resume_from_review(db, &found.id).await? {
+                let before = found.review_reason.clone().map(|r| format!("paused for review: {r}"));
+                audit(db, "resume_instance", Some(found.account_id), Some(&found.id), before, Some("running".into()))
+                    .await?;
                 println!("instance {} resumed", found.id);
             } else {
                 println!("instance {} was not paused for review", found.id);
@@ -383,6 +445,8 @@ async fn execute(db: &DatabaseConnection, config: &Config, command: AdminCommand
                 }));
             }
             let instance = instances::create(db, account.id, &name, &connector).await?;
+            let after = format!("{} on {}", instance.name, instance.connector);
+            audit(db, "create_instance", Some(account.id), Some(&instance.id), None, Some(after)).await?;
             println!(
                 "created instance {} for {} on the {} connector",
                 instance.name, account.email, instance.connector
@@ -400,6 +464,9 @@ async fn execute(db: &DatabaseConnection, config: &Config, command: AdminCommand
                 hmac_secret,
             };
             let (integration, secrets) = integrations::create(db, &config.master_key, &account, new).await?;
+            let after = format!("3CX integration {}", integration.id);
+            audit(db, "create_3cx_integration", Some(account.id), Some(&integration.instance_id), None, Some(after))
+                .await?;
             println!("integration_id={}", integration.id);
             println!("secret={}", secrets.webhook_secret);
             if let Some(hmac) = secrets.hmac_secret.as_deref().filter(|h| Some(*h) != given_hmac.as_deref()) {
@@ -409,6 +476,31 @@ async fn execute(db: &DatabaseConnection, config: &Config, command: AdminCommand
         }
     }
     Ok(())
+}
+
+/// Records a `wag admin` action in the audit log as "cli".
+async fn audit(
+    db: &DatabaseConnection,
+    action: &str,
+    account_id: Option<i64>,
+    instance_id: Option<&str>,
+    before: Option<String>,
+    after: Option<String>,
+) -> gateway::Result<()> {
+    let actor = gateway::audit::CLI;
+    gateway::audit::record(db, gateway::audit::Change { actor, action, account_id, instance_id, before, after }).await
+}
+
+fn plan_text(account: &accounts::Account) -> String {
+    let limits = account
+        .limits()
+        .map(|l| format!("{}/day, {}/month", l.daily, l.monthly))
+        .unwrap_or_else(|| "no sending".into());
+    format!("{} ({limits})", account.plan.as_str())
+}
+
+fn modules_text(account: &accounts::Account) -> String {
+    format!("api {}, 3cx {}", account.api_enabled, account.threecx_enabled)
 }
 
 fn parse_plan(text: &str) -> gateway::Result<Plan> {

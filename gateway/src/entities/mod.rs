@@ -1,6 +1,7 @@
 //! sea-orm entities, one per table. Only `gateway` uses them; other crates see domain types.
 pub mod account;
 pub mod api_key;
+pub mod audit_log;
 pub mod contacted_recipient;
 pub mod conversation;
 pub mod event;

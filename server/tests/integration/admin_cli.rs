@@ -43,6 +43,21 @@ async fn users_are_listed_and_roles_change(backend: Backend) {
     assert!(!bad.success && bad.stderr.contains("Unknown role"), "{bad:?}");
     let nobody = app.wag(&["admin", "set-role", "--email", "nobody@example.com", "--role", "admin"]);
     assert!(!nobody.success);
+
+    // Every one of those actions is in the audit log, newest first, as "cli"; failed ones are not.
+    assert!(app.wag(&["admin", "set-plan", "--email", email, "--plan", "scale", "--daily-limit", "900"]).success);
+    let log = app.wag(&["admin", "audit-log", "--email", email, "--json"]);
+    assert!(log.success, "{log:?}");
+    let rows: Value = serde_json::from_str(log.stdout.trim()).unwrap();
+    let rows = rows.as_array().unwrap();
+    let actions: Vec<&str> = rows.iter().map(|r| r["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["set_plan", "set_role", "set_role", "create_user"]);
+    assert!(rows.iter().all(|r| r["actor"] == "cli" && r["account_id"] == users[0]["id"]));
+    assert_eq!(rows[0]["before"], "growth (500/day, 10000/month)");
+    assert_eq!(rows[0]["after"], "scale (900/day, 30000/month)");
+    assert_eq!((rows[1]["before"].as_str(), rows[1]["after"].as_str()), (Some("admin"), Some("customer")));
+    let all = app.wag(&["admin", "audit-log"]);
+    assert_eq!(all.stdout.lines().count(), 5, "both accounts' rows: {}", all.stdout);
     app.finish().await;
 }
 
