@@ -22,6 +22,7 @@ pub mod login_throttle;
 pub mod message_log;
 pub mod message_stats;
 pub mod names;
+pub mod onboarding;
 pub mod net_guard;
 pub mod optout;
 pub mod plans;

@@ -209,7 +209,7 @@ pub async fn create_threecx(instance_id: String, business_name: String) -> Resul
             let mut flash = Flash::success(
                 "Integration created. Copy its webhook secret into 3CX now: it is shown only this once.",
             );
-            flash.secret = Some(secrets.webhook_secret);
+            flash = flash.with_secret(crate::context::SecretKind::ThreecxSecret, secrets.webhook_secret);
             finish(flash, HERE).await
         }
         Err(e) => finish(Flash::error(user_message("create 3CX integration", &e)), HERE).await,
@@ -258,7 +258,7 @@ pub async fn save_threecx_settings(
             let mut flash = Flash::success(
                 "Settings saved. HMAC signing is now required: copy this HMAC secret into your sender now, it is shown only this once.",
             );
-            flash.secret = Some(hmac);
+            flash = flash.with_secret(crate::context::SecretKind::ThreecxHmacSecret, hmac);
             finish(flash, HERE).await
         }
         Ok(None) => finish(Flash::success("Settings saved."), HERE).await,
@@ -289,12 +289,12 @@ pub async fn threecx_action(id: String, command: ThreecxCommand) -> Result<(), S
             let mut f = Flash::success(
                 "New webhook secret: the old one no longer works. Copy this one into 3CX now: it is shown only this once.",
             );
-            f.secret = Some(secret);
+            f = f.with_secret(crate::context::SecretKind::ThreecxSecret, secret);
             f
         }),
         ThreecxCommand::RotateForwardingSecret => forwarding::rotate_secret(db, key, account, &id).await.map(|secret| {
             let mut f = Flash::success("New signing secret for the 3CX destination. The previous one keeps signing for 24 hours. Copy it now: it is shown only this once.");
-            f.secret = Some(secret);
+            f = f.with_secret(crate::context::SecretKind::ThreecxForwardingSecret, secret);
             f
         }),
         ThreecxCommand::EnableForwarding => {
@@ -330,7 +330,7 @@ pub async fn set_threecx_hmac(id: String, hmac_secret: String) -> Result<(), Ser
     {
         Ok(secret) if generated => {
             let mut f = Flash::success("New HMAC secret. Copy it into your sender now: it is shown only this once.");
-            f.secret = Some(secret);
+            f = f.with_secret(crate::context::SecretKind::ThreecxHmacSecret, secret);
             finish(f, HERE).await
         }
         Ok(_) => finish(Flash::success("HMAC secret saved."), HERE).await,
@@ -354,7 +354,7 @@ pub async fn set_threecx_forwarding(id: String, url: String) -> Result<(), Serve
     match result {
         Ok(Some(secret)) => {
             let mut f = Flash::success("Inbound messages are now forwarded to 3CX, signed with this secret. Copy it now: it is shown only this once.");
-            f.secret = Some(secret);
+            f = f.with_secret(crate::context::SecretKind::ThreecxForwardingSecret, secret);
             finish(f, HERE).await
         }
         Ok(None) => finish(Flash::success("3CX destination URL saved."), HERE).await,
@@ -619,7 +619,7 @@ fn ForwardingSection(id: String, forwarding: Option<ForwardingView>) -> impl Int
                         <thead><tr><th>"Queued"</th><th>"Event"</th><th>"Status"</th><th>"Attempts"</th><th>"Last answer"</th></tr></thead>
                         <tbody>
                             {f.deliveries.into_iter().map(|(at, event, status, attempts, answer)| view! {
-                                <tr><td>{at}</td><td class="mono">{event}</td><td>{status}</td><td>{attempts}</td><td>{answer}</td></tr>
+                                <tr><td data-label="Queued">{at}</td><td class="mono" data-label="Event">{event}</td><td class="cell-status" data-label="Status">{status}</td><td data-label="Attempts">{attempts}</td><td data-label="Last answer">{answer}</td></tr>
                             }).collect_view()}
                         </tbody>
                     </table>
@@ -670,13 +670,13 @@ fn RequestLog(requests: Vec<RequestView>, paged: bool) -> impl IntoView {
                 <tbody>
                     {requests.into_iter().map(|r| view! {
                         <tr>
-                            <td>{r.at}</td>
-                            <td class="mono">{r.event_type}</td>
-                            <td class="mono">{r.outcome}</td>
-                            <td>{r.status_code}</td>
-                            <td class="mono">{r.phone}</td>
-                            <td>{format!("{} ms", r.latency_ms)}</td>
-                            <td>{r.detail}</td>
+                            <td data-label="Time">{r.at}</td>
+                            <td class="mono" data-label="Event">{r.event_type}</td>
+                            <td class="cell-status mono" data-label="Outcome">{r.outcome}</td>
+                            <td class="cell-status" data-label="Status">{r.status_code}</td>
+                            <td class="mono" data-label="Phone">{r.phone}</td>
+                            <td data-label="Latency">{format!("{} ms", r.latency_ms)}</td>
+                            <td data-label="Why">{r.detail}</td>
                         </tr>
                     }).collect_view()}
                 </tbody>

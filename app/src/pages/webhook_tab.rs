@@ -126,10 +126,16 @@ pub async fn add_webhook(instance_id: String, url: String, events: Option<Vec<St
     let user = require_user()?;
     let state = app_state()?;
     let here = back(&instance_id);
+    let events = events.unwrap_or_default();
+    // A refused form comes back as it was sent: the URL and the chosen events.
+    let kept: Vec<(String, String)> = std::iter::once(("url".to_string(), url.clone()))
+        .chain(events.iter().map(|e| ("events".to_string(), e.clone())))
+        .chain(std::iter::once(("form".to_string(), "add-webhook".to_string())))
+        .collect();
     let result = async {
         let instance = gateway::instances::find(&state.db, user.account_id, &instance_id).await?;
         let url = destinations::check_url(&url, state.config.webhooks.allow_private).await?;
-        let kinds = destinations::parse_event_list(&events.unwrap_or_default())?;
+        let kinds = destinations::parse_event_list(&events)?;
         destinations::create_or_replace(
             &state.db,
             &state.config.master_key,
@@ -147,7 +153,7 @@ pub async fn add_webhook(instance_id: String, url: String, events: Option<Vec<St
             tracing::info!(account_id = user.account_id, destination_id = %d.id, "webhook destination created");
             let mut flash =
                 Flash::success("Destination added. Copy its signing secret now: it is shown only this once.");
-            flash.secret = Some(secret);
+            flash = flash.with_secret(crate::context::SecretKind::WebhookSecret, secret);
             finish(flash, &here).await
         }
         Ok((_, None)) => {
@@ -157,7 +163,7 @@ pub async fn add_webhook(instance_id: String, url: String, events: Option<Vec<St
             )
             .await
         }
-        Err(e) => finish(Flash::error(user_message("add webhook", &e)), &here).await,
+        Err(e) => finish(Flash::error(user_message("add webhook", &e)).with_fields(kept), &here).await,
     }
 }
 
@@ -192,7 +198,7 @@ pub async fn webhook_action(instance_id: String, id: String, command: Destinatio
         }
         DestinationCommand::Rotate => destinations::rotate(db, &state.config.master_key, user.account_id, &id).await.map(|secret| {
             let mut f = Flash::success("New signing secret. The previous one keeps signing for 24 hours. Copy the new one now: it is shown only this once.");
-            f.secret = Some(secret);
+            f = f.with_secret(crate::context::SecretKind::WebhookSecret, secret);
             f
         }),
         DestinationCommand::Test => {
@@ -258,7 +264,15 @@ pub fn WebhookTab(instance_id: String) -> impl IntoView {
 #[component]
 fn WebhookView(data: WebhookTabData, instance_id: String) -> impl IntoView {
     let id_for_form = instance_id.clone();
+    let kept_url = crate::context::kept_field("url").unwrap_or_default();
+    // Existing destinations and their deliveries come first: they are what a returning customer
+    // looks for. The form to add one follows.
     view! {
+        {if data.destinations.is_empty() {
+            view! { <section class="card"><div class="empty-state"><p><strong>"No destinations yet."</strong></p><p>"Events are still kept: read them in order with GET /api/events."</p></div></section> }.into_any()
+        } else {
+            data.destinations.into_iter().map(|d| view! { <DestinationCard d instance_id=instance_id.clone()/> }).collect_view().into_any()
+        }}
         <section class="card">
             <h2>"Add a destination"</h2>
             <p class="hint">"WA Gateway POSTs each chosen event as JSON, signed with Standard Webhooks headers (webhook-id, webhook-timestamp, webhook-signature). See "<a href="/docs/receive">"Receive"</a>" for the events and how to verify them."</p>
@@ -267,16 +281,17 @@ fn WebhookView(data: WebhookTabData, instance_id: String) -> impl IntoView {
                 <input type="hidden" name="instance_id" value=id_for_form/>
                 <div class="field">
                     <label for="webhook-url">"Destination URL"</label>
-                    <input id="webhook-url" name="url" type="url" required placeholder="https://crm.example.com/hooks/whatsapp"/>
+                    <input id="webhook-url" name="url" type="url" required placeholder="https://crm.example.com/hooks/whatsapp" value=kept_url/>
                 </div>
                 <fieldset class="field">
                     <legend>"Events"</legend>
                     {data.all_events.into_iter().enumerate().map(|(i, (name, recommended))| {
                         let field = format!("events[{i}]");
                         let id = format!("event-{i}");
+                        let checked = crate::context::kept_choice("events", &name).unwrap_or(recommended);
                         view! {
                             <label for=id.clone() class="checkbox">
-                                <input id=id.clone() type="checkbox" name=field value=name.clone() checked=recommended/>
+                                <input id=id.clone() type="checkbox" name=field value=name.clone() checked=checked/>
                                 " "<span class="mono">{name}</span>{recommended.then_some(" (recommended)")}
                             </label>
                         }
@@ -285,11 +300,6 @@ fn WebhookView(data: WebhookTabData, instance_id: String) -> impl IntoView {
                 <button type="submit" class="btn btn-primary">"Add destination"</button>
             </form>
         </section>
-        {if data.destinations.is_empty() {
-            view! { <section class="card"><div class="empty-state"><p><strong>"No destinations yet."</strong></p><p>"Events are still kept: read them in order with GET /api/events."</p></div></section> }.into_any()
-        } else {
-            data.destinations.into_iter().map(|d| view! { <DestinationCard d instance_id=instance_id.clone()/> }).collect_view().into_any()
-        }}
     }
 }
 
@@ -350,11 +360,11 @@ fn DestinationCard(d: DestinationView, instance_id: String) -> impl IntoView {
                             <tbody>
                                 {d.deliveries.into_iter().map(|r| view! {
                                     <tr>
-                                        <td>{r.created}</td>
-                                        <td class="mono">{r.event_kind}<br/><span class="muted">{r.event_id.clone()}</span></td>
-                                        <td>{r.status}</td>
-                                        <td>{r.attempts}</td>
-                                        <td>{r.last_status_code.map(|c| c.to_string()).unwrap_or_else(|| "—".into())}</td>
+                                        <td data-label="Queued">{r.created}</td>
+                                        <td class="mono" data-label="Event">{r.event_kind}<br/><span class="muted">{r.event_id.clone()}</span></td>
+                                        <td class="cell-status" data-label="Status">{r.status}</td>
+                                        <td data-label="Attempts">{r.attempts}</td>
+                                        <td data-label="Last answer">{r.last_status_code.map(|c| c.to_string()).unwrap_or_else(|| "—".into())}</td>
                                         <td class="actions">
                                             <form class="inline" method="post" action={fn_path::<ReplayEvent>()}>
                                                 <CsrfField/>

@@ -54,6 +54,10 @@ impl From<webhook_destination::Model> for Destination {
     }
 }
 
+/// The setting that lets destinations on private addresses through (see `config`), named in the
+/// refusal so a developer trying a localhost receiver knows what to change.
+pub const PRIVATE_TARGETS_SETTING: &str = "WAG_ALLOW_PRIVATE_WEBHOOK_TARGETS";
+
 /// Checks a destination URL: http(s), a host, no credentials, and (unless allowed) a host that
 /// resolves only to public addresses.
 pub async fn check_url(text: &str, allow_private: bool) -> Result<String> {
@@ -73,9 +77,11 @@ pub async fn check_url(text: &str, allow_private: bool) -> Result<String> {
     match net_guard::resolve(net_guard::bare_host(host), port, allow_private).await {
         Ok(_) => Ok(url.to_string()),
         Err(net_guard::GuardError::Unresolvable) => Err(Error::invalid("The URL's host could not be found.")),
-        Err(net_guard::GuardError::PrivateAddress) => Err(Error::invalid(
-            "The URL points to a private, loopback or link-local address; webhooks go to public addresses only.",
-        )),
+        Err(net_guard::GuardError::PrivateAddress) => Err(Error::invalid(format!(
+            "The URL points to a private, loopback or link-local address; webhooks go to public addresses only. \
+             For development, the server's operator can allow private targets with {PRIVATE_TARGETS_SETTING}=true \
+             (allow_private_webhook_targets = true in the config file)."
+        ))),
     }
 }
 

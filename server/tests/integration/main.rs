@@ -10,6 +10,7 @@ mod cluster;
 mod failures;
 mod instances;
 mod media;
+mod portal;
 mod receive;
 mod rendering;
 mod send;

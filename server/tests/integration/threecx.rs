@@ -958,7 +958,8 @@ async fn the_3cx_page_manages_an_integration(backend: Backend) {
         .await;
     assert_eq!(posted.location.as_deref(), Some("/integrations/3cx"));
     let shown = browser.get("/integrations/3cx").await;
-    let secret = shown.new_api_key().expect("the webhook secret is shown once");
+    let secret = shown.secret("new-3cx-secret").expect("the webhook secret is shown once");
+    assert!(shown.new_api_key().is_none(), "the 3CX secret does not reuse the API key's field id");
     assert!(secret.starts_with("tcxs_"));
     let start = shown.body.find("/integrations/3cx/webhook/tcx_").expect("the webhook URL is shown");
     let id: String = shown.body[start + "/integrations/3cx/webhook/".len()..]
@@ -1057,7 +1058,7 @@ async fn the_3cx_page_manages_an_integration(backend: Backend) {
     // HMAC: generated, shown once.
     browser.submit("/integrations/3cx", "/_fn/3cx/hmac", &[("id", &id), ("hmac_secret", "")]).await;
     let hmac_page = browser.get("/integrations/3cx").await;
-    assert!(hmac_page.new_api_key().unwrap().starts_with("tcxh_"));
+    assert!(hmac_page.secret("new-3cx-hmac-secret").unwrap().starts_with("tcxh_"));
     browser.submit("/integrations/3cx", "/_fn/3cx/hmac", &[("id", &id), ("hmac_secret", "short")]).await;
     assert!(browser.get("/integrations/3cx").await.body.contains("16 to 256 visible ASCII characters"));
 
@@ -1065,7 +1066,9 @@ async fn the_3cx_page_manages_an_integration(backend: Backend) {
     browser
         .submit("/integrations/3cx", "/_fn/3cx/forwarding", &[("id", &id), ("url", "http://127.0.0.1:9/hook")])
         .await;
-    assert!(browser.get("/integrations/3cx").await.body.contains("private, loopback or link-local"));
+    let refused = browser.get("/integrations/3cx").await;
+    assert!(refused.body.contains("private, loopback or link-local"));
+    assert!(refused.body.contains("WAG_ALLOW_PRIVATE_WEBHOOK_TARGETS"), "the message names the setting");
 
     // Another account cannot touch it.
     let stranger = app.browser();
@@ -1086,7 +1089,7 @@ async fn the_3cx_page_manages_an_integration(backend: Backend) {
 
     // Rotation: the old secret stops working, the new one works.
     browser.submit("/integrations/3cx", "/_fn/3cx/action", &[("id", &id), ("command", "rotate_secret")]).await;
-    let rotated = browser.get("/integrations/3cx").await.new_api_key().unwrap();
+    let rotated = browser.get("/integrations/3cx").await.secret("new-3cx-secret").unwrap();
     assert_ne!(rotated, secret);
     assert_eq!(post(secret.clone()).await, StatusCode::UNAUTHORIZED);
     assert_eq!(post(rotated.clone()).await, StatusCode::OK);

@@ -1,0 +1,210 @@
+//! The portal's rough edges a new customer meets: refused forms keep what was typed (never a
+//! password), a private webhook target names the setting that allows it, the connect tab's
+//! wording, the phone layout's hooks (menu, skip link, labelled table cells), and the server's
+//! log as a file sees it (no colour codes, failed webhook deliveries named).
+use std::{
+    io::Read,
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use reqwest::StatusCode;
+
+use crate::{
+    common::{spawn_app, spawn_app_with, unique_email, Backend, Browser, Options, PASSWORD},
+    webhooks::Receiver,
+};
+
+on_every_database!(refused_forms_keep_what_was_typed, phone_layout_hooks_and_wording);
+
+async fn refused_forms_keep_what_was_typed(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let browser = app.browser();
+    let email = unique_email("kept");
+
+    // Sign-up with a short password: the email comes back, the password does not.
+    let short = "short-pw";
+    let refused = browser.signup(&email, short).await;
+    assert_eq!(refused.location.as_deref(), Some("/signup"));
+    let page = browser.get("/signup").await;
+    assert!(page.body.contains(&format!("value=\"{email}\"")), "the email is kept: {}", page.body);
+    assert!(!page.body.contains(short), "a password is never echoed");
+    // Shown once: a reload starts empty.
+    assert!(!browser.get("/signup").await.body.contains(&email));
+
+    browser.signup(&email, PASSWORD).await;
+    browser.logout().await;
+    let wrong = "wrong password 123";
+    let refused = browser.login(&email, wrong).await;
+    assert_eq!(refused.location.as_deref(), Some("/login"));
+    let page = browser.get("/login").await;
+    assert!(page.body.contains(&format!("value=\"{email}\"")), "the email is kept");
+    assert!(!page.body.contains(wrong), "a password is never echoed");
+
+    // A webhook refused for its private target keeps the URL and the chosen events, and says
+    // which setting a developer would change.
+    browser.login(&email, PASSWORD).await;
+    let instance = browser.create_instance("Kept line").await;
+    let tab = format!("/instances/{instance}/manage?tab=webhook");
+    let url = "http://127.0.0.1:9/hooks/dev";
+    let fields = [
+        ("instance_id", instance.as_str()),
+        ("url", url),
+        ("events[0]", "message.read"),
+        ("events[1]", "call.missed"),
+    ];
+    let posted = browser.submit(&tab, "/_fn/webhooks/add", &fields).await;
+    assert_eq!(posted.location.as_deref(), Some(tab.as_str()));
+    let page = browser.get(&tab).await;
+    assert!(page.body.contains("WAG_ALLOW_PRIVATE_WEBHOOK_TARGETS"), "the setting is named");
+    assert!(page.body.contains(&format!("value=\"{url}\"")), "the URL is kept");
+    let checked: Vec<&str> = page
+        .body
+        .split("<input")
+        .filter(|input| input.contains("type=\"checkbox\"") && input.contains(" checked"))
+        .filter_map(|input| input.split("value=\"").nth(1)?.split('"').next())
+        .collect();
+    assert_eq!(checked, ["message.read", "call.missed"], "the chosen events are kept, not the defaults");
+    // The next visit shows the defaults again.
+    let fresh = browser.get(&tab).await;
+    assert!(!fresh.body.contains(url));
+    app.finish().await;
+}
+
+async fn phone_layout_hooks_and_wording(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let browser = app.browser();
+    browser.signup(&unique_email("phone"), PASSWORD).await;
+    browser.create_api_key("ERP").await;
+
+    let keys = browser.get("/api-keys").await;
+    assert!(keys.body.contains("class=\"skip-link\" href=\"#main\""), "a skip link comes first");
+    assert!(keys.body.contains("id=\"main\""));
+    assert!(keys.body.contains("id=\"nav-toggle\"") && keys.body.contains(">Menu</label>"), "a menu without script");
+    assert!(keys.body.contains("data-label=\"Name\""), "table cells name their column for the phone layout");
+    assert!(keys.body.contains("class=\"cell-status\" data-label=\"Status\""), "the status cell is marked");
+
+    // Creating lands on the connect tab; once linked, the link is ended by "Unlink this number",
+    // not a second "Log out" beside the account's.
+    let id = browser.create_instance("Phone line").await;
+    let connect = format!("/instances/{id}/manage?tab=connect");
+    browser.submit(&connect, "/_fn/instances/link", &[("id", id.as_str()), ("action", "simulate_scan")]).await;
+    let linked = browser.get(&connect).await;
+    assert!(linked.body.contains("Unlink this number"));
+    assert!(linked.body.contains("You stay signed in to the portal"));
+    assert_eq!(linked.body.matches(">Log out<").count(), 1, "only the account's own Log out");
+
+    // Docs: one h1 per page, inside the portal too.
+    for path in ["/docs", "/docs/send", "/docs/api", "/acceptable-use"] {
+        let page = browser.get(path).await;
+        assert_eq!(page.status, StatusCode::OK, "{path}");
+        assert_eq!(page.body.matches("<h1").count(), 1, "{path} has one h1");
+    }
+    app.finish().await;
+}
+
+/// `wag serve` as an operator runs it, its output going to a file.
+struct Served {
+    child: Child,
+    log: std::path::PathBuf,
+    base: String,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Served {
+    fn log_text(&self) -> String {
+        let mut text = String::new();
+        std::fs::File::open(&self.log).and_then(|mut f| f.read_to_string(&mut text)).expect("read the log");
+        text
+    }
+}
+
+async fn serve_to_a_file(env: &[(&str, &str)]) -> Served {
+    let dir = std::env::temp_dir().join(format!("wag-log-{}", ulid::Ulid::new().to_string().to_ascii_lowercase()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        probe.local_addr().expect("its address").port()
+    };
+    let base = format!("http://127.0.0.1:{port}");
+    let log = dir.join("wag.log");
+    let file = std::fs::File::create(&log).expect("log file");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_wag"));
+    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("WAG_") || k == "NO_COLOR" || k == "RUST_LOG") {
+        command.env_remove(key);
+    }
+    command
+        .arg("serve")
+        .env("WAG_LISTEN", format!("127.0.0.1:{port}"))
+        .env("WAG_DATA_DIR", &dir)
+        .env("WAG_PUBLIC_BASE_URL", &base)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(file.try_clone().expect("log file"))
+        .stderr(file);
+    let served = Served { child: command.spawn().expect("start wag serve"), log, base };
+    for _ in 0..240 {
+        if let Ok(r) = reqwest::get(format!("{}/healthz", served.base)).await {
+            if r.status() == StatusCode::OK {
+                return served;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!("wag serve did not come up; its log:\n{}", served.log_text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_in_a_file_is_plain_and_names_failed_deliveries() {
+    crate::common::within_limit(async {
+        let (receiver, url) = Receiver::start(&[500]).await;
+        let served = serve_to_a_file(&[
+            ("WAG_ALLOW_PRIVATE_WEBHOOK_TARGETS", "true"),
+            ("WAG_WEBHOOK_POLL_MS", "25"),
+            ("WAG_WEBHOOK_RETRY_SCHEDULE", "3600"),
+        ])
+        .await;
+        let client = reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        let browser = Browser { client, base: served.base.clone() };
+        browser.signup(&unique_email("logs"), PASSWORD).await;
+        let instance = browser.create_instance("Logged line").await;
+        let tab = format!("/instances/{instance}/manage?tab=webhook");
+        let fields = [("instance_id", instance.as_str()), ("url", url.as_str()), ("events[0]", "message.received")];
+        browser.submit(&tab, "/_fn/webhooks/add", &fields).await;
+        let page = browser.get(&tab).await;
+        let secret = page.secret("new-webhook-secret").expect("the signing secret");
+        let marker = "name=\"id\" value=\"whd_";
+        let start = page.body.find(marker).expect("the destination") + marker.len() - 4;
+        let destination = page.body[start..start + page.body[start..].find('"').unwrap()].to_string();
+        let command = [("instance_id", instance.as_str()), ("id", destination.as_str()), ("command", "test")];
+        browser.submit(&tab, "/_fn/webhooks/destination", &command).await;
+        receiver.wait_for("the test event", |events| !events.is_empty()).await;
+
+        let mut line = None;
+        for _ in 0..200 {
+            line = served.log_text().lines().find(|l| l.contains("webhook delivery failed")).map(str::to_string);
+            if line.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        let text = served.log_text();
+        let line = line.unwrap_or_else(|| panic!("no failed delivery in the log:\n{text}"));
+        assert!(line.contains(&destination), "the destination is named: {line}");
+        assert!(line.contains("status=500"), "{line}");
+        assert!(line.contains("next_attempt_at="), "the next attempt is named: {line}");
+        assert!(!text.contains(&secret) && !text.contains("A test event from WA Gateway"), "no secret, no payload");
+        assert!(!text.contains('\u{1b}'), "no colour codes in a file:\n{text}");
+    })
+    .await;
+}
