@@ -416,12 +416,13 @@ test('WA Gateway works in a browser without JavaScript', { timeout: 10 * 60_000 
     // The request log is written just after the answer: reload until it shows.
     let logged = false;
     for (let i = 0; i < 10 && !logged; i++) {
-      const reloaded = await open(page, '/integrations/3cx');
+      const reloaded = await open(page, '/integrations/3cx?tab=log');
       assert.ok(!(await reloaded.text()).includes(secret), 'the webhook secret is still on the page after a reload');
       logged = (await page.locator('td', { hasText: 'test' }).count()) > 0;
       if (!logged) await new Promise((r) => setTimeout(r, 200));
     }
     assert.ok(logged, 'the request log does not list the test event');
+    await page.getByRole('link', { name: 'Templates', exact: true }).click();
     await page.getByLabel('Missed call (missed_call)').waitFor();
     fs.mkdirSync(SHOTS_DIR, { recursive: true });
     await page.screenshot({ path: path.join(SHOTS_DIR, 'integrations-3cx.png'), fullPage: true });
@@ -514,6 +515,20 @@ test('WA Gateway works in a browser without JavaScript', { timeout: 10 * 60_000 
     await p.getByRole('button', { name: 'Send test event', exact: true }).click();
     await p.getByText('Test event queued').first().waitFor();
     dataPage = p;
+  });
+
+  await step('h2. on a long page the sidebar reaches the bottom and its panel stays in view', async () => {
+    const p = dataPage;
+    await open(p, '/docs/receive');
+    const seen = await p.evaluate(() => {
+      window.scrollTo(0, document.documentElement.scrollHeight);
+      const aside = document.querySelector('aside.sidebar').getBoundingClientRect();
+      const link = document.querySelector('a.nav-link').getBoundingClientRect();
+      return { asideBottom: aside.bottom, linkTop: link.top, viewport: window.innerHeight, scrolled: window.scrollY };
+    });
+    assert.ok(seen.scrolled > 2000, `the page is long (${seen.scrolled}px scrolled)`);
+    assert.ok(seen.asideBottom >= seen.viewport - 1, `the sidebar ends part-way down: ${JSON.stringify(seen)}`);
+    assert.ok(seen.linkTop >= 0 && seen.linkTop < seen.viewport, `the navigation scrolled away: ${JSON.stringify(seen)}`);
   });
 
   await step('i. no page is wider than a 390 px phone', async () => {

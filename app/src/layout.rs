@@ -92,27 +92,31 @@ pub fn PortalLayout(
         <SkipLink/>
         <div class="layout">
             <aside class="sidebar">
-                <a class="brand" href="/dashboard"><span class="brand-mark" aria-hidden="true"></span>"WA Gateway"</a>
-                // On a phone the navigation folds behind this button. A checkbox and its label
-                // open it without JavaScript; on wider screens both are hidden and it is open.
-                <input type="checkbox" id="nav-toggle" class="nav-toggle" aria-controls="portal-nav"/>
-                <label for="nav-toggle" class="btn btn-secondary nav-toggle-label">"Menu"</label>
-                <nav class="nav" id="portal-nav" aria-label="Portal">
-                    {NAV.iter().map(|group| view! {
-                        <div class="nav-group">
-                            <div class="nav-group-title">{group.title}</div>
-                            {group.items.iter().map(|item| {
-                                let is_current = item.href == current;
-                                view! {
-                                    <a class="nav-link" href=item.href aria-current=is_current.then_some("page")>{item.label}</a>
-                                }
-                            }).collect_view()}
-                        </div>
-                    }).collect_view()}
-                </nav>
-                <div class="sidebar-footer">
-                    <span class="user-email">{email}</span>
-                    <LogoutForm/>
+                // The aside runs the page's full height (its edge and background never stop part-way);
+                // the panel inside it stays in view while the page scrolls.
+                <div class="sidebar-inner">
+                    <a class="brand" href="/dashboard"><span class="brand-mark" aria-hidden="true"></span>"WA Gateway"</a>
+                    // On a phone the navigation folds behind this button. A checkbox and its label
+                    // open it without JavaScript; on wider screens both are hidden and it is open.
+                    <input type="checkbox" id="nav-toggle" class="nav-toggle" aria-controls="portal-nav"/>
+                    <label for="nav-toggle" class="btn btn-secondary nav-toggle-label">"Menu"</label>
+                    <nav class="nav" id="portal-nav" aria-label="Portal">
+                        {NAV.iter().map(|group| view! {
+                            <div class="nav-group">
+                                <div class="nav-group-title">{group.title}</div>
+                                {group.items.iter().map(|item| {
+                                    let is_current = item.href == current;
+                                    view! {
+                                        <a class="nav-link" href=item.href aria-current=is_current.then_some("page")>{item.label}</a>
+                                    }
+                                }).collect_view()}
+                            </div>
+                        }).collect_view()}
+                    </nav>
+                    <div class="sidebar-footer">
+                        <span class="user-email">{email}</span>
+                        <LogoutForm/>
+                    </div>
                 </div>
             </aside>
             <main class="content" id="main" tabindex="-1">

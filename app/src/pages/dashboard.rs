@@ -124,7 +124,7 @@ fn FirstSteps(steps: [bool; 4], first_instance: Option<String>) -> impl IntoView
             <p class="muted">{format!("{done} of 4 done. This list goes away once your first message is sent.")}</p>
             <ol>
                 {items.into_iter().zip(steps).map(|((label, href, hint), done)| view! {
-                    <li class=if done { "step step-done" } else { "step" }>
+                    <li class={if done { "step step-done" } else { "step" }}>
                         <span class="step-mark" aria-hidden="true">{if done { "✓" } else { "" }}</span>
                         <span>
                             <a href=href>{label}</a>

@@ -57,7 +57,7 @@ pub fn DocsPage() -> impl IntoView {
                     // The portal frame shows the title as the page's h1; the public frame has no
                     // header, so the page shows it itself.
                     let inner = match body {
-                        Some(page) => view! { <DocsBody page current=current.clone() own_heading=!signed_in/> }.into_any(),
+                        Some(page) => view! { <DocsBody page current=current.clone() own_heading={!signed_in}/> }.into_any(),
                         None => view! { <NotFoundBody/> }.into_any(),
                     };
                     let nav_current = if current == "/acceptable-use" { "/acceptable-use" } else { "/docs" };

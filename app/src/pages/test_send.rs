@@ -150,7 +150,7 @@ pub fn TestSendForm(instance_id: String, is_sandbox: bool) -> impl IntoView {
                     <label for="test-purpose">"Purpose"</label>
                     <select id="test-purpose" name="purpose">
                         {PURPOSES.into_iter().map(|(value, label)| view! {
-                            <option value=value selected=purpose == value>{label}</option>
+                            <option value=value selected={purpose == value}>{label}</option>
                         }).collect_view()}
                     </select>
                 </div>

@@ -312,6 +312,7 @@ pub fn WebhookTab(instance_id: String) -> impl IntoView {
 #[component]
 fn WebhookView(data: WebhookTabData, instance_id: String) -> impl IntoView {
     let id_for_form = instance_id.clone();
+    let all_events = data.all_events.clone();
     let kept_url = crate::context::kept_field("url").unwrap_or_default();
     // Existing destinations and their deliveries come first: they are what a returning customer
     // looks for. The form to add one follows.
@@ -319,7 +320,7 @@ fn WebhookView(data: WebhookTabData, instance_id: String) -> impl IntoView {
         {if data.destinations.is_empty() {
             view! { <section class="card"><div class="empty-state"><p><strong>"No destinations yet."</strong></p><p>"Events are still kept: read them in order with GET /api/events."</p></div></section> }.into_any()
         } else {
-            data.destinations.into_iter().map(|d| view! { <DestinationCard d instance_id=instance_id.clone() all_events=data.all_events.clone()/> }).collect_view().into_any()
+            data.destinations.into_iter().map(|d| view! { <DestinationCard d instance_id=instance_id.clone() all_events=all_events.clone()/> }).collect_view().into_any()
         }}
         <section class="card">
             <h2>"Add a destination"</h2>
@@ -457,7 +458,8 @@ fn DestinationCard(d: DestinationView, instance_id: String, all_events: Vec<(Str
                                                 {match (r.last_response, r.last_error) {
                                                     (_, Some(error)) => view! { <p class="hint">{format!("No answer: {error}")}</p> }.into_any(),
                                                     (Some(body), None) => view! { <p class="hint">"The receiver answered:"</p><pre class="payload">{body}</pre> }.into_any(),
-                                                    (None, None) => view! { <p class="hint">"No answer body yet."</p> }.into_any(),
+                                                    (None, None) if r.attempts > 0 => view! { <p class="hint">"The receiver answered with an empty body."</p> }.into_any(),
+                                                    (None, None) => view! { <p class="hint">"Not sent yet."</p> }.into_any(),
                                                 }}
                                             </details>
                                         </td>

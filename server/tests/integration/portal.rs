@@ -9,13 +9,19 @@ use std::{
 };
 
 use reqwest::StatusCode;
+use sea_orm::EntityTrait;
 
 use crate::{
     common::{spawn_app, spawn_app_with, unique_email, Backend, Browser, Options, PASSWORD},
     webhooks::Receiver,
 };
 
-on_every_database!(refused_forms_keep_what_was_typed, phone_layout_hooks_and_wording);
+on_every_database!(
+    refused_forms_keep_what_was_typed,
+    phone_layout_hooks_and_wording,
+    first_run_checklist_and_test_send,
+    webhook_events_change_in_place_and_deliveries_show_their_payload,
+);
 
 async fn refused_forms_keep_what_was_typed(backend: Backend) {
     let Some(app) = spawn_app(backend).await else { return };
@@ -100,6 +106,124 @@ async fn phone_layout_hooks_and_wording(backend: Backend) {
         assert_eq!(page.status, StatusCode::OK, "{path}");
         assert_eq!(page.body.matches("<h1").count(), 1, "{path} has one h1");
     }
+    app.finish().await;
+}
+
+async fn first_run_checklist_and_test_send(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let browser = app.browser();
+    browser.signup(&unique_email("first"), PASSWORD).await;
+    let steps_done = |body: &str| body.matches("step step-done").count();
+
+    let dashboard = browser.get("/dashboard").await;
+    assert!(dashboard.body.contains("Get started"), "a new account sees the checklist");
+    assert_eq!(steps_done(&dashboard.body), 0);
+    browser.create_api_key("ERP").await;
+    let id = browser.create_instance("First line").await;
+    let connect = format!("/instances/{id}/manage?tab=connect");
+    browser.submit(&connect, "/_fn/instances/link", &[("id", id.as_str()), ("action", "simulate_scan")]).await;
+    assert_eq!(steps_done(&browser.get("/dashboard").await.body), 2, "key and linked instance");
+
+    // A dry run shows the decision and its reasons, sends nothing, and keeps the form.
+    let overview = format!("/instances/{id}/manage?tab=overview");
+    let spam = "MEGA SALE!!! 70% off everything, buy now with promo code SAVE70 at bit.ly/deal";
+    let form = |message: &'static str, dry: bool| {
+        let mut fields = vec![
+            ("instance_id", id.clone()),
+            ("phone", "+966501234567".to_string()),
+            ("message", message.to_string()),
+            ("purpose", "transactional".to_string()),
+        ];
+        if dry {
+            fields.push(("dry_run", "on".to_string()));
+        }
+        fields
+    };
+    let send = |fields: Vec<(&'static str, String)>| {
+        let browser = &browser;
+        let overview = overview.clone();
+        async move {
+            let form: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let posted = browser.submit(&overview, "/_fn/instances/test-send", &form).await;
+            assert_eq!(posted.location.as_deref(), Some(overview.as_str()));
+            browser.get(&overview).await
+        }
+    };
+    let page = browser.get(&overview).await;
+    assert!(page.body.contains("Send a test message"));
+    let dry = send(form(spam, true)).await;
+    assert!(dry.body.contains("Dry run, nothing was sent"), "{}", dry.body);
+    assert!(dry.body.contains("policy_violation") && dry.body.contains("Reasons:"), "the decision and its reasons");
+    assert!(dry.body.contains("MEGA SALE"), "the message is kept for another try");
+    let messages = gateway::entities::message::Entity::find().all(&app.conn).await.unwrap();
+    assert!(messages.is_empty(), "a dry run sends nothing");
+
+    let ok = "Your order #2041 has been shipped and arrives on Thursday.";
+    let sent = send(form(ok, false)).await;
+    assert!(sent.body.contains("Sent: message msg_"), "{}", sent.body);
+    let messages = gateway::entities::message::Entity::find().all(&app.conn).await.unwrap();
+    assert_eq!(messages.len(), 1, "the same pipeline as the API: logged once");
+    // The first message is sent: the checklist has done its job.
+    assert!(!browser.get("/dashboard").await.body.contains("Get started"));
+    app.finish().await;
+}
+
+async fn webhook_events_change_in_place_and_deliveries_show_their_payload(backend: Backend) {
+    let env = vec![
+        ("WAG_ALLOW_PRIVATE_WEBHOOK_TARGETS", "true".to_string()),
+        ("WAG_WEBHOOK_POLL_MS", "25".to_string()),
+        ("WAG_WEBHOOK_RETRY_SCHEDULE", "3600".to_string()),
+    ];
+    let Some(app) = spawn_app_with(backend, Options { env, ..Options::default() }).await else { return };
+    let (receiver, url) = Receiver::start(&[500]).await;
+    let browser = app.browser();
+    browser.signup(&unique_email("inplace"), PASSWORD).await;
+    let instance = browser.create_instance("Hook line").await;
+    let tab = format!("/instances/{instance}/manage?tab=webhook");
+    let fields = [("instance_id", instance.as_str()), ("url", url.as_str()), ("events[0]", "message.received")];
+    browser.submit(&tab, "/_fn/webhooks/add", &fields).await;
+    let page = browser.get(&tab).await;
+    let marker = "name=\"id\" value=\"whd_";
+    let start = page.body.find(marker).expect("the destination") + marker.len() - 4;
+    let destination = page.body[start..start + page.body[start..].find('"').unwrap()].to_string();
+    // Destinations come before the form that adds one.
+    assert!(page.body.find(&url) < page.body.find("Add a destination"));
+
+    // Disabled, then given new events in place: still disabled, with the new events.
+    let act = [("instance_id", instance.as_str()), ("id", destination.as_str()), ("command", "disable")];
+    browser.submit(&tab, "/_fn/webhooks/destination", &act).await;
+    let events = [
+        ("instance_id", instance.as_str()),
+        ("id", destination.as_str()),
+        ("events[0]", "message.sent"),
+        ("events[1]", "message.failed"),
+    ];
+    let posted = browser.submit(&tab, "/_fn/webhooks/events", &events).await;
+    assert_eq!(posted.location.as_deref(), Some(tab.as_str()));
+    let page = browser.get(&tab).await;
+    assert!(page.body.contains("Events saved: message.sent, message.failed."), "{}", page.body);
+    let none = [("instance_id", instance.as_str()), ("id", destination.as_str())];
+    browser.submit(&tab, "/_fn/webhooks/events", &none).await;
+    assert!(browser.get(&tab).await.body.contains("Choose at least one event."));
+    let act = [("instance_id", instance.as_str()), ("id", destination.as_str()), ("command", "enable")];
+    browser.submit(&tab, "/_fn/webhooks/destination", &act).await;
+
+    // A failed delivery shows what was sent, what came back, and when it goes again.
+    let test = [("instance_id", instance.as_str()), ("id", destination.as_str()), ("command", "test")];
+    browser.submit(&tab, "/_fn/webhooks/destination", &test).await;
+    receiver.wait_for("the test event", |events| !events.is_empty()).await;
+    let mut page = browser.get(&tab).await;
+    for _ in 0..100 {
+        if page.body.contains("next try") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        page = browser.get(&tab).await;
+    }
+    assert!(page.body.contains("next try"), "the next retry is shown: {}", page.body);
+    assert!(page.body.contains("Payload and answer"));
+    assert!(page.body.contains("A test event from WA Gateway."), "the payload is shown");
+    assert!(page.body.contains("The receiver answered:"), "the answer is shown");
     app.finish().await;
 }
 
