@@ -346,6 +346,22 @@ test('WA Gateway works in a browser without JavaScript', { timeout: 10 * 60_000 
     assert.ok(tableText.includes(prefix), `the API key table does not show the key prefix ${prefix}`);
   });
 
+  await step('c2. with one key, the Revoke confirmation opens inside its table, not clipped', async () => {
+    await open(page, '/api-keys');
+    await page.locator('summary', { hasText: 'Revoke' }).first().click();
+    const yes = page.getByRole('button', { name: 'Yes, revoke this key', exact: true });
+    await yes.waitFor();
+    const boxes = await yes.evaluate((button) => {
+      const wrap = button.closest('.table-wrap').getBoundingClientRect();
+      const b = button.getBoundingClientRect();
+      return { wrap: [wrap.left, wrap.top, wrap.right, wrap.bottom], button: [b.left, b.top, b.right, b.bottom] };
+    });
+    const [wl, wt, wr, wb] = boxes.wrap;
+    const [bl, bt, br, bb] = boxes.button;
+    assert.ok(bl >= wl && bt >= wt && br <= wr && bb <= wb, `the confirm button is clipped: ${JSON.stringify(boxes)}`);
+    await open(page, '/api-keys'); // closes it again, nothing revoked
+  });
+
   await step('d. a new instance lands on its Connect tab, which says no phone is needed', async () => {
     await open(page, '/instances');
     await page.getByLabel('Instance name', { exact: true }).fill('Support line');
@@ -529,6 +545,30 @@ test('WA Gateway works in a browser without JavaScript', { timeout: 10 * 60_000 
     assert.ok(seen.scrolled > 2000, `the page is long (${seen.scrolled}px scrolled)`);
     assert.ok(seen.asideBottom >= seen.viewport - 1, `the sidebar ends part-way down: ${JSON.stringify(seen)}`);
     assert.ok(seen.linkTop >= 0 && seen.linkTop < seen.viewport, `the navigation scrolled away: ${JSON.stringify(seen)}`);
+  });
+
+  await step('h3. keyboard: a skip link comes first; field edges and the focus ring reach 3:1', async () => {
+    const p = dataPage;
+    await open(p, '/api-keys');
+    await p.keyboard.press('Tab');
+    const first = await p.evaluate(() => ({ text: document.activeElement.textContent, href: document.activeElement.getAttribute('href') }));
+    assert.deepEqual(first, { text: 'Skip to content', href: '#main' });
+    await p.locator('#key-name').focus();
+    const colours = await p.locator('#key-name').evaluate((input) => {
+      const s = getComputedStyle(input);
+      return { border: s.borderTopColor, ring: s.boxShadow, background: getComputedStyle(document.body).backgroundColor };
+    });
+    const rgb = (text) => (text.match(/rgba?\(([^)]+)\)/g) || []).map((c) => c.match(/[\d.]+/g).slice(0, 3).map(Number));
+    const lum = ([r, g, b]) => {
+      const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+      return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+    };
+    const ratio = (a, b) => { const [x, y] = [lum(a), lum(b)].sort((m, n) => n - m); return (x + 0.05) / (y + 0.05); };
+    const white = [255, 255, 255];
+    const border = ratio(rgb(colours.border)[0], white);
+    assert.ok(border >= 3, `input border contrast ${border.toFixed(2)}:1 (${colours.border})`);
+    const ring = Math.max(...rgb(colours.ring).map((c) => ratio(c, white)));
+    assert.ok(ring >= 3, `focus ring contrast ${ring.toFixed(2)}:1 (${colours.ring})`);
   });
 
   await step('i. no page is wider than a 390 px phone', async () => {

@@ -88,8 +88,8 @@ pub fn render_markdown(source: &str, base_url: &str) -> String {
 
 /// Renders Markdown: raw HTML is escaped (the sources are ours, but the rule keeps it that way);
 /// the first `# ` heading becomes the title and later ones `## `; `## ` sections get anchors;
-/// inline code may break after `_ . / -` only; code blocks are coloured here and wrapped so the
-/// script can add a copy button.
+/// inline code may break after `_ . / -` only; code blocks are coloured here, focusable (a
+/// keyboard can scroll a long line) and wrapped so the script can add a copy button.
 pub fn render_page(source: &str, base_url: &str) -> Rendered {
     use pulldown_cmark::{CodeBlockKind, CowStr, HeadingLevel};
     let source = source.replace("{{BASE_URL}}", base_url);
@@ -142,7 +142,7 @@ pub fn render_page(source: &str, base_url: &str) -> Rendered {
                     format!(" class=\"language-{}\"", crate::highlight::escape(&lang))
                 };
                 out.push(Event::Html(CowStr::from(format!(
-                    "<div class=\"code-block\"><pre><code{class}>{}</code></pre></div>\n",
+                    "<div class=\"code-block\"><pre tabindex=\"0\"><code{class}>{}</code></pre></div>\n",
                     crate::highlight::highlight(&lang, &code)
                 ))));
                 i = end + 1;
