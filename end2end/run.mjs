@@ -394,8 +394,8 @@ test('WA Gateway works in a browser without JavaScript', { timeout: 10 * 60_000 
   await step('e1. the Webhook tab offers all 16 events, the four recommended ones ticked', async () => {
     await open(page, manageUrl.replace(/\?.*$/, '') + '?tab=webhook');
     await page.getByLabel('Destination URL').waitFor();
-    assert.equal(await page.locator('input[type=checkbox]').count(), 16);
-    assert.equal(await page.locator('input[type=checkbox]:checked').count(), 4);
+    assert.equal(await page.locator('input[type=checkbox][name^="events"]').count(), 16);
+    assert.equal(await page.locator('input[type=checkbox][name^="events"]:checked').count(), 4);
     await open(page, '/messages');
     await page.getByRole('heading', { level: 1, name: 'Messages', exact: true }).waitFor();
     await open(page, '/inbound-logs');
