@@ -545,6 +545,9 @@ test('WA Gateway works in a browser without JavaScript', { timeout: 10 * 60_000 
     assert.ok(seen.scrolled > 2000, `the page is long (${seen.scrolled}px scrolled)`);
     assert.ok(seen.asideBottom >= seen.viewport - 1, `the sidebar ends part-way down: ${JSON.stringify(seen)}`);
     assert.ok(seen.linkTop >= 0 && seen.linkTop < seen.viewport, `the navigation scrolled away: ${JSON.stringify(seen)}`);
+    // On a wide screen the navigation is simply open: no Menu button.
+    assert.ok(await p.getByText('Menu', { exact: true }).isHidden(), 'the phone menu button shows on a wide screen');
+    assert.ok(await p.getByRole('link', { name: 'Account', exact: true }).isVisible(), 'the whole navigation is there');
   });
 
   await step('h3. keyboard: a skip link comes first; field edges and the focus ring reach 3:1', async () => {
