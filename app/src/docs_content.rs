@@ -127,8 +127,9 @@ pub fn render_page(source: &str, base_url: &str) -> Rendered {
                     CodeBlockKind::Fenced(info) => info.split_whitespace().next().unwrap_or("").to_string(),
                     CodeBlockKind::Indented => String::new(),
                 };
-                let end =
-                    (i..events.len()).find(|&j| matches!(events[j], Event::End(TagEnd::CodeBlock))).unwrap_or(events.len());
+                let end = (i..events.len())
+                    .find(|&j| matches!(events[j], Event::End(TagEnd::CodeBlock)))
+                    .unwrap_or(events.len());
                 let code: String = events[i + 1..end]
                     .iter()
                     .filter_map(|e| match e {
@@ -247,7 +248,8 @@ mod tests {
 
     #[test]
     fn sections_get_anchors_and_inline_code_breaks_at_joints() {
-        let source = "# Title\n\n## One\n\n## One\n\n## `a_b` c\n\n# Later\n\n| x |\n|---|\n| `daily_message_limit` |\n";
+        let source =
+            "# Title\n\n## One\n\n## One\n\n## `a_b` c\n\n# Later\n\n| x |\n|---|\n| `daily_message_limit` |\n";
         let rendered = render_page(source, "http://h");
         assert_eq!(rendered.title.as_deref(), Some("Title"));
         let ids: Vec<&str> = rendered.sections.iter().map(|(id, _)| id.as_str()).collect();

@@ -38,8 +38,10 @@ pub async fn progress(db: &DatabaseConnection, account_id: i64) -> Result<Progre
     // One row is enough (LIMIT 1): a busy account's message log is never counted here.
     let message_sent =
         message::Entity::find().filter(message::Column::AccountId.eq(account_id)).one(db).await?.is_some();
-    let webhook_added =
-        webhook_destination::Entity::find().filter(webhook_destination::Column::AccountId.eq(account_id)).count(db).await?
-            > 0;
+    let webhook_added = webhook_destination::Entity::find()
+        .filter(webhook_destination::Column::AccountId.eq(account_id))
+        .count(db)
+        .await?
+        > 0;
     Ok(Progress { key_created, instance_linked, message_sent, webhook_added })
 }

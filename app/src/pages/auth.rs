@@ -161,10 +161,7 @@ fn safe_next(next: Option<&str>) -> String {
 #[component]
 pub fn LoginPage() -> impl IntoView {
     let ctx = page_context();
-    let next = use_query_map()
-        .with_untracked(|q| q.get("next"))
-        .or_else(|| kept_field("next"))
-        .unwrap_or_default();
+    let next = use_query_map().with_untracked(|q| q.get("next")).or_else(|| kept_field("next")).unwrap_or_default();
     let email = kept_field("email").unwrap_or_default();
     view! {
         <PlainLayout title="Log in">

@@ -27,7 +27,8 @@ pub async fn get_doc(path: String) -> Result<Option<DocPage>, ServerFnError> {
     let base = &state.config.public_base_url;
     let nav = docs_content::navigation().into_iter().map(|(p, t)| (p.to_string(), t.to_string())).collect();
     let page = |title: &str, rendered: docs_content::Rendered, nav| {
-        let toc = if rendered.sections.len() >= docs_content::TOC_MIN_SECTIONS { rendered.sections } else { Vec::new() };
+        let toc =
+            if rendered.sections.len() >= docs_content::TOC_MIN_SECTIONS { rendered.sections } else { Vec::new() };
         DocPage { title: rendered.title.unwrap_or_else(|| title.to_string()), html: rendered.html, toc, nav }
     };
     if path.trim_end_matches('/') == docs_content::API_REFERENCE_PATH {

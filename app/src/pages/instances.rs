@@ -108,7 +108,10 @@ pub async fn create_instance(name: String, connector: Option<String>) -> Result<
             tracing::info!(account_id = user.account_id, instance_id = %instance.id, connector, "instance created");
             // Straight to linking: a new instance is useless until it is connected.
             let text = if connector == gateway::connectors::sandbox::NAME {
-                format!("Instance \"{}\" created. It is a sandbox: link it with Simulate scan, no phone needed.", instance.name)
+                format!(
+                    "Instance \"{}\" created. It is a sandbox: link it with Simulate scan, no phone needed.",
+                    instance.name
+                )
             } else {
                 format!("Instance \"{}\" created. Link it to your phone below.", instance.name)
             };

@@ -42,9 +42,8 @@ pub async fn test_send(
     if dry_run {
         kept.push(("dry_run".to_string(), "on".to_string()));
     }
-    let Some(account) = gateway::accounts::find_by_id(&state.db, user.account_id)
-        .await
-        .map_err(|e| read_error("load account", e))?
+    let Some(account) =
+        gateway::accounts::find_by_id(&state.db, user.account_id).await.map_err(|e| read_error("load account", e))?
     else {
         return Err(ServerFnError::new("Please log in."));
     };

@@ -373,7 +373,12 @@ fn CommandButton(
 
 /// The destination's events, changed in place.
 #[component]
-fn EventsEditor(instance_id: String, id: String, chosen: Vec<String>, all_events: Vec<(String, bool)>) -> impl IntoView {
+fn EventsEditor(
+    instance_id: String,
+    id: String,
+    chosen: Vec<String>,
+    all_events: Vec<(String, bool)>,
+) -> impl IntoView {
     view! {
         <details class="events-editor">
             <summary>"Change events"</summary>

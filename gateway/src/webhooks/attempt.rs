@@ -144,7 +144,14 @@ pub(super) async fn run(
 /// A failed attempt in the server's log, for the operator: which destination, what it answered,
 /// when it goes again. Never the payload, the URL or a secret (the error text is the sanitized one
 /// the customer sees too).
-fn log_failure(delivery_id: i64, destination_id: &str, attempt: i32, outcome: &Outcome, update: &Update, effect: Effect) {
+fn log_failure(
+    delivery_id: i64,
+    destination_id: &str,
+    attempt: i32,
+    outcome: &Outcome,
+    update: &Update,
+    effect: Effect,
+) {
     let status = outcome.status;
     let error = outcome.error.as_deref().unwrap_or("");
     match update {

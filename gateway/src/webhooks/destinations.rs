@@ -261,7 +261,12 @@ pub async fn set_enabled(db: &DatabaseConnection, account_id: i64, id: &str, ena
 }
 
 /// Replaces the events a destination receives; its state (enabled or not) is left as it is.
-pub async fn set_events(db: &DatabaseConnection, account_id: i64, id: &str, kinds: &[EventKind]) -> Result<Destination> {
+pub async fn set_events(
+    db: &DatabaseConnection,
+    account_id: i64,
+    id: &str,
+    kinds: &[EventKind],
+) -> Result<Destination> {
     let row = find_row(db, account_id, id).await?;
     let mut active: webhook_destination::ActiveModel = row.into();
     active.events = Set(join(kinds));

@@ -53,12 +53,8 @@ async fn refused_forms_keep_what_was_typed(backend: Backend) {
     let instance = browser.create_instance("Kept line").await;
     let tab = format!("/instances/{instance}/manage?tab=webhook");
     let url = "http://127.0.0.1:9/hooks/dev";
-    let fields = [
-        ("instance_id", instance.as_str()),
-        ("url", url),
-        ("events[0]", "message.read"),
-        ("events[1]", "call.missed"),
-    ];
+    let fields =
+        [("instance_id", instance.as_str()), ("url", url), ("events[0]", "message.read"), ("events[1]", "call.missed")];
     let posted = browser.submit(&tab, "/_fn/webhooks/add", &fields).await;
     assert_eq!(posted.location.as_deref(), Some(tab.as_str()));
     let page = browser.get(&tab).await;

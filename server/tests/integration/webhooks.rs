@@ -416,7 +416,8 @@ async fn the_webhook_tab_manages_destinations(backend: Backend) {
     let tab = format!("/instances/{instance}/manage?tab=webhook");
     let page = browser.get(&tab).await;
     assert_eq!(page.status, StatusCode::OK);
-    let event_boxes = page.body.split("<input").filter(|i| i.contains("type=\"checkbox\"") && i.contains("name=\"events[")).count();
+    let event_boxes =
+        page.body.split("<input").filter(|i| i.contains("type=\"checkbox\"") && i.contains("name=\"events[")).count();
     assert_eq!(event_boxes, 16, "all 16 events");
     assert_eq!(page.body.matches("checked").count(), 4, "the four recommended ones ticked");
 
