@@ -586,4 +586,24 @@ mod tests {
         // An address from the future starts the wait afresh.
         assert_eq!(CodeWait::at(Some(5_000), 1_000).waited, 0);
     }
+
+    #[cfg(feature = "ssr")]
+    #[test]
+    fn preparing_a_code_shows_progress_then_gives_up_with_a_retry() {
+        use leptos::prelude::*;
+        let render = |wait: CodeWait| {
+            Owner::new().with(|| {
+                leptos_meta::provide_meta_context();
+                view! { <super::PreparingCode id="inst_1".to_string() wait/> }.to_html()
+            })
+        };
+        let waiting = render(CodeWait::at(Some(1_000), 1_030));
+        assert!(waiting.contains("30 s so far") && waiting.contains("<progress"), "{waiting}");
+        assert!(waiting.contains("class=\"spinner\""), "{waiting}");
+        assert!(waiting.contains("since=1000"), "the wait's start is carried to the next refresh: {waiting}");
+        let gave_up = render(CodeWait::at(Some(1_000), 1_000 + LINK_CODE_WAIT_SECS));
+        assert!(gave_up.contains("did not hand out a link code within 90 seconds"), "{gave_up}");
+        assert!(gave_up.contains(">Try again<") && gave_up.contains("value=\"reconnect\""), "{gave_up}");
+        assert!(!gave_up.contains("<progress"), "no more waiting once it gave up");
+    }
 }
