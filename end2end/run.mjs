@@ -2,7 +2,9 @@
 // dir, then drives Debian's chromium (through playwright-core, which downloads no browser)
 // through signup, API keys, instances and the sandbox QR flow, with JavaScript OFF: every
 // page must work as plain HTML forms and links. A last step logs in again with JavaScript
-// ON to show the optional script does not get in the way.
+// ON to show the optional script does not get in the way; with data on every page, it then
+// checks that no portal or docs page is wider than a 390 px phone, and runs axe-core on each
+// page (no serious or critical violations).
 //
 //   WAG_BIN=/path/to/wag npm test
 //
@@ -18,6 +20,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+const AXE_SOURCE = fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const TMP_DIR = path.join(HERE, '.tmp');
@@ -118,6 +124,9 @@ async function startServer() {
     WAG_DATA_DIR: dataDir,
     WAG_PUBLIC_BASE_URL: baseUrl,
     WAG_LOG_FORMAT: 'text',
+    // The webhook tab gets a destination on this machine (one that refuses connections), so
+    // its delivery log has rows to show.
+    WAG_ALLOW_PRIVATE_WEBHOOK_TARGETS: 'true',
   };
   delete env.WAG_DATABASE_URL; // SQLite in the data dir
 
@@ -278,7 +287,7 @@ after(async () => {
 // ---------------------------------------------------------------------------------------
 // The test: one user's journey, step by step. A failed step skips the ones after it.
 
-test('WA Gateway works in a browser without JavaScript', { timeout: 5 * 60_000 }, async (t) => {
+test('WA Gateway works in a browser without JavaScript', { timeout: 10 * 60_000 }, async (t) => {
   let failed = null;
   const step = (name, fn) =>
     t.test(name, { skip: failed ? `an earlier step failed (${failed})` : false }, async () => {
@@ -337,15 +346,33 @@ test('WA Gateway works in a browser without JavaScript', { timeout: 5 * 60_000 }
     assert.ok(tableText.includes(prefix), `the API key table does not show the key prefix ${prefix}`);
   });
 
-  await step('d. an instance is created and its manage page shows "Not linked"', async () => {
+  await step('c2. with one key, the Revoke confirmation opens inside its table, not clipped', async () => {
+    await open(page, '/api-keys');
+    await page.locator('summary', { hasText: 'Revoke' }).first().click();
+    const yes = page.getByRole('button', { name: 'Yes, revoke this key', exact: true });
+    await yes.waitFor();
+    const boxes = await yes.evaluate((button) => {
+      const wrap = button.closest('.table-wrap').getBoundingClientRect();
+      const b = button.getBoundingClientRect();
+      return { wrap: [wrap.left, wrap.top, wrap.right, wrap.bottom], button: [b.left, b.top, b.right, b.bottom] };
+    });
+    const [wl, wt, wr, wb] = boxes.wrap;
+    const [bl, bt, br, bb] = boxes.button;
+    assert.ok(bl >= wl && bt >= wt && br <= wr && bb <= wb, `the confirm button is clipped: ${JSON.stringify(boxes)}`);
+    await open(page, '/api-keys'); // closes it again, nothing revoked
+  });
+
+  await step('d. a new instance lands on its Connect tab, which says no phone is needed', async () => {
     await open(page, '/instances');
     await page.getByLabel('Instance name', { exact: true }).fill('Support line');
     await page.getByRole('button', { name: 'Create instance', exact: true }).click();
-    await page.locator('table').getByRole('row', { name: /Support line/ }).first().waitFor();
-    await page.getByRole('link', { name: 'Support line', exact: true }).first().click();
-    await waitForPath(page, /^\/instances\/inst_[^/?]+\/manage(\?|$)/, '/instances/inst_…/manage');
+    await waitForPath(page, /^\/instances\/inst_[^/?]+\/manage\?tab=connect$/, '/instances/inst_…/manage?tab=connect');
     manageUrl = page.url();
     await page.getByText('Not linked', { exact: true }).first().waitFor();
+    await page.getByText('No phone is needed.').first().waitFor();
+    await open(page, '/instances');
+    await page.locator('table').getByRole('row', { name: /Support line/ }).first().waitFor();
+    await open(page, manageUrl);
   });
 
   await step('e. the Connect tab shows a QR code and "Simulate scan" connects', async () => {
@@ -367,8 +394,8 @@ test('WA Gateway works in a browser without JavaScript', { timeout: 5 * 60_000 }
   await step('e1. the Webhook tab offers all 16 events, the four recommended ones ticked', async () => {
     await open(page, manageUrl.replace(/\?.*$/, '') + '?tab=webhook');
     await page.getByLabel('Destination URL').waitFor();
-    assert.equal(await page.locator('input[type=checkbox]').count(), 16);
-    assert.equal(await page.locator('input[type=checkbox]:checked').count(), 4);
+    assert.equal(await page.locator('input[type=checkbox][name^="events"]').count(), 16);
+    assert.equal(await page.locator('input[type=checkbox][name^="events"]:checked').count(), 4);
     await open(page, '/messages');
     await page.getByRole('heading', { level: 1, name: 'Messages', exact: true }).waitFor();
     await open(page, '/inbound-logs');
@@ -392,7 +419,7 @@ test('WA Gateway works in a browser without JavaScript', { timeout: 5 * 60_000 }
     await page.getByLabel('Business name', { exact: true }).fill('Support Desk');
     await page.getByRole('button', { name: 'Create integration', exact: true }).click();
     await page.getByText('Copy its webhook secret into 3CX now').first().waitFor();
-    const secret = await page.locator('input#new-api-key').inputValue();
+    const secret = await page.locator('input#new-3cx-secret').inputValue();
     assert.ok(secret.startsWith('tcxs_'), `the webhook secret should start with "tcxs_", got ${JSON.stringify(secret)}`);
     const hookUrl = await page.locator('input[id^="tcx-url-"]').first().inputValue();
     assert.ok(hookUrl.startsWith(`${baseUrl}/integrations/3cx/webhook/tcx_`), `unexpected webhook URL ${hookUrl}`);
@@ -405,12 +432,13 @@ test('WA Gateway works in a browser without JavaScript', { timeout: 5 * 60_000 }
     // The request log is written just after the answer: reload until it shows.
     let logged = false;
     for (let i = 0; i < 10 && !logged; i++) {
-      const reloaded = await open(page, '/integrations/3cx');
+      const reloaded = await open(page, '/integrations/3cx?tab=log');
       assert.ok(!(await reloaded.text()).includes(secret), 'the webhook secret is still on the page after a reload');
       logged = (await page.locator('td', { hasText: 'test' }).count()) > 0;
       if (!logged) await new Promise((r) => setTimeout(r, 200));
     }
     assert.ok(logged, 'the request log does not list the test event');
+    await page.getByRole('link', { name: 'Templates', exact: true }).click();
     await page.getByLabel('Missed call (missed_call)').waitFor();
     fs.mkdirSync(SHOTS_DIR, { recursive: true });
     await page.screenshot({ path: path.join(SHOTS_DIR, 'integrations-3cx.png'), fullPage: true });
@@ -432,6 +460,8 @@ test('WA Gateway works in a browser without JavaScript', { timeout: 5 * 60_000 }
 
   // A context of its own; closed after the step so a failure screenshot can still be taken.
   let jsContext = null;
+  let dataContext = null;
+  let dataPage = null;
   await step('g. with JavaScript on, login reaches the dashboard too', async () => {
     jsContext = await newContext({ javaScriptEnabled: true });
     const jsPage = await jsContext.newPage();
@@ -454,4 +484,160 @@ test('WA Gateway works in a browser without JavaScript', { timeout: 5 * 60_000 }
     assert.deepEqual(blocked, [], `the Content-Security-Policy blocked: ${blocked.join(' | ')}`);
   });
   if (jsContext) await jsContext.close();
+
+  // Data on every page, so tables and logs are measured with rows in them.
+  await step('h. data for the pages: messages, a blocked attempt, an inbound message, a webhook', async () => {
+    const instanceId = new URL(manageUrl).pathname.split('/')[2];
+    const api = async (path, body) => {
+      const res = await fetch(`${baseUrl}${path}`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${apiKey}` },
+        body: JSON.stringify(body),
+      });
+      return { status: res.status, body: await res.json() };
+    };
+    const sent = await api('/api/send-message', {
+      instance_id: instanceId,
+      phone: '+966501234567',
+      message: 'Your order #2041 has been shipped and will arrive on Thursday between 9:00 and 17:00.',
+      message_purpose: 'transactional',
+    });
+    assert.equal(sent.status, 200, JSON.stringify(sent.body));
+    const blocked = await api('/api/send-message', {
+      instance_id: instanceId,
+      phone: '+966501234568',
+      message: 'MEGA SALE!!! 70% off everything, buy now with promo code SAVE70 at bit.ly/deal',
+      message_purpose: 'transactional',
+    });
+    assert.equal(blocked.body.error, 'policy_violation', JSON.stringify(blocked.body));
+    const inbound = await api('/api/sandbox/inbound', {
+      instance_id: instanceId,
+      from: '+966501234569',
+      message: 'Where is my order #2041? It was due yesterday_and_I_have_been_waiting_all_day_long.',
+    });
+    assert.equal(inbound.status, 200, JSON.stringify(inbound.body));
+    dataContext = await newContext({ javaScriptEnabled: true });
+    const p = await dataContext.newPage();
+    currentPage = p;
+    await open(p, '/login');
+    await p.getByLabel('Email', { exact: true }).fill(EMAIL);
+    await p.getByLabel('Password', { exact: true }).fill(PASSWORD);
+    await p.getByRole('button', { name: 'Log in', exact: true }).click();
+    await waitForPath(p, '/dashboard');
+    await open(p, `/instances/${instanceId}/manage?tab=webhook`);
+    await p.getByLabel('Destination URL').fill('http://127.0.0.1:9/hooks/whatsapp-gateway-events');
+    await p.getByRole('button', { name: 'Add destination', exact: true }).click();
+    await p.locator('input#new-webhook-secret').waitFor();
+    await p.getByRole('button', { name: 'Send test event', exact: true }).click();
+    await p.getByText('Test event queued').first().waitFor();
+    dataPage = p;
+  });
+
+  await step('h2. on a long page the sidebar reaches the bottom and its panel stays in view', async () => {
+    const p = dataPage;
+    await open(p, '/docs/receive');
+    const seen = await p.evaluate(() => {
+      window.scrollTo(0, document.documentElement.scrollHeight);
+      const aside = document.querySelector('aside.sidebar').getBoundingClientRect();
+      const link = document.querySelector('a.nav-link').getBoundingClientRect();
+      return { asideBottom: aside.bottom, linkTop: link.top, viewport: window.innerHeight, scrolled: window.scrollY };
+    });
+    assert.ok(seen.scrolled > 2000, `the page is long (${seen.scrolled}px scrolled)`);
+    assert.ok(seen.asideBottom >= seen.viewport - 1, `the sidebar ends part-way down: ${JSON.stringify(seen)}`);
+    assert.ok(seen.linkTop >= 0 && seen.linkTop < seen.viewport, `the navigation scrolled away: ${JSON.stringify(seen)}`);
+    // On a wide screen the navigation is simply open: no Menu button.
+    assert.ok(await p.getByText('Menu', { exact: true }).isHidden(), 'the phone menu button shows on a wide screen');
+    assert.ok(await p.getByRole('link', { name: 'Account', exact: true }).isVisible(), 'the whole navigation is there');
+  });
+
+  await step('h3. keyboard: a skip link comes first; field edges and the focus ring reach 3:1', async () => {
+    const p = dataPage;
+    await open(p, '/api-keys');
+    await p.keyboard.press('Tab');
+    const first = await p.evaluate(() => ({ text: document.activeElement.textContent, href: document.activeElement.getAttribute('href') }));
+    assert.deepEqual(first, { text: 'Skip to content', href: '#main' });
+    await p.locator('#key-name').focus();
+    const colours = await p.locator('#key-name').evaluate((input) => {
+      const s = getComputedStyle(input);
+      return { border: s.borderTopColor, ring: s.boxShadow, background: getComputedStyle(document.body).backgroundColor };
+    });
+    const rgb = (text) => (text.match(/rgba?\(([^)]+)\)/g) || []).map((c) => c.match(/[\d.]+/g).slice(0, 3).map(Number));
+    const lum = ([r, g, b]) => {
+      const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+      return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+    };
+    const ratio = (a, b) => { const [x, y] = [lum(a), lum(b)].sort((m, n) => n - m); return (x + 0.05) / (y + 0.05); };
+    const white = [255, 255, 255];
+    const border = ratio(rgb(colours.border)[0], white);
+    assert.ok(border >= 3, `input border contrast ${border.toFixed(2)}:1 (${colours.border})`);
+    const ring = Math.max(...rgb(colours.ring).map((c) => ratio(c, white)));
+    assert.ok(ring >= 3, `focus ring contrast ${ring.toFixed(2)}:1 (${colours.ring})`);
+  });
+
+  await step('i. no page is wider than a 390 px phone', async () => {
+    const p = dataPage;
+    await p.setViewportSize({ width: 390, height: 844 });
+    const wide = [];
+    for (const path of await portalPages(p)) {
+      await open(p, path);
+      const width = await p.evaluate(() => Math.max(document.documentElement.scrollWidth, document.body.scrollWidth));
+      if (width > 390) wide.push(`${path}: ${width}px`);
+    }
+    fs.mkdirSync(SHOTS_DIR, { recursive: true });
+    await open(p, '/api-keys');
+    await p.screenshot({ path: path.join(SHOTS_DIR, 'api-keys-mobile.png'), fullPage: true });
+    // The menu opens without script: the checkbox behind the Menu button.
+    await p.getByText('Menu', { exact: true }).click();
+    await p.getByRole('link', { name: 'Inbound Logs', exact: true }).waitFor();
+    await p.screenshot({ path: path.join(SHOTS_DIR, 'menu-mobile.png'), fullPage: true });
+    await p.setViewportSize({ width: 1280, height: 800 });
+    assert.deepEqual(wide, [], `pages wider than the phone: ${wide.join(', ')}`);
+  });
+
+  await step('j. axe-core finds no serious or critical problem on any page', async () => {
+    const p = dataPage;
+    const problems = [];
+    const check = async (page, path) => {
+      await open(page, path);
+      await page.evaluate(AXE_SOURCE);
+      const result = await page.evaluate(() =>
+        window.axe.run(document, { resultTypes: ['violations'] }).then((r) =>
+          r.violations
+            .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+            .map((v) => `${v.id} (${v.impact}): ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(' | ')}`)));
+      for (const v of result) problems.push(`${path}: ${v}`);
+    };
+    for (const path of await portalPages(p)) await check(p, path);
+    // The public pages, signed out.
+    const outContext = await newContext({ javaScriptEnabled: true });
+    const out = await outContext.newPage();
+    for (const path of ['/', '/login', '/signup', '/docs', '/docs/send']) await check(out, path);
+    await outContext.close();
+    assert.deepEqual(problems, [], `accessibility problems:\n${problems.join('\n')}`);
+  });
+  if (dataContext) await dataContext.close();
 });
+
+/** Every portal and docs page of the signed-in user, with the instance's tabs. */
+async function portalPages(page) {
+  await open(page, '/instances');
+  const manage = await page.locator('a[href^="/instances/inst_"]').first().getAttribute('href');
+  await open(page, '/docs');
+  const docLinks = await page.locator('nav.docs-nav a').evaluateAll((links) => links.map((a) => a.getAttribute('href')));
+  return [
+    '/dashboard',
+    '/api-keys',
+    '/instances',
+    `${manage}?tab=overview`,
+    `${manage}?tab=connect`,
+    `${manage}?tab=webhook`,
+    `${manage}?tab=settings`,
+    '/messages',
+    '/inbound-logs',
+    '/suppressed-recipients',
+    '/responsible-messaging',
+    '/integrations/3cx',
+    '/account',
+    ...docLinks,
+  ];
+}

@@ -36,15 +36,84 @@ pub struct Flash {
     pub message: String,
     /// A secret to show this one time only (a new API key).
     pub secret: Option<String>,
+    /// What the secret is: each kind has its own field id, so a page (or a test) can tell them apart.
+    #[serde(default)]
+    pub secret_kind: SecretKind,
+    /// What a refused form held, so the page it returns to can fill the form in again. Never a
+    /// password: those are left out where the form is refused.
+    #[serde(default)]
+    pub fields: Vec<(String, String)>,
 }
 
 impl Flash {
     pub fn success(message: impl Into<String>) -> Flash {
-        Flash { kind: FlashKind::Success, message: message.into(), secret: None }
+        Flash {
+            kind: FlashKind::Success,
+            message: message.into(),
+            secret: None,
+            secret_kind: SecretKind::default(),
+            fields: Vec::new(),
+        }
     }
     pub fn error(message: impl Into<String>) -> Flash {
-        Flash { kind: FlashKind::Error, message: message.into(), secret: None }
+        Flash { kind: FlashKind::Error, ..Flash::success(message) }
     }
+    /// Shows `secret` this once, as a `kind`.
+    pub fn with_secret(mut self, kind: SecretKind, secret: String) -> Flash {
+        self.secret = Some(secret);
+        self.secret_kind = kind;
+        self
+    }
+    /// Keeps what the refused form held (see [`Flash::fields`]).
+    pub fn with_fields(mut self, fields: Vec<(String, String)>) -> Flash {
+        self.fields = fields;
+        self
+    }
+}
+
+/// The kinds of one-time secret a banner shows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SecretKind {
+    #[default]
+    ApiKey,
+    WebhookSecret,
+    ThreecxSecret,
+    ThreecxHmacSecret,
+    ThreecxForwardingSecret,
+}
+
+impl SecretKind {
+    /// The id of the input that shows it.
+    pub fn field_id(self) -> &'static str {
+        match self {
+            SecretKind::ApiKey => "new-api-key",
+            SecretKind::WebhookSecret => "new-webhook-secret",
+            SecretKind::ThreecxSecret => "new-3cx-secret",
+            SecretKind::ThreecxHmacSecret => "new-3cx-hmac-secret",
+            SecretKind::ThreecxForwardingSecret => "new-3cx-forwarding-secret",
+        }
+    }
+    pub fn label(self) -> &'static str {
+        match self {
+            SecretKind::ApiKey => "The new API key",
+            SecretKind::WebhookSecret => "The new signing secret",
+            SecretKind::ThreecxSecret => "The new 3CX webhook secret",
+            SecretKind::ThreecxHmacSecret => "The new HMAC secret",
+            SecretKind::ThreecxForwardingSecret => "The new signing secret for the 3CX destination",
+        }
+    }
+}
+
+/// What the last refused form held for field `name`, if anything (see [`Flash::fields`]).
+pub fn kept_field(name: &str) -> Option<String> {
+    page_context().flash.and_then(|f| f.fields.into_iter().find(|(k, _)| k == name).map(|(_, v)| v))
+}
+
+/// Whether the last refused form held `value` for the repeated field `name` (checkboxes); `None`
+/// when no refused form was kept, so the page shows its defaults.
+pub fn kept_choice(name: &str, value: &str) -> Option<bool> {
+    let flash = page_context().flash.filter(|f| !f.fields.is_empty())?;
+    Some(flash.fields.iter().any(|(k, v)| k == name && v == value))
 }
 
 /// Session keys, shared by the server's middleware and the server functions.

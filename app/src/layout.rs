@@ -22,12 +22,15 @@ pub fn FlashBanner() -> impl IntoView {
         view! {
             <div class=class role=role>
                 <p>{flash.message}</p>
-                {flash.secret.map(|secret| view! {
-                    <div class="secret">
-                        <label class="visually-hidden" for="new-api-key">"The new secret"</label>
-                        <input class="secret-value" id="new-api-key" readonly value=secret/>
-                        <button type="button" class="btn btn-secondary copy-button" data-copy-target="#new-api-key" hidden>"Copy"</button>
-                    </div>
+                {flash.secret.map(|secret| {
+                    let id = flash.secret_kind.field_id();
+                    view! {
+                        <div class="secret">
+                            <label class="visually-hidden" for=id>{flash.secret_kind.label()}</label>
+                            <input class="secret-value" id=id readonly value=secret/>
+                            <button type="button" class="btn btn-secondary copy-button" data-copy-target=format!("#{id}") hidden>"Copy"</button>
+                        </div>
+                    }
                 })}
             </div>
         }
@@ -86,28 +89,37 @@ pub fn PortalLayout(
     let email = ctx.user.as_ref().map(|u| u.email.clone()).unwrap_or_default();
     view! {
         <Title text=title.clone()/>
+        <SkipLink/>
         <div class="layout">
             <aside class="sidebar">
-                <a class="brand" href="/dashboard"><span class="brand-mark" aria-hidden="true"></span>"WA Gateway"</a>
-                <nav class="nav" aria-label="Portal">
-                    {NAV.iter().map(|group| view! {
-                        <div class="nav-group">
-                            <div class="nav-group-title">{group.title}</div>
-                            {group.items.iter().map(|item| {
-                                let is_current = item.href == current;
-                                view! {
-                                    <a class="nav-link" href=item.href aria-current=is_current.then_some("page")>{item.label}</a>
-                                }
-                            }).collect_view()}
-                        </div>
-                    }).collect_view()}
-                </nav>
-                <div class="sidebar-footer">
-                    <span class="user-email">{email}</span>
-                    <LogoutForm/>
+                // The aside runs the page's full height (its edge and background never stop part-way);
+                // the panel inside it stays in view while the page scrolls.
+                <div class="sidebar-inner">
+                    <a class="brand" href="/dashboard"><span class="brand-mark" aria-hidden="true"></span>"WA Gateway"</a>
+                    // On a phone the navigation folds behind this button. A checkbox and its label
+                    // open it without JavaScript; on wider screens both are hidden and it is open.
+                    <input type="checkbox" id="nav-toggle" class="nav-toggle" aria-controls="portal-nav"/>
+                    <label for="nav-toggle" class="btn btn-secondary nav-toggle-label">"Menu"</label>
+                    <nav class="nav" id="portal-nav" aria-label="Portal">
+                        {NAV.iter().map(|group| view! {
+                            <div class="nav-group">
+                                <div class="nav-group-title">{group.title}</div>
+                                {group.items.iter().map(|item| {
+                                    let is_current = item.href == current;
+                                    view! {
+                                        <a class="nav-link" href=item.href aria-current=is_current.then_some("page")>{item.label}</a>
+                                    }
+                                }).collect_view()}
+                            </div>
+                        }).collect_view()}
+                    </nav>
+                    <div class="sidebar-footer">
+                        <span class="user-email">{email}</span>
+                        <LogoutForm/>
+                    </div>
                 </div>
             </aside>
-            <main class="content">
+            <main class="content" id="main" tabindex="-1">
                 <header class="page-header">
                     <h1>{title}</h1>
                     {lead.map(|text| view! { <p class="lead">{text}</p> })}
@@ -123,13 +135,20 @@ pub fn PortalLayout(
 pub fn PlainLayout(#[prop(into)] title: String, children: Children) -> impl IntoView {
     view! {
         <Title text=title/>
+        <SkipLink/>
         <div class="layout layout-plain">
-            <main class="content">
+            <main class="content" id="main" tabindex="-1">
                 <FlashBanner/>
                 {children()}
             </main>
         </div>
     }
+}
+
+/// The first stop of the keyboard: past the navigation, straight to the page.
+#[component]
+fn SkipLink() -> impl IntoView {
+    view! { <a class="skip-link" href="#main">"Skip to content"</a> }
 }
 
 #[component]
@@ -139,6 +158,21 @@ fn LogoutForm() -> impl IntoView {
             <CsrfField/>
             <button type="submit" class="link-button">"Log out"</button>
         </form>
+    }
+}
+
+/// An id a customer copies into their own systems: selectable text, and (with the script) a
+/// Copy button beside it.
+#[component]
+pub fn CopyableId(#[prop(into)] text: String) -> impl IntoView {
+    let field = format!("copy-{text}");
+    let target = format!("#{field}");
+    let label = text.clone();
+    view! {
+        <span class="copyable">
+            <span class="mono" id=field>{text}</span>
+            <button type="button" class="copy-button copy-small" data-copy-target=target hidden aria-label=format!("Copy {label}")>"Copy"</button>
+        </span>
     }
 }
 

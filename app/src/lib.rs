@@ -8,6 +8,8 @@ pub mod assets;
 pub mod context;
 #[cfg(feature = "ssr")]
 pub mod docs_content;
+#[cfg(feature = "ssr")]
+pub mod highlight;
 pub mod layout;
 pub mod pages;
 #[cfg(feature = "ssr")]

@@ -25,6 +25,7 @@ pub mod message_stats;
 pub mod metrics;
 pub mod names;
 pub mod net_guard;
+pub mod onboarding;
 pub mod operator;
 pub mod optout;
 pub mod plans;

@@ -47,7 +47,7 @@ pub async fn create_api_key(name: String) -> Result<(), ServerFnError> {
                 "API key \"{}\" created. Copy this key now. It will not be shown again.",
                 created.info.name
             ));
-            flash.secret = Some(created.secret);
+            flash = flash.with_secret(crate::context::SecretKind::ApiKey, created.secret);
             finish(flash, "/api-keys").await
         }
         Err(e) => finish(Flash::error(user_message("create api key", &e)), "/api-keys").await,
@@ -119,11 +119,11 @@ fn KeyTable(rows: Vec<ApiKeyRow>) -> impl IntoView {
                         let revoked = row.revoked.is_some();
                         view! {
                             <tr>
-                                <td>{row.name.clone()}</td>
-                                <td class="mono">{format!("{}…", row.prefix)}</td>
-                                <td>{row.created.clone()}</td>
-                                <td>{when(row.last_used.clone())}</td>
-                                <td>{if revoked {
+                                <td data-label="Name">{row.name.clone()}</td>
+                                <td class="mono" data-label="Key">{format!("{}…", row.prefix)}</td>
+                                <td data-label="Created">{row.created.clone()}</td>
+                                <td data-label="Last used">{when(row.last_used.clone())}</td>
+                                <td class="cell-status" data-label="Status">{if revoked {
                                     view! { <span class="badge badge-revoked">{format!("Revoked {}", row.revoked.clone().unwrap_or_default())}</span> }.into_any()
                                 } else {
                                     view! { <span class="badge badge-active">"Active"</span> }.into_any()

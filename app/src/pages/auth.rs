@@ -3,7 +3,7 @@ use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
 use crate::{
-    context::page_context,
+    context::{kept_field, page_context},
     layout::{fn_path, CsrfField, PlainLayout},
 };
 
@@ -20,7 +20,11 @@ pub async fn login(email: String, password: String, next: Option<String>) -> Res
             sign_in(&account).await?;
             finish(Flash::success("You are logged in."), &safe_next(next.as_deref())).await
         }
-        Err(e) => finish(Flash::error(user_message("login", &e)), "/login").await,
+        Err(e) => {
+            // The email comes back so a mistyped password costs one field; the password never does.
+            let refused = Flash::error(user_message("login", &e)).with_fields(kept_login(&email, next.as_deref()));
+            finish(refused, "/login").await
+        }
     }
 }
 
@@ -29,6 +33,9 @@ pub async fn signup(email: String, password: String) -> Result<(), ServerFnError
     use crate::{context::Flash, server_util::*};
     use gateway::accounts::{self, Email, NewAccount, NewPassword, Role};
     let state = app_state()?;
+    // What a refused sign-up shows again: the email, never the password.
+    let kept = vec![("email".to_string(), email.clone())];
+    let refused = |message: String| Flash::error(message).with_fields(kept.clone());
     if !state.config.registration_enabled {
         return finish(Flash::error("Sign-up is closed on this server. Ask your operator for an account."), "/signup")
             .await;
@@ -36,11 +43,11 @@ pub async fn signup(email: String, password: String) -> Result<(), ServerFnError
     let parsed = Email::parse(&email).and_then(|email| Ok((email, NewPassword::parse(&password)?)));
     let (email, password) = match parsed {
         Ok(v) => v,
-        Err(e) => return finish(Flash::error(user_message("signup", &e)), "/signup").await,
+        Err(e) => return finish(refused(user_message("signup", &e)), "/signup").await,
     };
     let client_ip = crate::context::page_context().client_ip;
     if let Err(e) = gateway::login_throttle::count_sign_up(&state.db, &client_ip).await {
-        return finish(Flash::error(user_message("signup", &e)), "/signup").await;
+        return finish(refused(user_message("signup", &e)), "/signup").await;
     }
     let new = NewAccount {
         email,
@@ -60,7 +67,7 @@ pub async fn signup(email: String, password: String) -> Result<(), ServerFnError
             )
             .await
         }
-        Err(e) => finish(Flash::error(user_message("signup", &e)), "/signup").await,
+        Err(e) => finish(refused(user_message("signup", &e)), "/signup").await,
     }
 }
 
@@ -72,6 +79,16 @@ pub async fn logout() -> Result<(), ServerFnError> {
         tracing::error!(error = %e, "ending a session failed");
     }
     finish(Flash::success("You are logged out."), "/login").await
+}
+
+/// The login fields a refused login shows again (the login page also keeps where it was going).
+#[cfg(feature = "ssr")]
+fn kept_login(email: &str, next: Option<&str>) -> Vec<(String, String)> {
+    let mut kept = vec![("email".to_string(), email.to_string())];
+    if let Some(next) = next.filter(|n| !n.is_empty()) {
+        kept.push(("next".to_string(), next.to_string()));
+    }
+    kept
 }
 
 /// Starts a fresh session for `account`: a new session id (so a planted id is useless) and a
@@ -144,7 +161,8 @@ fn safe_next(next: Option<&str>) -> String {
 #[component]
 pub fn LoginPage() -> impl IntoView {
     let ctx = page_context();
-    let next = use_query_map().with_untracked(|q| q.get("next")).unwrap_or_default();
+    let next = use_query_map().with_untracked(|q| q.get("next")).or_else(|| kept_field("next")).unwrap_or_default();
+    let email = kept_field("email").unwrap_or_default();
     view! {
         <PlainLayout title="Log in">
             <section class="auth-card">
@@ -154,7 +172,7 @@ pub fn LoginPage() -> impl IntoView {
                     <input type="hidden" name="next" value=next/>
                     <div class="field">
                         <label for="email">"Email"</label>
-                        <input id="email" name="email" type="email" autocomplete="username" required/>
+                        <input id="email" name="email" type="email" autocomplete="username" required value=email/>
                     </div>
                     <div class="field">
                         <label for="password">"Password"</label>
@@ -173,6 +191,7 @@ pub fn LoginPage() -> impl IntoView {
 #[component]
 pub fn SignupPage() -> impl IntoView {
     let ctx = page_context();
+    let email = kept_field("email").unwrap_or_default();
     view! {
         <PlainLayout title="Create account">
             <section class="auth-card">
@@ -183,7 +202,7 @@ pub fn SignupPage() -> impl IntoView {
                             <CsrfField/>
                             <div class="field">
                                 <label for="email">"Email"</label>
-                                <input id="email" name="email" type="email" autocomplete="username" required/>
+                                <input id="email" name="email" type="email" autocomplete="username" required value=email/>
                             </div>
                             <div class="field">
                                 <label for="password">"Password"</label>

@@ -19,6 +19,9 @@ pub struct DashboardData {
     pub instances: Vec<InstanceRow>,
     /// Send decisions of the last 7 days: allowed, flagged, blocked.
     pub decisions: (u64, u64, u64),
+    /// The getting-started steps (key, linked instance, test message, webhook), shown until the
+    /// first message is sent; `None` after that.
+    pub first_steps: Option<[bool; 4]>,
 }
 
 #[server(prefix = "/_fn", endpoint = "dashboard")]
@@ -38,7 +41,16 @@ pub async fn get_dashboard() -> Result<DashboardData, ServerFnError> {
     let summary = gateway::policy_log::summary(&state.db, account.id, gateway::time::now() - 7 * 24 * 3600)
         .await
         .map_err(|e| read_error("policy summary", e))?;
+    let progress =
+        gateway::onboarding::progress(&state.db, account.id).await.map_err(|e| read_error("onboarding", e))?;
+    let first_steps = (!progress.message_sent).then_some([
+        progress.key_created,
+        progress.instance_linked,
+        progress.message_sent,
+        progress.webhook_added,
+    ]);
     Ok(DashboardData {
+        first_steps,
         decisions: (summary.allowed, summary.flagged, summary.blocked),
         plan_name: account.plan.display_name().into(),
         limits: account.limits().map(|l| (l.daily, l.monthly)),
@@ -92,6 +104,40 @@ fn UsageStat(label: &'static str, used: i64, limit: Option<i64>, period: &'stati
     }
 }
 
+/// The getting-started checklist: each step links to where it is done.
+#[component]
+fn FirstSteps(steps: [bool; 4], first_instance: Option<String>) -> impl IntoView {
+    let instance_page = |tab: &str| match &first_instance {
+        Some(id) => format!("/instances/{id}/manage?tab={tab}"),
+        None => "/instances".to_string(),
+    };
+    let items = [
+        ("Create an API key", "/api-keys".to_string(), "Your systems send with it."),
+        ("Create and link an instance", instance_page("connect"), "A sandbox links with one click, no phone needed."),
+        ("Send a test message", instance_page("overview"), "From the instance page, or with POST /api/send-message."),
+        ("Add a webhook", instance_page("webhook"), "Received messages and receipts reach your systems."),
+    ];
+    let done = steps.iter().filter(|d| **d).count();
+    view! {
+        <section class="card checklist">
+            <h2>"Get started"</h2>
+            <p class="muted">{format!("{done} of 4 done. This list goes away once your first message is sent.")}</p>
+            <ol>
+                {items.into_iter().zip(steps).map(|((label, href, hint), done)| view! {
+                    <li class={if done { "step step-done" } else { "step" }}>
+                        <span class="step-mark" aria-hidden="true">{if done { "✓" } else { "" }}</span>
+                        <span>
+                            <a href=href>{label}</a>
+                            <span class="visually-hidden">{if done { " (done)" } else { " (to do)" }}</span>
+                            <br/><span class="hint">{hint}</span>
+                        </span>
+                    </li>
+                }).collect_view()}
+            </ol>
+        </section>
+    }
+}
+
 #[component]
 fn DashboardView(d: DashboardData) -> impl IntoView {
     let connected = d.instances.iter().filter(|i| i.status == "connected").count();
@@ -102,7 +148,9 @@ fn DashboardView(d: DashboardData) -> impl IntoView {
         (false, false) => "None enabled",
     };
     let alerts: Vec<_> = d.instances.iter().filter(|i| i.connection_alert.is_some()).cloned().collect();
+    let first_instance = d.instances.first().map(|i| i.id.clone());
     view! {
+        {d.first_steps.map(|steps| view! { <FirstSteps steps first_instance/> })}
         {(!alerts.is_empty()).then(|| view! {
             <div class="banner banner-error banner-loud" role="alert">
                 <p><strong>"WhatsApp suspended or ended the link of an instance."</strong></p>

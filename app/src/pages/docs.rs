@@ -11,8 +11,11 @@ use crate::{
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DocPage {
+    /// The page's heading (its Markdown's first `# ` heading): the page's one `<h1>`.
     pub title: String,
     pub html: String,
+    /// (anchor, heading) of the sections, for the table of contents of a long page.
+    pub toc: Vec<(String, String)>,
     /// (path, title) of every page, in navigation order.
     pub nav: Vec<(String, String)>,
 }
@@ -23,19 +26,17 @@ pub async fn get_doc(path: String) -> Result<Option<DocPage>, ServerFnError> {
     let state = app_state()?;
     let base = &state.config.public_base_url;
     let nav = docs_content::navigation().into_iter().map(|(p, t)| (p.to_string(), t.to_string())).collect();
+    let page = |title: &str, rendered: docs_content::Rendered, nav| {
+        let toc =
+            if rendered.sections.len() >= docs_content::TOC_MIN_SECTIONS { rendered.sections } else { Vec::new() };
+        DocPage { title: rendered.title.unwrap_or_else(|| title.to_string()), html: rendered.html, toc, nav }
+    };
     if path.trim_end_matches('/') == docs_content::API_REFERENCE_PATH {
         let reference = use_context::<ApiReference>().unwrap_or_default();
-        return Ok(Some(DocPage {
-            title: docs_content::API_REFERENCE_TITLE.into(),
-            html: docs_content::render_markdown(&reference.0, base),
-            nav,
-        }));
+        let rendered = docs_content::render_page(&reference.0, base);
+        return Ok(Some(page(docs_content::API_REFERENCE_TITLE, rendered, nav)));
     }
-    Ok(docs_content::find(&path).map(|page| DocPage {
-        title: page.title.to_string(),
-        html: docs_content::render(page, base),
-        nav,
-    }))
+    Ok(docs_content::find(&path).map(|found| page(found.title, docs_content::render(found, base), nav)))
 }
 
 #[component]
@@ -54,8 +55,10 @@ pub fn DocsPage() -> impl IntoView {
                         _ => None,
                     };
                     let title = body.as_ref().map(|p| p.title.clone()).unwrap_or_else(|| "Not found".into());
+                    // The portal frame shows the title as the page's h1; the public frame has no
+                    // header, so the page shows it itself.
                     let inner = match body {
-                        Some(page) => view! { <DocsBody page current=current.clone()/> }.into_any(),
+                        Some(page) => view! { <DocsBody page current=current.clone() own_heading={!signed_in}/> }.into_any(),
                         None => view! { <NotFoundBody/> }.into_any(),
                     };
                     let nav_current = if current == "/acceptable-use" { "/acceptable-use" } else { "/docs" };
@@ -71,7 +74,17 @@ pub fn DocsPage() -> impl IntoView {
 }
 
 #[component]
-fn DocsBody(page: DocPage, current: String) -> impl IntoView {
+fn DocsBody(page: DocPage, current: String, own_heading: bool) -> impl IntoView {
+    let toc = (!page.toc.is_empty()).then(|| {
+        view! {
+            <nav class="toc" aria-label="On this page">
+                <p class="toc-title">"On this page"</p>
+                <ul>
+                    {page.toc.into_iter().map(|(id, text)| view! { <li><a href=format!("#{id}")>{text}</a></li> }).collect_view()}
+                </ul>
+            </nav>
+        }
+    });
     view! {
         <div class="docs">
             <nav class="docs-nav" aria-label="Documentation">
@@ -80,7 +93,11 @@ fn DocsBody(page: DocPage, current: String) -> impl IntoView {
                     view! { <a href=path aria-current=is_current.then_some("page")>{title}</a> }
                 }).collect_view()}
             </nav>
-            <article class="docs-body" inner_html=page.html></article>
+            <div class="docs-main">
+                {own_heading.then(|| view! { <h1 class="docs-title">{page.title.clone()}</h1> })}
+                {toc}
+                <article class="docs-body" inner_html=page.html></article>
+            </div>
         </div>
     }
 }

@@ -222,15 +222,15 @@ fn InboundView(page: InboundPage, query: InboundQuery) -> impl IntoView {
                             <tbody>
                                 {page.rows.into_iter().map(|r| view! {
                                     <tr>
-                                        <td>{r.received}</td>
-                                        <td>{r.instance}</td>
-                                        <td class="mono">{r.from}</td>
-                                        <td>
+                                        <td data-label="Received">{r.received}</td>
+                                        <td data-label="Instance">{r.instance}</td>
+                                        <td class="mono" data-label="From">{r.from}</td>
+                                        <td data-label="Type">
                                             {r.kind}
                                             {r.group_id.map(|g| view! { <br/><span class="muted">{format!("group {g}")}</span> })}
                                             {r.opt_out.then(|| view! { <br/><span class="badge badge-revoked">"Opt-out"</span> })}
                                         </td>
-                                        <td>
+                                        <td data-label="Message">
                                             {r.body}
                                             {r.media.map(|m| view! { <br/><span class="muted">{m}</span> })}
                                         </td>

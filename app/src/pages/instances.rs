@@ -2,7 +2,7 @@
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::layout::{fn_path, CsrfField, PortalLayout};
+use crate::layout::{fn_path, CopyableId, CsrfField, PortalLayout};
 
 /// One instance as pages show it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,11 +106,16 @@ pub async fn create_instance(name: String, connector: Option<String>) -> Result<
     match gateway::instances::create_capped(&state.db, user.account_id, &name, connector, cap).await {
         Ok(instance) => {
             tracing::info!(account_id = user.account_id, instance_id = %instance.id, connector, "instance created");
-            finish(
-                Flash::success(format!("Instance \"{}\" created. Open it to link a phone.", instance.name)),
-                "/instances",
-            )
-            .await
+            // Straight to linking: a new instance is useless until it is connected.
+            let text = if connector == gateway::connectors::sandbox::NAME {
+                format!(
+                    "Instance \"{}\" created. It is a sandbox: link it with Simulate scan, no phone needed.",
+                    instance.name
+                )
+            } else {
+                format!("Instance \"{}\" created. Link it to your phone below.", instance.name)
+            };
+            finish(Flash::success(text), &format!("/instances/{}/manage?tab=connect", instance.id)).await
         }
         Err(e) => finish(Flash::error(user_message("create instance", &e)), "/instances").await,
     }
@@ -192,12 +197,12 @@ pub fn InstanceTable(rows: Vec<InstanceRow>) -> impl IntoView {
                         let href = format!("/instances/{}/manage", row.id);
                         view! {
                             <tr>
-                                <td><a href=href>{row.name.clone()}</a></td>
-                                <td class="mono">{row.id.clone()}</td>
-                                <td><StatusBadge row=row.clone()/></td>
-                                <td class="mono">{row.linked_phone.clone().unwrap_or_else(|| "—".into())}</td>
-                                <td title=row.connector_label.clone()>{row.connector.clone()}</td>
-                                <td>{row.created.clone()}</td>
+                                <td data-label="Name"><a href=href>{row.name.clone()}</a></td>
+                                <td data-label="Instance ID"><CopyableId text=row.id.clone()/></td>
+                                <td class="cell-status" data-label="Status"><StatusBadge row=row.clone()/></td>
+                                <td class="mono" data-label="Number">{row.linked_phone.clone().unwrap_or_else(|| "—".into())}</td>
+                                <td title=row.connector_label.clone() data-label="Connector">{row.connector.clone()}</td>
+                                <td data-label="Created">{row.created.clone()}</td>
                             </tr>
                         }
                     }).collect_view()}

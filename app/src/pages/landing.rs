@@ -23,11 +23,11 @@ pub fn LandingPage() -> impl IntoView {
                 <div class="hero-actions">{actions}<a class="btn btn-secondary" href="/docs">"Read the docs"</a></div>
             </section>
             <ul class="features">
-                <li><h3>"Your own numbers"</h3><p>"Link WhatsApp numbers as instances and watch their status from the portal."</p></li>
-                <li><h3>"A guarded send API"</h3><p>"One JSON endpoint with message purposes, opt-out suppression, content checks, exact fair-use limits and a dry run."</p></li>
-                <li><h3>"Signed webhooks"</h3><p>"Received messages, receipts, opt-outs and status changes reach your CRM, ERP, n8n or Make, signed and retried until delivered."</p></li>
-                <li><h3>"A sandbox to start with"</h3><p>"Try every step without a phone: sandbox instances link with one click."</p></li>
-                <li><h3>"No spam cannon"</h3><p>"Marketing, cold outreach and bulk campaigns are refused by design. See the "<a href="/acceptable-use">"acceptable use policy"</a>"."</p></li>
+                <li><h2>"Your own numbers"</h2><p>"Link WhatsApp numbers as instances and watch their status from the portal."</p></li>
+                <li><h2>"A guarded send API"</h2><p>"One JSON endpoint with message purposes, opt-out suppression, content checks, exact fair-use limits and a dry run."</p></li>
+                <li><h2>"Signed webhooks"</h2><p>"Received messages, receipts, opt-outs and status changes reach your CRM, ERP, n8n or Make, signed and retried until delivered."</p></li>
+                <li><h2>"A sandbox to start with"</h2><p>"Try every step without a phone: sandbox instances link with one click."</p></li>
+                <li><h2>"No spam cannon"</h2><p>"Marketing, cold outreach and bulk campaigns are refused by design. See the "<a href="/acceptable-use">"acceptable use policy"</a>"."</p></li>
             </ul>
         </PlainLayout>
     }

@@ -38,6 +38,8 @@ pub struct ManageData {
     pub is_sandbox: bool,
     /// Whether the connector links by phone number too (a code typed into the phone).
     pub pair_code_linking: bool,
+    /// The server's clock when the page was read (unix seconds), for waits the page shows.
+    pub now: i64,
 }
 
 #[cfg(feature = "ssr")]
@@ -89,6 +91,7 @@ pub async fn get_manage_data(id: String, with_link: bool) -> Result<Option<Manag
     Ok(Some(ManageData {
         is_sandbox: instance.connector == gateway::connectors::sandbox::NAME,
         pair_code_linking: instance.connector == "whatsapp-web",
+        now: gateway::time::now(),
         instance: instance.into(),
         history,
         link,
@@ -129,11 +132,11 @@ pub async fn link_action(id: String, action: LinkCommand) -> Result<(), ServerFn
             (registry.reconnect(&instance).await, "Connecting to WhatsApp. This page shows the result in a moment.")
         }
         LinkCommand::Logout if sandbox => {
-            (registry.logout(&instance).await, "Logged out. Scan a new QR code to link a phone again.")
+            (registry.logout(&instance).await, "Number unlinked. Scan a new QR code to link a phone again.")
         }
         LinkCommand::Logout => (
             registry.logout(&instance).await,
-            "Logged out: the device is unlinked from the phone and its session keys are deleted.",
+            "Number unlinked: the gateway is removed from the phone's linked devices and its session keys are deleted.",
         ),
     };
     match result {
@@ -235,10 +238,34 @@ impl Tab {
     }
 }
 
+/// How long the connect tab waits for WhatsApp to hand out a link code before it gives up and
+/// offers a retry: a healthy connection answers within seconds.
+pub const LINK_CODE_WAIT_SECS: i64 = 90;
+
+/// Where a wait for a link code stands: it started at `since` (carried in the page's address,
+/// so it survives the page's own refreshes) and has lasted `waited` seconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CodeWait {
+    pub since: i64,
+    pub waited: i64,
+}
+
+impl CodeWait {
+    /// A wait that started at `since` (now when unknown, or when the address claims the future).
+    pub fn at(since: Option<i64>, now: i64) -> CodeWait {
+        let since = since.filter(|s| *s <= now).unwrap_or(now);
+        CodeWait { since, waited: now - since }
+    }
+    pub fn gave_up(self) -> bool {
+        self.waited >= LINK_CODE_WAIT_SECS
+    }
+}
+
 #[component]
 pub fn ManagePage() -> impl IntoView {
     let id = use_params_map().with_untracked(|p| p.get("id")).unwrap_or_default();
-    let tab = Tab::parse(use_query_map().with_untracked(|q| q.get("tab")));
+    let (tab, since) = use_query_map()
+        .with_untracked(|q| (Tab::parse(q.get("tab")), q.get("since").and_then(|s| s.parse::<i64>().ok())));
     let data = Resource::new(move || (), {
         let id = id.clone();
         move |_| get_manage_data(id.clone(), tab == Tab::Connect)
@@ -247,7 +274,7 @@ pub fn ManagePage() -> impl IntoView {
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match data.await {
-                    Ok(Some(data)) => view! { <ManageView data tab/> }.into_any(),
+                    Ok(Some(data)) => view! { <ManageView data tab since/> }.into_any(),
                     Ok(None) => view! {
                         <PortalLayout title="Not found" current="/instances"><NotFoundBody/></PortalLayout>
                     }.into_any(),
@@ -263,14 +290,14 @@ pub fn ManagePage() -> impl IntoView {
 }
 
 #[component]
-fn ManageView(data: ManageData, tab: Tab) -> impl IntoView {
+fn ManageView(data: ManageData, tab: Tab, since: Option<i64>) -> impl IntoView {
     let base = format!("/instances/{}/manage", data.instance.id);
     let tab_link = move |t: Tab, href: String, label: &'static str| {
         view! { <a class="tab" href=href aria-current=(t == tab).then_some("page")>{label}</a> }
     };
     let body = match tab {
         Tab::Overview => view! { <OverviewTab data=data.clone()/> }.into_any(),
-        Tab::Connect => view! { <ConnectTab data=data.clone()/> }.into_any(),
+        Tab::Connect => view! { <ConnectTab data=data.clone() since/> }.into_any(),
         Tab::Webhook => {
             view! { <crate::pages::webhook_tab::WebhookTab instance_id=data.instance.id.clone()/> }.into_any()
         }
@@ -311,13 +338,14 @@ fn OverviewTab(data: ManageData) -> impl IntoView {
         <section class="card">
             <dl class="details">
                 <dt>"Status"</dt><dd><StatusBadge row=row.clone()/></dd>
-                <dt>"Instance ID"</dt><dd class="mono">{row.id.clone()}</dd>
+                <dt>"Instance ID"</dt><dd><crate::layout::CopyableId text=row.id.clone()/></dd>
                 <dt>"Linked number"</dt><dd class="mono">{row.linked_phone.clone().unwrap_or_else(|| "Not linked yet".into())}</dd>
                 <dt>"Connector"</dt><dd>{row.connector_label.clone()}" "<span class="mono muted">{format!("({})", row.connector)}</span></dd>
                 <dt>"Created"</dt><dd>{row.created.clone()}</dd>
                 <dt>"Status since"</dt><dd>{row.status_changed.clone()}</dd>
             </dl>
         </section>
+        <crate::pages::test_send::TestSendForm instance_id=row.id.clone() is_sandbox=data.is_sandbox/>
         <section class="card">
             <h2>"Recent status changes"</h2>
             <div class="table-wrap">
@@ -325,7 +353,7 @@ fn OverviewTab(data: ManageData) -> impl IntoView {
                     <thead><tr><th>"When"</th><th>"Status"</th><th>"Detail"</th></tr></thead>
                     <tbody>
                         {data.history.into_iter().map(|h| view! {
-                            <tr><td>{h.at}</td><td>{h.status_label}</td><td>{h.detail.unwrap_or_default()}</td></tr>
+                            <tr><td data-label="When">{h.at}</td><td class="cell-status" data-label="Status">{h.status_label}</td><td data-label="Detail">{h.detail.unwrap_or_default()}</td></tr>
                         }).collect_view()}
                     </tbody>
                 </table>
@@ -366,7 +394,7 @@ fn PairCodeForm(id: String) -> impl IntoView {
 }
 
 #[component]
-fn ConnectTab(data: ManageData) -> impl IntoView {
+fn ConnectTab(data: ManageData, since: Option<i64>) -> impl IntoView {
     let id = data.instance.id.clone();
     let here = format!("/instances/{id}/manage?tab=connect");
     let pair = data.pair_code_linking;
@@ -374,6 +402,24 @@ fn ConnectTab(data: ManageData) -> impl IntoView {
         Some(LinkView::AwaitingScan { qr_svg, expires_in_secs }) => {
             // Refresh a little after the code rotates, and often enough to notice the scan.
             let refresh = (expires_in_secs + 1).clamp(2, 10);
+            // A sandbox has no phone to scan with: its one step is the simulated scan, offered
+            // first; the code is shown only to look like the real thing.
+            if data.is_sandbox {
+                return view! {
+                    <section class="card">
+                        <h2>"Link this sandbox instance"</h2>
+                        <p><span class="badge badge-unlinked">"Not linked"</span></p>
+                        <p><strong>"No phone is needed."</strong>" This is a sandbox: a simulated WhatsApp for trying every path. Press Simulate scan and it is connected at once."</p>
+                        <div class="page-actions">
+                            <LinkButton id=id.clone() action="simulate_scan" label="Simulate scan" class="btn btn-primary"/>
+                        </div>
+                        <div class="qr">
+                            <div inner_html=qr_svg></div>
+                            <p class="qr-caption">"A simulated code: nothing scans it. It is shown so the page looks as it will for a real number."</p>
+                        </div>
+                    </section>
+                }.into_any();
+            }
             view! {
                 <Meta http_equiv="refresh" content=refresh.to_string()/>
                 <section class="card">
@@ -384,10 +430,6 @@ fn ConnectTab(data: ManageData) -> impl IntoView {
                         <p class="qr-caption">{format!("This code changes in {expires_in_secs} s. The page refreshes by itself; ")}<a href=here.clone()>"reload now"</a>"."</p>
                     </div>
                     <p><span class="badge badge-unlinked">"Not linked"</span></p>
-                    {data.is_sandbox.then(|| view! {
-                        <p class="hint">"This is a sandbox instance: no phone is needed."</p>
-                        <LinkButton id=id.clone() action="simulate_scan" label="Simulate scan" class="btn btn-primary"/>
-                    })}
                     {pair.then(|| view! { <PairCodeForm id=id.clone()/> })}
                 </section>
             }.into_any()
@@ -401,12 +443,7 @@ fn ConnectTab(data: ManageData) -> impl IntoView {
                 <p class="hint">{format!("The code is valid for about {expires_in_secs} s more. The page refreshes by itself; ")}<a href=here>"reload now"</a>"."</p>
             </section>
         }.into_any(),
-        Some(LinkView::Starting) => view! {
-            <Meta http_equiv="refresh" content="5"/>
-            <section class="card">
-                <p>"Preparing a link code… "<a href=here>"reload"</a></p>
-            </section>
-        }.into_any(),
+        Some(LinkView::Starting) => view! { <PreparingCode id=id.clone() wait=CodeWait::at(since, data.now)/> }.into_any(),
         Some(LinkView::Idle { reason }) => view! {
             <section class="card">
                 <h2>"Not linked"</h2>
@@ -427,7 +464,7 @@ fn ConnectTab(data: ManageData) -> impl IntoView {
                 </p>
                 <div class="page-actions">
                     <LinkButton id=id.clone() action="disconnect" label="Disconnect" class="btn btn-secondary"/>
-                    <LogoutConfirm id=id.clone()/>
+                    <UnlinkConfirm id=id.clone()/>
                 </div>
             </section>
         }.into_any(),
@@ -437,7 +474,7 @@ fn ConnectTab(data: ManageData) -> impl IntoView {
                 <p><span class="badge badge-disconnected">"Disconnected"</span>" "{reason}</p>
                 <div class="page-actions">
                     <LinkButton id=id.clone() action="reconnect" label="Reconnect" class="btn btn-primary"/>
-                    <LogoutConfirm id=id.clone()/>
+                    <UnlinkConfirm id=id.clone()/>
                 </div>
             </section>
         }.into_any(),
@@ -445,13 +482,48 @@ fn ConnectTab(data: ManageData) -> impl IntoView {
     }
 }
 
+/// Waiting for WhatsApp to hand out a link code: progress while it may still come, then a
+/// clear stop with a retry instead of an endless "preparing".
 #[component]
-fn LogoutConfirm(id: String) -> impl IntoView {
+fn PreparingCode(id: String, wait: CodeWait) -> impl IntoView {
+    let here = format!("/instances/{id}/manage?tab=connect");
+    if wait.gave_up() {
+        return view! {
+            <section class="card">
+                <h2>"No link code yet"</h2>
+                <div class="banner banner-error" role="alert">
+                    <p>{format!("WhatsApp did not hand out a link code within {LINK_CODE_WAIT_SECS} seconds. The server may not reach WhatsApp, or WhatsApp is slow to answer.")}</p>
+                </div>
+                <p>"Try again; if it keeps failing, ask your operator to check that the server can reach WhatsApp (web.whatsapp.com)."</p>
+                <div class="page-actions">
+                    <LinkButton id=id.clone() action="reconnect" label="Try again" class="btn btn-primary"/>
+                </div>
+            </section>
+        }
+        .into_any();
+    }
+    let next = format!("{here}&since={}", wait.since);
+    view! {
+        <Meta http_equiv="refresh" content=format!("3;url={next}")/>
+        <section class="card" aria-busy="true">
+            <h2>"Preparing a link code…"</h2>
+            <p class="waiting"><span class="spinner" aria-hidden="true"></span>{format!("Asking WhatsApp for a link code: {} s so far. This usually takes a few seconds; the page gives up after {LINK_CODE_WAIT_SECS} s.", wait.waited)}</p>
+            <progress max=LINK_CODE_WAIT_SECS.to_string() value=wait.waited.to_string() aria-label="Time waited for a link code"></progress>
+            <p class="hint">"The page refreshes by itself; "<a href=next>"reload now"</a>"."</p>
+        </section>
+    }
+    .into_any()
+}
+
+/// Ends the link to the phone (the connector's "log out"), named so it is not mistaken for
+/// signing out of the portal.
+#[component]
+fn UnlinkConfirm(id: String) -> impl IntoView {
     view! {
         <details class="confirm">
-            <summary class="btn btn-danger">"Log out"</summary>
-            <p>"Log out unlinks this device from the phone. Linking again needs a new scan."</p>
-            <LinkButton id=id action="logout" label="Yes, log out" class="btn btn-danger"/>
+            <summary class="btn btn-danger">"Unlink this number"</summary>
+            <p>"Removes WA Gateway from the phone's linked devices and deletes this instance's session. You stay signed in to the portal; linking again needs a new scan."</p>
+            <LinkButton id=id action="logout" label="Yes, unlink this number" class="btn btn-danger"/>
         </details>
     }
 }
@@ -474,7 +546,7 @@ fn SettingsTab(row: InstanceRow) -> impl IntoView {
         </section>
         <section class="card">
             <h2>"Pause sending"</h2>
-            <p>{if row.paused { "This instance is paused: it sends nothing until you resume it." } else { "Pausing stops all sending from this instance; receiving continues." }}</p>
+            <p>{if row.paused { "This instance is paused: it sends nothing until you resume it. Sends answer 423 instance_paused." } else { "Pausing stops all sending from this instance (sends answer 423 instance_paused); receiving continues. A pause of your own is not counted as a blocked attempt." }}</p>
             <form class="inline" method="post" action={fn_path::<SetInstancePaused>()}>
                 <CsrfField/>
                 <input type="hidden" name="id" value=id.clone()/>
@@ -495,5 +567,43 @@ fn SettingsTab(row: InstanceRow) -> impl IntoView {
                 </form>
             </details>
         </section>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{CodeWait, LINK_CODE_WAIT_SECS};
+
+    #[test]
+    fn a_wait_for_a_link_code_is_bounded() {
+        let fresh = CodeWait::at(None, 1_000);
+        assert_eq!(fresh, CodeWait { since: 1_000, waited: 0 });
+        assert!(!fresh.gave_up());
+        let carried = CodeWait::at(Some(1_000), 1_030);
+        assert_eq!(carried.waited, 30);
+        assert!(!carried.gave_up());
+        assert!(CodeWait::at(Some(1_000), 1_000 + LINK_CODE_WAIT_SECS).gave_up());
+        // An address from the future starts the wait afresh.
+        assert_eq!(CodeWait::at(Some(5_000), 1_000).waited, 0);
+    }
+
+    #[cfg(feature = "ssr")]
+    #[test]
+    fn preparing_a_code_shows_progress_then_gives_up_with_a_retry() {
+        use leptos::prelude::*;
+        let render = |wait: CodeWait| {
+            Owner::new().with(|| {
+                leptos_meta::provide_meta_context();
+                view! { <super::PreparingCode id="inst_1".to_string() wait/> }.to_html()
+            })
+        };
+        let waiting = render(CodeWait::at(Some(1_000), 1_030));
+        assert!(waiting.contains("30 s so far") && waiting.contains("<progress"), "{waiting}");
+        assert!(waiting.contains("class=\"spinner\""), "{waiting}");
+        assert!(waiting.contains("since=1000"), "the wait's start is carried to the next refresh: {waiting}");
+        let gave_up = render(CodeWait::at(Some(1_000), 1_000 + LINK_CODE_WAIT_SECS));
+        assert!(gave_up.contains("did not hand out a link code within 90 seconds"), "{gave_up}");
+        assert!(gave_up.contains(">Try again<") && gave_up.contains("value=\"reconnect\""), "{gave_up}");
+        assert!(!gave_up.contains("<progress"), "no more waiting once it gave up");
     }
 }

@@ -257,13 +257,13 @@ fn MessagesView(page: MessagesPage, query: MessagesQuery) -> impl IntoView {
                                     };
                                     view! {
                                         <tr>
-                                            <td>{r.sent}<br/><span class="muted mono">{r.message_id}</span></td>
-                                            <td>{r.instance}</td>
-                                            <td class="mono">{r.to}</td>
-                                            <td>{r.purpose}</td>
-                                            <td>{r.source}</td>
-                                            <td>{r.body}</td>
-                                            <td>
+                                            <td data-label="Sent">{r.sent}<br/><crate::layout::CopyableId text=r.message_id/></td>
+                                            <td data-label="Instance">{r.instance}</td>
+                                            <td class="mono" data-label="To">{r.to}</td>
+                                            <td data-label="Purpose">{r.purpose}</td>
+                                            <td data-label="Source">{r.source}</td>
+                                            <td data-label="Message">{r.body}</td>
+                                            <td class="cell-status" data-label="Status">
                                                 <span class=badge>{r.status}</span>
                                                 {r.error.map(|e| view! { <br/><span class="muted">{e}</span> })}
                                                 <br/><span class="muted">{format!("since {}", r.updated)}</span>

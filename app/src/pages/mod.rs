@@ -13,5 +13,6 @@ pub mod messages;
 pub mod not_found;
 pub mod responsible;
 pub mod suppressions;
+pub mod test_send;
 pub mod threecx;
 pub mod webhook_tab;

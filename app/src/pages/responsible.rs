@@ -96,6 +96,43 @@ pub fn ResponsiblePage() -> impl IntoView {
     }
 }
 
+/// What an outcome code means, in words; the code itself is shown beside it for the API's sake.
+pub fn outcome_label(error_code: Option<&str>, decision: &str) -> &'static str {
+    match (error_code, decision) {
+        (Some("policy_violation"), _) => "Blocked: content policy",
+        (Some("recipient_suppressed"), _) => "Blocked: recipient opted out or blocked",
+        (Some("message_purpose_required"), _) => "Blocked: no message purpose",
+        (Some("message_purpose_not_allowed"), _) => "Blocked: purpose not allowed",
+        (Some("instance_paused_for_review"), _) => "Blocked: instance paused for review",
+        (Some("daily_message_limit_exceeded"), _) => "Blocked: daily limit reached",
+        (Some("monthly_message_limit_exceeded"), _) => "Blocked: monthly limit reached",
+        (Some("sending_throttled"), _) => "Slowed down: sending too fast",
+        (Some("gateway_send_failed"), _) => "Passed the checks, delivery failed",
+        (None, "flag") => "Sent, with a concern",
+        (None, "allow") => "Allowed",
+        _ => "Blocked",
+    }
+}
+
+/// The reasons of a decision: the first on one line, all of them behind a toggle.
+#[component]
+fn Reasons(reasons: Vec<String>) -> impl IntoView {
+    match reasons.as_slice() {
+        [] => view! { "—" }.into_any(),
+        [only] => view! { <span>{only.clone()}</span> }.into_any(),
+        [first, rest @ ..] => {
+            let summary = format!("{first} (+{} more)", rest.len());
+            view! {
+                <details class="reasons">
+                    <summary>{summary}</summary>
+                    <ul>{reasons.into_iter().map(|r| view! { <li>{r}</li> }).collect_view()}</ul>
+                </details>
+            }
+            .into_any()
+        }
+    }
+}
+
 #[component]
 fn ConcernTable(rows: Vec<ConcernRow>) -> impl IntoView {
     if rows.is_empty() {
@@ -108,20 +145,17 @@ fn ConcernTable(rows: Vec<ConcernRow>) -> impl IntoView {
                 <thead><tr><th>"When"</th><th>"Outcome"</th><th>"Recipient"</th><th>"Purpose"</th><th>"Risk"</th><th>"Reasons"</th><th>"Instance"</th></tr></thead>
                 <tbody>
                     {rows.into_iter().map(|r| {
-                        let outcome = match (&r.error_code, r.decision.as_str()) {
-                            (Some(code), _) => code.clone(),
-                            (None, "flag") => "flagged (sent)".to_string(),
-                            (None, other) => other.to_string(),
-                        };
+                        let code = r.error_code.clone().unwrap_or_else(|| r.decision.clone());
+                        let label = outcome_label(r.error_code.as_deref(), &r.decision);
                         view! {
                             <tr>
-                                <td>{r.at}</td>
-                                <td class="mono">{outcome}</td>
-                                <td class="mono">{r.recipient}</td>
-                                <td>{r.purpose}</td>
-                                <td>{r.risk_score}</td>
-                                <td>{if r.reasons.is_empty() { "—".to_string() } else { r.reasons.join(" · ") }}</td>
-                                <td class="mono">{r.instance_id}</td>
+                                <td data-label="When">{r.at}</td>
+                                <td class="cell-status" data-label="Outcome">{label}<br/><span class="mono muted">{code}</span></td>
+                                <td class="mono" data-label="Recipient">{r.recipient}</td>
+                                <td data-label="Purpose">{r.purpose}</td>
+                                <td data-label="Risk">{r.risk_score}</td>
+                                <td data-label="Reasons"><Reasons reasons=r.reasons/></td>
+                                <td class="mono" data-label="Instance">{r.instance_id}</td>
                             </tr>
                         }
                     }).collect_view()}

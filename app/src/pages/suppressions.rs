@@ -180,11 +180,11 @@ fn SuppressionTable(rows: Vec<SuppressionRow>) -> impl IntoView {
                 <tbody>
                     {rows.into_iter().map(|row| view! {
                         <tr>
-                            <td class="mono">{row.phone.clone()}</td>
-                            <td>{row.reason.clone()}</td>
-                            <td>{row.source.clone()}</td>
-                            <td>{row.created.clone()}</td>
-                            <td>{row.created_by.clone()}</td>
+                            <td class="mono" data-label="Number">{row.phone.clone()}</td>
+                            <td data-label="Reason">{row.reason.clone()}</td>
+                            <td data-label="Source">{row.source.clone()}</td>
+                            <td data-label="Added">{row.created.clone()}</td>
+                            <td data-label="By">{row.created_by.clone()}</td>
                             <td class="actions">
                                 <details class="confirm">
                                     <summary class="btn btn-danger">"Remove"</summary>
@@ -213,7 +213,7 @@ fn ChangeLog(changes: Vec<ChangeRow>) -> impl IntoView {
                 <thead><tr><th>"When"</th><th>"Number"</th><th>"Change"</th><th>"Reason"</th><th>"By"</th></tr></thead>
                 <tbody>
                     {changes.into_iter().map(|c| view! {
-                        <tr><td>{c.at}</td><td class="mono">{c.phone}</td><td>{c.action}</td><td>{c.reason}</td><td>{c.changed_by}</td></tr>
+                        <tr><td data-label="When">{c.at}</td><td class="mono" data-label="Number">{c.phone}</td><td class="cell-status" data-label="Change">{c.action}</td><td data-label="Reason">{c.reason}</td><td data-label="By">{c.changed_by}</td></tr>
                     }).collect_view()}
                 </tbody>
             </table>

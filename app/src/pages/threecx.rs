@@ -7,6 +7,53 @@ use serde::{Deserialize, Serialize};
 use crate::layout::{fn_path, CsrfField, PortalLayout};
 
 const HERE: &str = "/integrations/3cx";
+const SECURITY: &str = "/integrations/3cx?tab=security";
+const TEMPLATES: &str = "/integrations/3cx?tab=templates";
+const FORWARDING: &str = "/integrations/3cx?tab=forwarding";
+
+/// The page's tabs: one card per integration was too long to find anything in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tab {
+    Settings,
+    Security,
+    Templates,
+    Forwarding,
+    Log,
+}
+
+impl Tab {
+    const ALL: [Tab; 5] = [Tab::Settings, Tab::Security, Tab::Templates, Tab::Forwarding, Tab::Log];
+
+    fn parse(text: Option<&str>) -> Tab {
+        match text {
+            Some("security") => Tab::Security,
+            Some("templates") => Tab::Templates,
+            Some("forwarding") => Tab::Forwarding,
+            Some("log") => Tab::Log,
+            _ => Tab::Settings,
+        }
+    }
+
+    fn href(self) -> &'static str {
+        match self {
+            Tab::Settings => HERE,
+            Tab::Security => SECURITY,
+            Tab::Templates => TEMPLATES,
+            Tab::Forwarding => FORWARDING,
+            Tab::Log => "/integrations/3cx?tab=log",
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Tab::Settings => "Settings",
+            Tab::Security => "Security",
+            Tab::Templates => "Templates",
+            Tab::Forwarding => "Forwarding",
+            Tab::Log => "Request log",
+        }
+    }
+}
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TemplateView {
@@ -126,9 +173,9 @@ pub async fn get_threecx(log: Option<String>, before: Option<i64>) -> Result<Thr
             &mut rows,
             REQUESTS_PER_PAGE,
             |r| r.id,
-            |last| format!("{HERE}?log={}&before={last}", super::log_links::encode(&i.id)),
+            |last| format!("{HERE}?tab=log&log={}&before={last}", super::log_links::encode(&i.id)),
         );
-        let newest_requests = before.map(|_| HERE.to_string());
+        let newest_requests = before.map(|_| Tab::Log.href().to_string());
         let requests = rows
             .into_iter()
             .map(|r| RequestView {
@@ -209,7 +256,7 @@ pub async fn create_threecx(instance_id: String, business_name: String) -> Resul
             let mut flash = Flash::success(
                 "Integration created. Copy its webhook secret into 3CX now: it is shown only this once.",
             );
-            flash.secret = Some(secrets.webhook_secret);
+            flash = flash.with_secret(crate::context::SecretKind::ThreecxSecret, secrets.webhook_secret);
             finish(flash, HERE).await
         }
         Err(e) => finish(Flash::error(user_message("create 3CX integration", &e)), HERE).await,
@@ -258,7 +305,7 @@ pub async fn save_threecx_settings(
             let mut flash = Flash::success(
                 "Settings saved. HMAC signing is now required: copy this HMAC secret into your sender now, it is shown only this once.",
             );
-            flash.secret = Some(hmac);
+            flash = flash.with_secret(crate::context::SecretKind::ThreecxHmacSecret, hmac);
             finish(flash, HERE).await
         }
         Ok(None) => finish(Flash::success("Settings saved."), HERE).await,
@@ -289,12 +336,12 @@ pub async fn threecx_action(id: String, command: ThreecxCommand) -> Result<(), S
             let mut f = Flash::success(
                 "New webhook secret: the old one no longer works. Copy this one into 3CX now: it is shown only this once.",
             );
-            f.secret = Some(secret);
+            f = f.with_secret(crate::context::SecretKind::ThreecxSecret, secret);
             f
         }),
         ThreecxCommand::RotateForwardingSecret => forwarding::rotate_secret(db, key, account, &id).await.map(|secret| {
             let mut f = Flash::success("New signing secret for the 3CX destination. The previous one keeps signing for 24 hours. Copy it now: it is shown only this once.");
-            f.secret = Some(secret);
+            f = f.with_secret(crate::context::SecretKind::ThreecxForwardingSecret, secret);
             f
         }),
         ThreecxCommand::EnableForwarding => {
@@ -307,9 +354,16 @@ pub async fn threecx_action(id: String, command: ThreecxCommand) -> Result<(), S
             .await
             .map(|_| Flash::success("Integration deleted. Its webhook URL no longer accepts requests.")),
     };
+    let back = match command {
+        ThreecxCommand::RotateSecret => SECURITY,
+        ThreecxCommand::RotateForwardingSecret
+        | ThreecxCommand::EnableForwarding
+        | ThreecxCommand::RemoveForwarding => FORWARDING,
+        ThreecxCommand::Delete => HERE,
+    };
     match outcome {
-        Ok(flash) => finish(flash, HERE).await,
-        Err(e) => finish(Flash::error(user_message("3CX action", &e)), HERE).await,
+        Ok(flash) => finish(flash, back).await,
+        Err(e) => finish(Flash::error(user_message("3CX action", &e)), back).await,
     }
 }
 
@@ -330,11 +384,11 @@ pub async fn set_threecx_hmac(id: String, hmac_secret: String) -> Result<(), Ser
     {
         Ok(secret) if generated => {
             let mut f = Flash::success("New HMAC secret. Copy it into your sender now: it is shown only this once.");
-            f.secret = Some(secret);
-            finish(f, HERE).await
+            f = f.with_secret(crate::context::SecretKind::ThreecxHmacSecret, secret);
+            finish(f, SECURITY).await
         }
-        Ok(_) => finish(Flash::success("HMAC secret saved."), HERE).await,
-        Err(e) => finish(Flash::error(user_message("set 3CX HMAC secret", &e)), HERE).await,
+        Ok(_) => finish(Flash::success("HMAC secret saved."), SECURITY).await,
+        Err(e) => finish(Flash::error(user_message("set 3CX HMAC secret", &e)), SECURITY).await,
     }
 }
 
@@ -354,11 +408,11 @@ pub async fn set_threecx_forwarding(id: String, url: String) -> Result<(), Serve
     match result {
         Ok(Some(secret)) => {
             let mut f = Flash::success("Inbound messages are now forwarded to 3CX, signed with this secret. Copy it now: it is shown only this once.");
-            f.secret = Some(secret);
-            finish(f, HERE).await
+            f = f.with_secret(crate::context::SecretKind::ThreecxForwardingSecret, secret);
+            finish(f, FORWARDING).await
         }
-        Ok(None) => finish(Flash::success("3CX destination URL saved."), HERE).await,
-        Err(e) => finish(Flash::error(user_message("set 3CX destination", &e)), HERE).await,
+        Ok(None) => finish(Flash::success("3CX destination URL saved."), FORWARDING).await,
+        Err(e) => finish(Flash::error(user_message("set 3CX destination", &e)), FORWARDING).await,
     }
 }
 
@@ -375,7 +429,7 @@ pub async fn save_threecx_template(
     let user = require_user()?;
     let state = app_state()?;
     let Some(call) = templates::CallEvent::parse(&event) else {
-        return finish(Flash::error("Unknown call event."), HERE).await;
+        return finish(Flash::error("Unknown call event."), TEMPLATES).await;
     };
     if preview.is_some() {
         let outcome = async {
@@ -386,21 +440,22 @@ pub async fn save_threecx_template(
         .await;
         return match outcome {
             Ok(rendered) => {
-                finish(Flash::success(format!("Preview ({}, not saved): {rendered}", call.label())), HERE).await
+                finish(Flash::success(format!("Preview ({}, not saved): {rendered}", call.label())), TEMPLATES).await
             }
-            Err(e) => finish(Flash::error(user_message("preview 3CX template", &e)), HERE).await,
+            Err(e) => finish(Flash::error(user_message("preview 3CX template", &e)), TEMPLATES).await,
         };
     }
     match integrations::update_template(&state.db, user.account_id, &id, call, enabled.is_some(), &text).await {
-        Ok(_) => finish(Flash::success(format!("{} template saved.", call.label())), HERE).await,
-        Err(e) => finish(Flash::error(user_message("save 3CX template", &e)), HERE).await,
+        Ok(_) => finish(Flash::success(format!("{} template saved.", call.label())), TEMPLATES).await,
+        Err(e) => finish(Flash::error(user_message("save 3CX template", &e)), TEMPLATES).await,
     }
 }
 
 #[component]
 pub fn ThreecxPage() -> impl IntoView {
-    let (log, before) = leptos_router::hooks::use_query_map()
-        .with_untracked(|q| (q.get("log"), q.get("before").and_then(|b| b.parse::<i64>().ok())));
+    let (log, before, tab) = leptos_router::hooks::use_query_map().with_untracked(|q| {
+        (q.get("log"), q.get("before").and_then(|b| b.parse::<i64>().ok()), Tab::parse(q.get("tab").as_deref()))
+    });
     let data = Resource::new(|| (), move |_| get_threecx(log.clone(), before));
     view! {
         <PortalLayout title="3CX Integration" current=HERE
@@ -408,7 +463,7 @@ pub fn ThreecxPage() -> impl IntoView {
             <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
                 {move || Suspend::new(async move {
                     match data.await {
-                        Ok(d) => view! { <ThreecxView data=d/> }.into_any(),
+                        Ok(d) => view! { <ThreecxView data=d tab/> }.into_any(),
                         Err(e) => view! { <div class="banner banner-error" role="alert">{e.to_string()}</div> }.into_any(),
                     }
                 })}
@@ -418,7 +473,7 @@ pub fn ThreecxPage() -> impl IntoView {
 }
 
 #[component]
-fn ThreecxView(data: ThreecxData) -> impl IntoView {
+fn ThreecxView(data: ThreecxData, tab: Tab) -> impl IntoView {
     if !data.module_enabled {
         return view! {
             <section class="card">
@@ -454,13 +509,21 @@ fn ThreecxView(data: ThreecxData) -> impl IntoView {
         }
         .into_any()
     };
+    let has_integrations = !data.integrations.is_empty();
     view! {
+        {has_integrations.then(|| view! {
+            <nav class="tabs" aria-label="3CX integration">
+                {Tab::ALL.into_iter().map(|t| view! {
+                    <a class="tab" href=t.href() aria-current=(t == tab).then_some("page")>{t.label()}</a>
+                }).collect_view()}
+            </nav>
+        })}
+        {data.integrations.into_iter().map(|i| view! { <IntegrationCard i tab/> }).collect_view()}
         <section class="card">
             <h2>"New integration"</h2>
             <p class="hint">"Replies and follow-ups go only to people who wrote to the instance first, inside the conversation window, and pass every responsible-messaging check. See "<a href="/docs/3cx">"3CX middleware"</a>"."</p>
             {create}
         </section>
-        {data.integrations.into_iter().map(|i| view! { <IntegrationCard i/> }).collect_view()}
     }
     .into_any()
 }
@@ -488,7 +551,7 @@ fn Switch(name: &'static str, id: String, checked: bool, label: &'static str) ->
 }
 
 #[component]
-fn IntegrationCard(i: IntegrationView) -> impl IntoView {
+fn IntegrationCard(i: IntegrationView, tab: Tab) -> impl IntoView {
     let id = i.id.clone();
     let button = {
         let id = id.clone();
@@ -497,25 +560,17 @@ fn IntegrationCard(i: IntegrationView) -> impl IntoView {
         }
     };
     let url_id = format!("tcx-url-{}", i.id);
-    view! {
-        <section class="card">
-            <h2>{format!("{} — 3CX", i.instance_name)}</h2>
-            {(!i.enabled).then(|| view! { <div class="banner banner-error" role="alert"><p>"This integration is disabled: every request gets invalid_3cx_webhook."</p></div> })}
+    let body = match tab {
+        Tab::Settings => view! {
             <dl class="details">
                 <dt>"Webhook URL"</dt>
                 <dd>
-                    <input class="secret-value mono" id=url_id.clone() readonly value=i.webhook_url.clone()/>
+                    <input class="secret-value mono" id=url_id.clone() readonly value=i.webhook_url.clone() aria-label="Webhook URL"/>
                     <button type="button" class="btn btn-secondary copy-button" data-copy-target=format!("#{url_id}") hidden>"Copy"</button>
                 </dd>
                 <dt>"Webhook secret"</dt>
-                <dd><span class="mono">{i.secret_hint.clone()}</span>" (sent as X-WhatsApp-Gateway-3CX-Secret; shown in full only when created or rotated)"</dd>
-                <dt>"HMAC secret"</dt>
-                <dd>{if i.has_hmac_secret { "Set (shown only when created)" } else { "Not set" }}</dd>
+                <dd><span class="mono">{i.secret_hint.clone()}</span>" (on the "<a href=SECURITY>"Security"</a>" tab)"</dd>
             </dl>
-            <div class="page-actions">
-                {button("rotate_secret", "Rotate webhook secret", "btn btn-secondary")}
-            </div>
-
             <h3>"Settings"</h3>
             <form class="form" method="post" action={fn_path::<SaveThreecxSettings>()}>
                 <CsrfField/>
@@ -524,7 +579,7 @@ fn IntegrationCard(i: IntegrationView) -> impl IntoView {
                     <legend>"Switches"</legend>
                     <Switch name="enabled" id=id.clone() checked=i.enabled label="Enabled"/>
                     <Switch name="outbound_enabled" id=id.clone() checked=i.outbound_enabled label="Outbound replies from agents"/>
-                    <Switch name="call_event_enabled" id=id.clone() checked=i.call_event_enabled label="Call events (templates below)"/>
+                    <Switch name="call_event_enabled" id=id.clone() checked=i.call_event_enabled label="Call events (see the Templates tab)"/>
                     <Switch name="strict_window" id=id.clone() checked=i.strict_window label="Strict conversation-window mode (recommended)"/>
                     <Switch name="hmac_required" id=id.clone() checked=i.hmac_required label="Require HMAC signatures"/>
                 </fieldset>
@@ -542,7 +597,25 @@ fn IntegrationCard(i: IntegrationView) -> impl IntoView {
                 </div>
                 <button type="submit" class="btn btn-primary">"Save settings"</button>
             </form>
-
+            <h3>"Delete"</h3>
+            <div class="page-actions">
+                <details class="confirm">
+                    <summary class="btn btn-danger">"Delete integration"</summary>
+                    <p>"Delete this integration? Its webhook URL stops working and forwarding to 3CX ends."</p>
+                    {button("delete", "Yes, delete it", "btn btn-danger")}
+                </details>
+            </div>
+        }.into_any(),
+        Tab::Security => view! {
+            <dl class="details">
+                <dt>"Webhook secret"</dt>
+                <dd><span class="mono">{i.secret_hint.clone()}</span>" (sent as X-WhatsApp-Gateway-3CX-Secret; shown in full only when created or rotated)"</dd>
+                <dt>"HMAC signatures"</dt>
+                <dd>{if i.hmac_required { "Required" } else { "Optional (checked when sent)" }}" · secret "{if i.has_hmac_secret { "set (shown only when created)" } else { "not set" }}</dd>
+            </dl>
+            <div class="page-actions">
+                {button("rotate_secret", "Rotate webhook secret", "btn btn-secondary")}
+            </div>
             <h3>"HMAC secret"</h3>
             <form class="form form-inline" method="post" action={fn_path::<SetThreecxHmac>()}>
                 <CsrfField/>
@@ -553,25 +626,26 @@ fn IntegrationCard(i: IntegrationView) -> impl IntoView {
                 </div>
                 <button type="submit" class="btn btn-secondary">"Set HMAC secret"</button>
             </form>
-
+            <p class="hint">"Whether signatures are required, and the IP allowlist, are on the "<a href=HERE>"Settings"</a>" tab."</p>
+        }.into_any(),
+        Tab::Templates => view! {
+            <p class="hint">"Variables: {{customer_phone}}, {{agent_extension}}, {{queue}}, {{call_time}}, {{business_name}}. At most one follow-up per event type and number every 15 minutes. Call events are sent only while they are switched on in Settings."</p>
+            {i.templates.into_iter().map(|t| view! { <TemplateForm id=id.clone() t/> }).collect_view()}
+        }.into_any(),
+        Tab::Forwarding => view! {
             <h3>"Forward inbound messages to 3CX"</h3>
             <ForwardingSection id=id.clone() forwarding=i.forwarding.clone()/>
-
-            <h3>"Call event templates"</h3>
-            <p class="hint">"Variables: {{customer_phone}}, {{agent_extension}}, {{queue}}, {{call_time}}, {{business_name}}. At most one follow-up per event type and number every 15 minutes."</p>
-            {i.templates.into_iter().map(|t| view! { <TemplateForm id=id.clone() t/> }).collect_view()}
-
-            <h3>"Request log"</h3>
+        }.into_any(),
+        Tab::Log => view! {
             <RequestLog requests=i.requests paged=i.newest_requests.is_some()/>
             <super::log_links::LogPager older=i.older_requests newest=i.newest_requests what="requests"/>
-
-            <div class="page-actions">
-                <details class="confirm">
-                    <summary class="btn btn-danger">"Delete integration"</summary>
-                    <p>"Delete this integration? Its webhook URL stops working and forwarding to 3CX ends."</p>
-                    {button("delete", "Yes, delete it", "btn btn-danger")}
-                </details>
-            </div>
+        }.into_any(),
+    };
+    view! {
+        <section class="card">
+            <h2>{format!("{} — 3CX", i.instance_name)}</h2>
+            {(!i.enabled).then(|| view! { <div class="banner banner-error" role="alert"><p>"This integration is disabled: every request gets invalid_3cx_webhook."</p></div> })}
+            {body}
         </section>
     }
 }
@@ -619,7 +693,7 @@ fn ForwardingSection(id: String, forwarding: Option<ForwardingView>) -> impl Int
                         <thead><tr><th>"Queued"</th><th>"Event"</th><th>"Status"</th><th>"Attempts"</th><th>"Last answer"</th></tr></thead>
                         <tbody>
                             {f.deliveries.into_iter().map(|(at, event, status, attempts, answer)| view! {
-                                <tr><td>{at}</td><td class="mono">{event}</td><td>{status}</td><td>{attempts}</td><td>{answer}</td></tr>
+                                <tr><td data-label="Queued">{at}</td><td class="mono" data-label="Event">{event}</td><td class="cell-status" data-label="Status">{status}</td><td data-label="Attempts">{attempts}</td><td data-label="Last answer">{answer}</td></tr>
                             }).collect_view()}
                         </tbody>
                     </table>
@@ -670,13 +744,13 @@ fn RequestLog(requests: Vec<RequestView>, paged: bool) -> impl IntoView {
                 <tbody>
                     {requests.into_iter().map(|r| view! {
                         <tr>
-                            <td>{r.at}</td>
-                            <td class="mono">{r.event_type}</td>
-                            <td class="mono">{r.outcome}</td>
-                            <td>{r.status_code}</td>
-                            <td class="mono">{r.phone}</td>
-                            <td>{format!("{} ms", r.latency_ms)}</td>
-                            <td>{r.detail}</td>
+                            <td data-label="Time">{r.at}</td>
+                            <td class="mono" data-label="Event">{r.event_type}</td>
+                            <td class="cell-status mono" data-label="Outcome">{r.outcome}</td>
+                            <td class="cell-status" data-label="Status">{r.status_code}</td>
+                            <td class="mono" data-label="Phone">{r.phone}</td>
+                            <td data-label="Latency">{format!("{} ms", r.latency_ms)}</td>
+                            <td data-label="Why">{r.detail}</td>
                         </tr>
                     }).collect_view()}
                 </tbody>

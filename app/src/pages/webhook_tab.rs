@@ -14,6 +14,11 @@ pub struct DeliveryView {
     pub attempts: i32,
     pub last_status_code: Option<i32>,
     pub created: String,
+    /// When it goes again, for a delivery that failed and waits for a retry.
+    pub next_retry: Option<String>,
+    pub payload: String,
+    pub last_response: Option<String>,
+    pub last_error: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,12 +84,16 @@ pub async fn get_webhooks(
         let deliveries = rows
             .into_iter()
             .map(|r| DeliveryView {
+                next_retry: (r.status == "pending" && r.attempts > 0).then(|| display(r.next_attempt_at)),
                 event_id: r.event_id,
                 event_kind: r.event_kind,
                 status: r.status,
                 attempts: r.attempts,
                 last_status_code: r.last_status_code,
                 created: display(r.created_at),
+                payload: pretty_json(&r.payload),
+                last_response: r.last_response,
+                last_error: r.last_error,
             })
             .collect();
         views.push(DestinationView {
@@ -109,6 +118,15 @@ pub async fn get_webhooks(
     })
 }
 
+/// The payload as a person reads it: indented, or as stored if it is not JSON.
+#[cfg(feature = "ssr")]
+fn pretty_json(text: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .and_then(|v| serde_json::to_string_pretty(&v).ok())
+        .unwrap_or_else(|| text.to_string())
+}
+
 /// Where the tab's forms return: only a well-formed id goes into the redirect.
 #[cfg(feature = "ssr")]
 fn back(instance_id: &str) -> String {
@@ -126,10 +144,16 @@ pub async fn add_webhook(instance_id: String, url: String, events: Option<Vec<St
     let user = require_user()?;
     let state = app_state()?;
     let here = back(&instance_id);
+    let events = events.unwrap_or_default();
+    // A refused form comes back as it was sent: the URL and the chosen events.
+    let kept: Vec<(String, String)> = std::iter::once(("url".to_string(), url.clone()))
+        .chain(events.iter().map(|e| ("events".to_string(), e.clone())))
+        .chain(std::iter::once(("form".to_string(), "add-webhook".to_string())))
+        .collect();
     let result = async {
         let instance = gateway::instances::find(&state.db, user.account_id, &instance_id).await?;
         let url = destinations::check_url(&url, state.config.webhooks.allow_private).await?;
-        let kinds = destinations::parse_event_list(&events.unwrap_or_default())?;
+        let kinds = destinations::parse_event_list(&events)?;
         destinations::create_or_replace(
             &state.db,
             &state.config.master_key,
@@ -147,7 +171,7 @@ pub async fn add_webhook(instance_id: String, url: String, events: Option<Vec<St
             tracing::info!(account_id = user.account_id, destination_id = %d.id, "webhook destination created");
             let mut flash =
                 Flash::success("Destination added. Copy its signing secret now: it is shown only this once.");
-            flash.secret = Some(secret);
+            flash = flash.with_secret(crate::context::SecretKind::WebhookSecret, secret);
             finish(flash, &here).await
         }
         Ok((_, None)) => {
@@ -157,7 +181,37 @@ pub async fn add_webhook(instance_id: String, url: String, events: Option<Vec<St
             )
             .await
         }
-        Err(e) => finish(Flash::error(user_message("add webhook", &e)), &here).await,
+        Err(e) => finish(Flash::error(user_message("add webhook", &e)).with_fields(kept), &here).await,
+    }
+}
+
+#[server(prefix = "/_fn", endpoint = "webhooks/events")]
+pub async fn set_webhook_events(
+    instance_id: String,
+    id: String,
+    events: Option<Vec<String>>,
+) -> Result<(), ServerFnError> {
+    use crate::{context::Flash, server_util::*};
+    use gateway::webhooks::destinations;
+    let user = require_user()?;
+    let state = app_state()?;
+    let here = back(&instance_id);
+    let result = async {
+        match destinations::find(&state.db, user.account_id, &id).await? {
+            d if d.instance_id == instance_id => {}
+            _ => return Err(gateway::Error::NotFound),
+        }
+        let kinds = destinations::parse_event_list(&events.unwrap_or_default())?;
+        destinations::set_events(&state.db, user.account_id, &id, &kinds).await
+    }
+    .await;
+    match result {
+        Ok(d) => {
+            let names: Vec<&str> = d.events.iter().map(|k| k.as_str()).collect();
+            finish(Flash::success(format!("Events saved: {}.", names.join(", "))), &here).await
+        }
+        Err(gateway::Error::NotFound) => finish(Flash::error("Not found."), &here).await,
+        Err(e) => finish(Flash::error(user_message("set webhook events", &e)), &here).await,
     }
 }
 
@@ -192,7 +246,7 @@ pub async fn webhook_action(instance_id: String, id: String, command: Destinatio
         }
         DestinationCommand::Rotate => destinations::rotate(db, &state.config.master_key, user.account_id, &id).await.map(|secret| {
             let mut f = Flash::success("New signing secret. The previous one keeps signing for 24 hours. Copy the new one now: it is shown only this once.");
-            f.secret = Some(secret);
+            f = f.with_secret(crate::context::SecretKind::WebhookSecret, secret);
             f
         }),
         DestinationCommand::Test => {
@@ -258,7 +312,16 @@ pub fn WebhookTab(instance_id: String) -> impl IntoView {
 #[component]
 fn WebhookView(data: WebhookTabData, instance_id: String) -> impl IntoView {
     let id_for_form = instance_id.clone();
+    let all_events = data.all_events.clone();
+    let kept_url = crate::context::kept_field("url").unwrap_or_default();
+    // Existing destinations and their deliveries come first: they are what a returning customer
+    // looks for. The form to add one follows.
     view! {
+        {if data.destinations.is_empty() {
+            view! { <section class="card"><div class="empty-state"><p><strong>"No destinations yet."</strong></p><p>"Events are still kept: read them in order with GET /api/events."</p></div></section> }.into_any()
+        } else {
+            data.destinations.into_iter().map(|d| view! { <DestinationCard d instance_id=instance_id.clone() all_events=all_events.clone()/> }).collect_view().into_any()
+        }}
         <section class="card">
             <h2>"Add a destination"</h2>
             <p class="hint">"WA Gateway POSTs each chosen event as JSON, signed with Standard Webhooks headers (webhook-id, webhook-timestamp, webhook-signature). See "<a href="/docs/receive">"Receive"</a>" for the events and how to verify them."</p>
@@ -267,16 +330,17 @@ fn WebhookView(data: WebhookTabData, instance_id: String) -> impl IntoView {
                 <input type="hidden" name="instance_id" value=id_for_form/>
                 <div class="field">
                     <label for="webhook-url">"Destination URL"</label>
-                    <input id="webhook-url" name="url" type="url" required placeholder="https://crm.example.com/hooks/whatsapp"/>
+                    <input id="webhook-url" name="url" type="url" required placeholder="https://crm.example.com/hooks/whatsapp" value=kept_url/>
                 </div>
                 <fieldset class="field">
                     <legend>"Events"</legend>
                     {data.all_events.into_iter().enumerate().map(|(i, (name, recommended))| {
                         let field = format!("events[{i}]");
                         let id = format!("event-{i}");
+                        let checked = crate::context::kept_choice("events", &name).unwrap_or(recommended);
                         view! {
                             <label for=id.clone() class="checkbox">
-                                <input id=id.clone() type="checkbox" name=field value=name.clone() checked=recommended/>
+                                <input id=id.clone() type="checkbox" name=field value=name.clone() checked=checked/>
                                 " "<span class="mono">{name}</span>{recommended.then_some(" (recommended)")}
                             </label>
                         }
@@ -285,11 +349,6 @@ fn WebhookView(data: WebhookTabData, instance_id: String) -> impl IntoView {
                 <button type="submit" class="btn btn-primary">"Add destination"</button>
             </form>
         </section>
-        {if data.destinations.is_empty() {
-            view! { <section class="card"><div class="empty-state"><p><strong>"No destinations yet."</strong></p><p>"Events are still kept: read them in order with GET /api/events."</p></div></section> }.into_any()
-        } else {
-            data.destinations.into_iter().map(|d| view! { <DestinationCard d instance_id=instance_id.clone()/> }).collect_view().into_any()
-        }}
     }
 }
 
@@ -312,8 +371,42 @@ fn CommandButton(
     }
 }
 
+/// The destination's events, changed in place.
 #[component]
-fn DestinationCard(d: DestinationView, instance_id: String) -> impl IntoView {
+fn EventsEditor(
+    instance_id: String,
+    id: String,
+    chosen: Vec<String>,
+    all_events: Vec<(String, bool)>,
+) -> impl IntoView {
+    view! {
+        <details class="events-editor">
+            <summary>"Change events"</summary>
+            <form class="form" method="post" action={fn_path::<SetWebhookEvents>()}>
+                <CsrfField/>
+                <input type="hidden" name="instance_id" value=instance_id/>
+                <input type="hidden" name="id" value=id.clone()/>
+                <fieldset class="field">
+                    <legend>"Events sent to this destination"</legend>
+                    {all_events.into_iter().enumerate().map(|(i, (name, recommended))| {
+                        let field_id = format!("events-{id}-{i}");
+                        let checked = chosen.contains(&name);
+                        view! {
+                            <label for=field_id.clone() class="checkbox">
+                                <input id=field_id.clone() type="checkbox" name=format!("events[{i}]") value=name.clone() checked=checked/>
+                                " "<span class="mono">{name}</span>{recommended.then_some(" (recommended)")}
+                            </label>
+                        }
+                    }).collect_view()}
+                </fieldset>
+                <button type="submit" class="btn btn-primary">"Save events"</button>
+            </form>
+        </details>
+    }
+}
+
+#[component]
+fn DestinationCard(d: DestinationView, instance_id: String, all_events: Vec<(String, bool)>) -> impl IntoView {
     let (iid, id) = (instance_id.clone(), d.id.clone());
     let button = move |command: &'static str, label: &'static str, class: &'static str| {
         view! { <CommandButton instance_id=iid.clone() id=id.clone() command label class/> }
@@ -325,7 +418,11 @@ fn DestinationCard(d: DestinationView, instance_id: String) -> impl IntoView {
             {d.failing_since.clone().filter(|_| d.enabled).map(|since| view! { <div class="banner banner-error" role="alert"><p>{format!("Deliveries have been failing since {since}. After 5 days of failures the destination is disabled.")}</p></div> })}
             <dl class="details">
                 <dt>"Status"</dt><dd>{if d.enabled { view! { <span class="badge badge-active">"Enabled"</span> }.into_any() } else { view! { <span class="badge badge-revoked">"Disabled"</span> }.into_any() }}</dd>
-                <dt>"Events"</dt><dd class="mono">{d.events.join(", ")}</dd>
+                <dt>"Events"</dt>
+                <dd>
+                    <span class="mono">{d.events.join(", ")}</span>
+                    <EventsEditor instance_id=instance_id.clone() id=d.id.clone() chosen=d.events.clone() all_events/>
+                </dd>
                 <dt>"Signing secret"</dt><dd>"whsec_… (shown once when created or rotated)"{d.previous_secret_valid_until.clone().map(|t| format!("; the previous secret also signs until {t}"))}</dd>
             </dl>
             <div class="page-actions">
@@ -350,11 +447,27 @@ fn DestinationCard(d: DestinationView, instance_id: String) -> impl IntoView {
                             <tbody>
                                 {d.deliveries.into_iter().map(|r| view! {
                                     <tr>
-                                        <td>{r.created}</td>
-                                        <td class="mono">{r.event_kind}<br/><span class="muted">{r.event_id.clone()}</span></td>
-                                        <td>{r.status}</td>
-                                        <td>{r.attempts}</td>
-                                        <td>{r.last_status_code.map(|c| c.to_string()).unwrap_or_else(|| "—".into())}</td>
+                                        <td data-label="Queued">{r.created}</td>
+                                        <td class="mono" data-label="Event">{r.event_kind}<br/><span class="muted">{r.event_id.clone()}</span></td>
+                                        <td class="cell-status" data-label="Status">
+                                            {r.status}
+                                            {r.next_retry.map(|at| view! { <br/><span class="muted">{format!("next try {at}")}</span> })}
+                                        </td>
+                                        <td data-label="Attempts">{r.attempts}</td>
+                                        <td data-label="Last answer">
+                                            {r.last_status_code.map(|c| c.to_string()).unwrap_or_else(|| "—".into())}
+                                            <details class="delivery-detail">
+                                                <summary>"Payload and answer"</summary>
+                                                <p class="hint">"Sent:"</p>
+                                                <pre class="payload">{r.payload}</pre>
+                                                {match (r.last_response, r.last_error) {
+                                                    (_, Some(error)) => view! { <p class="hint">{format!("No answer: {error}")}</p> }.into_any(),
+                                                    (Some(body), None) => view! { <p class="hint">"The receiver answered:"</p><pre class="payload">{body}</pre> }.into_any(),
+                                                    (None, None) if r.attempts > 0 => view! { <p class="hint">"The receiver answered with an empty body."</p> }.into_any(),
+                                                    (None, None) => view! { <p class="hint">"Not sent yet."</p> }.into_any(),
+                                                }}
+                                            </details>
+                                        </td>
                                         <td class="actions">
                                             <form class="inline" method="post" action={fn_path::<ReplayEvent>()}>
                                                 <CsrfField/>

@@ -74,7 +74,10 @@ pub enum Refusal {
     InvalidInstance,
     PurposeRequired,
     PurposeNotAllowed,
+    /// Paused for responsible-messaging review (by an operator or automatically).
     InstancePaused,
+    /// Paused by its owner on the Settings tab: a choice, not a policy block.
+    InstancePausedByOwner,
     RecipientSuppressed,
     PolicyViolation(Assessment),
     DailyLimit {
@@ -106,6 +109,7 @@ impl Refusal {
             Refusal::PurposeRequired => "message_purpose_required",
             Refusal::PurposeNotAllowed => "message_purpose_not_allowed",
             Refusal::InstancePaused => "instance_paused_for_review",
+            Refusal::InstancePausedByOwner => "instance_paused",
             Refusal::RecipientSuppressed => "recipient_suppressed",
             Refusal::PolicyViolation(_) => "policy_violation",
             Refusal::DailyLimit { .. } => "daily_message_limit_exceeded",
@@ -125,7 +129,10 @@ impl Refusal {
             Refusal::DailyLimit { .. } | Refusal::MonthlyLimit { .. } => 90,
             Refusal::InstancePaused => 80,
             Refusal::Throttled { .. } => 75,
-            Refusal::ModuleNotEnabled | Refusal::ActivePlanRequired | Refusal::InvalidInstance => 0,
+            Refusal::ModuleNotEnabled
+            | Refusal::ActivePlanRequired
+            | Refusal::InvalidInstance
+            | Refusal::InstancePausedByOwner => 0,
             Refusal::GatewaySendFailed { .. } | Refusal::MediaUnusable { .. } => 0,
         }
     }
@@ -271,9 +278,13 @@ impl Sender<'_> {
             Err(PurposeError::Missing) => return logger.refuse(Refusal::PurposeRequired).await,
             Err(PurposeError::NotAllowed) => return logger.refuse(Refusal::PurposeNotAllowed).await,
         };
-        // 7. paused by the customer or for review
-        if instance.paused || instance.review_paused {
+        // 7. paused for review (a policy block, logged as one) or by the customer (their own
+        // switch: answered, but neither logged nor counted as a blocked attempt)
+        if instance.review_paused {
             return logger.refuse(Refusal::InstancePaused).await;
+        }
+        if instance.paused {
+            return Ok(Err(Refusal::InstancePausedByOwner));
         }
         // 9's content checks need no lock: they run before the admission transaction, which
         // adds repeated content (counted in its transaction) and answers in the spec's order

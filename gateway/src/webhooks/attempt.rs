@@ -112,6 +112,7 @@ pub(super) async fn run(
     let elapsed = started.elapsed();
     let attempt = delivery.attempts + 1;
     let (update, effect) = decide(&outcome, attempt, target.failing_since, now, schedule);
+    log_failure(delivery.id, &delivery.destination_id, attempt, &outcome, &update, effect);
     let changes_destination = match effect {
         Effect::None => false,
         Effect::Healthy => target.failing_since.is_some(),
@@ -138,6 +139,45 @@ pub(super) async fn run(
         changes_destination,
     };
     (settlement, elapsed >= SLOW)
+}
+
+/// A failed attempt in the server's log, for the operator: which destination, what it answered,
+/// when it goes again. Never the payload, the URL or a secret (the error text is the sanitized one
+/// the customer sees too).
+fn log_failure(
+    delivery_id: i64,
+    destination_id: &str,
+    attempt: i32,
+    outcome: &Outcome,
+    update: &Update,
+    effect: Effect,
+) {
+    let status = outcome.status;
+    let error = outcome.error.as_deref().unwrap_or("");
+    match update {
+        Update::Retry { at, .. } => tracing::warn!(
+            destination_id,
+            delivery_id,
+            attempt,
+            status,
+            error,
+            next_attempt_at = %time::rfc3339(*at),
+            "webhook delivery failed; retrying"
+        ),
+        Update::Failed { .. } => {
+            let disabled = matches!(effect, Effect::Disable { .. });
+            tracing::warn!(
+                destination_id,
+                delivery_id,
+                attempt,
+                status,
+                error,
+                disabled,
+                "webhook delivery failed; no more attempts"
+            )
+        }
+        Update::Succeeded { .. } | Update::Cancelled | Update::Release => {}
+    }
 }
 
 /// What attempt number `attempt`'s outcome means, given since when the destination has been

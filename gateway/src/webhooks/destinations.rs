@@ -54,6 +54,10 @@ impl From<webhook_destination::Model> for Destination {
     }
 }
 
+/// The setting that lets destinations on private addresses through (see `config`), named in the
+/// refusal so a developer trying a localhost receiver knows what to change.
+pub const PRIVATE_TARGETS_SETTING: &str = "WAG_ALLOW_PRIVATE_WEBHOOK_TARGETS";
+
 /// Checks a destination URL: http(s), a host, no credentials, and (unless allowed) a host that
 /// resolves only to public addresses.
 pub async fn check_url(text: &str, allow_private: bool) -> Result<String> {
@@ -73,9 +77,11 @@ pub async fn check_url(text: &str, allow_private: bool) -> Result<String> {
     match net_guard::resolve(net_guard::bare_host(host), port, allow_private).await {
         Ok(_) => Ok(url.to_string()),
         Err(net_guard::GuardError::Unresolvable) => Err(Error::invalid("The URL's host could not be found.")),
-        Err(net_guard::GuardError::PrivateAddress) => Err(Error::invalid(
-            "The URL points to a private, loopback or link-local address; webhooks go to public addresses only.",
-        )),
+        Err(net_guard::GuardError::PrivateAddress) => Err(Error::invalid(format!(
+            "The URL points to a private, loopback or link-local address; webhooks go to public addresses only. \
+             For development, the server's operator can allow private targets with {PRIVATE_TARGETS_SETTING}=true \
+             (allow_private_webhook_targets = true in the config file)."
+        ))),
     }
 }
 
@@ -254,6 +260,21 @@ pub async fn set_enabled(db: &DatabaseConnection, account_id: i64, id: &str, ena
     Ok(updated.into())
 }
 
+/// Replaces the events a destination receives; its state (enabled or not) is left as it is.
+pub async fn set_events(
+    db: &DatabaseConnection,
+    account_id: i64,
+    id: &str,
+    kinds: &[EventKind],
+) -> Result<Destination> {
+    let row = find_row(db, account_id, id).await?;
+    let mut active: webhook_destination::ActiveModel = row.into();
+    active.events = Set(join(kinds));
+    let updated = active.update(db).await?;
+    destinations_changed();
+    Ok(updated.into())
+}
+
 pub async fn delete(db: &DatabaseConnection, account_id: i64, id: &str) -> Result<()> {
     let row = find_row(db, account_id, id).await?;
     webhook_destination::Entity::delete_by_id(row.id).exec(db).await?;
@@ -406,6 +427,12 @@ pub struct DeliveryRow {
     pub last_status_code: Option<i32>,
     pub created_at: i64,
     pub next_attempt_at: i64,
+    /// The JSON body sent (the customer's own event data).
+    pub payload: String,
+    /// The last attempt's answer: the start of the receiver's response body, or why there was
+    /// none (a timeout, a refused connection).
+    pub last_response: Option<String>,
+    pub last_error: Option<String>,
 }
 
 /// The destination's deliveries, newest first: the most recent, or those older than the
@@ -433,21 +460,43 @@ pub(crate) async fn deliveries_of(
     if let Some(before) = before {
         query = query.filter(webhook_delivery::Column::Id.lt(before));
     }
-    Ok(crate::log_page::ranged(db, query, "idx_webhook_deliveries_destination")
+    let rows = crate::log_page::ranged(db, query, "idx_webhook_deliveries_destination")
         .order_by_desc(webhook_delivery::Column::Id)
         .limit(limit)
         .all(db)
-        .await?
+        .await?;
+    // Each delivery's newest attempt, in one query over the page's deliveries.
+    let ids: Vec<i64> = rows.iter().map(|d| d.id).collect();
+    let mut last: std::collections::HashMap<i64, crate::entities::webhook_attempt::Model> =
+        std::collections::HashMap::new();
+    if !ids.is_empty() {
+        use crate::entities::webhook_attempt;
+        for attempt in webhook_attempt::Entity::find()
+            .filter(webhook_attempt::Column::DeliveryId.is_in(ids))
+            .order_by_asc(webhook_attempt::Column::Id)
+            .all(db)
+            .await?
+        {
+            last.insert(attempt.delivery_id, attempt);
+        }
+    }
+    Ok(rows
         .into_iter()
-        .map(|d| DeliveryRow {
-            id: d.id,
-            event_id: d.event_id,
-            event_kind: d.event_kind,
-            status: d.status,
-            attempts: d.attempts,
-            last_status_code: d.last_status_code,
-            created_at: d.created_at,
-            next_attempt_at: d.next_attempt_at,
+        .map(|d| {
+            let attempt = last.remove(&d.id);
+            DeliveryRow {
+                id: d.id,
+                event_id: d.event_id,
+                event_kind: d.event_kind,
+                status: d.status,
+                attempts: d.attempts,
+                last_status_code: d.last_status_code,
+                created_at: d.created_at,
+                next_attempt_at: d.next_attempt_at,
+                payload: d.payload,
+                last_response: attempt.as_ref().map(|a| a.response_excerpt.clone()).filter(|r| !r.is_empty()),
+                last_error: attempt.and_then(|a| a.error),
+            }
         })
         .collect())
 }

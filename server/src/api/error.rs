@@ -123,6 +123,7 @@ impl ApiError {
                 "WA Gateway does not support marketing, cold outreach, political, or bulk campaign messaging.",
             ),
             R::InstancePaused => Self::new(StatusCode::LOCKED, "instance_paused_for_review", "This instance has been paused for responsible messaging review"),
+            R::InstancePausedByOwner => Self::new(StatusCode::LOCKED, "instance_paused", "This instance is paused by its owner."),
             R::RecipientSuppressed => Self::new(
                 StatusCode::FORBIDDEN,
                 "recipient_suppressed",
@@ -160,6 +161,7 @@ impl ApiError {
             R::ModuleNotEnabled
                 | R::ActivePlanRequired
                 | R::InvalidInstance
+                | R::InstancePausedByOwner
                 | R::GatewaySendFailed { .. }
                 | R::MediaUnusable { .. }
         );

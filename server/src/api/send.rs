@@ -53,7 +53,7 @@ pub fn router() -> Router<AppState> {
         (status = 413, description = "payload_too_large: the body is over 25 MB", body = ErrorResponse),
         (status = 415, description = "unsupported_media_type: Content-Type is not application/json", body = ErrorResponse),
         (status = 422, description = "validation_error (with `details.fields` and `details.hints`, also for an Idempotency-Key that is not 1 to 255 visible ASCII characters), message_purpose_required, message_purpose_not_allowed, idempotency_key_reused", body = ErrorResponse),
-        (status = 423, description = "instance_paused_for_review", body = ErrorResponse),
+        (status = 423, description = "instance_paused_for_review (paused for responsible messaging review), instance_paused (paused by its owner on the Settings tab)", body = ErrorResponse),
         (status = 429, description = "daily_message_limit_exceeded, monthly_message_limit_exceeded, sending_throttled (with Retry-After)", body = ErrorResponse,
             headers(("Retry-After" = i64, description = "Seconds to wait (sending_throttled)."))),
         (status = 500, description = "internal_error", body = ErrorResponse),

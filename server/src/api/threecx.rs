@@ -161,7 +161,7 @@ struct Logged {
         (status = 408, description = "request_timeout", body = ErrorResponse),
         (status = 413, description = "payload_too_large: the body is over 256 KB", body = ThreecxErrorResponse),
         (status = 422, description = "unsupported_event_type (with `details.supported`), missing_phone, missing_message_text, validation_error (text too long), message_purpose_not_allowed, message_purpose_required", body = ThreecxErrorResponse),
-        (status = 423, description = "instance_paused_for_review", body = ThreecxErrorResponse),
+        (status = 423, description = "instance_paused_for_review (paused for responsible messaging review), instance_paused (paused by its owner on the Settings tab)", body = ThreecxErrorResponse),
         (status = 429, description = "webhook_rate_limited (over 60 requests a minute for the integration), sending_throttled, daily_message_limit_exceeded, monthly_message_limit_exceeded; with Retry-After where there is a wait", body = ThreecxErrorResponse,
             headers(("Retry-After" = i64, description = "Seconds to wait."))),
         (status = 500, description = "internal_error", body = ErrorResponse),

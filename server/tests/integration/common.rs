@@ -311,7 +311,12 @@ impl Page {
 
     /// The value of the one-time secret input (a new API key).
     pub fn new_api_key(&self) -> Option<String> {
-        let start = self.body.find("id=\"new-api-key\"")?;
+        self.secret("new-api-key")
+    }
+
+    /// The value of the one-time secret input with id `id` (each kind of secret has its own).
+    pub fn secret(&self, id: &str) -> Option<String> {
+        let start = self.body.find(&format!("id=\"{id}\""))?;
         let rest = &self.body[start..];
         let marker = "value=\"";
         let v = rest.find(marker)? + marker.len();
@@ -395,16 +400,16 @@ impl Browser {
         page.new_api_key().expect("the new key is shown")
     }
 
-    /// Creates an instance from the portal and returns its id.
+    /// Creates an instance from the portal and returns its id (the post lands on its Connect tab).
     pub async fn create_instance(&self, name: &str) -> String {
         let posted = self.submit("/instances", "/_fn/instances/create", &[("name", name)]).await;
-        assert_eq!(posted.location.as_deref(), Some("/instances"));
-        let page = self.get("/instances").await;
-        let marker = format!(">{name}</a>");
-        let end = page.body.find(&marker).expect("instance listed");
-        let start = page.body[..end].rfind("/instances/inst_").expect("instance link") + "/instances/".len();
-        let id_end = page.body[start..].find('/').unwrap() + start;
-        page.body[start..id_end].to_string()
+        let location = posted.location.expect("create instance redirects");
+        let id = location
+            .strip_prefix("/instances/")
+            .and_then(|rest| rest.strip_suffix("/manage?tab=connect"))
+            .unwrap_or_else(|| panic!("create instance lands on the new instance's Connect tab, not {location}"));
+        assert!(id.starts_with("inst_"), "{location}");
+        id.to_string()
     }
 }
 

@@ -31,8 +31,11 @@ async fn instance_lifecycle_in_the_portal(backend: Backend) {
 
     let connect = browser.get(&format!("{manage}?tab=connect")).await;
     assert!(connect.body.contains("<svg"), "a QR code is drawn");
-    assert!(connect.body.contains("http-equiv=\"refresh\""), "the page refreshes itself without JavaScript");
-    assert!(connect.body.contains("Simulate scan"));
+    assert!(connect.body.contains("No phone is needed."), "a sandbox says so plainly");
+    // Simulate scan is the sandbox's primary action, offered before the (simulated) code.
+    let scan_button = connect.body.find(">Simulate scan<").expect("Simulate scan is offered");
+    assert!(connect.body[..scan_button].rfind("btn btn-primary") > connect.body[..scan_button].rfind("<form"));
+    assert!(scan_button < connect.body.find("<svg").unwrap());
 
     let scan = browser
         .submit(
@@ -160,7 +163,8 @@ async fn accounts_are_capped(backend: Backend) {
         let fields = [("instance_id", instance.as_str()), ("url", url.as_str()), ("events[0]", "message.received")];
         browser.submit(&tab, "/_fn/webhooks/add", &fields).await;
         let page = browser.get(&tab).await;
-        assert_eq!(page.new_api_key().is_some(), expected, "destination {n}");
+        assert_eq!(page.secret("new-webhook-secret").is_some(), expected, "destination {n}");
+        assert!(page.new_api_key().is_none(), "a signing secret is not shown as an API key");
         assert_eq!(page.body.contains("reached its limit of 1 webhook destinations"), !expected);
     }
 

@@ -86,6 +86,22 @@ impl Fixture {
 pub(crate) const OK_TEXT: &str = "Your invoice INV-2041 is ready. Please check your customer portal.";
 const SPAM_TEXT: &str = "MEGA SALE!!! 70% off everything, buy now with promo code SAVE70 at bit.ly/deal 🔥🔥🔥";
 
+async fn account_of(f: &Fixture) -> i64 {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    gateway::entities::instance::Entity::find()
+        .filter(gateway::entities::instance::Column::Id.eq(f.instance.clone()))
+        .one(&f.app.conn)
+        .await
+        .unwrap()
+        .expect("the fixture's instance")
+        .account_id
+}
+
+async fn policy_summary(f: &Fixture) -> gateway::policy_log::Summary {
+    let since = gateway::time::now() - 3600;
+    gateway::policy_log::summary(&f.app.conn, account_of(f).await, since).await.unwrap()
+}
+
 fn assert_error(status: StatusCode, body: &Value, want_status: StatusCode, code: &str, message: &str) {
     assert_eq!(status, want_status, "{code}: {body}");
     assert_eq!(body["success"], false, "{body}");
@@ -211,17 +227,18 @@ async fn every_refusal_answers_the_spec(backend: Backend) {
     assert_error(s, &b, StatusCode::BAD_GATEWAY, "gateway_send_failed", "The message passed responsible messaging checks, but delivery could not be completed. Please try again or contact support.");
     assert!(b["details"]["log_id"].as_i64().is_some());
 
-    // Customer pause answers the review code.
+    // The customer's own pause has its own code, and is not a policy block: neither logged
+    // among the blocked attempts nor counted in the week's "blocked".
     let settings = format!("/instances/{}/manage?tab=settings", f.instance);
+    let blocked_before = policy_summary(&f).await.blocked;
     f.browser.submit(&settings, "/_fn/instances/pause", &[("id", f.instance.as_str()), ("paused", "true")]).await;
     let (s, b, _) = f.send(&f.body("+966501234567", OK_TEXT)).await;
-    assert_error(
-        s,
-        &b,
-        StatusCode::LOCKED,
-        "instance_paused_for_review",
-        "This instance has been paused for responsible messaging review",
-    );
+    assert_error(s, &b, StatusCode::LOCKED, "instance_paused", "This instance is paused by its owner.");
+    assert!(b["details"].get("action").is_none() && b["details"].get("risk_score").is_none(), "{b}");
+    assert_eq!(policy_summary(&f).await.blocked, blocked_before, "an own pause is not counted as blocked");
+    let account_id = account_of(&f).await;
+    let concerns = gateway::policy_log::recent_concerns(&f.app.conn, account_id, None, 100).await.unwrap();
+    assert!(concerns.iter().all(|c| c.error_code.as_deref() != Some("instance_paused")), "not policy-logged");
     f.browser.submit(&settings, "/_fn/instances/pause", &[("id", f.instance.as_str()), ("paused", "false")]).await;
 
     f.admin(&["admin", "set-plan", "--email", &f.email, "--plan", "starter", "--daily-limit", "2"]);
@@ -765,6 +782,10 @@ async fn throttling_and_the_review_pause(backend: Backend) {
     assert!(resume.success && resume.stdout.contains("resumed"), "{resume:?}");
     assert_ne!(f.send(&f.body("+966501234561", OK_TEXT)).await.1["error"], "instance_paused_for_review");
     f.admin(&["admin", "pause-instance", "--instance", &f.instance, "--reason", "Complaint under review"]);
+    assert_eq!(f.send(&f.body("+966501234561", OK_TEXT)).await.1["error"], "instance_paused_for_review");
+    // Paused both ways, the review pause answers.
+    let settings = format!("/instances/{}/manage?tab=settings", f.instance);
+    f.browser.submit(&settings, "/_fn/instances/pause", &[("id", f.instance.as_str()), ("paused", "true")]).await;
     assert_eq!(f.send(&f.body("+966501234561", OK_TEXT)).await.1["error"], "instance_paused_for_review");
     let unknown = f.app.wag(&["admin", "pause-instance", "--instance", "inst_nope", "--reason", "x"]);
     assert!(!unknown.success && unknown.stderr.contains("No instance"));

@@ -712,7 +712,8 @@ async fn delivery_and_request_logs_page_back_to_the_first_row(backend: Backend) 
         .await
         .unwrap();
     }
-    let shown = walk_links(&browser, "/integrations/3cx", "Older requests →", |body| numbered(body, "req_paged")).await;
+    let shown =
+        walk_links(&browser, "/integrations/3cx?tab=log", "Older requests →", |body| numbered(body, "req_paged")).await;
     let expected: Vec<String> = (0..120).rev().map(|n| format!("req_paged{n}")).collect();
     assert_eq!(shown, expected, "newest first, each request once, across three pages");
     app.finish().await;

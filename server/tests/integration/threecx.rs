@@ -958,7 +958,8 @@ async fn the_3cx_page_manages_an_integration(backend: Backend) {
         .await;
     assert_eq!(posted.location.as_deref(), Some("/integrations/3cx"));
     let shown = browser.get("/integrations/3cx").await;
-    let secret = shown.new_api_key().expect("the webhook secret is shown once");
+    let secret = shown.secret("new-3cx-secret").expect("the webhook secret is shown once");
+    assert!(shown.new_api_key().is_none(), "the 3CX secret does not reuse the API key's field id");
     assert!(secret.starts_with("tcxs_"));
     let start = shown.body.find("/integrations/3cx/webhook/tcx_").expect("the webhook URL is shown");
     let id: String = shown.body[start + "/integrations/3cx/webhook/".len()..]
@@ -984,8 +985,15 @@ async fn the_3cx_page_manages_an_integration(backend: Backend) {
     };
     assert_eq!(post(secret.clone()).await, StatusCode::OK);
     settle().await;
-    let page = browser.get("/integrations/3cx").await;
+    let page = browser.get("/integrations/3cx?tab=log").await;
     assert!(page.body.contains(">test<") && page.body.contains(">ok<"), "the request log lists the test event");
+    // The page is split into tabs: the settings tab does not carry the log or the templates.
+    let settings_tab = browser.get("/integrations/3cx").await;
+    assert!(settings_tab.body.contains("Save settings") && !settings_tab.body.contains(">test<"));
+    assert!(!settings_tab.body.contains("Save template"));
+    for tab in ["security", "templates", "forwarding", "log"] {
+        assert!(settings_tab.body.contains(&format!("href=\"/integrations/3cx?tab={tab}\"")), "{tab} tab");
+    }
 
     // Settings: a bad allowlist is refused and changes nothing; good settings are saved.
     let settings = |allowlist: &'static str, window: &'static str| {
@@ -1035,8 +1043,9 @@ async fn the_3cx_page_manages_an_integration(backend: Backend) {
         let browser = &browser;
         async move {
             let form: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            browser.submit("/integrations/3cx", "/_fn/3cx/template", &form).await;
-            browser.get("/integrations/3cx").await
+            let posted = browser.submit("/integrations/3cx", "/_fn/3cx/template", &form).await;
+            assert_eq!(posted.location.as_deref(), Some("/integrations/3cx?tab=templates"));
+            browser.get("/integrations/3cx?tab=templates").await
         }
     };
     let bad = submit_template(template("Hi {{first_name}}, we missed you", false)).await;
@@ -1056,16 +1065,18 @@ async fn the_3cx_page_manages_an_integration(backend: Backend) {
 
     // HMAC: generated, shown once.
     browser.submit("/integrations/3cx", "/_fn/3cx/hmac", &[("id", &id), ("hmac_secret", "")]).await;
-    let hmac_page = browser.get("/integrations/3cx").await;
-    assert!(hmac_page.new_api_key().unwrap().starts_with("tcxh_"));
+    let hmac_page = browser.get("/integrations/3cx?tab=security").await;
+    assert!(hmac_page.secret("new-3cx-hmac-secret").unwrap().starts_with("tcxh_"));
     browser.submit("/integrations/3cx", "/_fn/3cx/hmac", &[("id", &id), ("hmac_secret", "short")]).await;
-    assert!(browser.get("/integrations/3cx").await.body.contains("16 to 256 visible ASCII characters"));
+    assert!(browser.get("/integrations/3cx?tab=security").await.body.contains("16 to 256 visible ASCII characters"));
 
     // Forwarding to a private address is refused (this server does not allow private targets).
     browser
         .submit("/integrations/3cx", "/_fn/3cx/forwarding", &[("id", &id), ("url", "http://127.0.0.1:9/hook")])
         .await;
-    assert!(browser.get("/integrations/3cx").await.body.contains("private, loopback or link-local"));
+    let refused = browser.get("/integrations/3cx?tab=forwarding").await;
+    assert!(refused.body.contains("private, loopback or link-local"));
+    assert!(refused.body.contains("WAG_ALLOW_PRIVATE_WEBHOOK_TARGETS"), "the message names the setting");
 
     // Another account cannot touch it.
     let stranger = app.browser();
@@ -1086,7 +1097,7 @@ async fn the_3cx_page_manages_an_integration(backend: Backend) {
 
     // Rotation: the old secret stops working, the new one works.
     browser.submit("/integrations/3cx", "/_fn/3cx/action", &[("id", &id), ("command", "rotate_secret")]).await;
-    let rotated = browser.get("/integrations/3cx").await.new_api_key().unwrap();
+    let rotated = browser.get("/integrations/3cx?tab=security").await.secret("new-3cx-secret").unwrap();
     assert_ne!(rotated, secret);
     assert_eq!(post(secret.clone()).await, StatusCode::UNAUTHORIZED);
     assert_eq!(post(rotated.clone()).await, StatusCode::OK);

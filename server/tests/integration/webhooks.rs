@@ -416,7 +416,9 @@ async fn the_webhook_tab_manages_destinations(backend: Backend) {
     let tab = format!("/instances/{instance}/manage?tab=webhook");
     let page = browser.get(&tab).await;
     assert_eq!(page.status, StatusCode::OK);
-    assert_eq!(page.body.matches("type=\"checkbox\"").count(), 16, "all 16 events");
+    let event_boxes =
+        page.body.split("<input").filter(|i| i.contains("type=\"checkbox\"") && i.contains("name=\"events[")).count();
+    assert_eq!(event_boxes, 16, "all 16 events");
     assert_eq!(page.body.matches("checked").count(), 4, "the four recommended ones ticked");
 
     let (receiver, url) = Receiver::start(&[]).await;
@@ -434,8 +436,9 @@ async fn the_webhook_tab_manages_destinations(backend: Backend) {
         .await;
     assert_eq!(posted.location.as_deref(), Some(tab.as_str()));
     let shown = browser.get(&tab).await;
-    let secret = shown.new_api_key().expect("the secret is shown once");
+    let secret = shown.secret("new-webhook-secret").expect("the secret is shown once, in a field of its own");
     assert!(secret.starts_with("whsec_"));
+    assert!(shown.new_api_key().is_none(), "the signing secret does not reuse the API key's field id");
     assert!(!browser.get(&tab).await.body.contains(&secret), "and only once");
     assert!(shown.body.contains("message.received, recipient.opted_out"));
 
@@ -467,7 +470,8 @@ async fn the_webhook_tab_manages_destinations(backend: Backend) {
     act("rotate").await;
     let rotated = browser.get(&tab).await;
     assert!(
-        rotated.new_api_key().unwrap().starts_with("whsec_") && rotated.body.contains("previous secret also signs")
+        rotated.secret("new-webhook-secret").unwrap().starts_with("whsec_")
+            && rotated.body.contains("previous secret also signs")
     );
     let bad =
         browser.submit(&tab, "/_fn/webhooks/add", &[("instance_id", instance.as_str()), ("url", "not a url")]).await;
