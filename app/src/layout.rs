@@ -87,6 +87,7 @@ pub fn PortalLayout(
 ) -> impl IntoView {
     let ctx = page_context();
     let email = ctx.user.as_ref().map(|u| u.email.clone()).unwrap_or_default();
+    let is_admin = ctx.user.as_ref().is_some_and(|u| u.is_admin);
     view! {
         <Title text=title.clone()/>
         <SkipLink/>
@@ -112,6 +113,13 @@ pub fn PortalLayout(
                                 }).collect_view()}
                             </div>
                         }).collect_view()}
+                        // Operators only: customers never see the link (and get a 404 at the page).
+                        {is_admin.then(|| view! {
+                            <div class="nav-group">
+                                <div class="nav-group-title">"Operator"</div>
+                                <a class="nav-link" href="/admin" aria-current=(current == "/admin").then_some("page")>"Operator overview"</a>
+                            </div>
+                        })}
                     </nav>
                     <div class="sidebar-footer">
                         <span class="user-email">{email}</span>

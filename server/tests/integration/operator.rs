@@ -31,6 +31,7 @@ async fn operators_see_the_gateway_customers_get_a_404(backend: Backend) {
     let page = customer.get("/admin").await;
     assert_eq!(page.status, StatusCode::NOT_FOUND);
     assert!(!page.body.contains("Operator overview"));
+    assert!(!customer.get("/dashboard").await.body.contains("href=\"/admin\""), "no operator link for customers");
     let unknown = customer.get("/no-such-page").await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
     let called = customer.post_raw("/dashboard", "/_fn/admin_overview", &[]).await;
@@ -45,6 +46,7 @@ async fn operators_see_the_gateway_customers_get_a_404(backend: Backend) {
     let page = operator.get("/admin").await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     assert!(page.body.contains("Operator overview"));
+    assert!(operator.get("/dashboard").await.body.contains("href=\"/admin\""), "operators have the link");
     let text = page.body.replace("<!-- -->", "");
     assert!(text.contains(">2</div>"), "two accounts: {text}");
     assert!(text.contains("1 / 1"), "one of one instance connected");
