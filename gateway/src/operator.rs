@@ -20,6 +20,8 @@ pub struct Overview {
     pub failing_destinations: i64,
     /// With several servers: each node and the instances it runs.
     pub nodes: Vec<crate::cluster::NodeView>,
+    /// With several servers: each instance's owner and epoch.
+    pub owners: Vec<crate::cluster::OwnerView>,
 }
 
 fn statement(db: &DatabaseConnection, sql: &str, values: Vec<Value>) -> Statement {
@@ -138,6 +140,7 @@ pub async fn overview(db: &DatabaseConnection, now: i64, cluster_lease_ms: Optio
     .await?;
     if let Some(lease_ms) = cluster_lease_ms {
         overview.nodes = crate::cluster::nodes(db, lease_ms).await?;
+        overview.owners = crate::cluster::owners(db).await?;
     }
     Ok(overview)
 }

@@ -18,6 +18,8 @@ pub struct AdminOverview {
     pub failing_destinations: i64,
     /// (id, address, alive, heartbeat age in ms, instances owned)
     pub nodes: Vec<(String, String, bool, i64, i64)>,
+    /// (instance id, owner node id, epoch)
+    pub owners: Vec<(String, Option<String>, i64)>,
 }
 
 #[server(prefix = "/_fn", endpoint = "admin_overview")]
@@ -43,6 +45,7 @@ pub async fn get_admin_overview() -> Result<AdminOverview, ServerFnError> {
         webhook_oldest_pending_secs: o.webhook_oldest_pending_secs,
         failing_destinations: o.failing_destinations,
         nodes: o.nodes.into_iter().map(|n| (n.id, n.address, n.alive, n.heartbeat_age_ms, n.instances_owned)).collect(),
+        owners: o.owners.into_iter().map(|w| (w.instance_id, w.node_id, w.epoch)).collect(),
     })
 }
 
@@ -144,6 +147,23 @@ fn OverviewView(o: AdminOverview) -> impl IntoView {
                         </tbody>
                     </table>
                 </div>
+                <details>
+                    <summary>{format!("Owner and epoch of each of {} instances", o.owners.len())}</summary>
+                    <div class="table-wrap">
+                        <table class="table">
+                            <thead><tr><th scope="col">"Instance"</th><th scope="col">"Owner node"</th><th scope="col">"Epoch"</th></tr></thead>
+                            <tbody>
+                                {o.owners.into_iter().map(|(instance, node, epoch)| view! {
+                                    <tr>
+                                        <td><code>{instance}</code></td>
+                                        <td>{node.unwrap_or_else(|| "(none)".into())}</td>
+                                        <td>{epoch}</td>
+                                    </tr>
+                                }).collect_view()}
+                            </tbody>
+                        </table>
+                    </div>
+                </details>
             </section>
         })}
     }

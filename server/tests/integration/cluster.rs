@@ -200,6 +200,32 @@ async fn three_nodes() {
     let ids = gateway::cluster::nodes(&conn, 3000).await.unwrap();
     assert_eq!(ids.len(), 3);
 
+    // The operator overview of any node shows every node and each instance's owner and epoch.
+    gateway::accounts::create(
+        &conn,
+        gateway::accounts::NewAccount {
+            email: gateway::accounts::Email::parse("operator@example.com").unwrap(),
+            password: gateway::accounts::NewPassword::parse("a long enough password").unwrap(),
+            role: gateway::accounts::Role::Admin,
+            plan: gateway::plans::Plan::Starter,
+            api_enabled: true,
+            threecx_enabled: false,
+        },
+    )
+    .await
+    .unwrap();
+    let client =
+        reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let operator = crate::common::Browser { client, base: nodes[1].base.clone() };
+    operator.login("operator@example.com", "a long enough password").await;
+    let page = operator.get("/admin").await;
+    assert_eq!(page.status, reqwest::StatusCode::OK);
+    for node in &ids {
+        assert!(page.body.contains(node.id.as_str()), "node {} is listed", node.id);
+    }
+    assert!(page.body.contains(&format!("Owner and epoch of each of {INSTANCES} instances")), "{}", page.body);
+    assert!(page.body.contains(before[0].instance_id.as_str()));
+
     // Any node takes any request: links and sends reach the instance's owner. A retry with the
     // same Idempotency-Key through another node answers the first answer; nothing is sent twice.
     let key = gateway::api_keys::create(&conn, owner.id, "ERP").await.unwrap().secret;
