@@ -123,7 +123,12 @@ pub struct Account {
     pub threecx_enabled: bool,
     pub created_at: i64,
     pub password_changed_at: i64,
+    /// Disabled by an operator: API keys and portal sign-in are refused.
+    pub disabled: bool,
 }
+
+/// What a disabled account's API calls and sign-in attempts are told.
+pub const DISABLED: &str = "This account is disabled. Contact the operator of this gateway.";
 
 impl Account {
     pub fn limits(&self) -> Option<Limits> {
@@ -144,6 +149,7 @@ impl From<account::Model> for Account {
             threecx_enabled: m.threecx_enabled,
             created_at: m.created_at,
             password_changed_at: m.password_changed_at,
+            disabled: m.disabled_at.is_some(),
         }
     }
 }
@@ -231,6 +237,10 @@ pub async fn authenticate(
         (true, Some(m)) => {
             // The device's own count starts over; a lock others caused on the email stays.
             login_throttle::clear(db, &subject_key).await?;
+            // Said only after the password was right: a guess learns nothing from it.
+            if m.disabled_at.is_some() {
+                return Err(Error::Refused(DISABLED.into()));
+            }
             Ok(m.into())
         }
         _ => {
@@ -273,6 +283,14 @@ pub async fn set_plan(
     if let Some(m) = monthly {
         active.monthly_limit_override = Set(limit_override(m, "monthly")?);
     }
+    update_cached(db, active).await
+}
+
+/// Disables the account (its keys and sign-in are refused) or enables it again.
+pub async fn set_disabled(db: &DatabaseConnection, email: &str, disabled: bool) -> Result<Account> {
+    let model = require_by_email(db, email).await?;
+    let mut active: account::ActiveModel = model.into();
+    active.disabled_at = Set(disabled.then(time::now));
     update_cached(db, active).await
 }
 

@@ -18,6 +18,7 @@ mod m20261204_000001_threecx_replays;
 mod m20261205_000001_cluster;
 mod m20261206_000001_whatsapp_keys;
 mod m20261207_000001_audit_log;
+mod m20261207_000002_disabled_accounts;
 
 pub struct Migrator;
 
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000001_cluster::Migration),
             Box::new(m20261206_000001_whatsapp_keys::Migration),
             Box::new(m20261207_000001_audit_log::Migration),
+            Box::new(m20261207_000002_disabled_accounts::Migration),
         ]
     }
 }

@@ -133,6 +133,17 @@ pub enum AdminCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Disable an account: its API keys and portal sign-in are refused (account_disabled) and its
+    /// open portal sessions end; nothing is deleted.
+    DisableUser {
+        #[arg(long)]
+        email: String,
+    },
+    /// Enable a disabled account again.
+    EnableUser {
+        #[arg(long)]
+        email: String,
+    },
     /// Make an account an operator (admin) or a customer.
     SetRole {
         #[arg(long)]
@@ -367,6 +378,8 @@ async fn execute(db: &DatabaseConnection, config: &Config, command: AdminCommand
                 }
             }
         }
+        AdminCommand::DisableUser { email } => set_disabled(db, &email, true).await?,
+        AdminCommand::EnableUser { email } => set_disabled(db, &email, false).await?,
         AdminCommand::SetRole { email, role } => {
             let parsed = accounts::Role::parse(&role)
                 .ok_or_else(|| gateway::Error::invalid(format!("Unknown role {role:?}: use admin or customer.")))?;
@@ -475,6 +488,16 @@ async fn execute(db: &DatabaseConnection, config: &Config, command: AdminCommand
             println!("webhook_url={}/integrations/3cx/webhook/{}", config.public_base_url, integration.id);
         }
     }
+    Ok(())
+}
+
+async fn set_disabled(db: &DatabaseConnection, email: &str, disable: bool) -> gateway::Result<()> {
+    let state = |a: &accounts::Account| if a.disabled { "disabled" } else { "enabled" }.to_string();
+    let before = require_account(db, email).await?;
+    let account = accounts::set_disabled(db, email, disable).await?;
+    let action = if disable { "disable_user" } else { "enable_user" };
+    audit(db, action, Some(account.id), None, Some(state(&before)), Some(state(&account))).await?;
+    println!("{} is {}", account.email, state(&account));
     Ok(())
 }
 

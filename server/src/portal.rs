@@ -144,18 +144,19 @@ async fn prepare(
     Ok(Prepared::Continue(request, set_cookie))
 }
 
-/// The signed-in account, if the session names one whose password has not changed since.
+/// The signed-in account, if the session names one whose password has not changed since and
+/// that is not disabled.
 async fn current_user(state: &AppState, session: &Session) -> anyhow::Result<Option<UserInfo>> {
     let Some(account_id) = session.get::<i64>(session_keys::ACCOUNT_ID).await? else {
         return Ok(None);
     };
     let signed_in_with: Option<i64> = session.get(session_keys::PASSWORD_CHANGED_AT).await?;
     match gateway::accounts::find_by_id(&state.db, account_id).await? {
-        Some(account) if signed_in_with == Some(account.password_changed_at) => {
+        Some(account) if signed_in_with == Some(account.password_changed_at) && !account.disabled => {
             Ok(Some(UserInfo { account_id: account.id, email: account.email, is_admin: account.role == Role::Admin }))
         }
         _ => {
-            // The account is gone or its password changed elsewhere: this session ends.
+            // The account is gone, disabled, or its password changed elsewhere: this session ends.
             session.flush().await?;
             Ok(None)
         }

@@ -16,6 +16,7 @@ pub struct Model {
     pub threecx_enabled: bool,
     pub created_at: i64,
     pub password_changed_at: i64,
+    pub disabled_at: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -31,6 +31,9 @@ impl FromRequestParts<AppState> for ApiCaller {
                     .await
                     .map_err(|e| ApiError::internal("load key account", &e))?
                     .ok_or_else(ApiError::invalid_api_key)?;
+                if account.disabled {
+                    return Err(ApiError::account_disabled());
+                }
                 Ok(ApiCaller { key_id, account })
             }
             Ok(KeyCheck::Revoked) => Err(ApiError::revoked_api_key()),

@@ -36,6 +36,10 @@ impl ApiError {
     pub fn revoked_api_key() -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "revoked_api_key", "This API key has been revoked.")
     }
+    /// Added beside the spec's codes: an operator disabled the key's account.
+    pub fn account_disabled() -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "account_disabled", gateway::accounts::DISABLED)
+    }
     pub fn invalid_json() -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid_json", "Request body must be valid JSON.")
     }

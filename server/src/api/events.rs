@@ -39,7 +39,7 @@ pub struct EventsQuery {
     ),
     responses(
         (status = 200, body = EventsResponse),
-        (status = 401, description = "invalid_api_key, revoked_api_key", body = ErrorResponse),
+        (status = 401, description = "invalid_api_key, revoked_api_key, account_disabled", body = ErrorResponse),
         (status = 403, description = "module_not_enabled", body = ErrorResponse),
         (status = 408, description = "request_timeout", body = ErrorResponse),
         (status = 422, description = "validation_error: `after` or `limit` is not valid", body = ErrorResponse),

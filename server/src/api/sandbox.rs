@@ -133,7 +133,7 @@ fn delivery_error(action: &str, e: gateway::Error) -> ApiError {
     responses(
         (status = 200, description = "Linked and connected", body = SandboxLinkResponse),
         (status = 400, description = "invalid_json: the body is not a JSON object", body = ErrorResponse),
-        (status = 401, description = "invalid_api_key, revoked_api_key", body = ErrorResponse),
+        (status = 401, description = "invalid_api_key, revoked_api_key, account_disabled", body = ErrorResponse),
         (status = 403, description = "module_not_enabled", body = ErrorResponse),
         (status = 404, description = "invalid_instance (also for instances that are not sandbox instances); not_found when the server runs without the sandbox", body = ErrorResponse),
         (status = 408, description = "request_timeout", body = ErrorResponse),
@@ -175,7 +175,7 @@ pub async fn link(
     responses(
         (status = 200, description = "Disconnected", body = SandboxStatusResponse),
         (status = 400, description = "invalid_json: the body is not a JSON object", body = ErrorResponse),
-        (status = 401, description = "invalid_api_key, revoked_api_key", body = ErrorResponse),
+        (status = 401, description = "invalid_api_key, revoked_api_key, account_disabled", body = ErrorResponse),
         (status = 403, description = "module_not_enabled", body = ErrorResponse),
         (status = 404, description = "invalid_instance (also for instances that are not sandbox instances); not_found when the server runs without the sandbox", body = ErrorResponse),
         (status = 408, description = "request_timeout", body = ErrorResponse),
@@ -205,7 +205,7 @@ pub async fn disconnect(
     responses(
         (status = 200, description = "Connected again", body = SandboxStatusResponse),
         (status = 400, description = "invalid_json: the body is not a JSON object", body = ErrorResponse),
-        (status = 401, description = "invalid_api_key, revoked_api_key", body = ErrorResponse),
+        (status = 401, description = "invalid_api_key, revoked_api_key, account_disabled", body = ErrorResponse),
         (status = 403, description = "module_not_enabled", body = ErrorResponse),
         (status = 404, description = "invalid_instance (also for instances that are not sandbox instances); not_found when the server runs without the sandbox", body = ErrorResponse),
         (status = 408, description = "request_timeout", body = ErrorResponse),
@@ -252,7 +252,7 @@ async fn switch(
     responses(
         (status = 200, description = "Received", body = SandboxInboundResponse),
         (status = 400, description = "invalid_json: the body is not a JSON object", body = ErrorResponse),
-        (status = 401, description = "invalid_api_key, revoked_api_key", body = ErrorResponse),
+        (status = 401, description = "invalid_api_key, revoked_api_key, account_disabled", body = ErrorResponse),
         (status = 403, description = "module_not_enabled", body = ErrorResponse),
         (status = 404, description = "invalid_instance (also for instances that are not sandbox instances); not_found when the server runs without the sandbox", body = ErrorResponse),
         (status = 408, description = "request_timeout", body = ErrorResponse),
@@ -340,7 +340,7 @@ pub async fn inbound(
     responses(
         (status = 200, description = "Received (call.received or call.missed)", body = SandboxStatusResponse),
         (status = 400, description = "invalid_json: the body is not a JSON object", body = ErrorResponse),
-        (status = 401, description = "invalid_api_key, revoked_api_key", body = ErrorResponse),
+        (status = 401, description = "invalid_api_key, revoked_api_key, account_disabled", body = ErrorResponse),
         (status = 403, description = "module_not_enabled", body = ErrorResponse),
         (status = 404, description = "invalid_instance (also for instances that are not sandbox instances); not_found when the server runs without the sandbox", body = ErrorResponse),
         (status = 408, description = "request_timeout", body = ErrorResponse),

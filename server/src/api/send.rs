@@ -45,7 +45,7 @@ pub fn router() -> Router<AppState> {
                 ("Idempotent-Replayed" = String, description = "`true` on an Idempotency-Key replay."),
             )),
         (status = 400, description = "invalid_json: the body is not a JSON object", body = ErrorResponse),
-        (status = 401, description = "invalid_api_key, revoked_api_key", body = ErrorResponse),
+        (status = 401, description = "invalid_api_key, revoked_api_key, account_disabled", body = ErrorResponse),
         (status = 403, description = "module_not_enabled, active_plan_required, recipient_suppressed, policy_violation", body = ErrorResponse),
         (status = 404, description = "invalid_instance", body = ErrorResponse),
         (status = 408, description = "request_timeout: the request was not answered within the server's request timeout", body = ErrorResponse),
