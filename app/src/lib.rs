@@ -35,6 +35,7 @@ use crate::pages::{
     manage::ManagePage,
     messages::MessagesPage,
     not_found::NotFound,
+    reset_password::ResetPasswordPage,
     responsible::ResponsiblePage,
     suppressions::SuppressionsPage,
     threecx::ThreecxPage,
@@ -77,6 +78,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/") view=LandingPage ssr=SsrMode::Async/>
                 <Route path=path!("/login") view=LoginPage ssr=SsrMode::Async/>
                 <Route path=path!("/signup") view=SignupPage ssr=SsrMode::Async/>
+                <Route path=path!("/reset-password") view=ResetPasswordPage ssr=SsrMode::Async/>
                 <Route path=path!("/dashboard") view=DashboardPage ssr=SsrMode::Async/>
                 <Route path=path!("/api-keys") view=ApiKeysPage ssr=SsrMode::Async/>
                 <Route path=path!("/instances") view=InstancesPage ssr=SsrMode::Async/>

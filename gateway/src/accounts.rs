@@ -374,6 +374,11 @@ async fn hashing<T: Send + 'static>(work: impl FnOnce() -> Result<T> + Send + 's
     tokio::task::spawn_blocking(work).await.map_err(|e| Error::Internal(format!("hashing task: {e}")))?
 }
 
+/// The argon2id hash of a new password (for a reset, which checks no current password).
+pub(crate) async fn hash_new_password(password: NewPassword) -> Result<String> {
+    hash_password(password).await
+}
+
 async fn hash_password(password: NewPassword) -> Result<String> {
     hashing(move || {
         // A random salt is drawn by the hasher itself.

@@ -28,6 +28,7 @@ pub mod net_guard;
 pub mod onboarding;
 pub mod operator;
 pub mod optout;
+pub mod password_reset;
 pub mod plans;
 pub mod policy;
 pub mod policy_log;

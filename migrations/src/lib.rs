@@ -19,6 +19,7 @@ mod m20261205_000001_cluster;
 mod m20261206_000001_whatsapp_keys;
 mod m20261207_000001_audit_log;
 mod m20261207_000002_disabled_accounts;
+mod m20261207_000003_password_resets;
 
 pub struct Migrator;
 
@@ -43,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000001_whatsapp_keys::Migration),
             Box::new(m20261207_000001_audit_log::Migration),
             Box::new(m20261207_000002_disabled_accounts::Migration),
+            Box::new(m20261207_000003_password_resets::Migration),
         ]
     }
 }

@@ -139,6 +139,12 @@ pub enum AdminCommand {
         #[arg(long)]
         email: String,
     },
+    /// Print a one-time password-reset link for the account (good for an hour, once; using it
+    /// ends the account's sessions). Hand it over yourself: no email is sent.
+    ResetPassword {
+        #[arg(long)]
+        email: String,
+    },
     /// Enable a disabled account again.
     EnableUser {
         #[arg(long)]
@@ -377,6 +383,14 @@ async fn execute(db: &DatabaseConnection, config: &Config, command: AdminCommand
                     );
                 }
             }
+        }
+        AdminCommand::ResetPassword { email } => {
+            let account = require_account(db, &email).await?;
+            let token = gateway::password_reset::create(db, account.id).await?;
+            audit(db, "reset_password_link", Some(account.id), None, None, Some("link created (1 hour, once)".into()))
+                .await?;
+            println!("a password-reset link for {} (good for an hour, once); hand it over:", account.email);
+            println!("{}/reset-password?token={token}", config.public_base_url);
         }
         AdminCommand::DisableUser { email } => set_disabled(db, &email, true).await?,
         AdminCommand::EnableUser { email } => set_disabled(db, &email, false).await?,

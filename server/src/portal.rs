@@ -37,7 +37,7 @@ fn is_private(path: &str) -> bool {
 
 /// Signed-out visitors get a CSRF cookie only on the pages with a form.
 fn needs_csrf_token(path: &str) -> bool {
-    path == "/login" || path == "/signup"
+    path == "/login" || path == "/signup" || path == "/reset-password"
 }
 
 pub async fn page_context(

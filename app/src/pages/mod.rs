@@ -11,6 +11,7 @@ pub mod log_links;
 pub mod manage;
 pub mod messages;
 pub mod not_found;
+pub mod reset_password;
 pub mod responsible;
 pub mod suppressions;
 pub mod test_send;

@@ -12,6 +12,7 @@ pub mod instance_status_change;
 pub mod login_throttle;
 pub mod message;
 pub mod message_stat;
+pub mod password_reset;
 pub mod policy_decision;
 pub mod policy_stat;
 pub mod rate_window;

@@ -8,7 +8,8 @@ use crate::common::{spawn_app, Backend, PASSWORD};
 on_every_database!(
     admin_commands_and_their_errors,
     users_are_listed_and_roles_change,
-    a_disabled_account_is_refused_everywhere
+    a_disabled_account_is_refused_everywhere,
+    a_reset_link_works_once_within_the_hour_and_ends_sessions
 );
 
 /// `disable-user`: the account's API key answers 401 `account_disabled` (within the cache's
@@ -278,5 +279,72 @@ async fn admin_commands_and_their_errors(backend: Backend) {
         command.args(["migrate"]).env("WAG_LOG_FORMAT", "xml").env("WAG_DATA_DIR", &app.db.data_dir).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("WAG_LOG_FORMAT"));
+    app.finish().await;
+}
+
+/// `reset-password` prints a link; using it sets the password and ends the account's other
+/// sessions; a refused password spends nothing; a used or expired link is refused.
+async fn a_reset_link_works_once_within_the_hour_and_ends_sessions(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let email = "forgetful@example.com";
+    assert!(app.wag(&["admin", "create-user", "--email", email, "--password", PASSWORD]).success);
+    let signed_in = app.browser();
+    signed_in.login(email, PASSWORD).await;
+    assert_eq!(signed_in.get("/dashboard").await.status, StatusCode::OK);
+
+    let link = |app: &crate::common::TestApp| {
+        let out = app.wag(&["admin", "reset-password", "--email", email]);
+        assert!(out.success, "{out:?}");
+        let url = out.last_line();
+        assert!(url.contains("/reset-password?token="), "{url}");
+        let (_, path) = url.split_at(url.find("/reset-password").unwrap());
+        let token = path.split("token=").nth(1).unwrap().to_string();
+        (path.to_string(), token)
+    };
+    let (path, token) = link(&app);
+    let visitor = app.browser();
+    let page = visitor.get(&path).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("New password"), "{}", page.body);
+
+    // Too short: refused, and the link still works.
+    let short = visitor.submit(&path, "/_fn/reset-password", &[("token", &token), ("password", "short")]).await;
+    assert!(short.location.as_deref().unwrap_or_default().contains("/reset-password?token="), "{:?}", short.location);
+    let new_password = "a brand new long password";
+    let done = visitor.submit(&path, "/_fn/reset-password", &[("token", &token), ("password", new_password)]).await;
+    assert!(done.location.as_deref().unwrap_or_default().ends_with("/login"), "{:?}", done.location);
+
+    // Every earlier session ended; the new password works, the old one not.
+    assert!(signed_in.get("/dashboard").await.status.is_redirection());
+    let fresh = app.browser();
+    fresh.login(email, new_password).await;
+    assert_eq!(fresh.get("/dashboard").await.status, StatusCode::OK);
+    let old = app.browser();
+    old.login(email, PASSWORD).await;
+    assert_ne!(old.get("/dashboard").await.status, StatusCode::OK);
+
+    // Used once: the page says so and a post is refused.
+    assert!(visitor.get(&path).await.body.contains("not valid any more"));
+    let fields = [("token", token.as_str()), ("password", "yet another long password")];
+    let again = visitor.post_raw(&path, "/_fn/reset-password", &fields).await;
+    assert!(!again.location.as_deref().unwrap_or_default().ends_with("/login"));
+    let fresh_again = app.browser();
+    fresh_again.login(email, "yet another long password").await;
+    assert_ne!(fresh_again.get("/dashboard").await.status, StatusCode::OK, "a spent link changed nothing");
+
+    // An hour later a link is spent too.
+    let (path, token) = link(&app);
+    use sea_orm::{ConnectionTrait, Statement};
+    let sql = "UPDATE password_resets SET expires_at = expires_at - 3601 WHERE used_at IS NULL";
+    app.conn.execute_raw(Statement::from_string(app.conn.get_database_backend(), sql)).await.unwrap();
+    assert!(app.browser().get(&path).await.body.contains("not valid any more"));
+    let late = app.browser();
+    let fields = [("token", token.as_str()), ("password", "too late a long password")];
+    late.post_raw(&path, "/_fn/reset-password", &fields).await;
+    let check = app.browser();
+    check.login(email, "too late a long password").await;
+    assert_ne!(check.get("/dashboard").await.status, StatusCode::OK);
+    let log = app.wag(&["admin", "audit-log", "--email", email]);
+    assert!(log.stdout.contains("reset_password_link") && !log.stdout.contains(&token), "no token in the log");
     app.finish().await;
 }
