@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 use crate::{
     cluster::{balanced_over, owners_until_with, signal, start_node_with, Node},
     common::{Backend, TestDb},
-    failures::{cli, count},
+    failures::{cli, each_at_most_once, wait_settled},
     webhooks::{fast_webhooks, Receiver},
 };
 
@@ -204,32 +204,11 @@ async fn under_load() {
         .expect("the upgraded node takes its share");
 
     // The books: nothing left accepted or in progress, nothing twice.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let open = count(&conn, "SELECT COUNT(*) FROM messages WHERE status = 'accepted'").await;
-        let in_progress = gateway::send::idempotency::in_progress_count(&conn).await.unwrap();
-        if open == 0 && in_progress == 0 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{open} messages still accepted, {in_progress} keys in progress");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    wait_settled(&conn).await;
     let answers = answers.lock().unwrap().clone();
     assert_eq!(answers.len(), SENDS);
-    let text = std::fs::read_to_string(&witness).unwrap_or_default();
-    let mut provider: HashMap<String, usize> = HashMap::new();
-    for line in text.lines() {
-        let key = line.rsplit("Reference ").next().unwrap_or_default().trim_end_matches('.').to_string();
-        *provider.entry(key).or_default() += 1;
-    }
-    for (key, n) in &provider {
-        assert_eq!(*n, 1, "{key} reached the provider {n} times");
-    }
-    for (key, answer) in &answers {
-        if *answer == Answer::Sent {
-            assert_eq!(provider.get(key), Some(&1), "{key} answered 200 but never reached the provider");
-        }
-    }
+    let answered_sent: Vec<&String> = answers.iter().filter(|(_, a)| **a == Answer::Sent).map(|(k, _)| k).collect();
+    let provider = each_at_most_once(&witness, &answered_sent);
     let sent = answers.values().filter(|a| **a == Answer::Sent).count();
     assert!(sent >= SENDS / 2, "most sends got through: {sent} of {SENDS}");
 

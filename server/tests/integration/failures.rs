@@ -252,34 +252,12 @@ async fn killed_mid_send_nothing_is_lost_or_doubled(backend: Backend) {
 
     // The reconciler settles what the crashes left behind.
     let conn = gateway::db::connect(&db.url).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let open = count(&conn, "SELECT COUNT(*) FROM messages WHERE status = 'accepted'").await;
-        let in_progress = gateway::send::idempotency::in_progress_count(&conn).await.unwrap();
-        if open == 0 && in_progress == 0 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{open} messages still accepted, {in_progress} keys in progress");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    wait_settled(&conn).await;
 
     let answers = answers.lock().unwrap().clone();
     assert_eq!(answers.len(), SENDS);
-    // What reached the provider, per key.
-    let text = std::fs::read_to_string(&witness).unwrap_or_default();
-    let mut provider: HashMap<String, usize> = HashMap::new();
-    for line in text.lines() {
-        let key = line.rsplit("Reference ").next().unwrap_or_default().trim_end_matches('.').to_string();
-        *provider.entry(key).or_default() += 1;
-    }
-    for (key, n) in &provider {
-        assert_eq!(*n, 1, "{key} reached the provider {n} times");
-    }
-    for (key, answer) in &answers {
-        if *answer == Answer::Sent {
-            assert_eq!(provider.get(key), Some(&1), "{key} answered 200 but never reached the provider");
-        }
-    }
+    let sent: Vec<&String> = answers.iter().filter(|(_, a)| **a == Answer::Sent).map(|(k, _)| k).collect();
+    let provider = each_at_most_once(&witness, &sent);
     // Every message that reached the provider kept its quota unit, and is not refunded.
     let rows = conn
         .query_all_raw(Statement::from_string(
@@ -373,6 +351,40 @@ async fn send_until_answered(client: &reqwest::Client, base: &str, key: &str, id
             other => panic!("{idem}: unexpected {other}: {answer}"),
         }
     }
+}
+
+/// Waits (up to 60 s) until no message is left accepted and no Idempotency-Key in progress: the
+/// reconciler has settled what crashes left behind.
+pub(crate) async fn wait_settled(conn: &sea_orm::DatabaseConnection) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let open = count(conn, "SELECT COUNT(*) FROM messages WHERE status = 'accepted'").await;
+        let in_progress = gateway::send::idempotency::in_progress_count(conn).await.unwrap();
+        if open == 0 && in_progress == 0 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{open} messages still accepted, {in_progress} keys in progress");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// What reached the sandbox provider per Idempotency-Key (the witness file has one line per
+/// message, ending "Reference <key>."): no key twice, and each key in `sent` (answered 200)
+/// exactly once.
+pub(crate) fn each_at_most_once(witness: &std::path::Path, sent: &[&String]) -> HashMap<String, usize> {
+    let text = std::fs::read_to_string(witness).unwrap_or_default();
+    let mut provider: HashMap<String, usize> = HashMap::new();
+    for line in text.lines() {
+        let key = line.rsplit("Reference ").next().unwrap_or_default().trim_end_matches('.').to_string();
+        *provider.entry(key).or_default() += 1;
+    }
+    for (key, n) in &provider {
+        assert_eq!(*n, 1, "{key} reached the provider {n} times");
+    }
+    for key in sent {
+        assert_eq!(provider.get(*key), Some(&1), "{key} answered 200 but never reached the provider");
+    }
+    provider
 }
 
 pub(crate) async fn count(conn: &sea_orm::DatabaseConnection, sql: &str) -> i64 {
