@@ -278,9 +278,14 @@ impl Sender<'_> {
         // 9's content checks need no lock: they run before the admission transaction, which
         // adds repeated content (counted in its transaction) and answers in the spec's order
         // (suppression before content).
-        let assessment = assess_content(&text, request.media.as_ref(), purpose);
         let settings = self.settings();
         let thresholds = (settings.policy_flag_threshold, settings.policy_block_threshold);
+        let model_use = policy::ModelUse {
+            mode: settings.content_model,
+            flag_threshold: thresholds.0,
+            block_threshold: thresholds.1,
+        };
+        let assessment = assess_content(&text, request.media.as_ref(), purpose, model_use);
         let throttle_limits = throttle::ThrottleLimits {
             per_minute: settings.rate_per_minute,
             new_recipients_per_hour: settings.new_recipients_per_hour,
@@ -490,13 +495,13 @@ impl Sender<'_> {
 }
 
 /// The content policy's view of the text (and a media file's name), repeated content aside.
-fn assess_content(text: &str, media: Option<&Media>, purpose: Purpose) -> Assessment {
+fn assess_content(text: &str, media: Option<&Media>, purpose: Purpose, model_use: policy::ModelUse) -> Assessment {
     let mut subject = text.to_string();
     if let Some(name) = media.and_then(|m| m.file_name.as_deref()) {
         subject.push('\n');
         subject.push_str(&name.replace(['_', '-', '.'], " "));
     }
-    policy::assess(&subject, purpose.as_str())
+    policy::assess_with(&subject, purpose.as_str(), model_use)
 }
 
 /// Where a send past the pure checks ended.
@@ -522,8 +527,10 @@ async fn admit_and_deliver(
         match answer {
             admission::Admission::Admitted(ticket) => break ticket,
             admission::Admission::Refused(refusal) => {
-                if matches!(refusal, Refusal::PolicyViolation(_)) {
-                    maybe_pause_for_review(&state, &instance.id).await?;
+                if let Refusal::PolicyViolation(assessment) = &refusal {
+                    if counts_for_review(&state.config.send, &assessment.reasons) {
+                        maybe_pause_for_review(&state, &instance.id).await?;
+                    }
                 }
                 return Ok(Step::Refused(refusal));
             }
@@ -552,10 +559,24 @@ async fn admit_and_deliver(
     Ok(Step::Finished(delivery.run().await?))
 }
 
+/// Whether a policy block counts toward the review pause: a block the content model caused alone counts only with
+/// `WAG_CONTENT_MODEL_REVIEW_PAUSE` on, so a model being rolled out cannot pause customers by itself.
+fn counts_for_review(settings: &SendSettings, reasons: &[Reason]) -> bool {
+    settings.content_model_review_pause || policy::rules_score(reasons) >= settings.policy_block_threshold
+}
+
 /// Many policy blocks within an hour pause the instance for review.
 async fn maybe_pause_for_review(state: &AppState, instance_id: &str) -> Result<()> {
     let since = time::now() - REVIEW_WINDOW_SECS;
-    let blocks = policy_log::policy_blocks_since(&state.db, instance_id, since).await?;
+    let settings = &state.config.send;
+    let blocks = if settings.content_model_review_pause {
+        policy_log::policy_blocks_since(&state.db, instance_id, since).await?
+    } else {
+        policy_log::policy_blocks_since_where(&state.db, instance_id, since, |reasons| {
+            counts_for_review(settings, reasons)
+        })
+        .await?
+    };
     if blocks >= state.config.send.review_pause_blocks {
         let reason = format!("Automatic: {blocks} policy blocks within an hour.");
         if instances::pause_for_review(&state.db, instance_id, &reason).await? {
