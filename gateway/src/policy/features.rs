@@ -13,6 +13,9 @@ use super::fold;
 
 pub const BITS: u32 = 18;
 const MASK: u64 = (1 << BITS) - 1;
+/// Each distinct index weighs 1/√max(count, NORM_FLOOR): a very short message ("Hello") has too few features to move
+/// far from the prior.
+pub const NORM_FLOOR: usize = 64;
 
 const TLDS: [&str; 38] = [
     "com", "net", "org", "io", "co", "sa", "ae", "eg", "jo", "lb", "kw", "qa", "bh", "om", "me", "ly", "gl", "at",
@@ -264,7 +267,7 @@ fn style(text: &str, mut emit: impl FnMut(&[u8])) {
     }
 }
 
-/// The model's input: sorted distinct bucket indices (each weighs 1/√count).
+/// The model's input: sorted distinct bucket indices (each weighs 1/√max(count, [`NORM_FLOOR`])).
 pub fn indices(text: &str, tokens: &[Token]) -> Vec<u32> {
     let mut out = Vec::with_capacity(256);
     visit(text, tokens, |i, _| out.push(i));

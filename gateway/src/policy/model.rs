@@ -67,9 +67,6 @@ impl Model {
 
     /// The log-odds the same way train.py computes them (same operations in the same order).
     fn logit(&self, indices: &[u32]) -> f64 {
-        if indices.is_empty() {
-            return self.bias;
-        }
         let sum: i64 = indices
             .iter()
             .map(|&i| {
@@ -77,7 +74,7 @@ impl Model {
                 i64::from(i16::from_le_bytes([self.weights[at], self.weights[at + 1]]))
             })
             .sum();
-        self.bias + self.scale * sum as f64 / (indices.len() as f64).sqrt()
+        self.bias + self.scale * sum as f64 / (indices.len().max(features::NORM_FLOOR) as f64).sqrt()
     }
 
     pub fn score(&self, text: &str) -> Scored {
@@ -91,7 +88,7 @@ impl Model {
     /// words merge into one phrase). Numbers, codes and links are never shown: they are not features.
     pub fn explain(&self, text: &str, scored: &Scored, max: usize) -> Vec<String> {
         let toks = &scored.tokens;
-        let norm = (scored.count.max(1) as f64).sqrt();
+        let norm = (scored.count.max(features::NORM_FLOOR) as f64).sqrt();
         let mut push = vec![0.0f64; toks.len()];
         features::visit(text, toks, |index, source| {
             let w = self.weight(index) / norm;
