@@ -18,7 +18,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "data"
 CORPUS = HERE.parent / "tests" / "corpus"
-VARIANTS = 10
+VARIANTS = 4
 
 ALT = re.compile(r"\[([^\[\]]*)\]")
 SLOT = re.compile(r"\{([a-z_0-9]+)\}")
