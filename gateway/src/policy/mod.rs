@@ -555,6 +555,19 @@ mod tests {
         assert_eq!(ModelMode::parse("maybe"), None);
     }
 
+    /// The examples /docs/responsible-messaging gives, with the model on.
+    #[test]
+    fn documented_examples() {
+        let decision = |text: &str| {
+            let a = super::assess(text, "transactional");
+            (decide(a.score, FLAG_THRESHOLD_DEFAULT, BLOCK_THRESHOLD_DEFAULT), a.score)
+        };
+        assert_eq!(decision("Sale today").0, Decision::Flag);
+        assert_eq!(decision("Flash sale today only! Shop now").0, Decision::Block);
+        assert_eq!(decision("Please vote for the employee of the month").0, Decision::Allow);
+        assert_eq!(decision("Your order #2041 has been shipped."), (Decision::Allow, 0));
+    }
+
     fn codes(text: &str, purpose: &str) -> Vec<String> {
         assess(text, purpose).reasons.into_iter().map(|r| r.code).collect()
     }

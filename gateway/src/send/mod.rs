@@ -680,3 +680,24 @@ fn stored_body(text: &str, purpose: Purpose) -> String {
         text.to_string()
     }
 }
+
+#[cfg(test)]
+mod review_tests {
+    use super::*;
+
+    fn reason(code: &str, points: u8) -> Reason {
+        Reason { code: code.into(), detail: String::new(), points }
+    }
+
+    #[test]
+    fn model_only_blocks_count_for_review_only_when_set() {
+        let mut settings = SendSettings::default();
+        let model_only = [reason(policy::model::REASON_CODE, 92), reason("marketing_language", 30)];
+        let rules_too =
+            [reason(policy::model::REASON_CODE, 92), reason("promotional_offer", 45), reason("call_to_buy", 40)];
+        assert!(counts_for_review(&settings, &model_only), "counted by default");
+        settings.content_model_review_pause = false;
+        assert!(!counts_for_review(&settings, &model_only));
+        assert!(counts_for_review(&settings, &rules_too), "the rules alone would have blocked it");
+    }
+}
