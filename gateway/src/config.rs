@@ -136,6 +136,10 @@ pub struct SendSettings {
     pub policy_block_threshold: u8,
     /// This many policy blocks of one instance within an hour pause it for review.
     pub review_pause_blocks: u64,
+    /// Whether the learned content model may block, only flag, or is not consulted.
+    pub content_model: crate::policy::ModelMode,
+    /// Whether blocks the model alone caused count toward `review_pause_blocks`.
+    pub content_model_review_pause: bool,
     pub media: crate::send::media::MediaLimits,
     pub media_fetch: MediaFetchLimits,
     /// How long a connector may take to hand a message to WhatsApp.
@@ -153,6 +157,8 @@ impl Default for SendSettings {
             policy_flag_threshold: crate::policy::FLAG_THRESHOLD_DEFAULT,
             policy_block_threshold: crate::policy::BLOCK_THRESHOLD_DEFAULT,
             review_pause_blocks: 5,
+            content_model: crate::policy::ModelMode::Enforce,
+            content_model_review_pause: true,
             media: crate::send::media::MediaLimits::default(),
             media_fetch: MediaFetchLimits::default(),
             timeout_secs: 30,
@@ -204,6 +210,8 @@ struct RawConfig {
     policy_flag_threshold: Option<i64>,
     policy_block_threshold: Option<i64>,
     review_pause_blocks: Option<i64>,
+    content_model: Option<String>,
+    content_model_review_pause: Option<bool>,
     send_timeout_secs: Option<i64>,
     send_reconcile_after_secs: Option<i64>,
     media_max_image_mb: Option<i64>,
@@ -262,6 +270,8 @@ pub const ENV_VARS: &[&str] = &[
     "WAG_POLICY_FLAG_THRESHOLD",
     "WAG_POLICY_BLOCK_THRESHOLD",
     "WAG_REVIEW_PAUSE_BLOCKS",
+    "WAG_CONTENT_MODEL",
+    "WAG_CONTENT_MODEL_REVIEW_PAUSE",
     "WAG_SEND_TIMEOUT_SECS",
     "WAG_SEND_RECONCILE_AFTER_SECS",
     "WAG_MEDIA_MAX_IMAGE_MB",
@@ -339,6 +349,8 @@ impl Config {
                 "WAG_POLICY_FLAG_THRESHOLD" => raw.policy_flag_threshold = Some(parse_int(key, &v)?),
                 "WAG_POLICY_BLOCK_THRESHOLD" => raw.policy_block_threshold = Some(parse_int(key, &v)?),
                 "WAG_REVIEW_PAUSE_BLOCKS" => raw.review_pause_blocks = Some(parse_int(key, &v)?),
+                "WAG_CONTENT_MODEL" => raw.content_model = Some(v),
+                "WAG_CONTENT_MODEL_REVIEW_PAUSE" => raw.content_model_review_pause = Some(parse_bool(key, &v)?),
                 "WAG_SEND_TIMEOUT_SECS" => raw.send_timeout_secs = Some(parse_int(key, &v)?),
                 "WAG_MAX_CONNECTIONS" => raw.max_connections = Some(parse_int(key, &v)?),
                 "WAG_HEADER_TIMEOUT_SECS" => raw.header_timeout_secs = Some(parse_int(key, &v)?),
@@ -475,6 +487,12 @@ impl RawConfig {
         if flag > block {
             return Err(ConfigError("WAG_POLICY_FLAG_THRESHOLD must not be above WAG_POLICY_BLOCK_THRESHOLD".into()));
         }
+        let content_model = match self.content_model.as_deref() {
+            None => defaults.content_model,
+            Some(text) => crate::policy::ModelMode::parse(text).ok_or_else(|| {
+                ConfigError(format!("WAG_CONTENT_MODEL must be enforce, flag_only or off, not {text:?}"))
+            })?,
+        };
         let timeout_secs =
             bounded("WAG_SEND_TIMEOUT_SECS", self.send_timeout_secs, defaults.timeout_secs as i64, 1..=300)?;
         let reconcile_after_secs = bounded(
@@ -510,6 +528,8 @@ impl RawConfig {
                 defaults.review_pause_blocks as i64,
                 1..=10_000,
             )? as u64,
+            content_model,
+            content_model_review_pause: self.content_model_review_pause.unwrap_or(defaults.content_model_review_pause),
             media: crate::send::media::MediaLimits {
                 image_bytes: mb("WAG_MEDIA_MAX_IMAGE_MB", self.media_max_image_mb, defaults.media.image_bytes)?,
                 audio_bytes: mb("WAG_MEDIA_MAX_AUDIO_MB", self.media_max_audio_mb, defaults.media.audio_bytes)?,

@@ -164,3 +164,28 @@ pub async fn policy_blocks_since(db: &DatabaseConnection, instance_id: &str, sin
         .count(db)
         .await?)
 }
+
+/// [`policy_blocks_since`] counting only the blocks whose reasons `counts` accepts. Reads the reasons of the window's
+/// blocks (an instance is paused after a handful, so there are few), newest first, at most [`BLOCKS_READ_CAP`].
+pub async fn policy_blocks_since_where(
+    db: &DatabaseConnection,
+    instance_id: &str,
+    since: i64,
+    counts: impl Fn(&[Reason]) -> bool,
+) -> Result<u64> {
+    let rows: Vec<String> = policy_decision::Entity::find()
+        .select_only()
+        .column(policy_decision::Column::Reasons)
+        .filter(policy_decision::Column::InstanceId.eq(instance_id))
+        .filter(policy_decision::Column::CreatedAt.gte(since))
+        .filter(policy_decision::Column::ErrorCode.eq("policy_violation"))
+        .order_by_desc(policy_decision::Column::CreatedAt)
+        .limit(BLOCKS_READ_CAP)
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(rows.iter().filter(|r| counts(&serde_json::from_str::<Vec<Reason>>(r).unwrap_or_default())).count() as u64)
+}
+
+/// Blocks of one instance read by [`policy_blocks_since_where`]; far above any sensible `WAG_REVIEW_PAUSE_BLOCKS`.
+const BLOCKS_READ_CAP: u64 = 1_000;

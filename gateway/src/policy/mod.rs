@@ -1,9 +1,13 @@
 //! Content-policy scoring: how much an outbound message looks like marketing, spam or political campaigning, with
 //! reasons a customer can read.
 //!
-//! The rules are data (`rules.toml`, compiled in and parsed once) so wording can be tuned without touching the
-//! matchers. The send pipeline calls [`assess`], then [`decide`] with the account's thresholds.
+//! Two judges look at each message. The rules are data (`rules.toml`, compiled in and parsed once) so wording can be
+//! tuned without touching the matchers; they explain themselves by the phrase that matched. The model (`model.rs`)
+//! recognises marketing that uses none of those phrases and explains itself by the words that weighed most. The
+//! send pipeline calls [`assess_with`], then [`decide`] with the account's thresholds.
+pub mod features;
 mod links;
+pub mod model;
 
 use std::sync::OnceLock;
 
@@ -35,9 +39,91 @@ pub enum Decision {
     Block,
 }
 
+/// How the model's judgement is used (`WAG_CONTENT_MODEL`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ModelMode {
+    /// The model can block on its own, like the rules.
+    #[default]
+    Enforce,
+    /// The model can flag but never block: its points stop one short of the block threshold.
+    FlagOnly,
+    /// Rules only.
+    Off,
+}
+
+impl ModelMode {
+    pub fn parse(text: &str) -> Option<ModelMode> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "enforce" => Some(ModelMode::Enforce),
+            "flag_only" => Some(ModelMode::FlagOnly),
+            "off" => Some(ModelMode::Off),
+            _ => None,
+        }
+    }
+}
+
+/// What [`assess_with`] needs to place the model's points: its mode and the thresholds in force.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ModelUse {
+    pub mode: ModelMode,
+    pub flag_threshold: u8,
+    pub block_threshold: u8,
+}
+
+impl Default for ModelUse {
+    fn default() -> Self {
+        ModelUse {
+            mode: ModelMode::Enforce,
+            flag_threshold: FLAG_THRESHOLD_DEFAULT,
+            block_threshold: BLOCK_THRESHOLD_DEFAULT,
+        }
+    }
+}
+
+/// [`assess_with`] with the model enforcing at the default thresholds.
+pub fn assess(text: &str, purpose: &str) -> Assessment {
+    assess_with(text, purpose, ModelUse::default())
+}
+
 /// Scores `text` sent with `purpose` (transactional, operational, support, internal_team or authentication). Other
 /// purposes get no purpose-specific checks: refusing them is the pipeline's `message_purpose_not_allowed`.
-pub fn assess(text: &str, purpose: &str) -> Assessment {
+///
+/// The score is the larger of the rules' (the sum of their reasons' points, capped at 100) and the model's (its
+/// probability as 0–100 points), so either alone can reach the block threshold and neither adds up with the other:
+/// an invoice with a "discount" line and a middling model score stays as it would be with either alone. The model's
+/// reason is listed only from the flag threshold up, since below it the model has nothing to report.
+pub fn assess_with(text: &str, purpose: &str, model_use: ModelUse) -> Assessment {
+    let mut assessment = assess_rules(text, purpose);
+    if model_use.mode == ModelMode::Off {
+        return assessment;
+    }
+    let Some(model) = model::model() else { return assessment };
+    let scored = model.score(text);
+    let mut points = model::points(scored.probability);
+    if model_use.mode == ModelMode::FlagOnly {
+        points = points.min(model_use.block_threshold.saturating_sub(1));
+    }
+    if points >= model_use.flag_threshold && points > 0 {
+        let words: Vec<String> = model.explain(text, &scored, 5).iter().map(|w| format!("\"{w}\"")).collect();
+        let percent = (scored.probability * 100.0).round();
+        assessment.reasons.push(Reason {
+            code: model::REASON_CODE.into(),
+            detail: format!("reads like marketing ({percent}% by the model); weighed most: {}", words.join(", ")),
+            points,
+        });
+        assessment.score = assessment.score.max(points);
+    }
+    assessment
+}
+
+/// What the rules alone make of a list of reasons (repeated content included): the sum of every reason's points
+/// but the model's, capped. Tells a block the model alone caused from one the rules would have made anyway.
+pub fn rules_score(reasons: &[Reason]) -> u8 {
+    let total: u32 = reasons.iter().filter(|r| r.code != model::REASON_CODE).map(|r| u32::from(r.points)).sum();
+    total.min(100) as u8
+}
+
+fn assess_rules(text: &str, purpose: &str) -> Assessment {
     let rules = rules();
     let texts = words(&normalize(text));
     let words: Vec<Word> = texts.iter().map(|t| Word { text: t, forms: forms(t) }).collect();
@@ -91,28 +177,33 @@ pub fn content_fingerprint(text: &str) -> String {
 /// space. Punctuation stays (links and "50% off" need it); splitting into words happens later.
 pub fn normalize(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    for c in text.chars().flat_map(char::to_lowercase) {
-        let c = match c {
-            '\u{064B}'..='\u{065F}' | '\u{0670}' | '\u{0640}' => continue,
-            // Zero-width characters are how "b\u{200B}uy now" dodges a filter.
-            '\u{200B}'..='\u{200F}' | '\u{2060}' | '\u{FEFF}' | '\u{00AD}' => continue,
-            'أ' | 'إ' | 'آ' | 'ٱ' => 'ا',
-            'ى' => 'ي',
-            'ة' => 'ه',
-            '٪' => '%',
-            '٫' => '.',
-            '٬' => ',',
-            '\u{0660}'..='\u{0669}' => char::from(b'0' + (c as u32 - 0x0660) as u8),
-            '\u{06F0}'..='\u{06F9}' => char::from(b'0' + (c as u32 - 0x06F0) as u8),
-            c if c.is_whitespace() => ' ',
-            c => c,
-        };
+    for c in text.chars().flat_map(char::to_lowercase).filter_map(fold) {
+        let c = if c.is_whitespace() { ' ' } else { c };
         if !(c == ' ' && (out.is_empty() || out.ends_with(' '))) {
             out.push(c);
         }
     }
     out.truncate(out.trim_end().len());
     out
+}
+
+/// [`normalize`] of one lower-case character (whitespace aside); `None` drops it. The model's features fold the same
+/// way.
+pub(crate) fn fold(c: char) -> Option<char> {
+    Some(match c {
+        '\u{064B}'..='\u{065F}' | '\u{0670}' | '\u{0640}' => return None,
+        // Zero-width characters are how "b\u{200B}uy now" dodges a filter.
+        '\u{200B}'..='\u{200F}' | '\u{2060}' | '\u{FEFF}' | '\u{00AD}' => return None,
+        'أ' | 'إ' | 'آ' | 'ٱ' => 'ا',
+        'ى' => 'ي',
+        'ة' => 'ه',
+        '٪' => '%',
+        '٫' => '.',
+        '٬' => ',',
+        '\u{0660}'..='\u{0669}' => char::from(b'0' + (c as u32 - 0x0660) as u8),
+        '\u{06F0}'..='\u{06F9}' => char::from(b'0' + (c as u32 - 0x06F0) as u8),
+        c => c,
+    })
 }
 
 /// Letters and digits make words; `%` is a word of its own; apostrophes join ("don't" is "dont", so rules need not
@@ -440,6 +531,42 @@ fn rules() -> &'static Rules {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// These tests pin the rules; the model's share is tested below and in tests/policy_corpus.rs.
+    fn assess(text: &str, purpose: &str) -> Assessment {
+        assess_with(text, purpose, ModelUse { mode: ModelMode::Off, ..ModelUse::default() })
+    }
+
+    #[test]
+    fn model_and_rules_combine_by_the_larger_score() {
+        let pitch =
+            "Hi! We help clinics like yours fill empty appointment slots. Could I show you how in a quick call?";
+        let modelled = super::assess(pitch, "transactional");
+        let model_reason = modelled.reasons.iter().find(|r| r.code == model::REASON_CODE);
+        let Some(reason) = model_reason else { panic!("no model reason: {modelled:?}") };
+        assert_eq!(modelled.score, reason.points.max(rules_score(&modelled.reasons)));
+        assert!(reason.detail.contains('"'), "{}", reason.detail);
+        let flag_only = ModelUse { mode: ModelMode::FlagOnly, ..ModelUse::default() };
+        assert!(assess_with(pitch, "transactional", flag_only).score < BLOCK_THRESHOLD_DEFAULT);
+        assert!(assess(pitch, "transactional").reasons.iter().all(|r| r.code != model::REASON_CODE));
+        let otp = "Your verification code is 482913. It expires in 10 minutes.";
+        assert!(super::assess(otp, "authentication").reasons.is_empty());
+        assert_eq!(ModelMode::parse(" Flag_Only "), Some(ModelMode::FlagOnly));
+        assert_eq!(ModelMode::parse("maybe"), None);
+    }
+
+    /// The examples /docs/responsible-messaging gives, with the model on.
+    #[test]
+    fn documented_examples() {
+        let decision = |text: &str| {
+            let a = super::assess(text, "transactional");
+            (decide(a.score, FLAG_THRESHOLD_DEFAULT, BLOCK_THRESHOLD_DEFAULT), a.score)
+        };
+        assert_eq!(decision("Sale today").0, Decision::Flag);
+        assert_eq!(decision("Flash sale today only! Shop now").0, Decision::Block);
+        assert_eq!(decision("Please vote for the employee of the month").0, Decision::Allow);
+        assert_eq!(decision("Your order #2041 has been shipped."), (Decision::Allow, 0));
+    }
 
     fn codes(text: &str, purpose: &str) -> Vec<String> {
         assess(text, purpose).reasons.into_iter().map(|r| r.code).collect()

@@ -289,9 +289,14 @@ impl Sender<'_> {
         // 9's content checks need no lock: they run before the admission transaction, which
         // adds repeated content (counted in its transaction) and answers in the spec's order
         // (suppression before content).
-        let assessment = assess_content(&text, request.media.as_ref(), purpose);
         let settings = self.settings();
         let thresholds = (settings.policy_flag_threshold, settings.policy_block_threshold);
+        let model_use = policy::ModelUse {
+            mode: settings.content_model,
+            flag_threshold: thresholds.0,
+            block_threshold: thresholds.1,
+        };
+        let assessment = assess_content(&text, request.media.as_ref(), purpose, model_use);
         let throttle_limits = throttle::ThrottleLimits {
             per_minute: settings.rate_per_minute,
             new_recipients_per_hour: settings.new_recipients_per_hour,
@@ -501,13 +506,13 @@ impl Sender<'_> {
 }
 
 /// The content policy's view of the text (and a media file's name), repeated content aside.
-fn assess_content(text: &str, media: Option<&Media>, purpose: Purpose) -> Assessment {
+fn assess_content(text: &str, media: Option<&Media>, purpose: Purpose, model_use: policy::ModelUse) -> Assessment {
     let mut subject = text.to_string();
     if let Some(name) = media.and_then(|m| m.file_name.as_deref()) {
         subject.push('\n');
         subject.push_str(&name.replace(['_', '-', '.'], " "));
     }
-    policy::assess(&subject, purpose.as_str())
+    policy::assess_with(&subject, purpose.as_str(), model_use)
 }
 
 /// Where a send past the pure checks ended.
@@ -533,8 +538,10 @@ async fn admit_and_deliver(
         match answer {
             admission::Admission::Admitted(ticket) => break ticket,
             admission::Admission::Refused(refusal) => {
-                if matches!(refusal, Refusal::PolicyViolation(_)) {
-                    maybe_pause_for_review(&state, &instance.id).await?;
+                if let Refusal::PolicyViolation(assessment) = &refusal {
+                    if counts_for_review(&state.config.send, &assessment.reasons) {
+                        maybe_pause_for_review(&state, &instance.id).await?;
+                    }
                 }
                 return Ok(Step::Refused(refusal));
             }
@@ -563,10 +570,24 @@ async fn admit_and_deliver(
     Ok(Step::Finished(delivery.run().await?))
 }
 
+/// Whether a policy block counts toward the review pause: a block the content model caused alone counts only with
+/// `WAG_CONTENT_MODEL_REVIEW_PAUSE` on, so a model being rolled out cannot pause customers by itself.
+fn counts_for_review(settings: &SendSettings, reasons: &[Reason]) -> bool {
+    settings.content_model_review_pause || policy::rules_score(reasons) >= settings.policy_block_threshold
+}
+
 /// Many policy blocks within an hour pause the instance for review.
 async fn maybe_pause_for_review(state: &AppState, instance_id: &str) -> Result<()> {
     let since = time::now() - REVIEW_WINDOW_SECS;
-    let blocks = policy_log::policy_blocks_since(&state.db, instance_id, since).await?;
+    let settings = &state.config.send;
+    let blocks = if settings.content_model_review_pause {
+        policy_log::policy_blocks_since(&state.db, instance_id, since).await?
+    } else {
+        policy_log::policy_blocks_since_where(&state.db, instance_id, since, |reasons| {
+            counts_for_review(settings, reasons)
+        })
+        .await?
+    };
     if blocks >= state.config.send.review_pause_blocks {
         let reason = format!("Automatic: {blocks} policy blocks within an hour.");
         if instances::pause_for_review(&state.db, instance_id, &reason).await? {
@@ -668,5 +689,26 @@ fn stored_body(text: &str, purpose: Purpose) -> String {
         text.chars().map(|c| if c.is_ascii_digit() { '•' } else { c }).collect()
     } else {
         text.to_string()
+    }
+}
+
+#[cfg(test)]
+mod review_tests {
+    use super::*;
+
+    fn reason(code: &str, points: u8) -> Reason {
+        Reason { code: code.into(), detail: String::new(), points }
+    }
+
+    #[test]
+    fn model_only_blocks_count_for_review_only_when_set() {
+        let mut settings = SendSettings::default();
+        let model_only = [reason(policy::model::REASON_CODE, 92), reason("marketing_language", 30)];
+        let rules_too =
+            [reason(policy::model::REASON_CODE, 92), reason("promotional_offer", 45), reason("call_to_buy", 40)];
+        assert!(counts_for_review(&settings, &model_only), "counted by default");
+        settings.content_model_review_pause = false;
+        assert!(!counts_for_review(&settings, &model_only));
+        assert!(counts_for_review(&settings, &rules_too), "the rules alone would have blocked it");
     }
 }
