@@ -18,7 +18,7 @@ use prometheus_client::{
     },
     registry::Registry,
 };
-use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+use sea_orm::DatabaseConnection;
 
 use crate::error::Result;
 
@@ -134,34 +134,11 @@ impl Metrics {
     /// The Prometheus text exposition, with the stored-state gauges read now. `owned`: the
     /// instances this node runs (several servers only).
     pub async fn render(&self, db: &DatabaseConnection, owned: Option<usize>) -> Result<String> {
-        let backend = db.get_database_backend();
-        let now = crate::time::now();
-        let row = db
-            .query_one_raw(Statement::from_string(
-                backend,
-                "SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM webhook_deliveries WHERE status = 'pending'",
-            ))
-            .await?;
-        let (backlog, oldest) = match row {
-            Some(row) => (row.try_get::<i64>("", "n")?, row.try_get::<Option<i64>>("", "oldest")?),
-            None => (0, None),
-        };
+        let (backlog, oldest) = crate::operator::webhook_backlog(db, crate::time::now()).await?;
         self.webhook_backlog.set(backlog);
-        self.webhook_oldest_pending.set(oldest.map_or(0.0, |at| (now - at).max(0) as f64));
-        let rows = db
-            .query_all_raw(Statement::from_string(
-                backend,
-                "SELECT connector, status, review_paused, COUNT(*) AS n FROM instances \
-                 GROUP BY connector, status, review_paused",
-            ))
-            .await?;
+        self.webhook_oldest_pending.set(oldest.unwrap_or(0) as f64);
         self.instances.clear();
-        for row in rows {
-            let connector: String = row.try_get("", "connector")?;
-            let status: String = row.try_get("", "status")?;
-            let paused: bool = row.try_get("", "review_paused")?;
-            let state = if paused { "paused_for_review".to_string() } else { status };
-            let n: i64 = row.try_get("", "n")?;
+        for (connector, state, n) in crate::operator::instances_by_state(db).await? {
             self.instances.get_or_create(&vec![("connector", connector), ("state", state)]).inc_by(n);
         }
         if let Some(owned) = owned {

@@ -60,23 +60,39 @@ async fn one_i64(db: &DatabaseConnection, sql: &str, values: Vec<Value>) -> Resu
     Ok(row.map(|r| r.try_get_by_index::<Option<i64>>(0)).transpose()?.flatten().unwrap_or(0))
 }
 
-/// `cluster_lease_ms`: the lease, when this server is one of several.
-pub async fn overview(db: &DatabaseConnection, now: i64, cluster_lease_ms: Option<i64>) -> Result<Overview> {
-    let mut overview =
-        Overview { accounts: one_i64(db, "SELECT COUNT(*) FROM accounts", vec![]).await?, ..Overview::default() };
+/// Instances by (connector, state), `paused_for_review` counting as a state of its own.
+pub async fn instances_by_state(db: &DatabaseConnection) -> Result<Vec<(String, String, i64)>> {
     let rows = db
         .query_all_raw(statement(
             db,
-            "SELECT connector, status, review_paused, COUNT(*) AS n FROM instances GROUP BY connector, status, review_paused ORDER BY connector, status",
+            "SELECT connector, status, review_paused, COUNT(*) AS n FROM instances \
+             GROUP BY connector, status, review_paused ORDER BY connector, status",
             vec![],
         ))
         .await?;
+    let mut out = Vec::with_capacity(rows.len());
     for row in rows {
         let paused: bool = row.try_get("", "review_paused")?;
         let status: String = row.try_get("", "status")?;
         let state = if paused { "paused_for_review".to_string() } else { status };
-        overview.instances.push((row.try_get("", "connector")?, state, row.try_get("", "n")?));
+        out.push((row.try_get("", "connector")?, state, row.try_get("", "n")?));
     }
+    Ok(out)
+}
+
+/// Webhook deliveries waiting, and the age in seconds of the oldest.
+pub async fn webhook_backlog(db: &DatabaseConnection, now: i64) -> Result<(i64, Option<i64>)> {
+    let sql = "SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM webhook_deliveries WHERE status = 'pending'";
+    let Some(row) = db.query_one_raw(statement(db, sql, vec![])).await? else { return Ok((0, None)) };
+    let oldest: Option<i64> = row.try_get("", "oldest")?;
+    Ok((row.try_get("", "n")?, oldest.map(|at| (now - at).max(0))))
+}
+
+/// `cluster_lease_ms`: the lease, when this server is one of several.
+pub async fn overview(db: &DatabaseConnection, now: i64, cluster_lease_ms: Option<i64>) -> Result<Overview> {
+    let mut overview =
+        Overview { accounts: one_i64(db, "SELECT COUNT(*) FROM accounts", vec![]).await?, ..Overview::default() };
+    overview.instances = instances_by_state(db).await?;
     overview.alerts = one_i64(db, "SELECT COUNT(*) FROM instances WHERE connection_alert IS NOT NULL", vec![]).await?;
     let since = (now - 23 * 3600) / 3600 * 3600;
     let rows = db
@@ -121,17 +137,7 @@ pub async fn overview(db: &DatabaseConnection, now: i64, cluster_lease_ms: Optio
         let get = |c: &str| row.try_get::<Option<i64>>("", c).map(|v| v.unwrap_or(0));
         overview.decisions = (get("a")?, get("f")?, get("b")?);
     }
-    let row = db
-        .query_one_raw(statement(
-            db,
-            "SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM webhook_deliveries WHERE status = 'pending'",
-            vec![],
-        ))
-        .await?;
-    if let Some(row) = row {
-        overview.webhook_backlog = row.try_get("", "n")?;
-        overview.webhook_oldest_pending_secs = row.try_get::<Option<i64>>("", "oldest")?.map(|at| (now - at).max(0));
-    }
+    (overview.webhook_backlog, overview.webhook_oldest_pending_secs) = webhook_backlog(db, now).await?;
     overview.failing_destinations = one_i64(
         db,
         "SELECT COUNT(*) FROM webhook_destinations WHERE failing_since IS NOT NULL OR disabled_reason IS NOT NULL",

@@ -1,13 +1,9 @@
 //! A node's row: registered at start with a new id per boot, its heartbeat renewed every third
 //! of the lease, marked stopped when it leaves.
-use sea_orm::{ConnectionTrait, DatabaseConnection, Statement, Value};
+use sea_orm::{ConnectionTrait, DatabaseConnection};
 
-use super::NOW_MS;
+use super::{statement, NOW_MS};
 use crate::error::Result;
-
-fn statement(db: &DatabaseConnection, sql: String, values: Vec<Value>) -> Statement {
-    Statement::from_sql_and_values(db.get_database_backend(), sql, values)
-}
 
 pub async fn register(db: &DatabaseConnection, id: &str, address: &str) -> Result<()> {
     let sql = format!(

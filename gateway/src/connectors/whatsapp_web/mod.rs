@@ -318,17 +318,9 @@ impl Inner {
 
     async fn wipe_store(&self) {
         if let Storage::Shared(vault) = &self.settings.storage {
-            let loaded = self.shared.lock().await.take();
-            let wiped = match loaded {
-                Some(store) => store.wipe().await.map_err(|e| e.to_string()),
-                // Nothing loaded here: this session may still wipe, fenced the same way.
-                None => {
-                    match shared_store::SharedStore::open(vault.clone(), &self.instance_id, self.fence.clone()).await {
-                        Ok(store) => store.wipe().await.map_err(|e| e.to_string()),
-                        Err(e) => Err(e.to_string()),
-                    }
-                }
-            };
+            // The loaded store goes with the keys; the delete needs nothing loaded.
+            self.shared.lock().await.take();
+            let wiped = vault.wipe(&self.instance_id, self.fence.as_ref()).await;
             if let Err(e) = wiped {
                 tracing::error!(instance_id = %self.instance_id, error = %e, "deleting the WhatsApp session's keys failed");
             }

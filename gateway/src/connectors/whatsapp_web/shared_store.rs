@@ -67,6 +67,19 @@ impl KeyVault {
         crate::cluster::ownership::holds(&self.db, instance_id, &fence.node_id, fence.epoch).await.unwrap_or(false)
     }
 
+    /// Drops everything kept for the instance (WhatsApp ended the link), if `fence` still owns
+    /// it; nothing needs loading first.
+    pub async fn wipe(&self, instance_id: &str, fence: Option<&SessionFence>) -> Result<()> {
+        let mut values: Vec<Value> = vec![instance_id.into()];
+        let fence = fence_sql(fence, &mut values);
+        let sql = format!("DELETE FROM whatsapp_keys WHERE instance_id = $1{fence}");
+        let db = &self.db;
+        db.execute_raw(Statement::from_sql_and_values(db.get_database_backend(), sql, values))
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
     fn seal(&self, row: &RowKey<'_>, plain: &[u8]) -> Result<Vec<u8>> {
         let nonce = ChaCha20Poly1305::generate_nonce(&mut OsRng);
         let aad = row.bound();
@@ -295,19 +308,7 @@ impl SharedStore {
 
     /// The fence as SQL (with its values appended), or nothing on a single server.
     fn fence_sql(&self, values: &mut Vec<Value>) -> String {
-        match &self.fence {
-            None => String::new(),
-            Some(fence) => {
-                values.push(fence.node_id.as_str().into());
-                values.push(fence.epoch.into());
-                format!(
-                    " AND EXISTS (SELECT 1 FROM instance_owners o WHERE o.instance_id = $1 AND o.node_id = ${} \
-                     AND o.epoch = ${} FOR SHARE)",
-                    values.len() - 1,
-                    values.len()
-                )
-            }
-        }
+        fence_sql(self.fence.as_ref(), values)
     }
 
     /// Writes rows (one statement); fails when the fence refuses it.
@@ -414,14 +415,25 @@ impl SharedStore {
 
     /// Drops everything kept for the instance (WhatsApp ended the link), if this session may.
     pub async fn wipe(&self) -> Result<()> {
-        let mut values: Vec<Value> = vec![self.instance_id.as_str().into()];
-        let fence = self.fence_sql(&mut values);
-        let sql = format!("DELETE FROM whatsapp_keys WHERE instance_id = $1{fence}");
-        let db = &self.vault.db;
-        db.execute_raw(Statement::from_sql_and_values(db.get_database_backend(), sql, values))
-            .await
-            .map_err(db_error)?;
-        Ok(())
+        self.vault.wipe(&self.instance_id, self.fence.as_ref()).await
+    }
+}
+
+/// The owner check a statement carries (its values appended; `$1` is the instance id), or
+/// nothing on a single server.
+fn fence_sql(fence: Option<&SessionFence>, values: &mut Vec<Value>) -> String {
+    match fence {
+        None => String::new(),
+        Some(fence) => {
+            values.push(fence.node_id.as_str().into());
+            values.push(fence.epoch.into());
+            format!(
+                " AND EXISTS (SELECT 1 FROM instance_owners o WHERE o.instance_id = $1 AND o.node_id = ${} \
+                 AND o.epoch = ${} FOR SHARE)",
+                values.len() - 1,
+                values.len()
+            )
+        }
     }
 }
 
