@@ -615,6 +615,61 @@ test('WA Gateway works in a browser without JavaScript', { timeout: 10 * 60_000 
     await outContext.close();
     assert.deepEqual(problems, [], `accessibility problems:\n${problems.join('\n')}`);
   });
+
+  await step('k. operator pass: a customer asks for a higher limit, an operator approves it, the customer sees it', async () => {
+    await open(page, '/dashboard');
+    await page.getByText('Request a higher reviewed limit', { exact: true }).click();
+    await page.getByLabel('Daily limit you need', { exact: true }).fill('2000');
+    await page.getByLabel('Monthly limit you need', { exact: true }).fill('40000');
+    await page.getByLabel('Use case', { exact: true }).fill('Order and delivery updates to our shop\'s buyers');
+    await page.getByLabel('Expected volume', { exact: true }).fill('about 1,500 updates a day');
+    await page.getByRole('button', { name: 'Send the request', exact: true }).click();
+    await waitForPath(page, '/dashboard');
+    await page.getByText('is waiting for an operator').first().waitFor();
+
+    const operatorEmail = `e2e-operator-${Date.now()}@example.com`;
+    wagAdmin(['create-user', '--email', operatorEmail, '--password', PASSWORD, '--admin']);
+    const opContext = await newContext({ javaScriptEnabled: false });
+    const op = await opContext.newPage();
+    currentPage = op;
+    await open(op, '/login');
+    await op.getByLabel('Email', { exact: true }).fill(operatorEmail);
+    await op.getByLabel('Password', { exact: true }).fill(PASSWORD);
+    await op.getByRole('button', { name: 'Log in', exact: true }).click();
+    await waitForPath(op, '/dashboard');
+    await op.getByRole('link', { name: 'Limit requests', exact: true }).click();
+    await waitForPath(op, '/admin/limit-requests');
+    await op.getByText('about 1,500 updates a day').first().waitFor();
+    await op.getByLabel('Daily limit', { exact: true }).fill('1500');
+    await op.getByLabel('Monthly limit', { exact: true }).fill('30000');
+    await op.getByRole('button', { name: 'Approve', exact: true }).click();
+    await op.getByText('limits are now 1500 a day and 30000 a month').first().waitFor();
+    await op.screenshot({ path: path.join(SHOTS_DIR, 'operator-limit-requests.png'), fullPage: true });
+
+    // The operator's pages pass axe-core too.
+    const problems = [];
+    for (const adminPath of ['/admin', '/admin/accounts', '/admin/reviews', '/admin/limit-requests?status=approved', '/admin/instances', '/admin/audit']) {
+      await open(op, adminPath);
+      await op.evaluate(AXE_SOURCE);
+      const result = await op.evaluate(() =>
+        window.axe.run(document, { resultTypes: ['violations'] }).then((r) =>
+          r.violations
+            .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+            .map((v) => `${v.id} (${v.impact}): ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(' | ')}`)));
+      for (const v of result) problems.push(`${adminPath}: ${v}`);
+    }
+    await open(op, '/admin/accounts');
+    await op.getByRole('link', { name: EMAIL, exact: true }).click();
+    await op.getByText('decide_limit_request').first().waitFor();
+    await opContext.close();
+    assert.deepEqual(problems, [], `accessibility problems on operator pages:\n${problems.join('\n')}`);
+
+    currentPage = page;
+    await open(page, '/dashboard');
+    await page.getByText('your limits are now 1500 a day and 30000 a month').first().waitFor();
+    const usage = await page.locator('.stat-value').allTextContents();
+    assert.ok(usage.some((t) => / \/ 1500$/.test(t.trim())), `the daily meter counts against 1500: ${usage.join(' | ')}`);
+  });
   if (dataContext) await dataContext.close();
 });
 

@@ -80,6 +80,7 @@ pub enum SecretKind {
     ThreecxSecret,
     ThreecxHmacSecret,
     ThreecxForwardingSecret,
+    ResetLink,
 }
 
 impl SecretKind {
@@ -91,6 +92,7 @@ impl SecretKind {
             SecretKind::ThreecxSecret => "new-3cx-secret",
             SecretKind::ThreecxHmacSecret => "new-3cx-hmac-secret",
             SecretKind::ThreecxForwardingSecret => "new-3cx-forwarding-secret",
+            SecretKind::ResetLink => "new-reset-link",
         }
     }
     pub fn label(self) -> &'static str {
@@ -100,6 +102,7 @@ impl SecretKind {
             SecretKind::ThreecxSecret => "The new 3CX webhook secret",
             SecretKind::ThreecxHmacSecret => "The new HMAC secret",
             SecretKind::ThreecxForwardingSecret => "The new signing secret for the 3CX destination",
+            SecretKind::ResetLink => "The password-reset link",
         }
     }
 }

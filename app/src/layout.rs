@@ -37,6 +37,16 @@ pub fn FlashBanner() -> impl IntoView {
     })
 }
 
+/// The operator's pages (admin role only).
+const OPERATOR_NAV: &[NavItem] = &[
+    NavItem { href: "/admin", label: "Operator overview" },
+    NavItem { href: "/admin/accounts", label: "Accounts" },
+    NavItem { href: "/admin/reviews", label: "Review queue" },
+    NavItem { href: "/admin/limit-requests", label: "Limit requests" },
+    NavItem { href: "/admin/instances", label: "All instances" },
+    NavItem { href: "/admin/audit", label: "Audit log" },
+];
+
 struct NavItem {
     href: &'static str,
     label: &'static str,
@@ -117,7 +127,9 @@ pub fn PortalLayout(
                         {is_admin.then(|| view! {
                             <div class="nav-group">
                                 <div class="nav-group-title">"Operator"</div>
-                                <a class="nav-link" href="/admin" aria-current=(current == "/admin").then_some("page")>"Operator overview"</a>
+                                {OPERATOR_NAV.iter().map(|item| view! {
+                                    <a class="nav-link" href=item.href aria-current=(item.href == current).then_some("page")>{item.label}</a>
+                                }).collect_view()}
                             </div>
                         })}
                     </nav>

@@ -24,7 +24,14 @@ use leptos_router::{
 
 use crate::pages::{
     account::AccountPage,
-    admin::AdminPage,
+    admin::{
+        accounts::{AdminAccountPage, AdminAccountsPage},
+        audit::AdminAuditPage,
+        fleet::AdminInstancesPage,
+        limits::AdminLimitRequestsPage,
+        reviews::AdminReviewsPage,
+        AdminPage,
+    },
     api_keys::ApiKeysPage,
     auth::{LoginPage, SignupPage},
     dashboard::DashboardPage,
@@ -85,6 +92,12 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/instances/:id/manage") view=ManagePage ssr=SsrMode::Async/>
                 <Route path=path!("/account") view=AccountPage ssr=SsrMode::Async/>
                 <Route path=path!("/admin") view=AdminPage ssr=SsrMode::Async/>
+                <Route path=path!("/admin/accounts") view=AdminAccountsPage ssr=SsrMode::Async/>
+                <Route path=path!("/admin/accounts/:id") view=AdminAccountPage ssr=SsrMode::Async/>
+                <Route path=path!("/admin/reviews") view=AdminReviewsPage ssr=SsrMode::Async/>
+                <Route path=path!("/admin/limit-requests") view=AdminLimitRequestsPage ssr=SsrMode::Async/>
+                <Route path=path!("/admin/instances") view=AdminInstancesPage ssr=SsrMode::Async/>
+                <Route path=path!("/admin/audit") view=AdminAuditPage ssr=SsrMode::Async/>
                 <Route path=path!("/suppressed-recipients") view=SuppressionsPage ssr=SsrMode::Async/>
                 <Route path=path!("/inbound-logs") view=InboundLogsPage ssr=SsrMode::Async/>
                 <Route path=path!("/messages") view=MessagesPage ssr=SsrMode::Async/>

@@ -266,42 +266,6 @@ pub async fn change_password(db: &DatabaseConnection, account_id: i64, current: 
     Ok(())
 }
 
-/// Operator action: sets the plan and, when given, reviewed per-account limits (0 clears one).
-pub async fn set_plan(
-    db: &DatabaseConnection,
-    email: &str,
-    plan: Plan,
-    daily: Option<i64>,
-    monthly: Option<i64>,
-) -> Result<Account> {
-    let model = require_by_email(db, email).await?;
-    let mut active: account::ActiveModel = model.into();
-    active.plan = Set(plan.as_str().into());
-    if let Some(d) = daily {
-        active.daily_limit_override = Set(limit_override(d, "daily")?);
-    }
-    if let Some(m) = monthly {
-        active.monthly_limit_override = Set(limit_override(m, "monthly")?);
-    }
-    update_cached(db, active).await
-}
-
-/// Disables the account (its keys and sign-in are refused) or enables it again.
-pub async fn set_disabled(db: &DatabaseConnection, email: &str, disabled: bool) -> Result<Account> {
-    let model = require_by_email(db, email).await?;
-    let mut active: account::ActiveModel = model.into();
-    active.disabled_at = Set(disabled.then(time::now));
-    update_cached(db, active).await
-}
-
-/// Makes the account an operator (admin) or a customer.
-pub async fn set_role(db: &DatabaseConnection, email: &str, role: Role) -> Result<Account> {
-    let model = require_by_email(db, email).await?;
-    let mut active: account::ActiveModel = model.into();
-    active.role = Set(role.as_str().into());
-    update_cached(db, active).await
-}
-
 /// Every account, oldest first (for `wag admin list-users`; an operator's listing, not a page
 /// a request renders).
 pub async fn list_all(db: &DatabaseConnection) -> Result<Vec<Account>> {
@@ -313,44 +277,6 @@ pub async fn list_all(db: &DatabaseConnection) -> Result<Vec<Account>> {
         .into_iter()
         .map(Account::from)
         .collect())
-}
-
-/// Writes a change that the API path keeps in memory, with the change counter.
-async fn update_cached(db: &DatabaseConnection, active: account::ActiveModel) -> Result<Account> {
-    let txn = crate::db::begin_write(db).await?;
-    let updated = active.update(&txn).await?;
-    crate::cache::epoch::mark(&txn).await?;
-    crate::cache::epoch::commit(txn).await?;
-    Ok(updated.into())
-}
-
-fn limit_override(value: i64, which: &str) -> Result<Option<i32>> {
-    if value == 0 {
-        return Ok(None);
-    }
-    match i32::try_from(value) {
-        Ok(v) if v > 0 => Ok(Some(v)),
-        _ => {
-            Err(Error::invalid(format!("The {which} limit must be a positive whole number (0 removes the override).")))
-        }
-    }
-}
-
-pub async fn set_module(db: &DatabaseConnection, email: &str, module: Module, enabled: bool) -> Result<Account> {
-    let model = require_by_email(db, email).await?;
-    let mut active: account::ActiveModel = model.into();
-    match module {
-        Module::Api => active.api_enabled = Set(enabled),
-        Module::ThreeCx => active.threecx_enabled = Set(enabled),
-    }
-    update_cached(db, active).await
-}
-
-async fn require_by_email(db: &DatabaseConnection, email: &str) -> Result<account::Model> {
-    let email = Email::parse(email)?;
-    find_model_by_email(db, email.as_str())
-        .await?
-        .ok_or_else(|| Error::invalid(format!("No account has the email address {}.", email.as_str())))
 }
 
 fn argon2() -> Argon2<'static> {

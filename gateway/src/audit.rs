@@ -51,7 +51,20 @@ pub async fn record<C: ConnectionTrait>(conn: &C, change: Change<'_>) -> Result<
 
 /// The newest `limit` rows, of one account or of all.
 pub async fn latest<C: ConnectionTrait>(conn: &C, account_id: Option<i64>, limit: u64) -> Result<Vec<Entry>> {
+    page(conn, account_id, None, limit).await
+}
+
+/// `limit` rows older than the id `before`, newest first, of one account or of all.
+pub async fn page<C: ConnectionTrait>(
+    conn: &C,
+    account_id: Option<i64>,
+    before: Option<i64>,
+    limit: u64,
+) -> Result<Vec<Entry>> {
     let mut query = audit_log::Entity::find().order_by_desc(audit_log::Column::Id).limit(limit);
+    if let Some(before) = before {
+        query = query.filter(audit_log::Column::Id.lt(before));
+    }
     if let Some(account_id) = account_id {
         query = query.filter(audit_log::Column::AccountId.eq(account_id));
     }

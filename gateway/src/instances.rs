@@ -1,7 +1,8 @@
 //! WhatsApp instances: one connected number each, owned by one account. Every lookup that a
 //! customer can reach takes the account id, so another account's instance is `NotFound`.
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    sea_query::Expr, ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set,
 };
 use serde::{Deserialize, Serialize};
 
@@ -61,6 +62,11 @@ pub struct Instance {
     /// lifts it.
     pub review_paused: bool,
     pub review_reason: Option<String>,
+    pub review_paused_at: Option<i64>,
+    /// The operator's note from the last review (kept after a resume, replaced by the next), so
+    /// the customer reads why an instance stays paused or what to watch after it was resumed.
+    pub review_note: Option<String>,
+    pub review_note_at: Option<i64>,
     /// Set when WhatsApp itself suspended or ended the link (a temporary ban, a forced logout);
     /// cleared when the instance connects again.
     pub connection_alert: Option<String>,
@@ -81,6 +87,9 @@ impl From<instance::Model> for Instance {
             paused: m.paused,
             review_paused: m.review_paused,
             review_reason: m.review_reason,
+            review_paused_at: m.review_paused_at,
+            review_note: m.review_note,
+            review_note_at: m.review_note_at,
             connection_alert: m.connection_alert,
             connection_alert_at: m.connection_alert_at,
             created_at: m.created_at,
@@ -134,6 +143,8 @@ pub async fn create_capped(
         review_paused_at: Set(None),
         connection_alert: Set(None),
         connection_alert_at: Set(None),
+        review_note: Set(None),
+        review_note_at: Set(None),
     }
     .insert(&txn)
     .await?;
@@ -407,34 +418,57 @@ pub async fn status_history(
 /// Only an operator lifts it. Returns false when it was already paused for review.
 pub async fn pause_for_review(db: &DatabaseConnection, id: &str, reason: &str) -> Result<bool> {
     let txn = crate::db::begin_write(db).await?;
+    let paused = pause_for_review_in(&txn, id, reason).await?;
+    crate::cache::epoch::commit(txn).await?;
+    Ok(paused)
+}
+
+/// [`pause_for_review`] inside the caller's write transaction (which must end with
+/// `cache::epoch::commit`: the API path keeps instances in memory). A new pause clears the
+/// last review's note.
+pub async fn pause_for_review_in<C: ConnectionTrait>(txn: &C, id: &str, reason: &str) -> Result<bool> {
     let result = instance::Entity::update_many()
-        .col_expr(instance::Column::ReviewPaused, sea_orm::sea_query::Expr::value(true))
-        .col_expr(
-            instance::Column::ReviewReason,
-            sea_orm::sea_query::Expr::value(reason.chars().take(255).collect::<String>()),
-        )
-        .col_expr(instance::Column::ReviewPausedAt, sea_orm::sea_query::Expr::value(time::now()))
+        .col_expr(instance::Column::ReviewPaused, Expr::value(true))
+        .col_expr(instance::Column::ReviewReason, Expr::value(reason.chars().take(255).collect::<String>()))
+        .col_expr(instance::Column::ReviewPausedAt, Expr::value(time::now()))
+        .col_expr(instance::Column::ReviewNote, Expr::value(Option::<String>::None))
+        .col_expr(instance::Column::ReviewNoteAt, Expr::value(Option::<i64>::None))
         .filter(instance::Column::Id.eq(id))
         .filter(instance::Column::ReviewPaused.eq(false))
-        .exec(&txn)
+        .exec(txn)
         .await?;
-    crate::cache::epoch::mark(&txn).await?;
-    crate::cache::epoch::commit(txn).await?;
+    crate::cache::epoch::mark(txn).await?;
     Ok(result.rows_affected == 1)
 }
 
-pub async fn resume_from_review(db: &DatabaseConnection, id: &str) -> Result<bool> {
-    let txn = crate::db::begin_write(db).await?;
+/// Lifts a review pause (only an operator does) inside the caller's write transaction (see [`pause_for_review_in`]),
+/// leaving the operator's `note` for the customer when there is one.
+pub async fn resume_from_review_in<C: ConnectionTrait>(txn: &C, id: &str, note: Option<&str>) -> Result<bool> {
+    let mut update = instance::Entity::update_many()
+        .col_expr(instance::Column::ReviewPaused, Expr::value(false))
+        .col_expr(instance::Column::ReviewReason, Expr::value(Option::<String>::None))
+        .col_expr(instance::Column::ReviewPausedAt, Expr::value(Option::<i64>::None));
+    if let Some(note) = note {
+        update = update
+            .col_expr(instance::Column::ReviewNote, Expr::value(note.to_string()))
+            .col_expr(instance::Column::ReviewNoteAt, Expr::value(time::now()));
+    }
+    let result =
+        update.filter(instance::Column::Id.eq(id)).filter(instance::Column::ReviewPaused.eq(true)).exec(txn).await?;
+    crate::cache::epoch::mark(txn).await?;
+    Ok(result.rows_affected == 1)
+}
+
+/// Leaves an operator's note on an instance that stays paused for review. False when the
+/// instance is not paused.
+pub async fn note_review_in<C: ConnectionTrait>(txn: &C, id: &str, note: &str) -> Result<bool> {
     let result = instance::Entity::update_many()
-        .col_expr(instance::Column::ReviewPaused, sea_orm::sea_query::Expr::value(false))
-        .col_expr(instance::Column::ReviewReason, sea_orm::sea_query::Expr::value(Option::<String>::None))
-        .col_expr(instance::Column::ReviewPausedAt, sea_orm::sea_query::Expr::value(Option::<i64>::None))
+        .col_expr(instance::Column::ReviewNote, Expr::value(note.to_string()))
+        .col_expr(instance::Column::ReviewNoteAt, Expr::value(time::now()))
         .filter(instance::Column::Id.eq(id))
         .filter(instance::Column::ReviewPaused.eq(true))
-        .exec(&txn)
+        .exec(txn)
         .await?;
-    crate::cache::epoch::mark(&txn).await?;
-    crate::cache::epoch::commit(txn).await?;
     Ok(result.rows_affected == 1)
 }
 

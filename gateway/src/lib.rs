@@ -18,6 +18,7 @@ pub mod faults;
 pub mod ids;
 pub mod inbound;
 pub mod instances;
+pub mod limit_requests;
 pub mod log_page;
 pub mod login_throttle;
 pub mod message_log;

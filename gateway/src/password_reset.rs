@@ -20,7 +20,7 @@ fn hash(token: &str) -> String {
 }
 
 /// A new link's token for the account (the path is `/reset-password?token=…`).
-pub async fn create(db: &sea_orm::DatabaseConnection, account_id: i64) -> Result<String> {
+pub async fn create<C: sea_orm::ConnectionTrait>(db: &C, account_id: i64) -> Result<String> {
     let bytes: [u8; 32] = rand::random();
     let token = hex::encode(bytes);
     let now = time::now();

@@ -58,6 +58,9 @@ pub async fn record<C: ConnectionTrait>(db: &C, entry: NewEntry<'_>) -> Result<i
     .insert(db)
     .await?;
     count(db, account_id, decision, now).await?;
+    if let Some(code) = entry.error_code {
+        count_refusals(db, account_id, code, now, 1).await?;
+    }
     Ok(row.id)
 }
 
@@ -92,6 +95,24 @@ pub(crate) async fn count_n<C: ConnectionTrait>(
     };
     let keys: Vec<(&'static str, Value)> = vec![("account_id", account_id.into()), ("hour_start", hour_of(at).into())];
     Counter { table: "policy_stats", keys, count_column: column }.add(db, n).await?;
+    Ok(())
+}
+
+/// Counts `n` sends answered with error `code` in the hour of `at`, per account (the operator
+/// overview's refusals by code).
+pub(crate) async fn count_refusals<C: ConnectionTrait>(
+    db: &C,
+    account_id: i64,
+    code: &str,
+    at: i64,
+    n: i64,
+) -> Result<()> {
+    let keys: Vec<(&'static str, Value)> = vec![
+        ("account_id", account_id.into()),
+        ("hour_start", hour_of(at).into()),
+        ("code", code.chars().take(64).collect::<String>().into()),
+    ];
+    Counter { table: "refusal_stats", keys, count_column: "n" }.add(db, n).await?;
     Ok(())
 }
 

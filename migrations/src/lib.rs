@@ -20,6 +20,7 @@ mod m20261206_000001_whatsapp_keys;
 mod m20261207_000001_audit_log;
 mod m20261207_000002_disabled_accounts;
 mod m20261207_000003_password_resets;
+mod m20261208_000001_operator_console;
 
 pub struct Migrator;
 
@@ -45,6 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000001_audit_log::Migration),
             Box::new(m20261207_000002_disabled_accounts::Migration),
             Box::new(m20261207_000003_password_resets::Migration),
+            Box::new(m20261208_000001_operator_console::Migration),
         ]
     }
 }

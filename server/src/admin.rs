@@ -5,8 +5,10 @@ use clap::Subcommand;
 use gateway::{
     accounts::{self, Email, Module, NewAccount, NewPassword, Role},
     api_keys,
+    audit::CLI,
     config::Config,
     instances,
+    operator::actions::{self, AccountChange, Reviewed},
     plans::Plan,
     DatabaseConnection,
 };
@@ -86,6 +88,9 @@ pub enum AdminCommand {
     ResumeInstance {
         #[arg(long)]
         instance: String,
+        /// A note the customer reads on the instance (what to watch from now on).
+        #[arg(long)]
+        note: Option<String>,
     },
     /// Create an instance (`--connector sandbox` or `whatsapp-web`); its id is printed alone on
     /// the last line.
@@ -232,9 +237,9 @@ async fn execute(db: &DatabaseConnection, config: &Config, command: AdminCommand
         }
         AdminCommand::SetPlan { email, plan, daily_limit, monthly_limit } => {
             let plan = parse_plan(&plan)?;
-            let before = plan_text(&require_account(db, &email).await?);
-            let account = accounts::set_plan(db, &email, plan, daily_limit, monthly_limit).await?;
-            audit(db, "set_plan", Some(account.id), None, Some(before), Some(plan_text(&account))).await?;
+            let id = require_account(db, &email).await?.id;
+            let change = AccountChange::Plan { plan, daily: daily_limit, monthly: monthly_limit };
+            let account = actions::change_account(db, CLI, id, change).await?;
             let limits = account
                 .limits()
                 .map(|l| format!("{}/day, {}/month", l.daily, l.monthly))
@@ -249,9 +254,9 @@ async fn execute(db: &DatabaseConnection, config: &Config, command: AdminCommand
                 "false" => false,
                 _ => return Err(gateway::Error::invalid("--enabled must be true or false.")),
             };
-            let before = modules_text(&require_account(db, &email).await?);
-            let account = accounts::set_module(db, &email, module_parsed, enabled).await?;
-            audit(db, "set_module", Some(account.id), None, Some(before), Some(modules_text(&account))).await?;
+            let id = require_account(db, &email).await?.id;
+            let change = AccountChange::Module { module: module_parsed, enabled };
+            let account = actions::change_account(db, CLI, id, change).await?;
             println!(
                 "{}: module {} {}",
                 account.email,
@@ -282,20 +287,9 @@ async fn execute(db: &DatabaseConnection, config: &Config, command: AdminCommand
             if reason.is_empty() {
                 return Err(gateway::Error::invalid("Give a --reason: the customer's team will ask why."));
             }
-            if instances::pause_for_review(db, &found.id, reason).await? {
-                let after = format!("paused for review: {reason}");
-                audit(
-                    db,
-                    "pause_instance",
-                    Some(found.account_id),
-                    Some(&found.id),
-                    Some("running".into()),
-                    Some(after),
-                )
-                .await?;
-                println!("instance {} paused for review: {reason}", found.id);
-            } else {
-                println!("instance {} was already paused for review", found.id);
+            match actions::pause_instance(db, CLI, &found.id, reason).await? {
+                Reviewed::Done => println!("instance {} paused for review: {reason}", found.id),
+                Reviewed::Unchanged => println!("instance {} was already paused for review", found.id),
             }
         }
         AdminCommand::SetWebhook { instance, url, events } => {
@@ -386,9 +380,7 @@ async fn execute(db: &DatabaseConnection, config: &Config, command: AdminCommand
         }
         AdminCommand::ResetPassword { email } => {
             let account = require_account(db, &email).await?;
-            let token = gateway::password_reset::create(db, account.id).await?;
-            audit(db, "reset_password_link", Some(account.id), None, None, Some("link created (1 hour, once)".into()))
-                .await?;
+            let token = actions::reset_link(db, CLI, account.id).await?;
             println!("a password-reset link for {} (good for an hour, once); hand it over:", account.email);
             println!("{}/reset-password?token={token}", config.public_base_url);
         }
@@ -397,9 +389,8 @@ async fn execute(db: &DatabaseConnection, config: &Config, command: AdminCommand
         AdminCommand::SetRole { email, role } => {
             let parsed = accounts::Role::parse(&role)
                 .ok_or_else(|| gateway::Error::invalid(format!("Unknown role {role:?}: use admin or customer.")))?;
-            let before = require_account(db, &email).await?.role.as_str().to_string();
-            let account = accounts::set_role(db, &email, parsed).await?;
-            audit(db, "set_role", Some(account.id), None, Some(before), Some(account.role.as_str().into())).await?;
+            let id = require_account(db, &email).await?.id;
+            let account = actions::change_account(db, CLI, id, AccountChange::Role(parsed)).await?;
             println!("{} is now {}", account.email, account.role.as_str());
         }
         AdminCommand::Cluster { json } => {
@@ -447,15 +438,11 @@ async fn execute(db: &DatabaseConnection, config: &Config, command: AdminCommand
                 );
             }
         }
-        AdminCommand::ResumeInstance { instance } => {
+        AdminCommand::ResumeInstance { instance, note } => {
             let found = require_instance(db, &instance).await?;
-            if instances::resume_from_review(db, &found.id).await? {
-                let before = found.review_reason.clone().map(|r| format!("paused for review: {r}"));
-                audit(db, "resume_instance", Some(found.account_id), Some(&found.id), before, Some("running".into()))
-                    .await?;
-                println!("instance {} resumed", found.id);
-            } else {
-                println!("instance {} was not paused for review", found.id);
+            match actions::resume_instance(db, CLI, &found.id, note.as_deref()).await? {
+                Reviewed::Done => println!("instance {} resumed", found.id),
+                Reviewed::Unchanged => println!("instance {} was not paused for review", found.id),
             }
         }
         AdminCommand::CreateInstance { email, name, connector } => {
@@ -506,12 +493,9 @@ async fn execute(db: &DatabaseConnection, config: &Config, command: AdminCommand
 }
 
 async fn set_disabled(db: &DatabaseConnection, email: &str, disable: bool) -> gateway::Result<()> {
-    let state = |a: &accounts::Account| if a.disabled { "disabled" } else { "enabled" }.to_string();
-    let before = require_account(db, email).await?;
-    let account = accounts::set_disabled(db, email, disable).await?;
-    let action = if disable { "disable_user" } else { "enable_user" };
-    audit(db, action, Some(account.id), None, Some(state(&before)), Some(state(&account))).await?;
-    println!("{} is {}", account.email, state(&account));
+    let id = require_account(db, email).await?.id;
+    let account = actions::change_account(db, CLI, id, AccountChange::Disabled(disable)).await?;
+    println!("{} is {}", account.email, if account.disabled { "disabled" } else { "enabled" });
     Ok(())
 }
 
@@ -524,20 +508,8 @@ async fn audit(
     before: Option<String>,
     after: Option<String>,
 ) -> gateway::Result<()> {
-    let actor = gateway::audit::CLI;
-    gateway::audit::record(db, gateway::audit::Change { actor, action, account_id, instance_id, before, after }).await
-}
-
-fn plan_text(account: &accounts::Account) -> String {
-    let limits = account
-        .limits()
-        .map(|l| format!("{}/day, {}/month", l.daily, l.monthly))
-        .unwrap_or_else(|| "no sending".into());
-    format!("{} ({limits})", account.plan.as_str())
-}
-
-fn modules_text(account: &accounts::Account) -> String {
-    format!("api {}, 3cx {}", account.api_enabled, account.threecx_enabled)
+    gateway::audit::record(db, gateway::audit::Change { actor: CLI, action, account_id, instance_id, before, after })
+        .await
 }
 
 fn parse_plan(text: &str) -> gateway::Result<Plan> {

@@ -4,7 +4,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     layout::PortalLayout,
-    pages::instances::{InstanceRow, InstanceTable},
+    pages::{
+        instances::{InstanceRow, InstanceTable},
+        limit_request::{LimitRequestCard, LimitRequestRow},
+    },
 };
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,6 +25,8 @@ pub struct DashboardData {
     /// The getting-started steps (key, linked instance, test message, webhook), shown until the
     /// first message is sent; `None` after that.
     pub first_steps: Option<[bool; 4]>,
+    /// The newest request for a higher reviewed limit, with its outcome.
+    pub limit_request: Option<LimitRequestRow>,
 }
 
 #[server(prefix = "/_fn", endpoint = "dashboard")]
@@ -49,7 +54,12 @@ pub async fn get_dashboard() -> Result<DashboardData, ServerFnError> {
         progress.message_sent,
         progress.webhook_added,
     ]);
+    let limit_request = gateway::limit_requests::latest(&state.db, account.id)
+        .await
+        .map_err(|e| read_error("limit request", e))?
+        .map(|r| LimitRequestRow::from_request(&r, &account.email));
     Ok(DashboardData {
+        limit_request,
         first_steps,
         decisions: (summary.allowed, summary.flagged, summary.blocked),
         plan_name: account.plan.display_name().into(),
@@ -175,6 +185,7 @@ fn DashboardView(d: DashboardData) -> impl IntoView {
                 <div class="stat-sub">"connected"</div>
             </div>
         </div>
+        <LimitRequestCard latest=d.limit_request.clone() limits=d.limits/>
         <section class="card">
             <h2>"Responsible messaging, last 7 days"</h2>
             <p>

@@ -18,6 +18,8 @@ pub struct InstanceRow {
     pub paused: bool,
     pub review_paused: bool,
     pub review_reason: Option<String>,
+    /// The operator's note from the last review and when it was left.
+    pub review_note: Option<(String, String)>,
     /// WhatsApp suspended or ended the link (temporary ban, forced logout): shown loudly.
     pub connection_alert: Option<String>,
     pub created: String,
@@ -40,6 +42,7 @@ impl From<gateway::instances::Instance> for InstanceRow {
             paused: i.paused,
             review_paused: i.review_paused,
             review_reason: i.review_reason,
+            review_note: i.review_note.map(|n| (n, i.review_note_at.map(gateway::time::display).unwrap_or_default())),
             connection_alert: i.connection_alert,
         }
     }

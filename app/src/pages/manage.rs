@@ -318,6 +318,14 @@ fn ManageView(data: ManageData, tab: Tab, since: Option<i64>) -> impl IntoView {
                         {data.instance.review_reason.clone().map(|r| format!("Reason: {r} "))}
                         "Review your recent blocked attempts on the "<a href="/responsible-messaging">"Responsible messaging"</a>" page; an operator lifts the pause."
                     </p>
+                    {data.instance.review_note.clone().map(|(note, at)| view! {
+                        <p class="review-note"><strong>{format!("The operator's note ({at}): ")}</strong>{note}</p>
+                    })}
+                </div>
+            })}
+            {(!data.instance.review_paused).then(|| data.instance.review_note.clone()).flatten().map(|(note, at)| view! {
+                <div class="banner banner-info" role="status">
+                    <p><strong>{format!("An operator reviewed this instance and resumed it ({at}). ")}</strong>{note}</p>
                 </div>
             })}
             <nav class="tabs" aria-label="Instance">

@@ -7,6 +7,7 @@ pub mod docs;
 pub mod inbound_logs;
 pub mod instances;
 pub mod landing;
+pub mod limit_request;
 pub mod log_links;
 pub mod manage;
 pub mod messages;

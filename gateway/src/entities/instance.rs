@@ -18,6 +18,9 @@ pub struct Model {
     pub review_paused_at: Option<i64>,
     pub connection_alert: Option<String>,
     pub connection_alert_at: Option<i64>,
+    /// An operator's note from the last review, shown to the customer on the instance.
+    pub review_note: Option<String>,
+    pub review_note_at: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

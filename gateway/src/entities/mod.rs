@@ -9,6 +9,7 @@ pub mod idempotency_key;
 pub mod inbound_message;
 pub mod instance;
 pub mod instance_status_change;
+pub mod limit_request;
 pub mod login_throttle;
 pub mod message;
 pub mod message_stat;

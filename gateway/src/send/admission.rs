@@ -463,15 +463,19 @@ async fn insert_decisions<C: ConnectionTrait>(
     let log_id_of: HashMap<usize, i64> = admitted.iter().map(|(i, _)| *i).zip(log_ids.iter().copied()).collect();
     let mut rows = Vec::with_capacity(jobs.len());
     let mut stats: BTreeMap<(i64, &'static str), i64> = BTreeMap::new();
+    let mut refusals: BTreeMap<(i64, &'static str), i64> = BTreeMap::new();
     for (index, (job, answer)) in jobs.iter().zip(answers).enumerate() {
         let (decision, error_code, assessment) = match answer {
             Decided::KeyTaken => continue,
             Decided::Admitted { assessment, decision, .. } => (decision_label(*decision), None, assessment.clone()),
-            Decided::Refused(refusal) => (
-                "block",
-                Some(refusal.code().to_string()),
-                Assessment { score: refusal.risk_score(), reasons: refusal.reasons() },
-            ),
+            Decided::Refused(refusal) => {
+                *refusals.entry((job.account_id, refusal.code())).or_default() += 1;
+                (
+                    "block",
+                    Some(refusal.code().to_string()),
+                    Assessment { score: refusal.risk_score(), reasons: refusal.reasons() },
+                )
+            }
         };
         *stats.entry((job.account_id, decision)).or_default() += 1;
         rows.push(policy_decision::ActiveModel {
@@ -491,6 +495,9 @@ async fn insert_decisions<C: ConnectionTrait>(
     crate::db::bulk::insert::<policy_decision::Entity, _>(txn, &rows, crate::db::INSERT_CHUNK).await?;
     for ((account_id, decision), n) in stats {
         crate::policy_log::count_n(txn, account_id, decision, at, n).await?;
+    }
+    for ((account_id, code), n) in refusals {
+        crate::policy_log::count_refusals(txn, account_id, code, at, n).await?;
     }
     Ok(())
 }

@@ -13,6 +13,7 @@ mod instances;
 mod media;
 mod metrics;
 mod operator;
+mod operator_console;
 mod portal;
 mod receive;
 mod rendering;

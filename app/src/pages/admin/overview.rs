@@ -3,7 +3,8 @@
 //! a server-drawn chart, send decisions, the webhook backlog, and the cluster's nodes.
 use leptos::prelude::*;
 
-use crate::{context::page_context, layout::PortalLayout, pages::not_found::NotFound};
+use super::shared::is_operator;
+use crate::{layout::PortalLayout, pages::not_found::NotFound};
 
 /// What /admin shows: [`gateway::operator::Overview`] on the server, its fields here.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -12,7 +13,10 @@ pub struct AdminOverview {
     pub instances: Vec<(String, String, i64)>,
     pub alerts: i64,
     pub hourly: Vec<(i64, i64, i64)>,
+    pub daily: Vec<(i64, i64, i64)>,
     pub decisions: (i64, i64, i64),
+    pub refusals_today: Vec<(String, i64)>,
+    pub threecx_refusals_today: Vec<(String, i64)>,
     pub webhook_backlog: i64,
     pub webhook_oldest_pending_secs: Option<i64>,
     pub failing_destinations: i64,
@@ -25,11 +29,7 @@ pub struct AdminOverview {
 #[server(prefix = "/_fn", endpoint = "admin_overview")]
 pub async fn get_admin_overview() -> Result<AdminOverview, ServerFnError> {
     use crate::server_util::*;
-    // A customer learns nothing here, not even that the function exists for someone else.
-    let user = require_user()?;
-    if !user.is_admin {
-        return Err(ServerFnError::new("Not found."));
-    }
+    super::shared::require_operator()?;
     let state = app_state()?;
     let lease_ms = state.config.cluster.as_ref().map(|c| c.lease.as_millis() as i64);
     let o = gateway::operator::overview(&state.db, gateway::time::now(), lease_ms)
@@ -40,7 +40,10 @@ pub async fn get_admin_overview() -> Result<AdminOverview, ServerFnError> {
         instances: o.instances,
         alerts: o.alerts,
         hourly: o.hourly,
+        daily: o.daily,
         decisions: o.decisions,
+        refusals_today: o.refusals_today,
+        threecx_refusals_today: o.threecx_refusals_today,
         webhook_backlog: o.webhook_backlog,
         webhook_oldest_pending_secs: o.webhook_oldest_pending_secs,
         failing_destinations: o.failing_destinations,
@@ -51,7 +54,7 @@ pub async fn get_admin_overview() -> Result<AdminOverview, ServerFnError> {
 
 #[component]
 pub fn AdminPage() -> impl IntoView {
-    if !page_context().user.is_some_and(|u| u.is_admin) {
+    if !is_operator() {
         return view! { <NotFound/> }.into_any();
     }
     let data = Resource::new(|| (), |_| get_admin_overview());
@@ -104,13 +107,44 @@ fn OverviewView(o: AdminOverview) -> impl IntoView {
         </div>
         <section class="card">
             <h2>"Messages per hour, last 24 hours (UTC)"</h2>
-            <HourlyChart hourly=o.hourly.clone()/>
+            <BarChart bars=o.hourly.clone() label="Messages per hour"/>
             <p class="muted">
                 {format!(
                     "Send decisions: {} allowed · {} flagged · {} blocked.",
                     o.decisions.0, o.decisions.1, o.decisions.2
                 )}
             </p>
+        </section>
+        <section class="card">
+            <h2>"Messages per day, last 7 days (UTC)"</h2>
+            <BarChart bars=o.daily.clone() label="Messages per day"/>
+            <p class="muted">
+                {o.daily.iter().map(|(day, total, failed)| {
+                    format!("{}: {total} ({failed} failed)", day_label(*day))
+                }).collect::<Vec<_>>().join(" · ")}
+            </p>
+        </section>
+        <section class="card">
+            <h2>"Refused today (UTC)"</h2>
+            {if o.refusals_today.is_empty() && o.threecx_refusals_today.is_empty() {
+                view! { <p class="muted">"No send and no 3CX call was refused today."</p> }.into_any()
+            } else {
+                view! {
+                    <div class="table-wrap">
+                        <table class="table">
+                            <thead><tr><th scope="col">"Where"</th><th scope="col">"Error code"</th><th scope="col">"Count"</th></tr></thead>
+                            <tbody>
+                                {o.refusals_today.into_iter().map(|(code, n)| view! {
+                                    <tr><td>"Send API"</td><td><code>{code}</code></td><td>{n}</td></tr>
+                                }).collect_view()}
+                                {o.threecx_refusals_today.into_iter().map(|(outcome, n)| view! {
+                                    <tr><td>"3CX webhook"</td><td><code>{outcome}</code></td><td>{n}</td></tr>
+                                }).collect_view()}
+                            </tbody>
+                        </table>
+                    </div>
+                }.into_any()
+            }}
         </section>
         <section class="card">
             <h2>"Instances by state"</h2>
@@ -169,18 +203,22 @@ fn OverviewView(o: AdminOverview) -> impl IntoView {
     }
 }
 
-/// 24 bars drawn on the server as SVG (no script, no inline style): failed messages in the
-/// darker part at the bottom of each bar.
+/// "Mon 23 Nov" for a UTC day start.
+fn day_label(day_start: i64) -> String {
+    chrono::DateTime::from_timestamp(day_start, 0).map(|d| d.format("%a %d %b").to_string()).unwrap_or_default()
+}
+
+/// Bars drawn on the server as SVG (no script, no inline style): failed messages in the darker
+/// part at the bottom of each bar. `bars` are (start, total, failed).
 #[component]
-fn HourlyChart(hourly: Vec<(i64, i64, i64)>) -> impl IntoView {
-    let peak = hourly.iter().map(|(_, total, _)| *total).max().unwrap_or(0).max(1);
-    let label = format!(
-        "Messages per hour: {}",
-        hourly.iter().map(|(_, total, _)| total.to_string()).collect::<Vec<_>>().join(", ")
-    );
+fn BarChart(bars: Vec<(i64, i64, i64)>, label: &'static str) -> impl IntoView {
+    let peak = bars.iter().map(|(_, total, _)| *total).max().unwrap_or(0).max(1);
+    let width = (bars.len() * 10).max(10);
+    let label =
+        format!("{label}: {}", bars.iter().map(|(_, total, _)| total.to_string()).collect::<Vec<_>>().join(", "));
     view! {
-        <svg class="chart" viewBox="0 0 240 60" preserveAspectRatio="none" role="img" aria-label=label>
-            {hourly.into_iter().enumerate().map(|(i, (_, total, failed))| {
+        <svg class="chart" viewBox=format!("0 0 {width} 60") preserveAspectRatio="none" role="img" aria-label=label>
+            {bars.into_iter().enumerate().map(|(i, (_, total, failed))| {
                 let height = total * 56 / peak;
                 let failed_height = failed.min(total) * 56 / peak;
                 let x = (i * 10 + 1).to_string();

@@ -1,7 +1,9 @@
 //! The operator's view of the whole gateway, across tenants: what /admin shows. Read from the
 //! hourly roll-ups and grouped queries, so it costs the same whatever the size of the logs.
+use sea_orm::{ConnectionTrait, DatabaseConnection};
+
+use super::sql::{one_i64, statement, sum};
 use crate::error::Result;
-use sea_orm::{ConnectionTrait, DatabaseConnection, Statement, Value};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Overview {
@@ -12,8 +14,14 @@ pub struct Overview {
     pub alerts: i64,
     /// Messages handed to WhatsApp per hour of the last 24 (UTC hour start, total, failed), oldest first.
     pub hourly: Vec<(i64, i64, i64)>,
+    /// Messages per UTC day of the last 7 (day start, total, failed), oldest first.
+    pub daily: Vec<(i64, i64, i64)>,
     /// Send decisions of the last 24 hours: allowed, flagged, blocked.
     pub decisions: (i64, i64, i64),
+    /// Sends answered with an error since the start of today (UTC), by code, most first.
+    pub refusals_today: Vec<(String, i64)>,
+    /// 3CX webhook calls refused since the start of today (UTC), by outcome, most first.
+    pub threecx_refusals_today: Vec<(String, i64)>,
     pub webhook_backlog: i64,
     pub webhook_oldest_pending_secs: Option<i64>,
     /// Destinations failing now or switched off for failing.
@@ -22,42 +30,6 @@ pub struct Overview {
     pub nodes: Vec<crate::cluster::NodeView>,
     /// With several servers: each instance's owner and epoch.
     pub owners: Vec<crate::cluster::OwnerView>,
-}
-
-fn statement(db: &DatabaseConnection, sql: &str, values: Vec<Value>) -> Statement {
-    let sql = match db.get_database_backend() {
-        sea_orm::DatabaseBackend::Postgres => sql.to_string(),
-        // `$n` placeholders in order are `?` elsewhere.
-        _ => {
-            let mut out = String::with_capacity(sql.len());
-            let mut chars = sql.chars().peekable();
-            while let Some(c) = chars.next() {
-                if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) {
-                    while chars.peek().is_some_and(char::is_ascii_digit) {
-                        chars.next();
-                    }
-                    out.push('?');
-                } else {
-                    out.push(c);
-                }
-            }
-            out
-        }
-    };
-    Statement::from_sql_and_values(db.get_database_backend(), sql, values)
-}
-
-/// `SUM(column)` as a 64-bit integer on every database (MySQL sums to DECIMAL).
-fn sum(db: &DatabaseConnection, column: &str) -> String {
-    match db.get_database_backend() {
-        sea_orm::DatabaseBackend::MySql => format!("CAST(SUM({column}) AS SIGNED)"),
-        _ => format!("CAST(SUM({column}) AS BIGINT)"),
-    }
-}
-
-async fn one_i64(db: &DatabaseConnection, sql: &str, values: Vec<Value>) -> Result<i64> {
-    let row = db.query_one_raw(statement(db, sql, values)).await?;
-    Ok(row.map(|r| r.try_get_by_index::<Option<i64>>(0)).transpose()?.flatten().unwrap_or(0))
 }
 
 /// Instances by (connector, state), `paused_for_review` counting as a state of its own.
@@ -95,6 +67,8 @@ pub async fn overview(db: &DatabaseConnection, now: i64, cluster_lease_ms: Optio
     overview.instances = instances_by_state(db).await?;
     overview.alerts = one_i64(db, "SELECT COUNT(*) FROM instances WHERE connection_alert IS NOT NULL", vec![]).await?;
     let since = (now - 23 * 3600) / 3600 * 3600;
+    let today = now - now.rem_euclid(86_400);
+    let week_start = today - 6 * 86_400;
     let rows = db
         .query_all_raw(statement(
             db,
@@ -104,15 +78,19 @@ pub async fn overview(db: &DatabaseConnection, now: i64, cluster_lease_ms: Optio
                 sum(db, "total"),
                 sum(db, "failed")
             ),
-            vec![since.into()],
+            vec![week_start.min(since).into()],
         ))
         .await?;
     let mut by_hour = std::collections::HashMap::new();
+    let mut by_day = std::collections::HashMap::new();
     for row in rows {
         let hour: i64 = row.try_get("", "hour_start")?;
-        let total: Option<i64> = row.try_get("", "total")?;
-        let failed: Option<i64> = row.try_get("", "failed")?;
-        by_hour.insert(hour, (total.unwrap_or(0), failed.unwrap_or(0)));
+        let total = row.try_get::<Option<i64>>("", "total")?.unwrap_or(0);
+        let failed = row.try_get::<Option<i64>>("", "failed")?.unwrap_or(0);
+        by_hour.insert(hour, (total, failed));
+        let day = by_day.entry(hour - hour.rem_euclid(86_400)).or_insert((0, 0));
+        day.0 += total;
+        day.1 += failed;
     }
     overview.hourly = (0..24)
         .map(|i| {
@@ -121,6 +99,27 @@ pub async fn overview(db: &DatabaseConnection, now: i64, cluster_lease_ms: Optio
             (hour, total, failed)
         })
         .collect();
+    overview.daily = (0..7)
+        .map(|i| {
+            let day = week_start + i * 86_400;
+            let (total, failed) = by_day.get(&day).copied().unwrap_or((0, 0));
+            (day, total, failed)
+        })
+        .collect();
+    overview.refusals_today = counts_by(
+        db,
+        &format!("SELECT code AS k, {} AS n FROM refusal_stats WHERE hour_start >= $1 GROUP BY code", sum(db, "n")),
+        today,
+    )
+    .await?;
+    // 3CX calls are few (one per call or agent reply), and the range has an index.
+    overview.threecx_refusals_today = counts_by(
+        db,
+        "SELECT outcome AS k, COUNT(*) AS n FROM threecx_requests WHERE received_at >= $1 \
+         AND status_code >= 400 GROUP BY outcome",
+        today,
+    )
+    .await?;
     let row = db
         .query_one_raw(statement(
             db,
@@ -149,4 +148,15 @@ pub async fn overview(db: &DatabaseConnection, now: i64, cluster_lease_ms: Optio
         overview.owners = crate::cluster::owners(db).await?;
     }
     Ok(overview)
+}
+
+/// (key, count) rows of a grouped query over one time bound, most first.
+async fn counts_by(db: &DatabaseConnection, sql: &str, since: i64) -> Result<Vec<(String, i64)>> {
+    let mut out: Vec<(String, i64)> = Vec::new();
+    for row in db.query_all_raw(statement(db, sql, vec![since.into()])).await? {
+        let n: Option<i64> = row.try_get("", "n")?;
+        out.push((row.try_get("", "k")?, n.unwrap_or(0)));
+    }
+    out.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    Ok(out)
 }
