@@ -617,6 +617,8 @@ test('WA Gateway works in a browser without JavaScript', { timeout: 10 * 60_000 
   });
 
   await step('k. operator pass: a customer asks for a higher limit, an operator approves it, the customer sees it', async () => {
+    const page = dataPage; // the customer, signed in
+    currentPage = page;
     await open(page, '/dashboard');
     await page.getByText('Request a higher reviewed limit', { exact: true }).click();
     await page.getByLabel('Daily limit you need', { exact: true }).fill('2000');
@@ -629,7 +631,8 @@ test('WA Gateway works in a browser without JavaScript', { timeout: 10 * 60_000 
 
     const operatorEmail = `e2e-operator-${Date.now()}@example.com`;
     wagAdmin(['create-user', '--email', operatorEmail, '--password', PASSWORD, '--admin']);
-    const opContext = await newContext({ javaScriptEnabled: false });
+    // JavaScript on: axe-core runs in the page below.
+    const opContext = await newContext({ javaScriptEnabled: true });
     const op = await opContext.newPage();
     currentPage = op;
     await open(op, '/login');

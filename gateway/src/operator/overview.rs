@@ -18,6 +18,8 @@ pub struct Overview {
     pub daily: Vec<(i64, i64, i64)>,
     /// Send decisions of the last 24 hours: allowed, flagged, blocked.
     pub decisions: (i64, i64, i64),
+    /// Messages handed to WhatsApp since the start of today (UTC), and how many of them failed.
+    pub sent_today: (i64, i64),
     /// Sends answered with an error since the start of today (UTC), by code, most first.
     pub refusals_today: Vec<(String, i64)>,
     /// 3CX webhook calls refused since the start of today (UTC), by outcome, most first.
@@ -88,6 +90,10 @@ pub async fn overview(db: &DatabaseConnection, now: i64, cluster_lease_ms: Optio
         let total = row.try_get::<Option<i64>>("", "total")?.unwrap_or(0);
         let failed = row.try_get::<Option<i64>>("", "failed")?.unwrap_or(0);
         by_hour.insert(hour, (total, failed));
+        if hour >= today {
+            overview.sent_today.0 += total;
+            overview.sent_today.1 += failed;
+        }
         let day = by_day.entry(hour - hour.rem_euclid(86_400)).or_insert((0, 0));
         day.0 += total;
         day.1 += failed;

@@ -134,7 +134,8 @@ async fn customers_get_nothing_from_the_operator_console(backend: Backend) {
         assert!(!called.status.is_success() || called.body.contains("Not found"), "{function}: {}", called.status);
     }
     // Actions change nothing.
-    let actions: [(&str, Vec<(&str, &str)>); 8] = [
+    let actions: [(&str, Vec<(&str, &str)>); 9] = [
+        ("/_fn/admin/account/role", vec![("id", &my_id), ("role", "admin")]),
         (
             "/_fn/admin/account/plan",
             vec![("id", &my_id), ("plan", "scale"), ("daily_limit", "99999"), ("monthly_limit", "")],
@@ -240,6 +241,15 @@ async fn operators_manage_accounts_from_the_browser(backend: Backend) {
     assert!(text(&op.get(&page_path).await.body).contains("This account is disabled"));
     op.submit(&page_path, "/_fn/admin/account/disabled", &[("id", &id), ("disable", "false")]).await;
 
+    // Roles: an operator cannot demote themselves; another account can be made an operator.
+    op.submit(&format!("/admin/accounts/{op_id}"), "/_fn/admin/account/role", &[("id", &op_id), ("role", "customer")])
+        .await;
+    assert_eq!(account(&app, &op_email)["role"], "admin");
+    op.submit(&page_path, "/_fn/admin/account/role", &[("id", &id), ("role", "admin")]).await;
+    assert_eq!(account(&app, &email)["role"], "admin");
+    op.submit(&page_path, "/_fn/admin/account/role", &[("id", &id), ("role", "customer")]).await;
+    assert_eq!(account(&app, &email)["role"], "customer");
+
     // A reset link, shown once, works for the customer.
     let made = op.submit(&page_path, "/_fn/admin/account/reset-link", &[("id", &id)]).await;
     assert_eq!(made.location.as_deref(), Some(page_path.as_str()));
@@ -261,7 +271,16 @@ async fn operators_manage_accounts_from_the_browser(backend: Backend) {
     let names: Vec<&str> = actions.iter().map(|(a, _)| a.as_str()).collect();
     assert_eq!(
         names,
-        ["reset_password_link", "enable_user", "disable_user", "set_module", "set_module", "set_plan"],
+        [
+            "reset_password_link",
+            "set_role",
+            "set_role",
+            "enable_user",
+            "disable_user",
+            "set_module",
+            "set_module",
+            "set_plan"
+        ],
         "{actions:?}"
     );
     assert!(actions.iter().all(|(_, actor)| *actor == op_email));

@@ -339,6 +339,29 @@ pub async fn set_account_disabled(id: i64, disable: bool) -> Result<(), ServerFn
     .await
 }
 
+#[server(prefix = "/_fn", endpoint = "admin/account/role")]
+pub async fn set_account_role(id: i64, role: String) -> Result<(), ServerFnError> {
+    use crate::{context::Flash, server_util::*};
+    use gateway::{
+        accounts::Role,
+        operator::actions::{self, AccountChange},
+    };
+    let operator = super::shared::require_operator()?;
+    let state = app_state()?;
+    let Some(role) = Role::parse(&role) else {
+        return finish(Flash::error("Choose operator or customer."), &account_page(id)).await;
+    };
+    if operator.account_id == id && role != Role::Admin {
+        return finish(Flash::error("You cannot take the operator role from yourself."), &account_page(id)).await;
+    }
+    let result = actions::change_account(&state.db, &operator.email, id, AccountChange::Role(role)).await;
+    done(result, id, "set role", |a| match a.role {
+        Role::Admin => format!("{} is an operator now, from its next page.", a.email),
+        Role::Customer => format!("{} is a customer now, from its next page.", a.email),
+    })
+    .await
+}
+
 #[server(prefix = "/_fn", endpoint = "admin/account/reset-link")]
 pub async fn create_reset_link(id: i64) -> Result<(), ServerFnError> {
     use crate::{
@@ -478,6 +501,21 @@ fn AccountDetail(a: AccountView) -> impl IntoView {
                     <input type="hidden" name="id" value=id.clone()/>
                     <button type="submit" class="btn btn-secondary">"Create a password-reset link"</button>
                 </form>
+                {(!a.is_self).then(|| {
+                    let (to, label) = if a.role == "admin" { ("customer", "Make a customer") } else { ("admin", "Make an operator") };
+                    view! {
+                        <details class="confirm">
+                            <summary class="btn btn-secondary">{label}</summary>
+                            <form class="inline" method="post" action={fn_path::<SetAccountRole>()}>
+                                <CsrfField/>
+                                <input type="hidden" name="id" value=id.clone()/>
+                                <input type="hidden" name="role" value=to/>
+                                <p>{if to == "admin" { "Operators see every account and can change them." } else { "The account loses the operator console." }}</p>
+                                <button type="submit" class="btn btn-primary">{format!("Yes, {}", label.to_lowercase())}</button>
+                            </form>
+                        </details>
+                    }
+                })}
                 {if a.disabled {
                     view! {
                         <form class="inline" method="post" action={fn_path::<SetAccountDisabled>()}>

@@ -15,6 +15,7 @@ pub struct AdminOverview {
     pub hourly: Vec<(i64, i64, i64)>,
     pub daily: Vec<(i64, i64, i64)>,
     pub decisions: (i64, i64, i64),
+    pub sent_today: (i64, i64),
     pub refusals_today: Vec<(String, i64)>,
     pub threecx_refusals_today: Vec<(String, i64)>,
     pub webhook_backlog: i64,
@@ -42,6 +43,7 @@ pub async fn get_admin_overview() -> Result<AdminOverview, ServerFnError> {
         hourly: o.hourly,
         daily: o.daily,
         decisions: o.decisions,
+        sent_today: o.sent_today,
         refusals_today: o.refusals_today,
         threecx_refusals_today: o.threecx_refusals_today,
         webhook_backlog: o.webhook_backlog,
@@ -125,26 +127,23 @@ fn OverviewView(o: AdminOverview) -> impl IntoView {
             </p>
         </section>
         <section class="card">
-            <h2>"Refused today (UTC)"</h2>
-            {if o.refusals_today.is_empty() && o.threecx_refusals_today.is_empty() {
-                view! { <p class="muted">"No send and no 3CX call was refused today."</p> }.into_any()
-            } else {
-                view! {
-                    <div class="table-wrap">
-                        <table class="table">
-                            <thead><tr><th scope="col">"Where"</th><th scope="col">"Error code"</th><th scope="col">"Count"</th></tr></thead>
-                            <tbody>
-                                {o.refusals_today.into_iter().map(|(code, n)| view! {
-                                    <tr><td>"Send API"</td><td><code>{code}</code></td><td>{n}</td></tr>
-                                }).collect_view()}
-                                {o.threecx_refusals_today.into_iter().map(|(outcome, n)| view! {
-                                    <tr><td>"3CX webhook"</td><td><code>{outcome}</code></td><td>{n}</td></tr>
-                                }).collect_view()}
-                            </tbody>
-                        </table>
-                    </div>
-                }.into_any()
-            }}
+            <h2>"Sends today (UTC)"</h2>
+            <div class="table-wrap">
+                <table class="table">
+                    <thead><tr><th scope="col">"Where"</th><th scope="col">"Outcome"</th><th scope="col">"Count"</th></tr></thead>
+                    <tbody>
+                        <tr><td>"Send API and 3CX"</td><td>"sent"</td><td>{o.sent_today.0 - o.sent_today.1}</td></tr>
+                        <tr><td>"Send API and 3CX"</td><td>"failed after sending"</td><td>{o.sent_today.1}</td></tr>
+                        {o.refusals_today.into_iter().map(|(code, n)| view! {
+                            <tr><td>"Send API"</td><td><code>{code}</code></td><td>{n}</td></tr>
+                        }).collect_view()}
+                        {o.threecx_refusals_today.into_iter().map(|(outcome, n)| view! {
+                            <tr><td>"3CX webhook"</td><td><code>{outcome}</code></td><td>{n}</td></tr>
+                        }).collect_view()}
+                    </tbody>
+                </table>
+            </div>
+            <p class="hint">"Refusals are counted by error code; a code appears once something was refused with it today."</p>
         </section>
         <section class="card">
             <h2>"Instances by state"</h2>
