@@ -116,7 +116,7 @@ fn held_out_messages() {
         transactional.len()
     );
     assert_eq!(wrongly, 0, "transactional held-out messages blocked");
-    // Issue 11 asks for 90 %; the model reaches 81 % (94 of 116). The bar sits at what is reached
-    // so that a regression fails; raise it as the model improves, up to the 90 % of the issue.
-    assert!(caught * 100 >= marketing.len() * 80, "only {caught} of {} held-out marketing blocked", marketing.len());
+    // Issue 11's bar: at least 90 % of the unseen marketing blocked (the model reaches 92 %, 107 of 116) and none of the
+    // unseen transactional messages.
+    assert!(caught * 100 >= marketing.len() * 90, "only {caught} of {} held-out marketing blocked", marketing.len());
 }
