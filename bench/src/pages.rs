@@ -22,6 +22,8 @@ use crate::{
 
 /// The account that owns the seeded log (fixed, so a reused database finds it again).
 pub const PAGES_EMAIL: &str = "bench-pages@example.com";
+/// The operator who reads the operator console's pages over the same log.
+const OPERATOR_EMAIL: &str = "bench-operator@example.com";
 
 async fn single_connection(url: &str) -> anyhow::Result<DatabaseConnection> {
     let mut options = ConnectOptions::new(url.to_string());
@@ -63,6 +65,11 @@ async fn account(
         .await?;
     }
     let account_id = scalar_i64(conn, find).await?.context("the bench account was not created")?;
+    let operator = format!("SELECT id FROM accounts WHERE email = '{OPERATOR_EMAIL}'");
+    if scalar_i64(conn, operator).await?.is_none() {
+        let args = ["admin", "create-user", "--email", OPERATOR_EMAIL, "--password", BENCH_PASSWORD, "--admin"];
+        server::wag_cli(wag, env, &args).await?;
+    }
     let instance_sql = format!("SELECT id FROM instances WHERE account_id = {account_id} ORDER BY id LIMIT 1");
     let instance_id = match scalar_string(conn, instance_sql.clone()).await? {
         Some(id) => id,
@@ -101,6 +108,8 @@ struct PageCase {
     path: String,
     /// Text the page must contain (proves it shows the seeded log, not an empty state).
     expect: Option<String>,
+    /// Read by the operator (the operator console) rather than the account's owner.
+    operator: bool,
 }
 
 pub async fn run(args: PagesArgs, cleanup: Arc<Cleanup>) -> anyhow::Result<bool> {
@@ -184,6 +193,8 @@ pub async fn run(args: PagesArgs, cleanup: Arc<Cleanup>) -> anyhow::Result<bool>
     report.header(format!("wag: {}", server.wag.display()));
     let browser = Browser::new(&server.base)?;
     browser.login(PAGES_EMAIL, BENCH_PASSWORD).await?;
+    let operator = Browser::new(&server.base)?;
+    operator.login(OPERATOR_EMAIL, BENCH_PASSWORD).await?;
 
     let phone = recipient(12_345);
     let encoded_phone = phone.replace('+', "%2B");
@@ -192,29 +203,44 @@ pub async fn run(args: PagesArgs, cleanup: Arc<Cleanup>) -> anyhow::Result<bool>
             label: "/messages (first page)".into(),
             path: "/messages".into(),
             expect: (rows > 0).then(|| format!("#{}", 100_000 + rows - 1)),
+            operator: false,
         },
-        PageCase { label: "/messages?status=failed".into(), path: "/messages?status=failed".into(), expect: None },
+        PageCase {
+            label: "/messages?status=failed".into(),
+            path: "/messages?status=failed".into(),
+            expect: None,
+            operator: false,
+        },
         PageCase {
             label: "/messages?phone=… (one recipient)".into(),
             path: format!("/messages?phone={encoded_phone}"),
             expect: None,
+            operator: false,
         },
         PageCase {
             label: "/messages?before=… (deep page, mid-log)".into(),
             path: format!("/messages?before={}", min_id + (max_id - min_id) / 2),
             expect: None,
+            operator: false,
         },
         PageCase {
             label: "/messages?phone=…&status=failed (one recipient's failures)".into(),
             path: format!("/messages?phone={encoded_phone}&status=failed"),
             expect: None,
+            operator: false,
         },
         PageCase {
             label: "/messages?phone=12345 (part of a number)".into(),
             path: "/messages?phone=12345".into(),
             expect: None,
+            operator: false,
         },
-        PageCase { label: "/dashboard (7-day policy summary)".into(), path: "/dashboard".into(), expect: None },
+        PageCase {
+            label: "/dashboard (7-day policy summary)".into(),
+            path: "/dashboard".into(),
+            expect: None,
+            operator: false,
+        },
     ];
     if policy_rows > 0 {
         cases.extend([
@@ -222,11 +248,13 @@ pub async fn run(args: PagesArgs, cleanup: Arc<Cleanup>) -> anyhow::Result<bool>
                 label: "/responsible-messaging (summary, first page)".into(),
                 path: "/responsible-messaging".into(),
                 expect: Some("policy_violation".into()),
+                operator: false,
             },
             PageCase {
                 label: "/responsible-messaging?before=… (deep page)".into(),
                 path: format!("/responsible-messaging?before={}", min_policy + (max_policy - min_policy) / 2),
                 expect: None,
+                operator: false,
             },
         ]);
     }
@@ -236,21 +264,25 @@ pub async fn run(args: PagesArgs, cleanup: Arc<Cleanup>) -> anyhow::Result<bool>
                 label: "/inbound-logs (first page)".into(),
                 path: "/inbound-logs".into(),
                 expect: Some(format!("order {}", 100_000 + inbound_rows - 1)),
+                operator: false,
             },
             PageCase {
                 label: "/inbound-logs?phone=… (one sender)".into(),
                 path: format!("/inbound-logs?phone={encoded_phone}"),
                 expect: None,
+                operator: false,
             },
             PageCase {
                 label: "/inbound-logs?before=… (deep page)".into(),
                 path: format!("/inbound-logs?before={}", min_in + (max_in - min_in) / 2),
                 expect: None,
+                operator: false,
             },
             PageCase {
                 label: "/inbound-logs?text=… (words, scan window)".into(),
                 path: "/inbound-logs?text=order%20123".into(),
                 expect: None,
+                operator: false,
             },
             PageCase {
                 label: "/inbound-logs?from=…&to=… (one day, a week back)".into(),
@@ -260,9 +292,20 @@ pub async fn run(args: PagesArgs, cleanup: Arc<Cleanup>) -> anyhow::Result<bool>
                     format!("/inbound-logs?from={day}&to={day}")
                 },
                 expect: None,
+                operator: false,
             },
         ]);
     }
+    // The operator console over the same log: roll-ups and short index ranges, never a count.
+    let operator_case =
+        |label: &str, path: String| PageCase { label: label.into(), path, expect: None, operator: true };
+    cases.extend([
+        operator_case("/admin (overview, 24 h and 7 days)", "/admin".into()),
+        operator_case("/admin/instances (each one's last 100 messages)", "/admin/instances".into()),
+        operator_case("/admin/accounts/… (the seeded account)", format!("/admin/accounts/{acc}")),
+        operator_case("/admin/accounts?q=… (email search)", "/admin/accounts?q=bench".into()),
+        operator_case("/admin/reviews (review queue)", "/admin/reviews".into()),
+    ]);
     let budget = Duration::from_secs(args.page_seconds);
     let mut first_requests = serde_json::Map::new();
     for case in &cases {
@@ -277,7 +320,8 @@ pub async fn run(args: PagesArgs, cleanup: Arc<Cleanup>) -> anyhow::Result<bool>
                 break;
             }
             let t = Instant::now();
-            let page = browser.get(&case.path).await?;
+            let reader = if case.operator { &operator } else { &browser };
+            let page = reader.get(&case.path).await?;
             let elapsed = t.elapsed();
             if i == 0 {
                 first_ms = elapsed.as_secs_f64() * 1000.0;
