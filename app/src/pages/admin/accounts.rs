@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     audit::{AuditRow, AuditTable},
-    shared::{is_operator, LoadError},
+    shared::{is_operator, LoadError, Section, Table},
 };
 use crate::{
     layout::{fn_path, CsrfField, PortalLayout},
@@ -111,26 +111,18 @@ pub fn AdminAccountsPage() -> impl IntoView {
 #[component]
 fn AccountTable(list: AccountList, query: String) -> impl IntoView {
     view! {
-        <div class="table-wrap">
-            <table class="table">
-                <thead><tr>
-                    <th scope="col">"Email"</th><th scope="col">"Role"</th><th scope="col">"Plan"</th>
-                    <th scope="col">"Limits"</th><th scope="col">"State"</th><th scope="col">"Created"</th>
-                </tr></thead>
-                <tbody>
-                    {list.rows.into_iter().map(|a| view! {
-                        <tr>
-                            <td data-label="Email"><a href=format!("/admin/accounts/{}", a.id)>{a.email}</a></td>
-                            <td data-label="Role">{a.role}</td>
-                            <td data-label="Plan">{a.plan}</td>
-                            <td data-label="Limits">{a.limits}</td>
-                            <td data-label="State">{if a.disabled { "disabled" } else { "active" }}</td>
-                            <td data-label="Created">{a.created}</td>
-                        </tr>
-                    }).collect_view()}
-                </tbody>
-            </table>
-        </div>
+        <Table headers=&["Email", "Role", "Plan", "Limits", "State", "Created"]>
+            {list.rows.into_iter().map(|a| view! {
+                <tr>
+                    <td data-label="Email"><a href=format!("/admin/accounts/{}", a.id)>{a.email}</a></td>
+                    <td data-label="Role">{a.role}</td>
+                    <td data-label="Plan">{a.plan}</td>
+                    <td data-label="Limits">{a.limits}</td>
+                    <td data-label="State">{if a.disabled { "disabled" } else { "active" }}</td>
+                    <td data-label="Created">{a.created}</td>
+                </tr>
+            }).collect_view()}
+        </Table>
         {list.next_after.map(|after| {
             let href = format!("/admin/accounts?q={}&after={after}", encode(&query));
             view! { <p><a class="btn btn-secondary" href=href>"Next page"</a></p> }
@@ -543,93 +535,49 @@ fn AccountDetail(a: AccountView) -> impl IntoView {
                 }}
             </div>
         </section>
-        <section class="card">
-            <h2>"Instances"</h2>
-            {if a.instances.is_empty() {
-                view! { <p class="muted">"No instances."</p> }.into_any()
-            } else {
-                view! {
-                    <div class="table-wrap">
-                        <table class="table">
-                            <thead><tr><th scope="col">"Instance"</th><th scope="col">"Connector"</th><th scope="col">"State"</th><th scope="col">"Alert"</th></tr></thead>
-                            <tbody>
-                                {a.instances.into_iter().map(|(id, name, connector, state, alert)| view! {
-                                    <tr>
-                                        <td data-label="Instance">{name}" "<code>{id}</code></td>
-                                        <td data-label="Connector">{connector}</td>
-                                        <td data-label="State">{state}</td>
-                                        <td data-label="Alert">{alert.unwrap_or_default()}</td>
-                                    </tr>
-                                }).collect_view()}
-                            </tbody>
-                        </table>
-                    </div>
-                }.into_any()
-            }}
-        </section>
-        <section class="card">
-            <h2>"API keys"</h2>
-            {if a.keys.is_empty() {
-                view! { <p class="muted">"No API keys."</p> }.into_any()
-            } else {
-                view! {
-                    <div class="table-wrap">
-                        <table class="table">
-                            <thead><tr><th scope="col">"Name"</th><th scope="col">"Prefix"</th><th scope="col">"Created"</th><th scope="col">"Last used"</th><th scope="col">"State"</th></tr></thead>
-                            <tbody>
-                                {a.keys.into_iter().map(|(name, prefix, created, last_used, revoked)| view! {
-                                    <tr>
-                                        <td data-label="Name">{name}</td>
-                                        <td data-label="Prefix"><code>{format!("{prefix}…")}</code></td>
-                                        <td data-label="Created">{created}</td>
-                                        <td data-label="Last used">{last_used}</td>
-                                        <td data-label="State">{if revoked { "revoked" } else { "active" }}</td>
-                                    </tr>
-                                }).collect_view()}
-                            </tbody>
-                        </table>
-                    </div>
-                }.into_any()
-            }}
-        </section>
-        <section class="card">
-            <h2>"Recent blocked and flagged sends"</h2>
-            {if a.concerns.is_empty() {
-                view! { <p class="muted">"None."</p> }.into_any()
-            } else {
-                view! {
-                    <div class="table-wrap">
-                        <table class="table">
-                            <thead><tr>
-                                <th scope="col">"When"</th><th scope="col">"Instance"</th><th scope="col">"Recipient"</th>
-                                <th scope="col">"Decision"</th><th scope="col">"Code"</th><th scope="col">"Score"</th><th scope="col">"Reasons"</th>
-                            </tr></thead>
-                            <tbody>
-                                {a.concerns.into_iter().map(|(at, instance, recipient, decision, code, score, reasons)| view! {
-                                    <tr>
-                                        <td data-label="When">{at}</td>
-                                        <td data-label="Instance"><code>{instance}</code></td>
-                                        <td class="mono" data-label="Recipient">{recipient}</td>
-                                        <td data-label="Decision">{decision}</td>
-                                        <td data-label="Code">{code}</td>
-                                        <td data-label="Score">{score}</td>
-                                        <td data-label="Reasons">{reasons}</td>
-                                    </tr>
-                                }).collect_view()}
-                            </tbody>
-                        </table>
-                    </div>
-                }.into_any()
-            }}
-        </section>
-        <section class="card">
-            <h2>"Limit requests"</h2>
-            {if a.limit_requests.is_empty() {
-                view! { <p class="muted">"This account has not asked for a higher limit."</p> }.into_any()
-            } else {
-                view! { <super::limits::DecidedTable rows=a.limit_requests/> }.into_any()
-            }}
-        </section>
+        <Section title="Instances" empty="No instances." is_empty=a.instances.is_empty()>
+            <Table headers=&["Instance", "Connector", "State", "Alert"]>
+                {a.instances.clone().into_iter().map(|(id, name, connector, state, alert)| view! {
+                    <tr>
+                        <td data-label="Instance">{name}" "<code>{id}</code></td>
+                        <td data-label="Connector">{connector}</td>
+                        <td data-label="State">{state}</td>
+                        <td data-label="Alert">{alert.unwrap_or_default()}</td>
+                    </tr>
+                }).collect_view()}
+            </Table>
+        </Section>
+        <Section title="API keys" empty="No API keys." is_empty=a.keys.is_empty()>
+            <Table headers=&["Name", "Prefix", "Created", "Last used", "State"]>
+                {a.keys.clone().into_iter().map(|(name, prefix, created, last_used, revoked)| view! {
+                    <tr>
+                        <td data-label="Name">{name}</td>
+                        <td data-label="Prefix"><code>{format!("{prefix}…")}</code></td>
+                        <td data-label="Created">{created}</td>
+                        <td data-label="Last used">{last_used}</td>
+                        <td data-label="State">{if revoked { "revoked" } else { "active" }}</td>
+                    </tr>
+                }).collect_view()}
+            </Table>
+        </Section>
+        <Section title="Recent blocked and flagged sends" empty="None." is_empty=a.concerns.is_empty()>
+            <Table headers=&["When", "Instance", "Recipient", "Decision", "Code", "Score", "Reasons"]>
+                {a.concerns.clone().into_iter().map(|(at, instance, recipient, decision, code, score, reasons)| view! {
+                    <tr>
+                        <td data-label="When">{at}</td>
+                        <td data-label="Instance"><code>{instance}</code></td>
+                        <td class="mono" data-label="Recipient">{recipient}</td>
+                        <td data-label="Decision">{decision}</td>
+                        <td data-label="Code">{code}</td>
+                        <td data-label="Score">{score}</td>
+                        <td data-label="Reasons">{reasons}</td>
+                    </tr>
+                }).collect_view()}
+            </Table>
+        </Section>
+        <Section title="Limit requests" empty="This account has not asked for a higher limit." is_empty=a.limit_requests.is_empty()>
+            <super::limits::DecidedTable rows=a.limit_requests.clone()/>
+        </Section>
         <section class="card">
             <h2>"Audit log"</h2>
             <AuditTable rows=a.audit/>

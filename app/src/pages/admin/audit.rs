@@ -4,7 +4,7 @@ use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 use serde::{Deserialize, Serialize};
 
-use super::shared::{is_operator, LoadError};
+use super::shared::{is_operator, LoadError, Table};
 use crate::{layout::PortalLayout, pages::not_found::NotFound};
 
 #[cfg(feature = "ssr")]
@@ -90,27 +90,19 @@ pub fn AuditTable(rows: Vec<AuditRow>) -> impl IntoView {
         return view! { <p class="muted">"No operator action recorded yet."</p> }.into_any();
     }
     view! {
-        <div class="table-wrap">
-            <table class="table">
-                <thead><tr>
-                    <th scope="col">"When"</th><th scope="col">"Who"</th><th scope="col">"Action"</th>
-                    <th scope="col">"Account"</th><th scope="col">"Instance"</th><th scope="col">"Before"</th><th scope="col">"After"</th>
-                </tr></thead>
-                <tbody>
-                    {rows.into_iter().map(|r| view! {
-                        <tr>
-                            <td data-label="When">{r.at}</td>
-                            <td data-label="Who">{r.actor}</td>
-                            <td data-label="Action"><code>{r.action}</code></td>
-                            <td data-label="Account">{r.account_id.map(|id| view! { <a href=format!("/admin/accounts/{id}")>{id}</a> })}</td>
-                            <td data-label="Instance">{r.instance_id.map(|id| view! { <code>{id}</code> })}</td>
-                            <td data-label="Before">{r.before.unwrap_or_default()}</td>
-                            <td data-label="After">{r.after.unwrap_or_default()}</td>
-                        </tr>
-                    }).collect_view()}
-                </tbody>
-            </table>
-        </div>
+        <Table headers=&["When", "Who", "Action", "Account", "Instance", "Before", "After"]>
+            {rows.into_iter().map(|r| view! {
+                <tr>
+                    <td data-label="When">{r.at}</td>
+                    <td data-label="Who">{r.actor}</td>
+                    <td data-label="Action"><code>{r.action}</code></td>
+                    <td data-label="Account">{r.account_id.map(|id| view! { <a href=format!("/admin/accounts/{id}")>{id}</a> })}</td>
+                    <td data-label="Instance">{r.instance_id.map(|id| view! { <code>{id}</code> })}</td>
+                    <td data-label="Before">{r.before.unwrap_or_default()}</td>
+                    <td data-label="After">{r.after.unwrap_or_default()}</td>
+                </tr>
+            }).collect_view()}
+        </Table>
     }
     .into_any()
 }

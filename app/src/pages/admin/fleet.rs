@@ -5,7 +5,7 @@ use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 use serde::{Deserialize, Serialize};
 
-use super::shared::{is_operator, LoadError};
+use super::shared::{is_operator, LoadError, Table};
 use crate::{
     layout::{fn_path, CsrfField, PortalLayout},
     pages::{
@@ -159,48 +159,39 @@ pub fn AdminInstancesPage() -> impl IntoView {
 #[component]
 fn FleetTable(rows: Vec<FleetRowView>) -> impl IntoView {
     view! {
-        <div class="table-wrap">
-            <table class="table">
-                <thead><tr>
-                    <th scope="col">"Instance"</th><th scope="col">"Account"</th><th scope="col">"Connector"</th>
-                    <th scope="col">"Status"</th><th scope="col">"Last received"</th><th scope="col">"Last delivered"</th>
-                    <th scope="col">"Failed"</th><th scope="col"><span class="visually-hidden">"Actions"</span></th>
-                </tr></thead>
-                <tbody>
-                    {rows.into_iter().map(|r| {
-                        let id = r.instance.id.clone();
-                        let paused = r.instance.review_paused;
-                        view! {
-                            <tr>
-                                <td data-label="Instance">{r.instance.name.clone()}<br/><code>{id.clone()}</code></td>
-                                <td data-label="Account"><a href=format!("/admin/accounts/{}", r.account_id)>{r.account_email}</a></td>
-                                <td data-label="Connector">{r.instance.connector.clone()}</td>
-                                <td data-label="Status">
-                                    <StatusBadge row=r.instance.clone()/>
-                                    {r.instance.connection_alert.clone().map(|a| view! { <br/><span class="hint">{a}</span> })}
-                                </td>
-                                <td data-label="Last received">{r.last_inbound}</td>
-                                <td data-label="Last delivered">{r.last_sent}</td>
-                                <td data-label="Failed">{r.failed}</td>
-                                <td class="actions">
-                                    <details class="confirm">
-                                        <summary class=if paused { "btn btn-secondary" } else { "btn btn-danger" }>{if paused { "Resume" } else { "Pause" }}</summary>
-                                        <form class="inline" method="post" action={fn_path::<ReviewInstance>()}>
-                                            <CsrfField/>
-                                            <input type="hidden" name="id" value=id.clone()/>
-                                            <input type="hidden" name="action" value=if paused { "resume" } else { "pause" }/>
-                                            <input type="hidden" name="back" value="/admin/instances"/>
-                                            <label for=format!("note-{id}")>{if paused { "Note for the customer (optional)" } else { "Reason (the customer sees it)" }}</label>
-                                            <input id=format!("note-{id}") name="note" maxlength="1000" required=!paused/>
-                                            <button type="submit" class=if paused { "btn btn-primary" } else { "btn btn-danger" }>{if paused { "Resume sending" } else { "Pause for review" }}</button>
-                                        </form>
-                                    </details>
-                                </td>
-                            </tr>
-                        }
-                    }).collect_view()}
-                </tbody>
-            </table>
-        </div>
+        <Table headers=&["Instance", "Account", "Connector", "Status", "Last received", "Last delivered", "Failed", ""]>
+            {rows.into_iter().map(|r| {
+                let id = r.instance.id.clone();
+                let paused = r.instance.review_paused;
+                view! {
+                    <tr>
+                        <td data-label="Instance">{r.instance.name.clone()}<br/><code>{id.clone()}</code></td>
+                        <td data-label="Account"><a href=format!("/admin/accounts/{}", r.account_id)>{r.account_email}</a></td>
+                        <td data-label="Connector">{r.instance.connector.clone()}</td>
+                        <td data-label="Status">
+                            <StatusBadge row=r.instance.clone()/>
+                            {r.instance.connection_alert.clone().map(|a| view! { <br/><span class="hint">{a}</span> })}
+                        </td>
+                        <td data-label="Last received">{r.last_inbound}</td>
+                        <td data-label="Last delivered">{r.last_sent}</td>
+                        <td data-label="Failed">{r.failed}</td>
+                        <td class="actions">
+                            <details class="confirm">
+                                <summary class=if paused { "btn btn-secondary" } else { "btn btn-danger" }>{if paused { "Resume" } else { "Pause" }}</summary>
+                                <form class="inline" method="post" action={fn_path::<ReviewInstance>()}>
+                                    <CsrfField/>
+                                    <input type="hidden" name="id" value=id.clone()/>
+                                    <input type="hidden" name="action" value=if paused { "resume" } else { "pause" }/>
+                                    <input type="hidden" name="back" value="/admin/instances"/>
+                                    <label for=format!("note-{id}")>{if paused { "Note for the customer (optional)" } else { "Reason (the customer sees it)" }}</label>
+                                    <input id=format!("note-{id}") name="note" maxlength="1000" required=!paused/>
+                                    <button type="submit" class=if paused { "btn btn-primary" } else { "btn btn-danger" }>{if paused { "Resume sending" } else { "Pause for review" }}</button>
+                                </form>
+                            </details>
+                        </td>
+                    </tr>
+                }
+            }).collect_view()}
+        </Table>
     }
 }

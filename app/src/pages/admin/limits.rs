@@ -5,7 +5,7 @@ use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 use serde::{Deserialize, Serialize};
 
-use super::shared::{is_operator, LoadError};
+use super::shared::{is_operator, LoadError, Table};
 use crate::{
     layout::{fn_path, CsrfField, PortalLayout},
     pages::{limit_request::LimitRequestRow, not_found::NotFound},
@@ -202,31 +202,23 @@ fn WaitingList(rows: Vec<LimitRequestRow>) -> impl IntoView {
 #[component]
 pub fn DecidedTable(rows: Vec<LimitRequestRow>) -> impl IntoView {
     view! {
-        <div class="table-wrap">
-            <table class="table">
-                <thead><tr>
-                    <th scope="col">"Account"</th><th scope="col">"Asked"</th><th scope="col">"When"</th>
-                    <th scope="col">"Outcome"</th><th scope="col">"By"</th><th scope="col">"Note"</th>
-                </tr></thead>
-                <tbody>
-                    {rows.into_iter().map(|r| {
-                        let outcome = match (r.status.as_str(), r.granted) {
-                            ("approved", Some((d, m))) => format!("approved: {d}/day, {m}/month"),
-                            (status, _) => status.to_string(),
-                        };
-                        view! {
-                            <tr>
-                                <td data-label="Account"><a href=format!("/admin/accounts/{}", r.account_id)>{r.account_email}</a></td>
-                                <td data-label="Asked">{format!("{}/day, {}/month", r.requested_daily, r.requested_monthly)}</td>
-                                <td data-label="When">{r.decided.unwrap_or(r.created)}</td>
-                                <td data-label="Outcome">{outcome}</td>
-                                <td data-label="By">{r.decided_by.unwrap_or_default()}</td>
-                                <td data-label="Note">{r.decision_note.unwrap_or_default()}</td>
-                            </tr>
-                        }
-                    }).collect_view()}
-                </tbody>
-            </table>
-        </div>
+        <Table headers=&["Account", "Asked", "When", "Outcome", "By", "Note"]>
+            {rows.into_iter().map(|r| {
+                let outcome = match (r.status.as_str(), r.granted) {
+                    ("approved", Some((d, m))) => format!("approved: {d}/day, {m}/month"),
+                    (status, _) => status.to_string(),
+                };
+                view! {
+                    <tr>
+                        <td data-label="Account"><a href=format!("/admin/accounts/{}", r.account_id)>{r.account_email}</a></td>
+                        <td data-label="Asked">{format!("{}/day, {}/month", r.requested_daily, r.requested_monthly)}</td>
+                        <td data-label="When">{r.decided.unwrap_or(r.created)}</td>
+                        <td data-label="Outcome">{outcome}</td>
+                        <td data-label="By">{r.decided_by.unwrap_or_default()}</td>
+                        <td data-label="Note">{r.decision_note.unwrap_or_default()}</td>
+                    </tr>
+                }
+            }).collect_view()}
+        </Table>
     }
 }

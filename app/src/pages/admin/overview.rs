@@ -3,7 +3,7 @@
 //! a server-drawn chart, send decisions, the webhook backlog, and the cluster's nodes.
 use leptos::prelude::*;
 
-use super::shared::is_operator;
+use super::shared::{is_operator, Table};
 use crate::{layout::PortalLayout, pages::not_found::NotFound};
 
 /// What /admin shows: [`gateway::operator::Overview`] on the server, its fields here.
@@ -128,74 +128,51 @@ fn OverviewView(o: AdminOverview) -> impl IntoView {
         </section>
         <section class="card">
             <h2>"Sends today (UTC)"</h2>
-            <div class="table-wrap">
-                <table class="table">
-                    <thead><tr><th scope="col">"Where"</th><th scope="col">"Outcome"</th><th scope="col">"Count"</th></tr></thead>
-                    <tbody>
-                        <tr><td>"Send API and 3CX"</td><td>"sent"</td><td>{o.sent_today.0 - o.sent_today.1}</td></tr>
-                        <tr><td>"Send API and 3CX"</td><td>"failed after sending"</td><td>{o.sent_today.1}</td></tr>
-                        {o.refusals_today.into_iter().map(|(code, n)| view! {
-                            <tr><td>"Send API"</td><td><code>{code}</code></td><td>{n}</td></tr>
-                        }).collect_view()}
-                        {o.threecx_refusals_today.into_iter().map(|(outcome, n)| view! {
-                            <tr><td>"3CX webhook"</td><td><code>{outcome}</code></td><td>{n}</td></tr>
-                        }).collect_view()}
-                    </tbody>
-                </table>
-            </div>
+            <Table headers=&["Where", "Outcome", "Count"]>
+                <tr><td>"Send API and 3CX"</td><td>"sent"</td><td>{o.sent_today.0 - o.sent_today.1}</td></tr>
+                <tr><td>"Send API and 3CX"</td><td>"failed after sending"</td><td>{o.sent_today.1}</td></tr>
+                {o.refusals_today.into_iter().map(|(code, n)| view! {
+                    <tr><td>"Send API"</td><td><code>{code}</code></td><td>{n}</td></tr>
+                }).collect_view()}
+                {o.threecx_refusals_today.into_iter().map(|(outcome, n)| view! {
+                    <tr><td>"3CX webhook"</td><td><code>{outcome}</code></td><td>{n}</td></tr>
+                }).collect_view()}
+            </Table>
             <p class="hint">"Refusals are counted by error code; a code appears once something was refused with it today."</p>
         </section>
         <section class="card">
             <h2>"Instances by state"</h2>
-            <div class="table-wrap">
-                <table class="table">
-                    <thead><tr><th scope="col">"Connector"</th><th scope="col">"State"</th><th scope="col">"Instances"</th></tr></thead>
-                    <tbody>
-                        {o.instances.into_iter().map(|(connector, state, n)| view! {
-                            <tr><td>{connector}</td><td>{state}</td><td>{n}</td></tr>
-                        }).collect_view()}
-                    </tbody>
-                </table>
-            </div>
+            <Table headers=&["Connector", "State", "Instances"]>
+                {o.instances.into_iter().map(|(connector, state, n)| view! {
+                    <tr><td>{connector}</td><td>{state}</td><td>{n}</td></tr>
+                }).collect_view()}
+            </Table>
         </section>
         {(!o.nodes.is_empty()).then(|| view! {
             <section class="card">
                 <h2>"Cluster nodes"</h2>
-                <div class="table-wrap">
-                    <table class="table">
-                        <thead><tr>
-                            <th scope="col">"Node"</th><th scope="col">"Address"</th><th scope="col">"Alive"</th>
-                            <th scope="col">"Heartbeat age"</th><th scope="col">"Instances owned"</th>
-                        </tr></thead>
-                        <tbody>
-                            {o.nodes.into_iter().map(|(id, address, alive, age_ms, owned)| view! {
-                                <tr>
-                                    <td><code>{id}</code></td>
-                                    <td>{address}</td>
-                                    <td>{if alive { "yes" } else { "no" }}</td>
-                                    <td>{format!("{:.1} s", age_ms as f64 / 1000.0)}</td>
-                                    <td>{owned}</td>
-                                </tr>
-                            }).collect_view()}
-                        </tbody>
-                    </table>
-                </div>
+                <Table headers=&["Node", "Address", "Alive", "Heartbeat age", "Instances owned"]>
+                    {o.nodes.into_iter().map(|(id, address, alive, age_ms, owned)| view! {
+                        <tr>
+                            <td><code>{id}</code></td>
+                            <td>{address}</td>
+                            <td>{if alive { "yes" } else { "no" }}</td>
+                            <td>{format!("{:.1} s", age_ms as f64 / 1000.0)}</td>
+                            <td>{owned}</td>
+                        </tr>
+                    }).collect_view()}
+                </Table>
                 <details>
                     <summary>{format!("Owner and epoch of each of {} instances", o.owners.len())}</summary>
-                    <div class="table-wrap">
-                        <table class="table">
-                            <thead><tr><th scope="col">"Instance"</th><th scope="col">"Owner node"</th><th scope="col">"Epoch"</th></tr></thead>
-                            <tbody>
-                                {o.owners.into_iter().map(|(instance, node, epoch)| view! {
-                                    <tr>
-                                        <td><code>{instance}</code></td>
-                                        <td>{node.unwrap_or_else(|| "(none)".into())}</td>
-                                        <td>{epoch}</td>
-                                    </tr>
-                                }).collect_view()}
-                            </tbody>
-                        </table>
-                    </div>
+                    <Table headers=&["Instance", "Owner node", "Epoch"]>
+                        {o.owners.into_iter().map(|(instance, node, epoch)| view! {
+                            <tr>
+                                <td><code>{instance}</code></td>
+                                <td>{node.unwrap_or_else(|| "(none)".into())}</td>
+                                <td>{epoch}</td>
+                            </tr>
+                        }).collect_view()}
+                    </Table>
                 </details>
             </section>
         })}

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     fleet::{FleetRowView, ReviewInstance},
-    shared::{is_operator, LoadError},
+    shared::{is_operator, LoadError, Table},
 };
 use crate::{
     layout::{fn_path, CsrfField, PortalLayout},
@@ -103,29 +103,21 @@ fn Waiting(w: WaitingView) -> impl IntoView {
                 view! { <p class="muted">"No content-policy block before the pause: an operator paused it."</p> }.into_any()
             } else {
                 view! {
-                    <div class="table-wrap">
-                        <table class="table">
-                            <thead><tr>
-                                <th scope="col">"When"</th><th scope="col">"Recipient"</th><th scope="col">"Purpose"</th>
-                                <th scope="col">"Score"</th><th scope="col">"Reasons"</th>
-                            </tr></thead>
-                            <tbody>
-                                {w.blocks.into_iter().map(|b| view! {
-                                    <tr>
-                                        <td data-label="When">{b.at}</td>
-                                        <td class="mono" data-label="Recipient">{b.recipient}</td>
-                                        <td data-label="Purpose">{b.purpose}</td>
-                                        <td data-label="Score">{b.score}</td>
-                                        <td data-label="Reasons">
-                                            <ul class="plain">
-                                                {b.reasons.into_iter().map(|(code, detail)| view! { <li><code>{code}</code>" "{detail}</li> }).collect_view()}
-                                            </ul>
-                                        </td>
-                                    </tr>
-                                }).collect_view()}
-                            </tbody>
-                        </table>
-                    </div>
+                    <Table headers=&["When", "Recipient", "Purpose", "Score", "Reasons"]>
+                        {w.blocks.into_iter().map(|b| view! {
+                            <tr>
+                                <td data-label="When">{b.at}</td>
+                                <td class="mono" data-label="Recipient">{b.recipient}</td>
+                                <td data-label="Purpose">{b.purpose}</td>
+                                <td data-label="Score">{b.score}</td>
+                                <td data-label="Reasons">
+                                    <ul class="plain">
+                                        {b.reasons.into_iter().map(|(code, detail)| view! { <li><code>{code}</code>" "{detail}</li> }).collect_view()}
+                                    </ul>
+                                </td>
+                            </tr>
+                        }).collect_view()}
+                    </Table>
                 }.into_any()
             }}
             <div class="actions-row">

@@ -30,3 +30,33 @@ pub fn when(at: Option<i64>) -> String {
 pub fn LoadError(message: String) -> impl IntoView {
     view! { <div class="banner banner-error" role="alert">{message}</div> }
 }
+
+/// A table of the operator pages: the column headers (an empty one is an unnamed actions column)
+/// and the rows as `children`.
+#[component]
+pub fn Table(headers: &'static [&'static str], children: Children) -> impl IntoView {
+    view! {
+        <div class="table-wrap">
+            <table class="table">
+                <thead><tr>
+                    {headers.iter().map(|h| match *h {
+                        "" => view! { <th scope="col"><span class="visually-hidden">"Actions"</span></th> }.into_any(),
+                        h => view! { <th scope="col">{h}</th> }.into_any(),
+                    }).collect_view()}
+                </tr></thead>
+                <tbody>{children()}</tbody>
+            </table>
+        </div>
+    }
+}
+
+/// A card with a heading and either its `empty` line or its content.
+#[component]
+pub fn Section(title: &'static str, empty: &'static str, is_empty: bool, children: Children) -> impl IntoView {
+    view! {
+        <section class="card">
+            <h2>{title}</h2>
+            {if is_empty { view! { <p class="muted">{empty}</p> }.into_any() } else { children().into_any() }}
+        </section>
+    }
+}
