@@ -197,13 +197,15 @@ pub enum Reviewed {
     Unchanged,
 }
 
-fn review_text(text: &str, what: &str) -> Result<String> {
+/// A reason or note for the customer: trimmed, no control characters but line breaks, at most
+/// `max` characters (a pause reason is shown in a banner and kept in 255).
+fn review_text(text: &str, what: &str, max: usize) -> Result<String> {
     let text: String = text.trim().chars().filter(|c| !c.is_control() || *c == '\n').collect();
     if text.is_empty() {
         return Err(Error::invalid(format!("Write {what}: the customer's team reads it on the instance.")));
     }
-    if text.chars().count() > 1000 {
-        return Err(Error::invalid(format!("Keep {what} under 1000 characters.")));
+    if text.chars().count() > max {
+        return Err(Error::invalid(format!("Keep {what} under {max} characters.")));
     }
     Ok(text)
 }
@@ -219,7 +221,7 @@ pub async fn pause_instance(
     instance_id: &str,
     reason: &str,
 ) -> Result<Reviewed> {
-    let reason = review_text(reason, "a reason")?;
+    let reason = review_text(reason, "a reason", 255)?;
     let txn = crate::db::begin_write(db).await?;
     let found = instance_in(&txn, instance_id).await?;
     if !crate::instances::pause_for_review_in(&txn, &found.id, &reason).await? {
@@ -246,7 +248,7 @@ pub async fn resume_instance(
     note: Option<&str>,
 ) -> Result<Reviewed> {
     let note = match note.map(str::trim).filter(|n| !n.is_empty()) {
-        Some(note) => Some(review_text(note, "the note")?),
+        Some(note) => Some(review_text(note, "the note", 1000)?),
         None => None,
     };
     let txn = crate::db::begin_write(db).await?;
@@ -279,7 +281,7 @@ pub async fn keep_paused(
     instance_id: &str,
     note: &str,
 ) -> Result<Reviewed> {
-    let note = review_text(note, "the note")?;
+    let note = review_text(note, "the note", 1000)?;
     let txn = crate::db::begin_write(db).await?;
     let found = instance_in(&txn, instance_id).await?;
     if !crate::instances::note_review_in(&txn, &found.id, &note).await? {

@@ -12,12 +12,7 @@ use sea_orm::{
 };
 
 use super::sql::statement;
-use crate::{
-    entities::{instance, policy_decision},
-    error::Result,
-    instances::Instance,
-    policy::Reason,
-};
+use crate::{entities::instance, error::Result, instances::Instance, policy::Reason};
 
 /// How many of an instance's newest messages its failed share is taken over.
 pub const RECENT_SENDS: u64 = 100;
@@ -118,17 +113,18 @@ pub async fn rows_for(db: &DatabaseConnection, found: Vec<Instance>) -> Result<V
 }
 
 /// `SELECT * FROM (<one>) t0 UNION ALL SELECT * FROM (<one>) t1 …`, each part with its own two
-/// values (account id, instance id).
+/// values: `$A` a number (an account id, a time), `$I` the instance id. `$A` must come first in
+/// `one`: SQLite and MySQL bind `?` in the order they appear.
 fn union_per_instance(db: &DatabaseConnection, one: &str, keys: &[(i64, &str)]) -> sea_orm::Statement {
     let mut sql = String::new();
     let mut values: Vec<Value> = Vec::with_capacity(keys.len() * 2);
-    for (n, (account_id, instance_id)) in keys.iter().enumerate() {
+    for (n, (first, instance_id)) in keys.iter().enumerate() {
         if n > 0 {
             sql.push_str(" UNION ALL ");
         }
         let part = one.replace("$A", &format!("${}", 2 * n + 1)).replace("$I", &format!("${}", 2 * n + 2));
         sql.push_str(&format!("SELECT * FROM ({part}) t{n}"));
-        values.push((*account_id).into());
+        values.push((*first).into());
         values.push((*instance_id).to_string().into());
     }
     statement(db, &sql, values)
@@ -204,28 +200,35 @@ pub async fn review_queue(db: &DatabaseConnection, limit: u64) -> Result<Vec<Wai
         .map(Instance::from)
         .collect();
     let rows = rows_for(db, paused).await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for row in rows {
-        // One short range of the (instance, time) index per waiting instance; the queue is short.
-        let until = row.instance.review_paused_at.unwrap_or(i64::MAX);
-        let blocks = policy_decision::Entity::find()
-            .filter(policy_decision::Column::InstanceId.eq(row.instance.id.clone()))
-            .filter(policy_decision::Column::CreatedAt.lte(until))
-            .filter(policy_decision::Column::ErrorCode.eq("policy_violation"))
-            .order_by_desc(policy_decision::Column::CreatedAt)
-            .limit(BLOCKS_SHOWN)
-            .all(db)
-            .await?
-            .into_iter()
-            .map(|m| Block {
-                at: m.created_at,
-                recipient_masked: m.recipient_masked,
-                purpose: m.purpose,
-                risk_score: m.risk_score,
-                reasons: serde_json::from_str(&m.reasons).unwrap_or_default(),
-            })
-            .collect();
-        out.push(Waiting { row, blocks });
+    if rows.is_empty() {
+        return Ok(Vec::new());
     }
-    Ok(out)
+    // Each waiting instance's newest blocks up to its pause: a short range of the (instance,
+    // time) index each, in one statement.
+    let keys: Vec<(i64, &str)> =
+        rows.iter().map(|r| (r.instance.review_paused_at.unwrap_or(i64::MAX), r.instance.id.as_str())).collect();
+    let one = format!(
+        "SELECT instance_id, created_at, recipient_masked, purpose, risk_score, reasons FROM policy_decisions \
+         WHERE created_at <= $A AND instance_id = $I AND error_code = 'policy_violation' \
+         ORDER BY created_at DESC LIMIT {BLOCKS_SHOWN}"
+    );
+    let mut blocks: HashMap<String, Vec<Block>> = HashMap::new();
+    for row in db.query_all_raw(union_per_instance(db, &one, &keys)).await? {
+        let reasons: String = row.try_get("", "reasons")?;
+        blocks.entry(row.try_get("", "instance_id")?).or_default().push(Block {
+            at: row.try_get("", "created_at")?,
+            recipient_masked: row.try_get("", "recipient_masked")?,
+            purpose: row.try_get("", "purpose")?,
+            risk_score: row.try_get("", "risk_score")?,
+            reasons: serde_json::from_str(&reasons).unwrap_or_default(),
+        });
+    }
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let mut found = blocks.remove(&row.instance.id).unwrap_or_default();
+            found.sort_by(|a, b| b.at.cmp(&a.at));
+            Waiting { row, blocks: found }
+        })
+        .collect())
 }

@@ -416,7 +416,14 @@ async fn operators_review_paused_instances_across_tenants(backend: Backend) {
     assert!(connected.contains(&instance) && !connected.contains(&other_instance));
     assert!(text(&op.get("/admin/reviews").await.body).contains("Nothing waits for review."));
 
-    // Pause with a reason: the customer's sends answer 423 and the queue shows the blocks.
+    // Pause with a reason: the customer's sends answer 423 and the queue shows the blocks. A
+    // reason too long for the customer's banner changes nothing.
+    let long = "x".repeat(256);
+    let too_long =
+        [("id", instance.as_str()), ("action", "pause"), ("note", long.as_str()), ("back", "/admin/instances")];
+    op.submit("/admin/instances", "/_fn/admin/instances/review", &too_long).await;
+    assert!(text(&op.get("/admin/instances").await.body).contains("Keep a reason under 255 characters."));
+    assert!(app.wag(&["admin", "review-queue"]).stdout.contains("no instance is paused"));
     let reason = "Promotional content sent as transactional";
     let pause = [("id", instance.as_str()), ("action", "pause"), ("note", reason), ("back", "/admin/instances")];
     let paused = op.submit("/admin/instances", "/_fn/admin/instances/review", &pause).await;

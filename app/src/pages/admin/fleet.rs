@@ -184,7 +184,7 @@ fn FleetTable(rows: Vec<FleetRowView>) -> impl IntoView {
                                     <input type="hidden" name="action" value=if paused { "resume" } else { "pause" }/>
                                     <input type="hidden" name="back" value="/admin/instances"/>
                                     <label for=format!("note-{id}")>{if paused { "Note for the customer (optional)" } else { "Reason (the customer sees it)" }}</label>
-                                    <input id=format!("note-{id}") name="note" maxlength="1000" required=!paused/>
+                                    <input id=format!("note-{id}") name="note" maxlength=if paused { "1000" } else { "255" } required=!paused/>
                                     <button type="submit" class=if paused { "btn btn-primary" } else { "btn btn-danger" }>{if paused { "Resume sending" } else { "Pause for review" }}</button>
                                 </form>
                             </details>
