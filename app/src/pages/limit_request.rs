@@ -88,7 +88,10 @@ pub fn LimitRequestCard(latest: Option<LimitRequestRow>, limits: Option<(i64, i6
     let waiting = latest.as_ref().is_some_and(|r| r.status == "pending");
     // Open when the last form was refused, so its fields and the error are in view.
     let reopen = kept_field("use_case").is_some();
-    let (daily, monthly) = limits.unwrap_or((0, 0));
+    let now = match limits {
+        Some((daily, monthly)) => format!("Now: {daily} a day, {monthly} a month."),
+        None => "Your account has no active plan yet.".to_string(),
+    };
     view! {
         <section class="card" id="limit-request">
             <h2>"Reviewed limits"</h2>
@@ -98,7 +101,7 @@ pub fn LimitRequestCard(latest: Option<LimitRequestRow>, limits: Option<(i64, i6
                     <summary class="btn btn-secondary">"Request a higher reviewed limit"</summary>
                     <form class="form" method="post" action={fn_path::<RequestLimit>()}>
                         <CsrfField/>
-                        <p class="hint">{format!("Now: {daily} a day, {monthly} a month. An operator reviews the request against responsible messaging: transactional, operational, support, authentication and internal-team messages only.")}</p>
+                        <p class="hint">{format!("{now} An operator reviews the request against responsible messaging: transactional, operational, support, authentication and internal-team messages only.")}</p>
                         <div class="field">
                             <label for="limit-daily">"Daily limit you need"</label>
                             <input id="limit-daily" name="daily_limit" inputmode="numeric" required value=kept_field("daily_limit").unwrap_or_default()/>
