@@ -185,13 +185,11 @@ pub async fn create(db: &DatabaseConnection, new: NewAccount) -> Result<Account>
     match model.insert(db).await {
         Ok(m) => Ok(m.into()),
         // Lost a race with a concurrent sign-up for the same address.
-        Err(e) if is_unique_violation(&e) => Err(Error::invalid("An account with this email address already exists.")),
+        Err(e) if crate::db::is_unique_violation(&e) => {
+            Err(Error::invalid("An account with this email address already exists."))
+        }
         Err(e) => Err(e.into()),
     }
-}
-
-fn is_unique_violation(e: &sea_orm::DbErr) -> bool {
-    matches!(e.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)))
 }
 
 async fn find_model_by_email(db: &DatabaseConnection, email: &str) -> Result<Option<account::Model>> {

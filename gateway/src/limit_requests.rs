@@ -12,6 +12,7 @@ use crate::{
     audit::{self, Change},
     entities::limit_request,
     error::{Error, Result},
+    names::form_text,
     operator::actions::{self, AccountChange},
     time,
 };
@@ -93,7 +94,7 @@ pub struct NewRequest {
 impl NewRequest {
     pub fn parse(daily: &str, monthly: &str, use_case: &str, expected_volume: &str) -> Result<NewRequest> {
         let (daily, monthly) = parse_limits(daily, monthly)?;
-        let use_case = clean(use_case);
+        let use_case = form_text(use_case);
         if use_case.chars().count() < 10 {
             return Err(Error::invalid(
                 "Describe the use case in a sentence or two: what you send, to whom, and why they expect it.",
@@ -102,7 +103,7 @@ impl NewRequest {
         if use_case.chars().count() > 2000 {
             return Err(Error::invalid("Keep the use case under 2000 characters."));
         }
-        let expected_volume = clean(expected_volume);
+        let expected_volume = form_text(expected_volume);
         if expected_volume.is_empty() {
             return Err(Error::invalid("Give the expected volume, such as \"about 3,000 order updates a day\"."));
         }
@@ -115,27 +116,25 @@ impl NewRequest {
 
 /// Daily and monthly limits as typed in a form: whole numbers from 1, the month at least the day.
 pub fn parse_limits(daily: &str, monthly: &str) -> Result<(i64, i64)> {
-    let number = |text: &str, which: &str| -> Result<i64> {
+    // Not a whole number counts as 0, which `check_limits` refuses with the range.
+    let number = |text: &str| -> i64 {
         let digits: String = text.trim().chars().filter(|c| !matches!(c, ',' | '_' | ' ')).collect();
-        match digits.parse::<i64>() {
-            Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-            _ => Err(Error::invalid(format!("The {which} limit must be a whole number from 1 to {MAX_LIMIT}."))),
-        }
+        digits.parse().unwrap_or(0)
     };
-    let (daily, monthly) = (number(daily, "daily")?, number(monthly, "monthly")?);
+    check_limits(number(daily), number(monthly))
+}
+
+/// Daily and monthly limits as numbers: from 1 to [`MAX_LIMIT`], the month at least the day.
+pub fn check_limits(daily: i64, monthly: i64) -> Result<(i64, i64)> {
+    for (n, which) in [(daily, "daily"), (monthly, "monthly")] {
+        if !(1..=MAX_LIMIT).contains(&n) {
+            return Err(Error::invalid(format!("The {which} limit must be a whole number from 1 to {MAX_LIMIT}.")));
+        }
+    }
     if monthly < daily {
         return Err(Error::invalid("The monthly limit must be at least the daily limit."));
     }
     Ok((daily, monthly))
-}
-
-/// Text from a form: trimmed, without control characters other than line breaks.
-fn clean(text: &str) -> String {
-    text.trim().chars().filter(|c| !c.is_control() || *c == '\n').collect()
-}
-
-fn is_unique_violation(e: &sea_orm::DbErr) -> bool {
-    matches!(e.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)))
 }
 
 /// Files the account's request; refused while another one waits.
@@ -158,7 +157,7 @@ pub async fn submit(db: &DatabaseConnection, account_id: i64, new: NewRequest) -
     };
     match row.insert(db).await {
         Ok(model) => Ok(model.into()),
-        Err(e) if is_unique_violation(&e) => {
+        Err(e) if crate::db::is_unique_violation(&e) => {
             Err(Error::invalid("Your earlier request is still waiting for review; an operator will answer it first."))
         }
         Err(e) => Err(e.into()),
@@ -222,12 +221,12 @@ pub async fn decide(
 ) -> Result<LimitRequest> {
     let (status, granted, note) = match decision {
         Decision::Approve { daily, monthly, note } => {
-            let (daily, monthly) = parse_limits(&daily.to_string(), &monthly.to_string())?;
-            let note = note.map(clean).filter(|n| !n.is_empty());
+            let (daily, monthly) = check_limits(daily, monthly)?;
+            let note = note.map(form_text).filter(|n| !n.is_empty());
             (Status::Approved, Some((daily, monthly)), note)
         }
         Decision::Decline { reason } => {
-            let reason = clean(reason);
+            let reason = form_text(reason);
             if reason.is_empty() {
                 return Err(Error::invalid("Give the customer a reason for declining."));
             }

@@ -142,7 +142,7 @@ fn worth_retrying(error: &Error) -> bool {
     if db::is_transient(error) {
         return true;
     }
-    matches!(error, Error::Db(e) if matches!(e.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_))))
+    matches!(error, Error::Db(e) if super::is_unique_violation(e))
 }
 
 #[cfg(test)]

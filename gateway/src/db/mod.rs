@@ -302,6 +302,11 @@ pub fn shaped_chunks<T>(items: &[T], max: usize) -> impl Iterator<Item = &[T]> {
 
 /// Errors worth trying the whole transaction again for: a deadlock victim (PostgreSQL,
 /// MySQL), a serialization failure, or SQLite's busy/locked after its timeout.
+/// Whether an insert lost to a unique key (a row that is already there, or a race for it).
+pub fn is_unique_violation(e: &DbErr) -> bool {
+    matches!(e.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)))
+}
+
 pub fn is_transient(error: &crate::Error) -> bool {
     let crate::Error::Db(e) = error else { return false };
     let text = e.to_string().to_ascii_lowercase();

@@ -200,7 +200,7 @@ pub enum Reviewed {
 /// A reason or note for the customer: trimmed, no control characters but line breaks, at most
 /// `max` characters (a pause reason is shown in a banner and kept in 255).
 fn review_text(text: &str, what: &str, max: usize) -> Result<String> {
-    let text: String = text.trim().chars().filter(|c| !c.is_control() || *c == '\n').collect();
+    let text = crate::names::form_text(text);
     if text.is_empty() {
         return Err(Error::invalid(format!("Write {what}: the customer's team reads it on the instance.")));
     }

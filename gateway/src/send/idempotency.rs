@@ -107,7 +107,7 @@ pub(crate) fn claim_row(account_id: i64, keyed: &KeyedRequest, at: i64) -> idemp
 pub async fn claim<C: ConnectionTrait>(conn: &C, account_id: i64, keyed: &KeyedRequest) -> Result<bool> {
     match claim_row(account_id, keyed, time::now()).insert(conn).await {
         Ok(_) => Ok(true),
-        Err(e) if matches!(e.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_))) => Ok(false),
+        Err(e) if crate::db::is_unique_violation(&e) => Ok(false),
         Err(e) => Err(e.into()),
     }
 }

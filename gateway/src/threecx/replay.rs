@@ -3,7 +3,7 @@
 //! `timestamp + "." + body`, what the signature covers) for longer than that, in the database
 //! so that every server of a cluster and a restarted one refuse it too. A sender that retries
 //! signs again with a new timestamp.
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set, SqlErr};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
 use sha2::{Digest, Sha256};
 
 use super::signature::TIMESTAMP_TOLERANCE_SECS;
@@ -29,7 +29,7 @@ pub async fn first_sight(
     // A plain insert on every database: the key taken is the answer.
     match threecx_signature::Entity::insert(row).exec_without_returning(db).await {
         Ok(_) => Ok(true),
-        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => Ok(false),
+        Err(e) if crate::db::is_unique_violation(&e) => Ok(false),
         Err(e) => Err(e.into()),
     }
 }
